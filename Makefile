@@ -1,0 +1,43 @@
+# riskstream: `make run` and `make test` are all a new user needs. `make` alone lists targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: help setup run test test-unit bench stop status lint format lock clean
+
+help: ## list every target
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+
+setup: ## check Python/Java, create .venv, install locked deps, fetch S3A jars (idempotent)
+	@infra/bootstrap.sh
+
+run: setup ## start the local cloud and services, provision, run the pipeline end to end
+	@$(BIN)/riskstream run
+
+test: setup ## run every test (unit, integration, e2e) against real local servers
+	@$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: setup ## run only the fast unit tests
+	@$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+bench: setup ## run every benchmark and write benchmarks/results.{md,json}
+	@$(BIN)/python benchmarks/run_all.py
+
+stop: ## stop every service we started (cloud, MLflow, Airflow, API, dashboard)
+	@if [ -x $(BIN)/riskstream ]; then $(BIN)/riskstream stop; else echo "nothing installed, nothing to stop"; fi
+
+status: ## say which services run where
+	@$(BIN)/riskstream status
+
+lint: setup ## ruff lint and format check, mypy on the pure modules
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy riskstream/settings.py riskstream/events.py
+
+format: setup ## apply ruff's formatting and safe fixes
+	@$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+lock: ## re-resolve uv.lock after changing dependencies in pyproject.toml
+	@$(BIN)/uv lock
+
+clean: stop ## remove .venv and the fetched jars (state in ~/.local/state/riskstream stays)
+	rm -rf $(VENV) .jars .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,75 @@
+"""Shared pieces for benchmark scripts: a private local cloud and the row format.
+
+Every figure is measured beside its reference in the same run and reported as a ratio, because
+the machines are shared and noisy: absolute rates move, ratios much less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from infra.cloud import cloud_service  # noqa: E402
+from infra.services import free_port  # noqa: E402
+from riskstream.settings import Settings  # noqa: E402
+
+
+@dataclass
+class Row:
+    """One line of the benchmark table."""
+
+    area: str
+    figure: str
+    value: float
+    unit: str
+    reference: str = ""
+    reference_value: float | None = None
+    ratio: float | None = None
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+
+
+@contextmanager
+def local_cloud(prefix: str = "bench") -> Iterator[Settings]:
+    """A moto server on a free port with its own state dir, stopped afterwards."""
+    with tempfile.TemporaryDirectory() as state:
+        settings = Settings.from_mapping(
+            {
+                "RISKSTREAM_CLOUD_PORT": str(free_port()),
+                "RISKSTREAM_STATE_DIR": state,
+                "RISKSTREAM_PREFIX": f"{prefix}{uuid.uuid4().hex[:6]}",
+            }
+        )
+        service = cloud_service(settings)
+        service.up()
+        try:
+            yield settings
+        finally:
+            service.down()
+
+
+def cli(description: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", type=Path, required=True, help="where to write the JSON rows")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    return parser.parse_args()
+
+
+def write_rows(out: Path, rows: list[Row]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    for row in rows:
+        ratio = f"  ratio {row.ratio:.2f}" if row.ratio is not None else ""
+        print(f"{row.area}: {row.figure} = {row.value:,.2f} {row.unit}{ratio}")

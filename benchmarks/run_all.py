@@ -1,0 +1,92 @@
+"""Run every benchmarks/bench_*.py and write one table: benchmarks/results.md and .json.
+
+python benchmarks/run_all.py [--only NAME] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", action="append", help="run only bench_<NAME>.py (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    args = parser.parse_args()
+    scripts = sorted(HERE.glob("bench_*.py"))
+    if args.only:
+        scripts = [s for s in scripts if s.stem.removeprefix("bench_") in args.only]
+    out_dir = HERE / "out"
+    rows: list[dict[str, object]] = []
+    failures: list[str] = []
+    for script in scripts:
+        out = out_dir / f"{script.stem}.json"
+        out.unlink(missing_ok=True)
+        print(f"== {script.name}", flush=True)
+        started = time.monotonic()
+        cmd = [sys.executable, str(script), "--out", str(out)] + (["--quick"] if args.quick else [])
+        result = subprocess.run(cmd, cwd=HERE.parent, check=False)
+        print(f"   ({time.monotonic() - started:.0f}s)", flush=True)
+        if result.returncode != 0 or not out.is_file():
+            failures.append(f"{script.name} exited {result.returncode}")
+            continue
+        rows.extend(json.loads(out.read_text()))
+    machine = f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}"
+    (HERE / "results.json").write_text(
+        json.dumps({"machine": machine, "quick": args.quick, "rows": rows}, indent=2)
+    )
+    (HERE / "results.md").write_text(render(rows, machine, args.quick))
+    print((HERE / "results.md").read_text())
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def render(rows: list[dict[str, object]], machine: str, quick: bool) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {machine}. Written by `make bench`{' (quick)' if quick else ''}; each figure "
+        "is measured beside its reference in the same run.",
+        "",
+        "| area | figure | value | reference | ratio | target | met |",
+        "| --- | --- | ---: | --- | ---: | --- | --- |",
+    ]
+    for r in rows:
+        ref = r.get("reference") or ""
+        if r.get("reference_value") is not None:
+            ref = f"{ref}: {_num(r['reference_value'])}"
+        ratio = "" if r.get("ratio") is None else f"{r['ratio']:.2f}"
+        met = {True: "yes", False: "**no**", None: ""}[r.get("met")]  # type: ignore[index]
+        lines.append(
+            f"| {r['area']} | {r['figure']} | {_num(r['value'])} {r['unit']} | {ref} | {ratio} "
+            f"| {r.get('target', '')} | {met} |"
+        )
+    notes = [f"- {r['figure']}: {r['note']}" for r in rows if r.get("note")]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    return "\n".join(lines) + "\n"
+
+
+def _num(value: object) -> str:
+    if isinstance(value, int | float):
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}"
+    return str(value)
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

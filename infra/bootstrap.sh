@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Idempotent set-up for `make run` and `make test`: prerequisites, .venv, locked deps, S3A jars.
+# A second run with nothing changed takes about a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV_VERSION="0.13.8"
+VENV=".venv"
+STAMP="$VENV/.riskstream-setup"
+export UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy
+
+fail() { echo "setup: $*" >&2; exit 1; }
+
+# ---- prerequisites -------------------------------------------------------------------------
+PYTHON="${PYTHON:-}"
+if [ -z "$PYTHON" ]; then
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && \
+       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      PYTHON="$candidate"; break
+    fi
+  done
+fi
+[ -n "$PYTHON" ] || fail "Python 3.11 or newer is required (found: $(python3 --version 2>&1 || echo none)). Install it, or set PYTHON=/path/to/python3.11."
+"$PYTHON" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 14) else 1)' \
+  || fail "$PYTHON is $("$PYTHON" --version 2>&1); riskstream needs Python 3.11, 3.12 or 3.13."
+
+command -v java >/dev/null 2>&1 || fail "Java 17 is required for Spark and was not found on PATH. Install a JDK 17 (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME and PATH."
+JAVA_MAJOR="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)"
+[ "$JAVA_MAJOR" = "17" ] || fail "Spark 3.5 needs Java 17; \`java -version\` reports major version '${JAVA_MAJOR:-unknown}'. Put a JDK 17 first on PATH (or set JAVA_HOME)."
+
+# ---- virtual environment and locked dependencies ------------------------------------------
+want="$(cat uv.lock pyproject.toml infra/fetch_jars.py | sha256sum | cut -d' ' -f1) $PYTHON $UV_VERSION"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/riskstream" ] \
+   && [ -f .jars/hadoop-aws-3.3.1.jar ] && [ -f .jars/aws-java-sdk-bundle-1.11.901.jar ]; then
+  exit 0
+fi
+
+[ -x "$VENV/bin/python" ] || { echo "setup: creating $VENV with $PYTHON"; "$PYTHON" -m venv "$VENV"; }
+if ! "$VENV/bin/uv" --version 2>/dev/null | grep -q "$UV_VERSION"; then
+  echo "setup: installing uv $UV_VERSION into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+echo "setup: installing locked dependencies (uv sync --frozen)"
+"$VENV/bin/uv" sync --frozen --quiet --python "$VENV/bin/python"
+"$VENV/bin/python" infra/fetch_jars.py .jars
+echo "$want" > "$STAMP"
+echo "setup: done"

@@ -1,0 +1,116 @@
+"""`riskstream cloud up|down|status` and `riskstream provision`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from riskstream.commands import CommandError, add_group
+from riskstream.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    cloud = add_group(subparsers, "cloud", "start, inspect or stop the embedded local cloud (moto)")
+    up = cloud.add_parser("up", help="start moto on 127.0.0.1:4566 and wait until it answers")
+    up.set_defaults(func=cloud_up)
+    down = cloud.add_parser("down", help="stop the local cloud and every process it started")
+    down.set_defaults(func=cloud_down)
+    status = cloud.add_parser("status", help="say what runs where")
+    status.set_defaults(func=cloud_status)
+
+    stop = subparsers.add_parser("stop", help="stop every service riskstream started")
+    stop.set_defaults(func=stop_all)
+    status_all = subparsers.add_parser("status", help="list every service, its URL, pid and log")
+    status_all.set_defaults(func=status_cmd)
+
+    prov = subparsers.add_parser(
+        "provision",
+        help="create buckets, stream, checkpoint table and Glue database (idempotent)",
+        description="Create every resource the pipeline needs; running it twice creates nothing.",
+    )
+    prov.set_defaults(func=provision_cmd)
+
+
+def cloud_up(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.cloud import cloud_service
+    from infra.services import ServiceError
+
+    if settings.target != "embedded":
+        print(
+            f"RISKSTREAM_TARGET={settings.target}: nothing to start; using {settings.endpoint_url}"
+        )
+        return 0
+    try:
+        status = cloud_service(settings).up()
+    except ServiceError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"local cloud running at {status.url} (pid {status.pid}); log {status.log}")
+    return 0
+
+
+def cloud_down(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.cloud import cloud_service
+
+    if settings.target != "embedded":
+        print(f"RISKSTREAM_TARGET={settings.target}: the embedded cloud is not in use")
+        return 0
+    stopped = cloud_service(settings).down()
+    print("local cloud stopped" if stopped else "local cloud was not running")
+    return 0
+
+
+def cloud_status(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.cloud import cloud_service
+
+    print(
+        f"target     {settings.target}  endpoint {settings.endpoint_url}  region {settings.region}"
+    )
+    if settings.target != "embedded":
+        return 0
+    status = cloud_service(settings).status()
+    print(status.line())
+    if status.state == "stale":
+        print("  the pid file is stale (the process is gone); `riskstream cloud up` will clean it")
+    return 0 if status.state == "running" else 3
+
+
+def provision_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    from infra.provision import provision
+
+    try:
+        resources = provision(settings)
+    except EndpointConnectionError:
+        raise CommandError(
+            f"cannot reach the cloud at {settings.endpoint_url}; start it with "
+            "`riskstream cloud up` (or check RISKSTREAM_TARGET / AWS_ENDPOINT_URL)"
+        ) from None
+    except (ClientError, BotoCoreError) as exc:
+        raise CommandError(f"provisioning failed: {exc}") from None
+    for item in resources:
+        print(item.line())
+    created = sum(r.action == "created" for r in resources)
+    print(
+        f"{created} created, {len(resources) - created} already existed"
+        if created
+        else f"nothing to do: all {len(resources)} resources already exist"
+    )
+    return 0
+
+
+def stop_all(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.stack import all_services
+
+    for service in reversed(all_services(settings)):
+        stopped = service.down()
+        print(f"{service.spec.name:<10} {'stopped' if stopped else 'was not running'}")
+    return 0
+
+
+def status_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.stack import all_services
+
+    for service in all_services(settings):
+        print(service.status().line())
+    return 0

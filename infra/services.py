@@ -1,0 +1,302 @@
+"""Managed background services: start in their own process group, track by pid file, stop whole.
+
+Used for the embedded cloud (moto), MLflow, Airflow, the scoring API and the dashboard. Each
+service has a pid file (JSON) and a log under ``<state_dir>``; ``down`` signals the process group,
+so a service that forks children (Airflow starts dozens) leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceError(RuntimeError):
+    """A service could not be started or stopped; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """How to run one service and how to tell that it answers."""
+
+    name: str
+    argv: Sequence[str]
+    host: str
+    port: int
+    health_path: str = "/"
+    health_check: Callable[[bytes], bool] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    start_timeout: float = 60.0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    state: str  # "running" | "stopped" | "stale" | "unhealthy"
+    pid: int | None
+    url: str
+    log: Path
+
+    def line(self) -> str:
+        pid = f"pid {self.pid}" if self.pid else "no pid"
+        return f"{self.name:<10} {self.state:<9} {self.url:<28} {pid:<11} log {self.log}"
+
+
+class ManagedService:
+    """Start, inspect and stop one :class:`ServiceSpec` with state under ``state_dir``."""
+
+    def __init__(self, spec: ServiceSpec, state_dir: Path) -> None:
+        self.spec = spec
+        self.state_dir = Path(state_dir)
+        self.pid_file = self.state_dir / "run" / f"{spec.name}.pid"
+        self.log_file = self.state_dir / "logs" / f"{spec.name}.log"
+
+    # ---- inspection -------------------------------------------------------------------------
+    def _read_pid(self) -> dict[str, object] | None:
+        try:
+            return json.loads(self.pid_file.read_text())
+        except FileNotFoundError:
+            return None
+        except (json.JSONDecodeError, OSError):
+            return {"pid": None}
+
+    def healthy(self, timeout: float = 2.0) -> bool:
+        url = self.spec.url + self.spec.health_path
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                body = response.read(65536)
+                ok = response.status < 500
+        except urllib.error.HTTPError as exc:
+            return exc.code < 500 and self.spec.health_check is None
+        except (urllib.error.URLError, OSError, TimeoutError):
+            return False
+        return ok and (self.spec.health_check is None or self.spec.health_check(body))
+
+    def status(self) -> ServiceStatus:
+        info = self._read_pid()
+        pid = _as_int(info.get("pid")) if info else None
+        if info is None:
+            state = "stopped"
+        elif pid is None or not _alive(pid):
+            state = "stale"
+        else:
+            state = "running" if self.healthy() else "unhealthy"
+        return ServiceStatus(self.spec.name, state, pid, self.spec.url, self.log_file)
+
+    # ---- lifecycle --------------------------------------------------------------------------
+    def up(self) -> ServiceStatus:
+        """Start the service unless it already runs; wait until it answers."""
+        current = self.status()
+        if current.state in ("running", "unhealthy") and current.pid:
+            if current.state == "running" or self._wait_healthy(current.pid, 30):
+                logger.info(
+                    "%s already running (pid %s) at %s", self.spec.name, current.pid, self.spec.url
+                )
+                return self.status()
+            raise ServiceError(
+                f"{self.spec.name} runs (pid {current.pid}) but does not answer at "
+                f"{self.spec.url}{self.spec.health_path}; see {self.log_file}, or stop it with "
+                "`riskstream stop` and start again"
+            )
+        if current.state == "stale":
+            logger.warning(
+                "removed stale pid file %s (pid %s is not running)", self.pid_file, current.pid
+            )
+            self.pid_file.unlink(missing_ok=True)
+        if not port_free(self.spec.host, self.spec.port):
+            raise ServiceError(
+                f"cannot start {self.spec.name}: port {self.spec.port} on {self.spec.host} is "
+                "already in use by a process this project did not start"
+                f"{_who_listens(self.spec.port)}. Stop that process, or choose another port "
+                "(see README, Configuration)."
+            )
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.spec.env}
+        with open(self.log_file, "ab") as log:
+            log.write(f"\n--- starting {self.spec.name}: {' '.join(self.spec.argv)}\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                list(self.spec.argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.spec.cwd,
+                start_new_session=True,  # its own process group, so `down` stops every child
+            )
+        self.pid_file.write_text(
+            json.dumps(
+                {
+                    "pid": process.pid,
+                    "pgid": process.pid,
+                    "url": self.spec.url,
+                    "argv": list(self.spec.argv),
+                    "started_at": time.time(),
+                }
+            )
+        )
+        if not self._wait_healthy(process.pid, self.spec.start_timeout, process):
+            tail = _tail(self.log_file)
+            self.down()
+            raise ServiceError(
+                f"{self.spec.name} did not answer at {self.spec.url}{self.spec.health_path} within "
+                f"{self.spec.start_timeout:.0f}s; last lines of {self.log_file}:\n{tail}"
+            )
+        logger.info("%s up at %s (pid %s)", self.spec.name, self.spec.url, process.pid)
+        return self.status()
+
+    def _wait_healthy(
+        self, pid: int, timeout: float, process: subprocess.Popen[bytes] | None = None
+    ) -> bool:
+        deadline = time.monotonic() + timeout
+        delay = 0.1
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                return False
+            if process is None and not _alive(pid):
+                return False
+            if self.healthy():
+                return True
+            time.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+        return False
+
+    def down(self, timeout: float = 15.0) -> bool:
+        """Stop the whole process group; return True if something was running."""
+        info = self._read_pid()
+        if info is None:
+            return False
+        pgid = _as_int(info.get("pgid")) or _as_int(info.get("pid"))
+        was_running = False
+        if pgid and _group_alive(pgid):
+            was_running = True
+            _signal_group(pgid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _group_alive(pgid):
+                time.sleep(0.1)
+            if _group_alive(pgid):
+                logger.warning("%s ignored SIGTERM; sending SIGKILL", self.spec.name)
+                _signal_group(pgid, signal.SIGKILL)
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and _group_alive(pgid):
+                    time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return was_running
+
+
+def port_free(host: str, port: int) -> bool:
+    """True when nothing listens on host:port (we can bind it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free right now (for tests and temporary services)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) is not alive for our purposes.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Only zombies left? Then the group is effectively gone.
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _who_listens(port: int) -> str:
+    """Best effort ' (pid N: cmd)' for the process listening on ``port``, from /proc."""
+    try:
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError), open(table) as handle:
+                for line in handle.readlines()[1:]:
+                    parts = line.split()
+                    if parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(parts[9])
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                for fd in (entry / "fd").iterdir():
+                    target = os.readlink(fd)
+                    if target.startswith("socket:[") and target[8:-1] in inodes:
+                        cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+                        return f" (pid {entry.name}: {cmd.strip()})"
+    except OSError:
+        pass
+    return ""
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,211 @@
+"""One settings object, built once at each entry point and passed down.
+
+Nothing below an entry point reads the environment: call :meth:`Settings.from_env` in a CLI
+command, a DAG task or a test fixture, then hand the value to the code that needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+Target = Literal["embedded", "localstack", "aws"]
+TARGETS: tuple[str, ...] = ("embedded", "localstack", "aws")
+
+EMBEDDED_HOST = "127.0.0.1"
+EMBEDDED_PORT = 4566
+LOCALSTACK_ENDPOINT = "http://localhost:4566"
+# Not secrets: moto and LocalStack accept any credentials; these only satisfy the signer.
+LOCAL_ACCESS_KEY = "test"
+LOCAL_SECRET_KEY = "test"
+
+BUCKET_ROLES: tuple[str, ...] = (
+    "raw",
+    "curated",
+    "features",
+    "scores",
+    "quarantine",
+    "artifacts",
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}[a-z0-9]$")
+
+
+class SettingsError(ValueError):
+    """A configuration value is invalid; the message names the variable and the value."""
+
+
+def default_state_dir() -> Path:
+    """Where pid files, logs and generated passwords live: outside the repository."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "riskstream"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything that differs between the embedded cloud, LocalStack and real AWS."""
+
+    target: Target = "embedded"
+    region: str = "us-east-1"
+    endpoint_url: str | None = f"http://{EMBEDDED_HOST}:{EMBEDDED_PORT}"
+    service_endpoints: Mapping[str, str] = field(default_factory=dict)
+    prefix: str = "creditrisk"
+    shard_count: int = 2
+    state_dir: Path = field(default_factory=default_state_dir)
+    cloud_host: str = EMBEDDED_HOST
+    cloud_port: int = EMBEDDED_PORT
+    mlflow_tracking_uri: str = "http://127.0.0.1:5000"
+    airflow_url: str = "http://127.0.0.1:8080"
+    api_url: str = "http://127.0.0.1:8000"
+    dashboard_url: str = "http://127.0.0.1:8050"
+    spark_master: str = "local[2]"
+    spark_jars_dir: Path = field(default_factory=lambda: REPO_ROOT / ".jars")
+    aws_access_key_id: str | None = LOCAL_ACCESS_KEY
+    aws_secret_access_key: str | None = LOCAL_SECRET_KEY
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise SettingsError(
+                f"RISKSTREAM_TARGET={self.target!r} is not one of {', '.join(TARGETS)}"
+            )
+        if not _PREFIX_RE.match(self.prefix):
+            raise SettingsError(
+                f"RISKSTREAM_PREFIX={self.prefix!r} must be 2-32 lowercase letters, digits or "
+                "hyphens, starting and ending with a letter or digit "
+                "(it becomes part of bucket names)"
+            )
+        if not 1 <= self.shard_count <= 64:
+            raise SettingsError(f"RISKSTREAM_SHARDS={self.shard_count} must be between 1 and 64")
+
+    # ---- names -----------------------------------------------------------------------------
+    def bucket(self, role: str) -> str:
+        """The bucket for one role (raw, curated, features, scores, quarantine, artifacts)."""
+        if role not in BUCKET_ROLES:
+            raise KeyError(f"unknown bucket role {role!r}; expected one of {BUCKET_ROLES}")
+        return f"{self.prefix}-{role}"
+
+    @property
+    def buckets(self) -> dict[str, str]:
+        return {role: self.bucket(role) for role in BUCKET_ROLES}
+
+    @property
+    def stream_name(self) -> str:
+        return f"{self.prefix}-events"
+
+    @property
+    def checkpoint_table(self) -> str:
+        return f"{self.prefix}-checkpoints"
+
+    @property
+    def glue_database(self) -> str:
+        # Glue/Athena database names: lowercase letters, digits and underscores.
+        return self.prefix.replace("-", "_")
+
+    @property
+    def registered_model_name(self) -> str:
+        return f"{self.prefix}-default-risk"
+
+    def endpoint_for(self, service: str) -> str | None:
+        """The endpoint for one AWS service: a per-service override, else the common one."""
+        return self.service_endpoints.get(service, self.endpoint_url)
+
+    @property
+    def is_local(self) -> bool:
+        return self.target != "aws"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def describe(self) -> dict[str, object]:
+        """A printable view, with the secret key masked."""
+        out = asdict(self)
+        out["state_dir"] = str(self.state_dir)
+        out["spark_jars_dir"] = str(self.spark_jars_dir)
+        if out.get("aws_secret_access_key"):
+            out["aws_secret_access_key"] = "****"
+        return out
+
+    # ---- construction ----------------------------------------------------------------------
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, dotenv: str | Path | None = ".env"
+    ) -> Settings:
+        """Build settings from environment variables (and an optional ``.env`` file).
+
+        Real environment variables win over the ``.env`` file. See README "Configuration".
+        """
+        values: dict[str, str] = {}
+        if dotenv is not None and Path(dotenv).is_file():
+            from dotenv import dotenv_values
+
+            values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        values.update(os.environ if env is None else env)
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        target = env.get("RISKSTREAM_TARGET", "embedded").strip().lower()
+        kwargs: dict[str, object] = {"target": target}
+        region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+        if region:
+            kwargs["region"] = region
+        host = env.get("RISKSTREAM_CLOUD_HOST", EMBEDDED_HOST)
+        port = _int(env, "RISKSTREAM_CLOUD_PORT", EMBEDDED_PORT)
+        kwargs["cloud_host"] = host
+        kwargs["cloud_port"] = port
+
+        if target == "embedded":
+            endpoint: str | None = env.get("AWS_ENDPOINT_URL") or f"http://{host}:{port}"
+        elif target == "localstack":
+            endpoint = env.get("AWS_ENDPOINT_URL") or env.get(
+                "LOCALSTACK_ENDPOINT", LOCALSTACK_ENDPOINT
+            )
+        else:  # real AWS: no override unless the user sets the standard variable
+            endpoint = env.get("AWS_ENDPOINT_URL") or None
+        kwargs["endpoint_url"] = endpoint
+        kwargs["service_endpoints"] = {
+            key[len("AWS_ENDPOINT_URL_") :].lower(): value
+            for key, value in env.items()
+            if key.startswith("AWS_ENDPOINT_URL_") and value
+        }
+        if target == "aws":
+            kwargs["aws_access_key_id"] = None  # boto3's own credential chain
+            kwargs["aws_secret_access_key"] = None
+        else:
+            kwargs["aws_access_key_id"] = env.get("AWS_ACCESS_KEY_ID", LOCAL_ACCESS_KEY)
+            kwargs["aws_secret_access_key"] = env.get("AWS_SECRET_ACCESS_KEY", LOCAL_SECRET_KEY)
+
+        simple = {
+            "RISKSTREAM_PREFIX": "prefix",
+            "MLFLOW_TRACKING_URI": "mlflow_tracking_uri",
+            "RISKSTREAM_AIRFLOW_URL": "airflow_url",
+            "RISKSTREAM_API_URL": "api_url",
+            "RISKSTREAM_DASHBOARD_URL": "dashboard_url",
+            "RISKSTREAM_SPARK_MASTER": "spark_master",
+        }
+        for var, attr in simple.items():
+            if env.get(var):
+                kwargs[attr] = env[var]
+        if env.get("RISKSTREAM_SPARK_JARS_DIR"):
+            kwargs["spark_jars_dir"] = Path(env["RISKSTREAM_SPARK_JARS_DIR"]).expanduser()
+        if env.get("RISKSTREAM_STATE_DIR"):
+            kwargs["state_dir"] = Path(env["RISKSTREAM_STATE_DIR"]).expanduser()
+        if env.get("RISKSTREAM_SHARDS"):
+            kwargs["shard_count"] = _int(env, "RISKSTREAM_SHARDS", 2)
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from riskstream.cli import build_parser, main
+
+pytestmark = pytest.mark.unit
+
+
+def _subcommand_paths(parser, prefix=()):  # type: ignore[no-untyped-def]
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, sub in action.choices.items():
+                yield (*prefix, name)
+                yield from _subcommand_paths(sub, (*prefix, name))
+
+
+def test_help_works_on_every_level() -> None:
+    paths = list(_subcommand_paths(build_parser()))
+    assert ("cloud", "up") in paths
+    assert ("provision",) in paths
+    for path in [(), *paths]:
+        result = subprocess.run(
+            [sys.executable, "-m", "riskstream", *path, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, (path, result.stderr)
+        assert "usage: riskstream" in result.stdout
+
+
+def test_group_without_subcommand_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cloud"]) == 2
+    assert "up" in capsys.readouterr().out
+
+
+def test_bad_configuration_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("RISKSTREAM_TARGET", "azure")
+    assert main(["provision"]) == 2
+    assert "RISKSTREAM_TARGET='azure'" in caplog.text
