@@ -50,3 +50,25 @@ def provisioned(isolated_settings: Settings) -> Settings:
     """Isolated settings with every resource created on the session's moto server."""
     provision(isolated_settings)
     return isolated_settings
+
+
+@pytest.fixture(scope="session")
+def mlflow_settings(cloud_settings: Settings) -> Iterator[Settings]:
+    """``cloud_settings`` with a real MLflow server for this session on a free port.
+
+    Backend store: SQLite in a temporary state dir; artifacts: the session's moto S3
+    (``s3://rstest-artifacts/mlflow``), proxied by the server. ``mlflow_tracking_uri`` points at it.
+    """
+    from training.service import mlflow_service
+
+    provision(cloud_settings)  # the artifacts bucket must exist before the server writes to it
+    settings = cloud_settings.with_overrides(
+        mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}",
+        state_dir=cloud_settings.state_dir / "mlflow-session",
+    )
+    service = mlflow_service(settings)
+    service.up()
+    try:
+        yield settings
+    finally:
+        service.down()
