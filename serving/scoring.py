@@ -1,0 +1,408 @@
+"""Pure scoring: probability of default -> 300-850 score, risk tier, decision and reason codes.
+
+Nothing here touches the network, S3 or the environment: the batch job and the API both call
+:func:`score_frame` with a fitted sklearn ``Pipeline`` (``preprocess`` then ``model``) and a
+DataFrame of features, so one record scores identically in both.
+
+Score scaling ("points to double the odds", the usual scorecard convention)::
+
+    odds   = (1 - pd) / pd                       # good:bad odds
+    factor = pdo / ln(2)                         # points per doubling of the odds
+    offset = base_score - factor * ln(base_odds)
+    score  = round(offset + factor * ln(odds)), clipped to [300, 850]
+
+With the defaults (600 points at 50:1 odds, 20 points to double) pd = 1/51 scores 600,
+pd = 1/101 (100:1) scores 620 and pd = 1/26 (25:1) scores 580. Higher is safer.
+
+Reason codes are the three source features that push this account's risk up the most:
+
+- XGBoost: the booster's exact per-feature contributions (``pred_contribs``, TreeSHAP, log-odds)
+  on the preprocessed matrix;
+- logistic regression: the terms ``coef * (x - reference)`` on the preprocessed matrix, in
+  log-odds. The reference is 0 in the preprocessed space: for standardised columns that is the
+  training mean, for one-hot columns it is "not this category";
+- random forest: a path decomposition (Saabas): along each tree's decision path, the change in
+  the node's default rate at each split is credited to the split's feature; averaged over trees,
+  the contributions plus the root rate add up exactly to the forest's probability.
+
+Preprocessed columns (e.g. one-hot ``education_university``) are summed back to the source
+feature they came from (``education``) before ranking.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+N_REASONS = 3
+TIER_NAMES: tuple[str, ...] = ("Prime", "Near-prime", "Subprime", "High risk")
+_PD_FLOOR = 1e-9
+
+
+@dataclass(frozen=True)
+class ScoreScale:
+    """Points-to-double-odds scaling; see the module docstring."""
+
+    base_score: float = 600.0
+    base_odds: float = 50.0
+    pdo: float = 20.0
+    min_score: int = 300
+    max_score: int = 850
+
+    def __post_init__(self) -> None:
+        if self.pdo <= 0:
+            raise ValueError(f"pdo={self.pdo} must be positive")
+        if self.base_odds <= 0:
+            raise ValueError(f"base_odds={self.base_odds} must be positive")
+        if self.min_score >= self.max_score:
+            raise ValueError(f"min_score={self.min_score} must be below max_score={self.max_score}")
+
+    @property
+    def factor(self) -> float:
+        return self.pdo / math.log(2.0)
+
+    @property
+    def offset(self) -> float:
+        return self.base_score - self.factor * math.log(self.base_odds)
+
+
+@dataclass(frozen=True)
+class TierThresholds:
+    """Minimum score of each tier, best first; below the last cut is "High risk"."""
+
+    cuts: tuple[float, ...] = (600.0, 560.0, 520.0)
+    names: tuple[str, ...] = TIER_NAMES
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.cuts) + 1:
+            raise ValueError(
+                f"tiers: {len(self.names)} names need {len(self.names) - 1} cuts, "
+                f"got cuts={self.cuts}"
+            )
+        if any(a <= b for a, b in zip(self.cuts, self.cuts[1:], strict=False)):
+            raise ValueError(f"tier cuts={self.cuts} must be strictly decreasing")
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    scale: ScoreScale = field(default_factory=ScoreScale)
+    tiers: TierThresholds = field(default_factory=TierThresholds)
+    threshold: float = 0.5  # the champion's cost-optimal threshold on pd
+    n_reasons: int = N_REASONS
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold={self.threshold} must lie strictly between 0 and 1")
+
+
+def pd_to_score(
+    pd_values: np.ndarray | Sequence[float], scale: ScoreScale | None = None
+) -> np.ndarray:
+    """Probability of default -> integer score on ``scale`` (higher is safer)."""
+    scale = scale or ScoreScale()
+    p = np.clip(np.asarray(pd_values, dtype=np.float64), _PD_FLOOR, 1.0 - _PD_FLOOR)
+    raw = scale.offset + scale.factor * np.log((1.0 - p) / p)
+    return np.clip(np.rint(raw), scale.min_score, scale.max_score).astype(np.int32)
+
+
+def assign_tiers(scores: np.ndarray, tiers: TierThresholds | None = None) -> np.ndarray:
+    """Score -> tier name, using ``tiers.cuts`` (a score equal to a cut gets the better tier)."""
+    tiers = tiers or TierThresholds()
+    ascending = np.asarray(tiers.cuts[::-1], dtype=np.float64)
+    # index into names reversed: 0 = worst tier
+    idx = np.searchsorted(ascending, np.asarray(scores, dtype=np.float64), side="right")
+    names = np.asarray(tiers.names[::-1], dtype=object)
+    return names[idx]
+
+
+def decide(pd_values: np.ndarray, threshold: float) -> np.ndarray:
+    """``decline`` when pd is at or above the champion's threshold, else ``approve``."""
+    return np.where(np.asarray(pd_values) >= threshold, "decline", "approve").astype(object)
+
+
+# ---- feature names ---------------------------------------------------------------------------
+_KNOWN_NAMES = {
+    "credit_limit": "Credit limit",
+    "age": "Age",
+    "sex": "Sex",
+    "education": "Education",
+    "marital_status": "Marital status",
+    "bill_amt": "Bill amount",
+    "pay_amt": "Payment amount",
+    "repayment_status": "Repayment status",
+}
+_MONTH_RE = re.compile(r"^(?P<base>.+)_m(?P<n>\d+)$")
+
+
+def human_name(feature: str) -> str:
+    """``repayment_status_m1`` -> ``Repayment status, last month``; unknown names tidied."""
+    match = _MONTH_RE.match(feature)
+    suffix = ""
+    base = feature
+    if match:
+        base = match.group("base")
+        n = int(match.group("n"))
+        suffix = ", last month" if n == 1 else f", {n} months ago"
+    label = _KNOWN_NAMES.get(base) or base.replace("_", " ").strip().capitalize()
+    return label + suffix
+
+
+# ---- pipeline introspection ------------------------------------------------------------------
+def split_pipeline(pipeline: Any) -> tuple[Any, Any]:
+    """The contract's two steps: (``preprocess``, ``model``)."""
+    steps = dict(getattr(pipeline, "named_steps", {}))
+    if "preprocess" not in steps or "model" not in steps:
+        raise ValueError(
+            "the champion must be a Pipeline with steps 'preprocess' and 'model'; "
+            f"got steps {list(steps) or type(pipeline).__name__}"
+        )
+    return steps["preprocess"], steps["model"]
+
+
+def model_kind(model: Any) -> str:
+    """``xgb``, ``lr``, ``rf`` or ``other`` for the fitted estimator."""
+    name = type(model).__name__
+    if name.startswith("XGB"):
+        return "xgb"
+    if name == "LogisticRegression":
+        return "lr"
+    if name in ("RandomForestClassifier", "ExtraTreesClassifier"):
+        return "rf"
+    return "other"
+
+
+def source_features(preprocess: Any) -> list[str]:
+    """The input columns the pipeline expects, in order."""
+    names = getattr(preprocess, "feature_names_in_", None)
+    if names is None:
+        raise ValueError("the preprocess step was fitted without column names (feature_names_in_)")
+    return [str(n) for n in names]
+
+
+def output_to_source(preprocess: Any) -> list[str]:
+    """For each column of ``preprocess.transform`` output, the source feature it came from."""
+    inputs = source_features(preprocess)
+    transformers = getattr(preprocess, "transformers_", None)
+    if transformers is None:  # a plain transformer: one output per input, or a name map
+        outs = [str(n) for n in preprocess.get_feature_names_out(inputs)]
+        return [_match_source(o, inputs) for o in outs]
+    mapping: list[str] = []
+    for _name, trans, cols in transformers:
+        if trans == "drop":
+            continue
+        col_names = _column_names(cols, inputs)
+        if not col_names:
+            continue
+        if trans == "passthrough":
+            mapping.extend(col_names)
+            continue
+        outs = [str(n) for n in trans.get_feature_names_out(col_names)]
+        mapping.extend(_match_source(o, col_names) for o in outs)
+    return mapping
+
+
+def _column_names(cols: Any, inputs: list[str]) -> list[str]:
+    if isinstance(cols, slice):
+        return inputs[cols]
+    values = list(np.atleast_1d(cols))
+    if values and isinstance(values[0], (bool, np.bool_)):
+        return [c for c, keep in zip(inputs, values, strict=True) if keep]
+    return [inputs[int(c)] if isinstance(c, (int, np.integer)) else str(c) for c in values]
+
+
+def _match_source(out: str, sources: list[str]) -> str:
+    if out in sources:
+        return out
+    prefixed = [s for s in sources if out.startswith(s + "_")]
+    if prefixed:
+        return max(prefixed, key=len)
+    contained = [s for s in sources if s in out]
+    return max(contained, key=len) if contained else out
+
+
+def aggregation_matrix(out_sources: list[str]) -> tuple[list[str], sparse.csr_matrix]:
+    """(unique source names in order, matrix summing output columns into them)."""
+    names = list(dict.fromkeys(out_sources))
+    index = {n: i for i, n in enumerate(names)}
+    rows = np.arange(len(out_sources))
+    cols = np.array([index[s] for s in out_sources], dtype=np.int64)
+    data = np.ones(len(out_sources))
+    return names, sparse.csr_matrix((data, (rows, cols)), shape=(len(out_sources), len(names)))
+
+
+# ---- contributions ---------------------------------------------------------------------------
+def contributions(model: Any, xt: Any) -> np.ndarray | None:
+    """Per preprocessed column contributions (n_rows x n_columns), or None if unsupported."""
+    kind = model_kind(model)
+    if kind == "xgb":
+        return _xgb_contributions(model, xt)
+    if kind == "lr":
+        return _lr_contributions(model, xt)
+    if kind == "rf":
+        return _rf_contributions(model, xt)
+    return None
+
+
+def _xgb_contributions(model: Any, xt: Any) -> np.ndarray:
+    import xgboost as xgb
+
+    booster = model.get_booster()
+    missing = getattr(model, "missing", np.nan)
+    dmatrix = xgb.DMatrix(xt, missing=np.nan if missing is None else missing)
+    kwargs: dict[str, Any] = {}
+    best = getattr(model, "best_iteration", None) if _has_best_iteration(model) else None
+    if best is not None:
+        kwargs["iteration_range"] = (0, int(best) + 1)
+    contribs = booster.predict(dmatrix, pred_contribs=True, **kwargs)
+    return np.asarray(contribs)[:, :-1]  # the last column is the bias
+
+
+def _has_best_iteration(model: Any) -> bool:
+    try:
+        return getattr(model, "best_iteration", None) is not None
+    except AttributeError:  # xgboost raises when no early stopping was used
+        return False
+
+
+def _lr_contributions(model: Any, xt: Any) -> np.ndarray:
+    coef = np.asarray(model.coef_, dtype=np.float64)[0]
+    if sparse.issparse(xt):
+        return np.asarray(sparse.csr_matrix(xt).multiply(coef).todense())
+    return np.asarray(xt, dtype=np.float64) * coef
+
+
+def _rf_contributions(model: Any, xt: Any) -> np.ndarray:
+    indicator, node_ptr = model.decision_path(xt)
+    n_features = int(model.n_features_in_)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    vals: list[np.ndarray] = []
+    positive = list(model.classes_).index(1) if 1 in list(model.classes_) else -1
+    n_trees = len(model.estimators_)
+    for t, tree in enumerate(model.estimators_):
+        tr = tree.tree_
+        value = tr.value[:, 0, :]
+        rate = value[:, positive] / np.maximum(value.sum(axis=1), 1e-12)
+        parent = np.full(tr.node_count, -1, dtype=np.int64)
+        left, right = tr.children_left, tr.children_right
+        internal = np.where(left >= 0)[0]
+        parent[left[internal]] = internal
+        parent[right[internal]] = internal
+        child = np.where(parent >= 0)[0]
+        rows.append(child + node_ptr[t])
+        cols.append(tr.feature[parent[child]].astype(np.int64))
+        vals.append((rate[child] - rate[parent[child]]) / n_trees)
+    edges = sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(int(node_ptr[-1]), n_features),
+    )
+    return np.asarray((indicator @ edges).todense())
+
+
+def top_reasons(
+    source_contribs: np.ndarray, names: list[str], n: int = N_REASONS
+) -> list[np.ndarray]:
+    """The ``n`` source features with the largest positive contribution per row (else None)."""
+    labels = np.asarray([human_name(x) for x in names] + [None], dtype=object)
+    if source_contribs.shape[1] == 0:
+        return [np.full(source_contribs.shape[0], None, dtype=object) for _ in range(n)]
+    k = min(n, source_contribs.shape[1])
+    order = np.argsort(-source_contribs, axis=1, kind="stable")[:, :k]
+    picked = np.take_along_axis(source_contribs, order, axis=1)
+    order = np.where(picked > 0, order, len(names))  # not risk-increasing: no reason
+    out = [labels[order[:, j]] for j in range(k)]
+    out.extend(np.full(source_contribs.shape[0], None, dtype=object) for _ in range(n - k))
+    return out
+
+
+# ---- the one scoring path --------------------------------------------------------------------
+@dataclass
+class Explained:
+    """Everything :func:`score_frame` computes, before it becomes a table."""
+
+    pd: np.ndarray
+    score: np.ndarray
+    risk_tier: np.ndarray
+    decision: np.ndarray
+    reasons: list[np.ndarray]
+    source_names: list[str]
+    source_contribs: np.ndarray | None
+
+
+def explain(
+    pipeline: Any, features: pd.DataFrame, config: ScoringConfig, with_reasons: bool = True
+) -> Explained:
+    """Score a DataFrame of features with the champion pipeline (see the module docstring)."""
+    preprocess, model = split_pipeline(pipeline)
+    expected = source_features(preprocess)
+    missing = [c for c in expected if c not in features.columns]
+    if missing:
+        raise ValueError(f"features are missing columns the model needs: {missing}")
+    xt = preprocess.transform(features[expected])
+    proba = np.asarray(model.predict_proba(xt))[:, _positive_index(model)].astype(np.float64)
+    score = pd_to_score(proba, config.scale)
+    tiers = assign_tiers(score, config.tiers)
+    decision = decide(proba, config.threshold)
+    n = len(features)
+    names: list[str] = []
+    src: np.ndarray | None = None
+    reasons = [np.full(n, None, dtype=object) for _ in range(config.n_reasons)]
+    if with_reasons and n:
+        contribs = contributions(model, xt)
+        if contribs is not None:
+            names, agg = aggregation_matrix(output_to_source(preprocess))
+            src = np.asarray(agg.T.dot(contribs.T).T)
+            reasons = top_reasons(src, names, config.n_reasons)
+    return Explained(proba, score, tiers, decision, reasons, names, src)
+
+
+def _positive_index(model: Any) -> int:
+    classes = list(getattr(model, "classes_", [0, 1]))
+    return classes.index(1) if 1 in classes else len(classes) - 1
+
+
+def score_frame(
+    pipeline: Any,
+    features: pd.DataFrame,
+    config: ScoringConfig,
+    *,
+    model_name: str,
+    model_version: str,
+    exposure_column: str | None = "credit_limit",
+    with_reasons: bool = True,
+) -> pd.DataFrame:
+    """The scores table for ``features``: one row per input row, in input order."""
+    result = explain(pipeline, features, config, with_reasons=with_reasons)
+    out = pd.DataFrame(
+        {
+            "account_id": (
+                features["account_id"].astype(str).to_numpy()
+                if "account_id" in features.columns
+                else np.arange(len(features)).astype(str)
+            ),
+            "pd": result.pd,
+            "score": result.score,
+            "risk_tier": result.risk_tier,
+            "decision": result.decision,
+        }
+    )
+    for i, values in enumerate(result.reasons, start=1):
+        out[f"reason_{i}"] = values
+    out["model_name"] = model_name
+    out["model_version"] = str(model_version)
+    if "obs_date" in features.columns:
+        out["obs_date"] = features["obs_date"].to_numpy()
+    if "label" in features.columns:
+        out["label"] = pd.array(features["label"].to_numpy(), dtype="Int64")
+    if exposure_column and exposure_column in features.columns:
+        out["exposure"] = pd.to_numeric(features[exposure_column], errors="coerce").to_numpy(
+            dtype=np.float64
+        )
+    return out
