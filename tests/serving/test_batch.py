@@ -1,0 +1,83 @@
+"""The batch job against the real moto S3, Glue and MLflow servers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pytest
+
+from riskstream.clients import make_client
+from serving.batch import ScoringJobError, run_batch
+from serving.storage import read_scores, score_partitions
+from tests.serving.conftest import OBS_DATE, ServingWorld
+from tests.serving.factory import features_frame
+
+pytestmark = pytest.mark.integration
+
+SCORE_DATE = dt.date(2026, 2, 1)
+
+
+def test_batch_scores_latest_partition_and_registers_it(world: ServingWorld) -> None:
+    settings = world.settings
+    report = run_batch(settings, SCORE_DATE)
+    assert report["rows"] == 300
+    assert report["obs_date"] == OBS_DATE.isoformat()
+    assert report["model_version"] == world.version
+    table = read_scores(settings, SCORE_DATE).to_pandas()
+    assert len(table) == 300
+    expected_cols = {
+        "account_id", "obs_date", "pd", "score", "risk_tier", "decision",
+        "reason_1", "reason_2", "reason_3", "model_name", "model_version", "label", "exposure",
+    }  # fmt: skip
+    assert expected_cols <= set(table.columns)
+    assert table["pd"].between(0, 1).all()
+    assert table["score"].between(300, 850).all()
+    assert set(table["risk_tier"]) <= {"Prime", "Near-prime", "Subprime", "High risk"}
+    assert set(table["decision"]) <= {"approve", "decline"}
+    # decision at the champion's threshold tag (0.3)
+    assert ((table["pd"] >= 0.3) == (table["decision"] == "decline")).all()
+    # same probabilities as the pipeline itself on the same records
+    frame = features_frame(300, OBS_DATE, seed=2)
+    direct = world.pipeline.predict_proba(frame[world.pipeline.feature_names_in_])[:, 1]
+    merged = frame[["account_id"]].assign(direct=direct).merge(table, on="account_id")
+    np.testing.assert_allclose(merged["pd"], merged["direct"], rtol=1e-6)
+    assert merged["exposure"].equals(frame["credit_limit"].astype(float))
+
+    glue = make_client(settings, "glue")
+    tbl = glue.get_table(DatabaseName=settings.glue_database, Name="scores")["Table"]
+    assert [k["Name"] for k in tbl["PartitionKeys"]] == ["score_date"]
+    parts = glue.get_partitions(DatabaseName=settings.glue_database, TableName="scores")
+    assert [p["Values"] for p in parts["Partitions"]] == [[SCORE_DATE.isoformat()]]
+
+    s3 = make_client(settings, "s3")
+    psi = json.loads(
+        s3.get_object(
+            Bucket=settings.bucket("scores"),
+            Key=f"monitoring/score_date={SCORE_DATE.isoformat()}/psi.json",
+        )["Body"].read()
+    )
+    assert psi["model_version"] == world.version
+    assert psi["score"]["on"] == "pd"
+    assert 0 <= psi["score"]["psi"] < 0.25  # same population as training
+    assert len(psi["features"]) == 5
+
+
+def test_rerun_replaces_the_partition(world: ServingWorld) -> None:
+    settings = world.settings
+    day = dt.date(2026, 2, 2)
+    run_batch(settings, day)
+    run_batch(settings, day)
+    s3 = make_client(settings, "s3")
+    keys = s3.list_objects_v2(
+        Bucket=settings.bucket("scores"), Prefix=f"scores/score_date={day.isoformat()}/"
+    )["Contents"]
+    assert len(keys) == 1
+    assert read_scores(settings, day).num_rows == 300
+    assert day in score_partitions(settings)
+
+
+def test_no_partition_before_the_date_is_a_clear_error(world: ServingWorld) -> None:
+    with pytest.raises(ScoringJobError, match="score_date=2020-01-01"):
+        run_batch(world.settings, "2020-01-01")
