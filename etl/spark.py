@@ -1,0 +1,139 @@
+"""A SparkSession tuned for a 2-core laptop, with S3A pointed at the configured cloud.
+
+Entry/IO module: it starts a JVM. Everything comes from a :class:`Settings` argument; nothing
+here reads the environment. See docs/etl.md "Spark tuning" for why each setting is what it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from riskstream.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+logger = logging.getLogger(__name__)
+
+S3A_JARS: tuple[str, ...] = ("hadoop-aws-3.3.1.jar", "aws-java-sdk-bundle-1.11.901.jar")
+
+# Small on purpose: 2 cores and at most a few million rows. 200 (Spark's default) means
+# 200 tiny tasks per shuffle, each with its own scheduling cost.
+SHUFFLE_PARTITIONS = 4
+
+
+class SparkSetupError(RuntimeError):
+    """Spark cannot be configured as asked; the message says what to do."""
+
+
+def s3a_jars(settings: Settings) -> list[Path]:
+    """The two S3A jars under ``settings.spark_jars_dir``; an error naming the missing one."""
+    jars = [Path(settings.spark_jars_dir) / name for name in S3A_JARS]
+    missing = [str(j) for j in jars if not j.is_file()]
+    if missing:
+        raise SparkSetupError(
+            f"S3A jar(s) not found: {', '.join(missing)}; run `make setup` "
+            "(or set RISKSTREAM_SPARK_JARS_DIR to the folder that holds them)"
+        )
+    return jars
+
+
+def spark_conf(settings: Settings, app_name: str = "riskstream-etl") -> dict[str, str]:
+    """Every Spark setting we use, as a plain mapping (testable without starting a JVM)."""
+    conf: dict[str, str] = {
+        "spark.master": settings.spark_master,
+        "spark.app.name": app_name,
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": "2g",
+        # Everything on the loopback interface: no LAN exposure, no hostname lookups.
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.sql.shuffle.partitions": str(SHUFFLE_PARTITIONS),
+        "spark.default.parallelism": str(SHUFFLE_PARTITIONS),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        "spark.sql.session.timeZone": "UTC",
+        # Casts that fail give null (then a bad_type reason), not an exception mid-job.
+        "spark.sql.ansi.enabled": "false",
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        "spark.sql.parquet.compression.codec": "snappy",
+        # Fewer, larger input splits: per-task overhead dominates on 2 cores.
+        "spark.sql.files.maxPartitionBytes": str(256 * 1024 * 1024),
+        "spark.sql.files.openCostInBytes": str(8 * 1024 * 1024),
+        # The Python workers are only used by the rare UDF; reuse them.
+        "spark.python.worker.reuse": "true",
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseParallelGC",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
+        # Commit by renaming files once, not twice (v2): fewer S3 copies.
+        "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "2",
+        "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+        "spark.sql.parquet.summary.metadata.level": "NONE",
+        # S3A
+        "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.fast.upload": "true",
+        "spark.hadoop.fs.s3a.connection.maximum": "32",
+    }
+    if settings.aws_access_key_id and settings.aws_secret_access_key:
+        conf["spark.hadoop.fs.s3a.aws.credentials.provider"] = (
+            "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+        )
+        conf["spark.hadoop.fs.s3a.access.key"] = settings.aws_access_key_id
+        conf["spark.hadoop.fs.s3a.secret.key"] = settings.aws_secret_access_key
+    endpoint = settings.endpoint_for("s3")
+    if endpoint:
+        conf["spark.hadoop.fs.s3a.endpoint"] = endpoint
+        conf["spark.hadoop.fs.s3a.endpoint.region"] = settings.region
+        conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
+        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(
+            endpoint.startswith("https://")
+        ).lower()
+        # A local endpoint answers at once or not at all: fail fast instead of retrying 20 times.
+        conf["spark.hadoop.fs.s3a.attempts.maximum"] = "3"
+        conf["spark.hadoop.fs.s3a.retry.limit"] = "3"
+        conf["spark.hadoop.fs.s3a.connection.establish.timeout"] = "5000"
+    try:
+        jars = s3a_jars(settings)
+    except SparkSetupError:
+        logger.warning(
+            "S3A jars not found under %s: s3a:// paths will not work (local paths will)",
+            settings.spark_jars_dir,
+        )
+        return conf
+    classpath = ":".join(str(j) for j in jars)
+    if settings.spark_master.startswith("local"):
+        # On the JVM's own classpath from the start: no copy through Spark's file server.
+        conf["spark.driver.extraClassPath"] = classpath
+    else:
+        conf["spark.jars"] = ",".join(str(j) for j in jars)
+    return conf
+
+
+def build_spark(settings: Settings, app_name: str = "riskstream-etl") -> SparkSession:
+    """Start (or reuse) the SparkSession for ``settings``; log how long the start took."""
+    from pyspark.sql import SparkSession
+
+    started = time.perf_counter()
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings, app_name).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    logger.info(
+        "Spark %s session on %s ready in %.1f s",
+        spark.version,
+        settings.spark_master,
+        time.perf_counter() - started,
+    )
+    return spark
+
+
+def to_spark_uri(uri: str) -> str:
+    """``s3://bucket/key`` -> ``s3a://bucket/key`` (what Hadoop's S3A connector answers to)."""
+    if uri.startswith("s3://"):
+        return "s3a://" + uri[len("s3://") :]
+    return uri

@@ -1,0 +1,23 @@
+"""ETL fixtures: one SparkSession for the whole test session (its start is the expensive part)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pyspark.sql import SparkSession
+
+from etl.spark import build_spark
+from riskstream.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def spark(cloud_settings: Settings) -> Iterator[SparkSession]:
+    """A local[2] session whose S3A points at the session's moto server.
+
+    S3A settings are read per file system instance, so tests with other prefixes (buckets) on
+    the same server share this session.
+    """
+    session = build_spark(cloud_settings, app_name="riskstream-etl-tests")
+    yield session
+    session.stop()

@@ -1,0 +1,99 @@
+"""Build raw event lines and gzip JSON-lines files the way the landing consumer writes them."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from riskstream.events import new_event, serialize
+
+
+def eid(n: int) -> str:
+    """A deterministic UUID-shaped event id."""
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def at(day: str, hour: int = 12) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
+
+
+def opened(n: int, account: str, day: str, **payload: Any) -> dict[str, Any]:
+    body = {"credit_limit": 10000.0, "age": 35, "sex": "2", "education": "1"}
+    body.update(payload)
+    return new_event("account_opened", account, at(day), body, "test", event_id=eid(n))
+
+
+def statement(
+    n: int,
+    account: str,
+    month_end: str,
+    balance: float,
+    status: int | None = 0,
+    minimum_due: float = 100.0,
+) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "statement_date": month_end,
+        "balance": balance,
+        "minimum_due": minimum_due,
+        "due_date": month_end,
+        "repayment_status": status,
+    }
+    return new_event("statement", account, at(month_end, 23), payload, "test", event_id=eid(n))
+
+
+def payment(n: int, account: str, day: str, amount: float) -> dict[str, Any]:
+    return new_event("payment", account, at(day), {"amount": amount}, "test", event_id=eid(n))
+
+
+def purchase(
+    n: int, account: str, day: str, amount: float, category: str = "grocery"
+) -> dict[str, Any]:
+    payload = {"amount": amount, "merchant_category": category}
+    return new_event("purchase", account, at(day), payload, "test", event_id=eid(n))
+
+
+def outcome(n: int, account: str, observed: str, flag: int) -> dict[str, Any]:
+    payload = {"default_flag": flag, "observed_date": observed}
+    return new_event("outcome", account, at(observed), payload, "test", event_id=eid(n))
+
+
+def line(event: Mapping[str, Any] | str) -> str:
+    return event if isinstance(event, str) else serialize(event).decode()
+
+
+def dt_of(event: Mapping[str, Any]) -> str:
+    return str(event["event_time"])[:10]
+
+
+def write_raw(
+    base: Path,
+    events: Iterable[Mapping[str, Any] | str],
+    dt: str | None = None,
+    name: str = "part-0000.jsonl.gz",
+) -> list[Path]:
+    """Write events under ``base/dt=.../name`` (dt from each event's time unless given)."""
+    by_dt: dict[str, list[str]] = {}
+    for event in events:
+        day = dt or (dt_of(event) if not isinstance(event, str) else date.today().isoformat())
+        by_dt.setdefault(day, []).append(line(event))
+    written = []
+    for day, lines in sorted(by_dt.items()):
+        folder = base / f"dt={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        written.append(path)
+    return written
+
+
+def raw_bytes(events: Iterable[Mapping[str, Any] | str]) -> bytes:
+    return gzip.compress(("\n".join(line(e) for e in events) + "\n").encode())
+
+
+def as_json(event: Mapping[str, Any]) -> str:
+    return json.dumps(event)
