@@ -409,8 +409,12 @@ class ShardReader:
                     logger.info("shard %s is closed and fully landed", shard_id)
                     return
                 caught_up = not records and not lag
+                # Time-based flushes are for latency at the tip of the stream; while draining a
+                # backlog (full GetRecords pages), size decides, so replays give fewer objects.
+                near_tip = len(records) < self.cfg.get_limit
                 aged = (
-                    self.buffer.started is not None
+                    near_tip
+                    and self.buffer.started is not None
                     and c.clock() - self.buffer.started >= self.cfg.buffer_seconds
                 )
                 stopping = c._stop.is_set()

@@ -1,0 +1,210 @@
+"""Entry functions for the CLI and the Airflow DAG: each takes Settings first, returns a summary.
+
+``produce(settings, source, **params)`` streams one source into the Kinesis stream (and, for the
+synthetic source, writes the true-PD oracle beside the stream); ``land(settings)`` drains the
+stream into the raw bucket once.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ingestion.consumer import Consumer, LandingConfig, LandingReport
+from ingestion.csv_replay import RowError
+from ingestion.producer import Producer, ProduceReport, RateLimit
+from riskstream.clients import make_client
+from riskstream.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("synthetic", "taiwan", "csv")
+ORACLE_KEY = "oracle/synthetic/true_pd.parquet"
+# `make run` default: about a minute to produce and land on the embedded cloud.
+DEFAULT_ACCOUNTS = 2000
+DEFAULT_MONTHS = 12
+DEFAULT_SEED = 7
+
+
+class SourceError(ValueError):
+    """Bad source parameters; the message names the parameter and the value."""
+
+
+@dataclass
+class Source:
+    """Events to send, how many (when known) and, for synthetic, the oracle frame."""
+
+    name: str
+    events: Iterable[Mapping[str, Any] | RowError]
+    total: int | None
+    oracle: pd.DataFrame | None = None
+
+
+def build_source(
+    source: str,
+    *,
+    accounts: int = DEFAULT_ACCOUNTS,
+    months: int = DEFAULT_MONTHS,
+    seed: int = DEFAULT_SEED,
+    start: str | date | None = None,
+    path: str | Path | None = None,
+    mapping: str | Path | Mapping[str, Any] | None = None,
+) -> Source:
+    """Turn CLI/DAG parameters into a :class:`Source` (no I/O except reading the input file)."""
+    if source == "synthetic":
+        from ingestion.synthetic import SyntheticConfig, simulate
+
+        kwargs: dict[str, Any] = {"accounts": accounts, "months": months, "seed": seed}
+        if start is not None:
+            kwargs["start"] = _month(start)
+        try:
+            portfolio = simulate(SyntheticConfig(**kwargs))
+        except ValueError as exc:
+            raise SourceError(str(exc)) from None
+        return Source(source, portfolio.events(), portfolio.n_events, portfolio.oracle)
+    if source == "taiwan":
+        from ingestion import taiwan
+
+        try:
+            frame = taiwan.load(path or taiwan.DEFAULT_PATH)
+        except taiwan.TaiwanDataError as exc:
+            raise SourceError(str(exc)) from None
+        return Source(
+            source, taiwan.frame_events(frame), len(frame) * taiwan.EVENTS_PER_CLIENT, None
+        )
+    if source == "csv":
+        from ingestion import csv_replay
+
+        if path is None or mapping is None:
+            raise SourceError("--source csv needs --path (CSV or Parquet) and --mapping (JSON)")
+        try:
+            column_map = (
+                csv_replay.parse_mapping(mapping)
+                if isinstance(mapping, Mapping)
+                else csv_replay.load_mapping(mapping)
+            )
+            frame = csv_replay.load_frame(path)
+            csv_replay.check_columns(frame, column_map)
+        except csv_replay.MappingError as exc:
+            raise SourceError(str(exc)) from None
+        labelled = int(frame[column_map.label].notna().sum()) if column_map.label else 0
+        return Source(source, csv_replay.frame_events(frame, column_map), len(frame) + labelled)
+    raise SourceError(f"source {source!r} is not one of {', '.join(SOURCES)}")
+
+
+def _month(value: str | date) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value if len(value) > 7 else f"{value}-01")
+    except ValueError:
+        raise SourceError(f"start={value!r} is not YYYY-MM or YYYY-MM-DD") from None
+
+
+def write_oracle(s3: Any, bucket: str, oracle: pd.DataFrame) -> str:
+    """Write ``account_id, true_pd, observed_date`` as Parquet beside the stream; return its URI."""
+    table = pa.table(
+        {
+            "account_id": pa.array(oracle["account_id"].astype(str).tolist(), pa.string()),
+            "true_pd": pa.array(oracle["true_pd"].astype(float).tolist(), pa.float64()),
+            "observed_date": pa.array(list(oracle["observed_date"]), pa.date32()),
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    s3.put_object(Bucket=bucket, Key=ORACLE_KEY, Body=sink.getvalue())
+    return f"s3://{bucket}/{ORACLE_KEY}"
+
+
+def run_producer(
+    settings: Settings,
+    source: Source,
+    *,
+    rate_limit: RateLimit | None = None,
+    progress: bool = False,
+    limit: int | None = None,
+) -> tuple[ProduceReport, str | None]:
+    """Send a built source; write its oracle first (if any). Returns the report and oracle URI."""
+    oracle_uri = None
+    if source.oracle is not None:
+        oracle_uri = write_oracle(
+            make_client(settings, "s3"), settings.bucket("artifacts"), source.oracle
+        )
+        logger.info("true PD for %d accounts written to %s", len(source.oracle), oracle_uri)
+    events = source.events
+    total = source.total
+    if limit is not None:
+        events = itertools.islice(events, limit)
+        total = min(total, limit) if total is not None else limit
+    producer = Producer(
+        make_client(settings, "kinesis"),
+        settings.stream_name,
+        rate_limit=rate_limit,
+        progress=progress,
+    )
+    return producer.send(events, total=total), oracle_uri
+
+
+def produce(settings: Settings, source: str, **params: Any) -> dict[str, Any]:
+    """Stream one source into the stream; return the summary (sent, retried, failed, ...).
+
+    ``params``: accounts, months, seed, start (synthetic); path, mapping (csv; path for taiwan);
+    rate_limit (bool or RateLimit), limit (send only the first N events), progress (bool).
+    """
+    rate = params.pop("rate_limit", None)
+    progress = bool(params.pop("progress", False))
+    limit = params.pop("limit", None)
+    built = build_source(source, **params)
+    rate_limit = RateLimit() if rate is True else (rate or None)
+    report, oracle_uri = run_producer(
+        settings, built, rate_limit=rate_limit, progress=progress, limit=limit
+    )
+    summary = report.summary()
+    summary["source"] = source
+    summary["stream"] = settings.stream_name
+    if oracle_uri:
+        summary["oracle_uri"] = oracle_uri
+    return summary
+
+
+def make_consumer(
+    settings: Settings, config: LandingConfig | None = None, owner: str | None = None
+) -> Consumer:
+    return Consumer(
+        make_client(settings, "kinesis"),
+        make_client(settings, "s3"),
+        make_client(settings, "dynamodb"),
+        stream_name=settings.stream_name,
+        raw_bucket=settings.bucket("raw"),
+        quarantine_bucket=settings.bucket("quarantine"),
+        checkpoint_table=settings.checkpoint_table,
+        owner=owner,
+        config=config,
+    )
+
+
+def land(
+    settings: Settings,
+    follow: bool = False,
+    max_seconds: float | None = None,
+    config: LandingConfig | None = None,
+    owner: str | None = None,
+) -> dict[str, Any]:
+    """Drain the stream into the raw bucket (``follow`` keeps going); return the summary."""
+    report: LandingReport = make_consumer(settings, config, owner).run(
+        follow=follow, max_seconds=max_seconds
+    )
+    summary = report.summary()
+    summary["raw_uri"] = f"s3://{settings.bucket('raw')}/events/"
+    summary["quarantine_uri"] = f"s3://{settings.bucket('quarantine')}/ingest/"
+    return summary
