@@ -1,0 +1,570 @@
+"""Training with MLflow tracking and the model registry (entry/I-O module).
+
+One parent run per training execution, one nested run per model. The four steps are separate
+functions so the Airflow DAG can run them as tasks (see ``training.tasks``); the models may train
+in parallel processes under the same parent run, because every step re-reads what it needs
+(configuration from the parent run's params, the data from S3, checked against the parent's
+digest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from riskstream.settings import Settings
+from training import plots
+from training.baseline import build_baseline
+from training.data import (
+    FeatureTable,
+    default_features_uri,
+    log_dataset_inputs,
+    read_feature_table,
+    read_oracle,
+)
+from training.dataset import FeatureColumns, feature_columns, labelled, split_rows
+from training.metrics import CostMatrix, cost_optimal_threshold, evaluate
+from training.models import (
+    MODEL_NAMES,
+    MODEL_TYPES,
+    ModelError,
+    SearchBudget,
+    check_kind,
+    feature_importance,
+    fit_with_search,
+)
+from training.promotion import Decision, PromotionPolicy, decide
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+class TrainingError(RuntimeError):
+    """A training step cannot go on; the message says what and how to fix it."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything a training execution is configured with; stored as the parent run's params."""
+
+    models: tuple[str, ...] = MODEL_TYPES
+    budget_seconds: float = 25.0  # search time per model
+    max_trials: int = 12  # search trials per model
+    n_jobs: int = 2
+    seed: int = 42
+    test_size: float = 1 / 3
+    cost_fn: float = 10.0  # a missed defaulter
+    cost_fp: float = 1.0  # a wrongly rejected good customer
+    promotion_margin: float = 0.002
+    min_ks: float = 0.20
+    max_ece: float = 0.05
+    select_by: str = "expected_cost"  # or "roc_auc": how the execution's best model is chosen
+
+    def __post_init__(self) -> None:
+        for kind in self.models:
+            check_kind(kind)
+        if not self.models:
+            raise ModelError("no models to train; choose from lr, rf, xgb")
+        if self.select_by not in ("expected_cost", "roc_auc"):
+            raise ModelError(f"select_by={self.select_by!r}: use expected_cost or roc_auc")
+
+    @property
+    def budget(self) -> SearchBudget:
+        return SearchBudget(self.budget_seconds, self.max_trials, self.n_jobs, self.seed)
+
+    @property
+    def costs(self) -> CostMatrix:
+        return CostMatrix(self.cost_fn, self.cost_fp)
+
+    @property
+    def policy(self) -> PromotionPolicy:
+        return PromotionPolicy(self.promotion_margin, self.min_ks, self.max_ece)
+
+    def to_params(self) -> dict[str, str]:
+        out = {k: str(v) for k, v in dataclasses.asdict(self).items()}
+        out["models"] = ",".join(self.models)
+        return out
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> TrainingConfig:
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in params:
+                continue
+            raw = params[f.name]
+            if f.name == "models":
+                kwargs[f.name] = tuple(m for m in raw.split(",") if m)
+            elif f.name == "select_by":
+                kwargs[f.name] = raw
+            elif f.type in ("int", int):
+                kwargs[f.name] = int(raw)
+            else:
+                kwargs[f.name] = float(raw)
+        return cls(**kwargs)
+
+
+@dataclass
+class TrainingReport:
+    parent_run_id: str
+    run_url: str
+    models: list[dict[str, Any]]
+    decision: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- MLflow plumbing -----------------------------------------------------------------------
+def _mlflow(settings: Settings) -> Any:
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    return mlflow
+
+
+def _client(settings: Settings) -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+
+
+def experiment_name(settings: Settings) -> str:
+    return f"{settings.prefix}-training"
+
+
+def ensure_experiment(settings: Settings) -> str:
+    client = _client(settings)
+    name = experiment_name(settings)
+    try:
+        found = client.get_experiment_by_name(name)
+    except Exception as exc:  # connection refused, DNS, ...: say where we tried
+        raise TrainingError(
+            f"cannot reach MLflow at {settings.mlflow_tracking_uri} ({type(exc).__name__}: "
+            f"{exc}); start it with `riskstream mlflow up`"
+        ) from None
+    if found is not None:
+        return str(found.experiment_id)
+    return str(client.create_experiment(name))
+
+
+def run_url(settings: Settings, experiment_id: str, run_id: str) -> str:
+    return f"{settings.mlflow_tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+@dataclass
+class Prepared:
+    table: FeatureTable
+    columns: FeatureColumns
+    train: pd.DataFrame
+    test: pd.DataFrame
+    split_description: dict[str, object]
+
+
+def prepare(settings: Settings, features_uri: str, config: TrainingConfig) -> Prepared:
+    table = read_feature_table(settings, features_uri)
+    rows = labelled(table.frame, table.uri)
+    columns = feature_columns(rows)
+    # Integers become doubles: a missing value at scoring time must not break the signature.
+    for name in columns.numeric:
+        if not pd.api.types.is_float_dtype(rows[name].dtype):
+            rows[name] = rows[name].astype("float64")
+    split = split_rows(rows, config.test_size, config.seed)
+    return Prepared(
+        table,
+        columns,
+        rows.iloc[split.train_index].reset_index(drop=True),
+        rows.iloc[split.test_index].reset_index(drop=True),
+        split.description,
+    )
+
+
+def _prepare_for_parent(
+    settings: Settings, parent_run_id: str
+) -> tuple[Any, TrainingConfig, Prepared]:
+    client = _client(settings)
+    parent = client.get_run(parent_run_id)
+    config = TrainingConfig.from_params(parent.data.params)
+    uri = parent.data.tags.get("features_uri") or default_features_uri(settings)
+    prepared = prepare(settings, uri, config)
+    expected = parent.data.tags.get("features_digest")
+    if expected and prepared.table.digest != expected:
+        raise TrainingError(
+            f"the feature table {uri} changed since training run {parent_run_id} started "
+            f"(digest {prepared.table.digest} != {expected}); start a new training execution"
+        )
+    return parent, config, prepared
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    packages = ("mlflow", "scikit-learn", "xgboost", "cloudpickle", "pandas", "numpy")
+    return [f"{name}=={version(name)}" for name in packages]
+
+
+# ---- step 1: the parent run ----------------------------------------------------------------
+def start_training(
+    settings: Settings, features_uri: str | None = None, config: TrainingConfig | None = None
+) -> str:
+    """Open the parent run: configuration, data version, split, dataset inputs. Returns its id."""
+    config = config or TrainingConfig()
+    mlflow = _mlflow(settings)
+    experiment_id = ensure_experiment(settings)
+    prepared = prepare(settings, features_uri or default_features_uri(settings), config)
+    table = prepared.table
+    run_name = f"training {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.log_params(config.to_params())
+        mlflow.set_tags(
+            {
+                "features_uri": table.uri,
+                "features_digest": table.digest,
+                "features_files": str(len(table.keys)),
+                "split_strategy": str(prepared.split_description["strategy"]),
+                "registered_model": settings.registered_model_name,
+                "role": "training_execution",
+            }
+        )
+        mlflow.log_dict(prepared.split_description, "split/split.json")
+        mlflow.log_dict(
+            {
+                "numeric": list(prepared.columns.numeric),
+                "categorical": list(prepared.columns.categorical),
+            },
+            "split/feature_columns.json",
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "test_accounts.parquet"
+            prepared.test[["account_id", "obs_date"]].to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), "split")
+        mlflow.log_metrics(
+            {
+                "rows_train": len(prepared.train),
+                "rows_test": len(prepared.test),
+                "default_rate_train": float(prepared.train["label"].mean()),
+                "default_rate_test": float(prepared.test["label"].mean()),
+            }
+        )
+        log_dataset_inputs(table, prepared.train, prepared.test)
+        run_id = str(run.info.run_id)
+    # Keep the parent open until evaluate_and_register closes it.
+    _client(settings).update_run(run_id, status="RUNNING")
+    logger.info("training execution %s started on %s", run_id, table.uri)
+    return run_id
+
+
+# ---- step 2: one model ---------------------------------------------------------------------
+def _oracle_metrics(settings: Settings, test: pd.DataFrame, p: np.ndarray) -> dict[str, float]:
+    oracle = read_oracle(settings)
+    if oracle is None:
+        return {}
+    oracle = oracle.copy()
+    oracle["account_id"] = oracle["account_id"].astype(str)
+    if "observed_date" in oracle.columns and oracle["account_id"].duplicated().any():
+        oracle = oracle.sort_values("observed_date").drop_duplicates("account_id", keep="last")
+    merged = (
+        test[["account_id", "label"]]
+        .assign(p=p)
+        .merge(oracle[["account_id", "true_pd"]].drop_duplicates("account_id"), on="account_id")
+    )
+    if merged.empty or merged["label"].nunique() < 2:
+        logger.warning("oracle true_pd matches %d test accounts: no oracle AUC", len(merged))
+        return {}
+    return {
+        "oracle_roc_auc": float(roc_auc_score(merged["label"], merged["true_pd"])),
+        "roc_auc_oracle_accounts": float(roc_auc_score(merged["label"], merged["p"])),
+        "oracle_accounts": float(len(merged)),
+    }
+
+
+def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str, Any]:
+    """Search, fit, evaluate and log one model as a nested run of ``parent_run_id``."""
+    from mlflow.models import infer_signature
+
+    check_kind(model)
+    mlflow = _mlflow(settings)
+    parent, config, prepared = _prepare_for_parent(settings, parent_run_id)
+    cols = prepared.columns.all
+    x_train, y_train = prepared.train[cols], prepared.train["label"].to_numpy()
+    x_test, y_test = prepared.test[cols], prepared.test["label"].to_numpy()
+    fitted = fit_with_search(model, x_train, y_train, prepared.columns, config.budget)
+    threshold, _ = cost_optimal_threshold(fitted.validation_y, fitted.validation_p, config.costs)
+    started = time.perf_counter()
+    p_test = fitted.pipeline.predict_proba(x_test)[:, 1]
+    predict_seconds = time.perf_counter() - started
+    metrics = evaluate(y_test, p_test, threshold, config.costs)
+    metrics.update(_oracle_metrics(settings, prepared.test, p_test))
+    metrics["fit_seconds"] = fitted.fit_seconds
+    metrics["predict_seconds"] = predict_seconds
+    metrics["search_trials"] = float(len(fitted.trials))
+    title = MODEL_NAMES[model]
+    with mlflow.start_run(
+        experiment_id=parent.info.experiment_id,
+        run_name=title,
+        parent_run_id=parent_run_id,
+        nested=True,
+        tags={"model_type": model, "features_digest": prepared.table.digest},
+    ) as run:
+        mlflow.log_params({f"best_{k}": v for k, v in fitted.best_params.items()})
+        mlflow.log_params(
+            {
+                "search_stopped_by": fitted.stopped_by,
+                "search_budget_seconds": config.budget_seconds,
+                "search_max_trials": config.max_trials,
+                "scale_pos_weight": round(fitted.extra["pos_weight"], 4),
+                "calibration": "sigmoid on validation rows",
+                "threshold_chosen_on": "validation rows",
+            }
+        )
+        mlflow.log_metrics(metrics)
+        for step, trial in enumerate(fitted.trials):
+            mlflow.log_metric("search_validation_auc", trial.validation_auc, step=step)
+        mlflow.log_dict([dataclasses.asdict(t) for t in fitted.trials], "search/trials.json")
+        importance = feature_importance(fitted.pipeline)
+        mlflow.log_figure(
+            plots.roc_figure(y_test, p_test, title, metrics["roc_auc"]), "plots/roc.png"
+        )
+        mlflow.log_figure(
+            plots.calibration_figure(y_test, p_test, title, metrics["ece"]), "plots/calibration.png"
+        )
+        mlflow.log_figure(
+            plots.cost_figure(y_test, p_test, config.costs, threshold, title),
+            "plots/cost_by_threshold.png",
+        )
+        mlflow.log_figure(
+            plots.importance_figure(importance, title), "plots/feature_importance.png"
+        )
+        mlflow.log_dict(
+            {k: float(v) for k, v in importance.head(50).items()}, "plots/feature_importance.json"
+        )
+        p_train = fitted.pipeline.predict_proba(x_train)[:, 1]
+        mlflow.log_dict(
+            build_baseline(p_train, x_train, prepared.columns.numeric), "baseline/baseline.json"
+        )
+        log_dataset_inputs(prepared.table, prepared.train, prepared.test)
+        example = x_train.head(5)
+        signature = infer_signature(example, fitted.pipeline.predict_proba(example)[:, 1])
+        info = mlflow.sklearn.log_model(
+            fitted.pipeline,
+            name="model",
+            signature=signature,
+            input_example=example,
+            serialization_format="cloudpickle",  # skops cannot hold XGBoost's booster
+            pip_requirements=_pip_requirements(),  # skips slow requirement inference
+        )
+        mlflow.set_tag("model_uri", info.model_uri)
+        run_id = str(run.info.run_id)
+    client = _client(settings)
+    for key in ("roc_auc", "ks", "expected_cost"):
+        client.log_metric(parent_run_id, f"{model}_{key}", metrics[key])
+    logger.info(
+        "%s: ROC-AUC %.4f, KS %.4f, cost %.4f at %.3f (run %s)",
+        model,
+        metrics["roc_auc"],
+        metrics["ks"],
+        metrics["expected_cost"],
+        threshold,
+        run_id,
+    )
+    return {"model": model, "run_id": run_id, "model_uri": info.model_uri, **metrics}
+
+
+# ---- step 3: choose, register, decide ------------------------------------------------------
+def child_runs(settings: Settings, parent_run_id: str) -> list[Any]:
+    client = _client(settings)
+    parent = client.get_run(parent_run_id)
+    return list(
+        client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        )
+    )
+
+
+def _champion(settings: Settings) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client(settings).get_model_version_by_alias(
+            settings.registered_model_name, CHAMPION
+        )
+    except MlflowException:
+        return None
+
+
+def _score_champion(settings: Settings, champion: Any, test: pd.DataFrame) -> float:
+    mlflow = _mlflow(settings)
+    model = mlflow.sklearn.load_model(
+        f"models:/{settings.registered_model_name}/{champion.version}"
+    )
+    wanted = list(getattr(model, "feature_names_in_", [])) or list(test.columns)
+    missing = [c for c in wanted if c not in test.columns]
+    if missing:
+        raise TrainingError(f"the test set lacks the champion's features {missing[:5]}")
+    p = model.predict_proba(test[wanted])[:, 1]
+    return float(roc_auc_score(test["label"], p))
+
+
+def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, Any]:
+    """Pick the execution's best model, register it as ``challenger``, decide on promotion
+    (recorded as the version's ``decision_reason``). Does not move ``champion``: see
+    :func:`promote`."""
+    mlflow = _mlflow(settings)
+    client = _client(settings)
+    _, config, prepared = _prepare_for_parent(settings, parent_run_id)
+    runs = [r for r in child_runs(settings, parent_run_id) if "roc_auc" in r.data.metrics]
+    if not runs:
+        raise TrainingError(
+            f"training run {parent_run_id} has no finished model runs; train a model first"
+        )
+    if config.select_by == "roc_auc":
+        best = max(runs, key=lambda r: r.data.metrics["roc_auc"])
+    else:
+        best = min(
+            runs, key=lambda r: (r.data.metrics["expected_cost"], -r.data.metrics["roc_auc"])
+        )
+    m = best.data.metrics
+    kind = best.data.tags["model_type"]
+    champion = _champion(settings)
+    champion_auc: float | None = None
+    champion_error: str | None = None
+    if champion is not None:
+        try:
+            champion_auc = _score_champion(settings, champion, prepared.test)
+        except Exception as exc:  # a schema change or a broken artifact: record why
+            champion_error = f"{type(exc).__name__}: {exc}"[:300]
+            logger.warning("cannot score champion v%s: %s", champion.version, champion_error)
+    decision: Decision = decide(
+        m,
+        config.policy,
+        champion_version=None if champion is None else str(champion.version),
+        champion_auc=champion_auc,
+        champion_error=champion_error,
+    )
+    name = settings.registered_model_name
+    version = mlflow.register_model(
+        best.data.tags["model_uri"],
+        name,
+        tags={
+            "model_type": kind,
+            "threshold": f"{m['threshold']:.6f}",
+            "roc_auc": f"{m['roc_auc']:.6f}",
+            "ks": f"{m['ks']:.6f}",
+            "ece": f"{m['ece']:.6f}",
+            "expected_cost": f"{m['expected_cost']:.6f}",
+            "decision_reason": decision.reason,
+            "promote": str(decision.promote).lower(),
+            "run_id": best.info.run_id,
+            "parent_run_id": parent_run_id,
+            "features_digest": prepared.table.digest,
+            "champion_roc_auc_same_test": "" if champion_auc is None else f"{champion_auc:.6f}",
+        },
+    )
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    comparison = [
+        {
+            "model": r.data.tags.get("model_type"),
+            "run_id": r.info.run_id,
+            **{
+                k: r.data.metrics.get(k)
+                for k in (
+                    "roc_auc",
+                    "ks",
+                    "gini",
+                    "pr_auc",
+                    "brier",
+                    "log_loss",
+                    "ece",
+                    "threshold",
+                    "expected_cost",
+                    "fit_seconds",
+                    "oracle_roc_auc",
+                )
+            },
+        }
+        for r in sorted(runs, key=lambda r: -r.data.metrics["roc_auc"])
+    ]
+    client.log_dict(
+        parent_run_id,
+        {"models": comparison, "best": kind, "decision": decision.reason},
+        "comparison.json",
+    )
+    client.set_tag(parent_run_id, "best_model", kind)
+    client.set_tag(parent_run_id, "registered_version", str(version.version))
+    client.set_tag(parent_run_id, "decision_reason", decision.reason)
+    if champion_auc is not None:
+        client.log_metric(parent_run_id, "champion_roc_auc_same_test", champion_auc)
+    client.set_terminated(parent_run_id, status="FINISHED")
+    logger.info("v%s (%s) registered as challenger; %s", version.version, kind, decision.reason)
+    return {
+        "promote": decision.promote,
+        "reason": decision.reason,
+        "version": str(version.version),
+        "model": kind,
+        "run_id": best.info.run_id,
+        "roc_auc": m["roc_auc"],
+        "champion_version": None if champion is None else str(champion.version),
+        "champion_roc_auc": champion_auc,
+    }
+
+
+# ---- step 4: promotion ---------------------------------------------------------------------
+def promote(settings: Settings, version: str) -> dict[str, Any]:
+    """Point the ``champion`` alias at ``version``; record when and what it replaced."""
+    client = _client(settings)
+    name = settings.registered_model_name
+    previous = _champion(settings)
+    client.get_model_version(name, str(version))  # fails clearly if there is no such version
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    client.set_model_version_tag(
+        name, str(version), "promoted_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    )
+    if previous is not None and str(previous.version) != str(version):
+        client.set_model_version_tag(name, str(previous.version), "replaced_by", str(version))
+    logger.info("%s v%s is now champion", name, version)
+    return {
+        "version": str(version),
+        "alias": CHAMPION,
+        "previous": None if previous is None else str(previous.version),
+    }
+
+
+# ---- the whole execution -------------------------------------------------------------------
+def run_training(
+    settings: Settings,
+    config: TrainingConfig | None = None,
+    features_uri: str | None = None,
+    models: Sequence[str] | None = None,
+) -> TrainingReport:
+    """start -> each model in turn -> evaluate and register -> promote when the rule says so."""
+    config = config or TrainingConfig()
+    if models is not None:
+        config = dataclasses.replace(config, models=tuple(models))
+    parent_run_id = start_training(settings, features_uri, config)
+    results = []
+    try:
+        for kind in config.models:
+            results.append(train_model(settings, parent_run_id, kind))
+        decision = evaluate_and_register(settings, parent_run_id)
+    except Exception:
+        _client(settings).set_terminated(parent_run_id, status="FAILED")
+        raise
+    if decision["promote"]:
+        decision["promotion"] = promote(settings, decision["version"])
+    parent = _client(settings).get_run(parent_run_id)
+    return TrainingReport(
+        parent_run_id,
+        run_url(settings, parent.info.experiment_id, parent_run_id),
+        results,
+        decision,
+    )
