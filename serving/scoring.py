@@ -406,3 +406,21 @@ def score_frame(
             dtype=np.float64
         )
     return out
+
+
+def reason_details(
+    source_contribs: np.ndarray | None, names: list[str], row: int, n: int = N_REASONS
+) -> list[dict[str, Any]]:
+    """The top-``n`` risk-increasing features of one row: feature, human name, contribution.
+
+    Same ranking as :func:`top_reasons` (largest positive contribution first, stable ties).
+    """
+    if source_contribs is None or not names:
+        return []
+    values = source_contribs[row]
+    order = np.argsort(-values, kind="stable")[:n]
+    return [
+        {"feature": names[i], "name": human_name(names[i]), "contribution": float(values[i])}
+        for i in order
+        if values[i] > 0
+    ]

@@ -1,6 +1,6 @@
 """Serving fixtures: a champion registered in the session's real MLflow server, and feature
-partitions in the session's real moto S3. Each test module gets its own prefix (its own
-registered model name, buckets and Glue database), so it never meets training's models."""
+partitions in the session's real moto S3. The serving tests share one prefix of their own (their
+own registered model name, buckets and Glue database), so they never meet training's models."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from infra.provision import provision
-from riskstream.clients import make_client
+from infra.services import free_port
 from riskstream.settings import Settings
+from serving.service import api_service
 from serving.storage import s3_filesystem
 from tests.serving.factory import CATEGORICAL, NUMERIC, baseline_for, features_frame, fit_pipeline
 
@@ -81,19 +82,32 @@ def write_features(settings: Settings, frame: pd.DataFrame, obs_date: dt.date) -
     pq.write_table(table, path, filesystem=s3_filesystem(settings))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def serving_settings(mlflow_settings: Settings) -> Settings:
     settings = mlflow_settings.with_overrides(prefix=f"sv{uuid.uuid4().hex[:8]}")
     provision(settings)
     return settings
 
 
-@pytest.fixture(scope="module")
-def world(serving_settings: Settings) -> Iterator[ServingWorld]:
+@pytest.fixture(scope="session")
+def world(serving_settings: Settings) -> ServingWorld:
     """An XGBoost champion fitted on 600 synthetic rows, and 300 accounts to score."""
     train = features_frame(600, dt.date(2025, 12, 31), seed=1)
     pipeline = fit_pipeline("xgb", train)
     version = register_champion(serving_settings, pipeline, train, "xgb")
     write_features(serving_settings, features_frame(300, OBS_DATE, seed=2), OBS_DATE)
-    yield ServingWorld(serving_settings, train, pipeline, version)
-    make_client(serving_settings, "s3")  # keep the module's resources; the server is per session
+    return ServingWorld(serving_settings, train, pipeline, version)
+
+
+@pytest.fixture(scope="session")
+def api_url(world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real API (uvicorn in its own process) for the world's champion, TTL 1 s."""
+    settings = world.settings.with_overrides(
+        api_url=f"http://127.0.0.1:{free_port()}", state_dir=tmp_path_factory.mktemp("api")
+    )
+    service = api_service(settings, ttl=1.0)
+    service.up()
+    try:
+        yield settings.api_url
+    finally:
+        service.down()

@@ -1,0 +1,106 @@
+"""`riskstream score`, `riskstream api up|down|status`, `riskstream dashboard up|down|status`,
+`riskstream sql "<query>"`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from riskstream.commands import CommandError, add_group
+from riskstream.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    score = subparsers.add_parser(
+        "score",
+        help="score the latest feature partition with the champion (writes scores + PSI)",
+        description="Load the registry's champion, score the latest feature partition on or "
+        "before --date, write s3://<prefix>-scores/scores/score_date=<date>/ (replacing it), "
+        "register it in the Glue catalog and store the PSI report beside it.",
+    )
+    score.add_argument("--date", default=None, help="score date YYYY-MM-DD (default: today, UTC)")
+    score.set_defaults(func=score_cmd)
+
+    for name, what in (
+        ("api", "the real-time scoring API"),
+        ("dashboard", "the analyst dashboard"),
+    ):
+        group = add_group(subparsers, name, f"start, inspect or stop {what}")
+        up = group.add_parser("up", help=f"start {what} and wait until it answers")
+        up.set_defaults(func=service_cmd, service=name, action="up")
+        down = group.add_parser("down", help=f"stop {what}")
+        down.set_defaults(func=service_cmd, service=name, action="down")
+        status = group.add_parser("status", help=f"say whether {what} runs, and where")
+        status.set_defaults(func=service_cmd, service=name, action="status")
+
+    sql = subparsers.add_parser(
+        "sql",
+        help='SQL over the scores and feature tables, e.g. "select risk_tier, count(*) '
+        'from scores group by 1"',
+        description="DuckDB over the Parquet tables the Glue catalog lists (scores, features, "
+        "curated_*), read from the cloud's S3.",
+    )
+    sql.add_argument("query", help="one SQL statement; tables are named as in the Glue catalog")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sql.add_argument("--max-rows", type=int, default=100, help="rows to print (default 100)")
+    sql.set_defaults(func=sql_cmd)
+
+
+def score_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.batch import ScoringJobError
+    from serving.champion import ChampionError
+    from serving.tasks import score
+
+    try:
+        report = score(settings, args.date)
+    except (ScoringJobError, ChampionError) as exc:
+        raise CommandError(str(exc)) from None
+    print(json.dumps(report, indent=2))
+    if report["psi_flag"]:
+        print(f"WARNING: population shift (PSI > 0.25); see {report['psi_uri']}")
+    return 0
+
+
+def service_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.services import ServiceError
+    from serving.service import ServiceConfigError, api_service, dashboard_service
+
+    try:
+        service = (api_service if args.service == "api" else dashboard_service)(settings)
+    except ServiceConfigError as exc:
+        raise CommandError(str(exc)) from None
+    if args.action == "up":
+        try:
+            status = service.up()
+        except ServiceError as exc:
+            raise CommandError(str(exc)) from None
+        extra = "  (OpenAPI docs at /docs)" if args.service == "api" else ""
+        print(f"{args.service} running at {status.url} (pid {status.pid}){extra}; log {status.log}")
+        return 0
+    if args.action == "down":
+        stopped = service.down()
+        print(f"{args.service} stopped" if stopped else f"{args.service} was not running")
+        return 0
+    status = service.status()
+    print(status.line())
+    return 0 if status.state == "running" else 3
+
+
+def sql_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from serving.sql import SqlError, run_sql
+
+    try:
+        frame = run_sql(settings, args.query)
+    except SqlError as exc:
+        raise CommandError(str(exc)) from None
+    shown = frame.head(args.max_rows)
+    if args.format == "csv":
+        print(shown.to_csv(index=False), end="")
+    elif args.format == "json":
+        print(shown.to_json(orient="records", date_format="iso"))
+    else:
+        print(shown.to_string(index=False) if len(shown) else "(no rows)")
+        if len(frame) > len(shown):
+            print(f"... {len(frame) - len(shown)} more rows (use --max-rows)")
+    return 0

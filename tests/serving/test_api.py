@@ -1,0 +1,234 @@
+"""The scoring API in its own uvicorn process, against the session's real MLflow server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from serving.batch import run_batch
+from serving.schema import MAX_APPLICATIONS, MAX_BODY_BYTES
+from serving.storage import read_scores
+from tests.serving.conftest import OBS_DATE, ServingWorld, register_champion
+from tests.serving.factory import CATEGORICAL, NUMERIC, features_frame, fit_pipeline
+
+pytestmark = pytest.mark.integration
+
+
+def application(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"application_id": str(row["account_id"])}
+    for name in NUMERIC + CATEGORICAL:
+        value = row[name]
+        out[name] = value.item() if isinstance(value, np.generic) else value
+    return out
+
+
+@pytest.fixture(scope="module")
+def client(api_url: str) -> httpx.Client:
+    with httpx.Client(base_url=api_url, timeout=30) as c:
+        yield c
+
+
+def test_health_and_model(client: httpx.Client, world: ServingWorld) -> None:
+    health = client.get("/health").json()
+    assert health["status"] == "ok"
+    model = client.get("/model").json()
+    assert model["name"] == world.settings.registered_model_name
+    assert model["version"] == world.version
+    assert model["model_type"] == "xgb"
+    assert model["threshold"] == 0.3
+    assert model["metrics"] == {"roc_auc": 0.81, "ks": 0.45}
+    assert set(model["features"]) == set(NUMERIC + CATEGORICAL)
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+def test_batch_and_api_agree_on_the_same_records(client: httpx.Client, world: ServingWorld) -> None:
+    day = dt.date(2026, 2, 3)
+    run_batch(world.settings, day)
+    batch = read_scores(world.settings, day).to_pandas().set_index("account_id")
+    frame = features_frame(300, OBS_DATE, seed=2)
+    rows = [application(r) for r in frame.head(50).to_dict("records")]
+    response = client.post("/score", json={"applications": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == world.version
+    assert len(body["results"]) == 50
+    for result in body["results"]:
+        expected = batch.loc[result["application_id"]]
+        assert result["pd"] == pytest.approx(expected["pd"], rel=1e-9, abs=1e-12)
+        assert result["score"] == expected["score"]
+        assert result["risk_tier"] == expected["risk_tier"]
+        assert result["decision"] == expected["decision"]
+        names = [r["name"] for r in result["reasons"]]
+        batch_names = [expected[f"reason_{i}"] for i in (1, 2, 3) if expected[f"reason_{i}"]]
+        assert names == batch_names
+        contributions = [r["contribution"] for r in result["reasons"]]
+        assert contributions == sorted(contributions, reverse=True)
+        assert all(c > 0 for c in contributions)
+    # one application alone scores the same as inside a batch
+    single = client.post("/score", json={"applications": rows[:1]}).json()["results"][0]
+    assert single["pd"] == body["results"][0]["pd"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda a: a.pop("age"), "age"),
+        (lambda a: a.update(age="forty"), "age"),
+        (lambda a: a.update(age=7), "age"),
+        (lambda a: a.update(credit_limit=-5.0), "credit_limit"),
+        (lambda a: a.update(repayment_status_m1=12), "repayment_status_m1"),
+        (lambda a: a.update(education="x" * 500), "education"),
+        (lambda a: a.update(education=3), "education"),
+        (lambda a: a.update(bill_amt_m1=None), "bill_amt_m1"),
+        (lambda a: a.update(surprise=1), "surprise"),
+    ],
+)
+def test_bad_fields_get_422_naming_the_field(client: httpx.Client, mutate: Any, field: str) -> None:
+    app = application(features_frame(1, OBS_DATE, seed=5).to_dict("records")[0])
+    mutate(app)
+    response = client.post("/score", json={"applications": [app]})
+    assert response.status_code == 422, response.text
+    locs = [e["loc"] for e in response.json()["detail"]]
+    assert ["body", "applications", 0, field] in locs
+
+
+def test_payload_caps(client: httpx.Client) -> None:
+    app = application(features_frame(1, OBS_DATE, seed=5).to_dict("records")[0])
+    too_many = client.post("/score", json={"applications": [app] * (MAX_APPLICATIONS + 1)})
+    assert too_many.status_code == 422
+    assert too_many.json()["detail"][0]["loc"] == ["body", "applications"]
+    huge = client.post(
+        "/score",
+        content=b'{"applications": [' + b" " * (MAX_BODY_BYTES + 10) + b"]}",
+        headers={"content-type": "application/json"},
+    )
+    assert huge.status_code == 413
+    assert client.post("/score", json={"applications": []}).status_code == 422
+    assert client.post("/score", content=b"{not json").status_code == 422
+    assert client.post("/score", json=[1, 2]).status_code == 422
+
+
+def _valid_value(spec: dict[str, Any]) -> st.SearchStrategy[Any]:
+    if "enum" in spec:
+        return st.sampled_from(spec["enum"])
+    if "const" in spec:
+        return st.just(spec["const"])
+    if spec.get("type") == "integer":
+        return st.integers(int(spec.get("minimum", -(10**6))), int(spec.get("maximum", 10**6)))
+    if spec.get("type") == "number":
+        return st.floats(spec.get("minimum", -1e6), spec.get("maximum", 1e6), allow_nan=False)
+    return st.text(min_size=1, max_size=10)
+
+
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=50),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+)
+
+
+def test_fuzz_over_the_openapi_schema_never_gives_5xx(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    ref = spec["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    request_schema = schemas[ref["$ref"].rsplit("/", 1)[1]]
+    item_ref = request_schema["properties"]["applications"]["items"]["$ref"]
+    app_schema = schemas[item_ref.rsplit("/", 1)[1]]
+    props = {k: v for k, v in app_schema["properties"].items() if k in app_schema["required"]}
+    assert set(props) == set(NUMERIC + CATEGORICAL)
+    valid = st.fixed_dictionaries({k: _valid_value(v) for k, v in props.items()})
+    mutation = st.sampled_from(["none", "drop", "junk", "above", "below", "extra", "body"])
+    seen: dict[int, int] = {}
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(valid, mutation, st.sampled_from(sorted(props)), JUNK)
+    def check(app: dict[str, Any], how: str, field: str, junk: Any) -> None:
+        app = dict(app)
+        target: Any = {"applications": [app]}
+        invalid = True
+        if how == "none":
+            invalid = False
+        elif how == "drop":
+            app.pop(field)
+        elif how == "junk":
+            app[field] = junk
+            invalid = _valid_against(junk, props[field]) is False
+        elif how in ("above", "below"):
+            bound = props[field].get("maximum" if how == "above" else "minimum")
+            if bound is None:
+                app[field] = 10**30 if how == "above" else -(10**30)
+            else:
+                app[field] = bound + 1 if how == "above" else bound - 1
+        elif how == "extra":
+            app["not_a_feature"] = junk
+        else:
+            target = junk
+        body = json.dumps(target, allow_nan=True).encode()
+        response = client.post("/score", content=body, headers={"content-type": "application/json"})
+        seen[response.status_code] = seen.get(response.status_code, 0) + 1
+        assert response.status_code < 500, (target, response.text)
+        if invalid:
+            assert 400 <= response.status_code < 500, (target, response.text)
+        else:
+            assert response.status_code == 200, (target, response.text)
+            result = response.json()["results"][0]
+            assert 0 <= result["pd"] <= 1 and 300 <= result["score"] <= 850
+
+    check()
+    assert seen.get(200, 0) > 0 and seen.get(422, 0) > 0
+
+
+def _valid_against(value: Any, spec: dict[str, Any]) -> bool | None:
+    """True/False when we can tell whether ``value`` satisfies ``spec``; None when unsure."""
+    if "enum" in spec:
+        return value in spec["enum"]
+    if spec.get("type") in ("integer", "number"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if spec["type"] == "integer" and not isinstance(value, int):
+            return False
+        if isinstance(value, float) and not np.isfinite(value):
+            return False
+        return spec.get("minimum", -np.inf) <= value <= spec.get("maximum", np.inf)
+    return None
+
+
+def test_new_champion_is_picked_up_without_restart(
+    client: httpx.Client, world: ServingWorld
+) -> None:
+    settings_ = world.settings
+    lr = fit_pipeline("lr", world.train)
+    new_version = register_champion(settings_, lr, world.train, "lr", threshold=0.4)
+    try:
+        deadline = time.monotonic() + 60
+        model = client.get("/model").json()
+        while model["version"] != new_version and time.monotonic() < deadline:
+            time.sleep(0.5)
+            model = client.get("/model").json()
+        assert model["version"] == new_version
+        assert model["model_type"] == "lr"
+        app = application(features_frame(1, OBS_DATE, seed=9).to_dict("records")[0])
+        result = client.post("/score", json={"applications": [app]}).json()
+        assert result["model_version"] == new_version
+        frame = features_frame(1, OBS_DATE, seed=9)
+        expected = lr.predict_proba(frame[lr.feature_names_in_])[:, 1][0]
+        assert result["results"][0]["pd"] == pytest.approx(expected, rel=1e-9)
+    finally:
+        from mlflow import MlflowClient
+
+        MlflowClient(settings_.mlflow_tracking_uri).set_registered_model_alias(
+            settings_.registered_model_name, "champion", world.version
+        )
