@@ -1,0 +1,308 @@
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ingestion import csv_replay, taiwan
+from ingestion.csv_replay import MappingError, RowError, parse_mapping
+from ingestion.synthetic import SyntheticConfig, simulate
+from riskstream.events import validate
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def portfolio():
+    return simulate(SyntheticConfig(accounts=400, months=8, seed=11))
+
+
+@pytest.fixture(scope="module")
+def portfolio_events(portfolio) -> list[dict]:
+    return list(portfolio.events())
+
+
+# ---- synthetic --------------------------------------------------------------------------------
+def test_synthetic_is_deterministic_per_seed(portfolio_events: list[dict]) -> None:
+    again = list(simulate(SyntheticConfig(accounts=400, months=8, seed=11)).events())
+    assert again == portfolio_events
+    other = list(simulate(SyntheticConfig(accounts=400, months=8, seed=12)).events())
+    assert [e["event_id"] for e in other] != [e["event_id"] for e in portfolio_events]
+
+
+def test_synthetic_events_are_valid_unique_and_in_time_order(portfolio_events: list[dict]) -> None:
+    for event in portfolio_events:
+        validate(event, now=NOW)
+    ids = [e["event_id"] for e in portfolio_events]
+    assert len(set(ids)) == len(ids)
+    per_account: dict[str, list[str]] = defaultdict(list)
+    for event in portfolio_events:
+        per_account[event["account_id"]].append(event["event_time"])
+    assert len(per_account) == 400
+    for times in per_account.values():
+        assert times == sorted(times)
+
+
+def test_synthetic_has_the_expected_shape(portfolio, portfolio_events: list[dict]) -> None:
+    kinds = Counter(e["event_type"] for e in portfolio_events)
+    assert kinds["account_opened"] == 400
+    assert kinds["statement"] == 400 * 8
+    assert kinds["outcome"] == 400
+    assert kinds["purchase"] > 400 * 8 * 2
+    assert 0 < kinds["payment"] <= 400 * 7
+    assert portfolio.n_events == len(portfolio_events)
+    categories = {
+        e["payload"]["merchant_category"] for e in portfolio_events if e["event_type"] == "purchase"
+    }
+    assert len(categories) >= 8
+    statuses = Counter(
+        e["payload"]["repayment_status"] for e in portfolio_events if e["event_type"] == "statement"
+    )
+    assert {-1, 0, 1, 2} <= set(statuses)  # paid in full, revolving, and delinquency building up
+    # outcome observed at the end of the month after the last activity month (2024-01 + 8 -> Sep)
+    outcomes = [e for e in portfolio_events if e["event_type"] == "outcome"]
+    assert {e["payload"]["observed_date"] for e in outcomes} == {"2024-09-30"}
+
+
+def test_oracle_is_beside_the_stream_and_carries_signal(
+    portfolio, portfolio_events: list[dict]
+) -> None:
+    oracle = portfolio.oracle
+    assert list(oracle.columns[:3]) == ["account_id", "true_pd", "observed_date"]
+    assert len(oracle) == 400 and oracle["true_pd"].between(0, 1).all()
+    assert not any("true_pd" in json.dumps(e) for e in portfolio_events)
+    flags = {
+        e["account_id"]: e["payload"]["default_flag"]
+        for e in portfolio_events
+        if e["event_type"] == "outcome"
+    }
+    assert [flags[a] for a in oracle["account_id"]] == oracle["default_flag"].tolist()
+    # defaulters had a higher true PD on average than non-defaulters
+    by_flag = oracle.groupby("default_flag")["true_pd"].mean()
+    assert by_flag[1] > by_flag[0] * 1.5
+    assert 0.03 < oracle["true_pd"].mean() < 0.4
+
+
+def test_synthetic_delinquency_builds_month_by_month(portfolio_events: list[dict]) -> None:
+    statuses: dict[str, list[int]] = defaultdict(list)
+    for e in portfolio_events:
+        if e["event_type"] == "statement":
+            statuses[e["account_id"]].append(e["payload"]["repayment_status"])
+    for history in statuses.values():
+        for before, after in itertools.pairwise(history):
+            if after > 0:  # k cycles late follows k-1 late (or a cure then 1)
+                assert after == 1 or after == min(before + 1, 9) or before == after == 9
+
+
+def test_synthetic_10k_by_12_generates_in_seconds() -> None:
+    started = time.perf_counter()
+    p = simulate(SyntheticConfig(accounts=10_000, months=12, seed=3))
+    n = sum(1 for _ in p.events())
+    elapsed = time.perf_counter() - started
+    assert n == p.n_events > 500_000
+    assert elapsed < 30, f"took {elapsed:.1f}s"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"accounts": 0}, "accounts=0"),
+        ({"months": 1}, "months=1"),
+        ({"start": datetime(2024, 1, 5).date()}, "first day"),
+    ],
+)
+def test_synthetic_config_errors_name_the_value(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SyntheticConfig(**kwargs)
+
+
+# ---- taiwan -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def taiwan_events() -> list[dict]:
+    return list(taiwan.events())
+
+
+def test_taiwan_every_client_replayed(taiwan_events: list[dict]) -> None:
+    kinds = Counter(e["event_type"] for e in taiwan_events)
+    assert kinds == {
+        "account_opened": 30_000,
+        "statement": 180_000,
+        "payment": 180_000,
+        "outcome": 30_000,
+    }
+    defaults = sum(
+        e["payload"]["default_flag"] for e in taiwan_events if e["event_type"] == "outcome"
+    )
+    assert defaults == 6_636
+    ids = [e["event_id"] for e in taiwan_events]
+    assert len(set(ids)) == len(ids)
+
+
+def test_taiwan_first_client_matches_the_file(taiwan_events: list[dict]) -> None:
+    # ID 1: 20000 limit, female, university, married, 24; PAY_0..6 = 2,2,-1,-1,-2,-2; default 1
+    first = [e for e in taiwan_events[:14]]
+    assert all(e["account_id"] == "TW00001" for e in first)
+    opened = first[0]
+    assert opened["payload"] == {
+        "credit_limit": 20000.0,
+        "age": 24,
+        "sex": "female",
+        "education": "university",
+        "marital_status": "married",
+        "attributes": {"client_id": 1, "sex_code": 2, "education_code": 2, "marriage_code": 1},
+    }
+    statements = [e["payload"] for e in first if e["event_type"] == "statement"]
+    assert [s["statement_date"] for s in statements] == [
+        "2005-04-30",
+        "2005-05-31",
+        "2005-06-30",
+        "2005-07-31",
+        "2005-08-31",
+        "2005-09-30",
+    ]
+    assert [s["repayment_status"] for s in statements] == [-2, -2, -1, -1, 2, 2]
+    assert [s["balance"] for s in statements] == [0, 0, 0, 689, 3102, 3913]
+    payments = [e["payload"]["amount"] for e in first if e["event_type"] == "payment"]
+    assert payments == [0, 0, 0, 0, 689, 0]
+    assert first[-1]["payload"] == {"default_flag": 1, "observed_date": "2005-10-31"}
+    times = [e["event_time"] for e in first]
+    assert times == sorted(times)
+
+
+def test_taiwan_undocumented_codes_become_unknown_and_keep_the_code(
+    taiwan_events: list[dict],
+) -> None:
+    opened = [e["payload"] for e in taiwan_events if e["event_type"] == "account_opened"]
+    unknown_edu = [p for p in opened if p["education"] == "unknown"]
+    assert unknown_edu and {p["attributes"]["education_code"] for p in unknown_edu} <= {0, 5, 6}
+    unknown_mar = [p for p in opened if p["marital_status"] == "unknown"]
+    assert unknown_mar and {p["attributes"]["marriage_code"] for p in unknown_mar} == {0}
+
+
+def test_taiwan_replay_ids_are_stable_and_valid(taiwan_events: list[dict]) -> None:
+    frame = taiwan.load().head(50)
+    again = list(taiwan.frame_events(frame))
+    assert again == taiwan_events[: len(again)]
+    for event in taiwan_events[::97]:
+        validate(event, now=NOW)
+
+
+def test_taiwan_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(taiwan.TaiwanDataError, match="does not exist"):
+        taiwan.load(tmp_path / "nope.csv")
+    (tmp_path / "x.csv").write_text("ID,LIMIT_BAL\n1,2\n")
+    with pytest.raises(taiwan.TaiwanDataError, match="lacks columns"):
+        taiwan.load(tmp_path / "x.csv")
+
+
+# ---- csv replay -------------------------------------------------------------------------------
+MAPPING = {
+    "entity_id": "cust",
+    "event_time": "as_of",
+    "credit_limit": "limit",
+    "label": "bad",
+    "age": "age",
+    "attributes": ["region", "score"],
+}
+
+
+def test_csv_rows_become_opened_and_outcome_events(tmp_path: Path) -> None:
+    frame = pd.DataFrame(
+        {
+            "cust": ["c1", "c2", None, "c4", "c5"],
+            "as_of": [
+                "2024-03-01",
+                "2024-03-02T10:00:00+02:00",
+                "2024-03-03",
+                "soon",
+                "2024-03-05",
+            ],
+            "limit": [1000, 2500.5, 10, 10, 10],
+            "bad": [1, None, 0, 0, "maybe"],
+            "age": [30, 41, np.nan, 22, 50],
+            "region": ["n", "s", "e", "w", "x"],
+            "score": [0.5, 0.7, 0.1, 0.2, 0.3],
+        }
+    )
+    path = tmp_path / "in.csv"
+    frame.to_csv(path, index=False)
+    mapping = parse_mapping(MAPPING)
+    out = list(csv_replay.frame_events(csv_replay.load_frame(path), mapping))
+    events = [e for e in out if isinstance(e, dict)]
+    errors = [e for e in out if isinstance(e, RowError)]
+    assert [(e["account_id"], e["event_type"]) for e in events] == [
+        ("c1", "account_opened"),
+        ("c1", "outcome"),
+        ("c2", "account_opened"),
+    ]
+    assert events[0]["payload"] == {
+        "credit_limit": 1000.0,
+        "age": 30,
+        "attributes": {"region": "n", "score": 0.5},
+    }
+    assert events[1]["payload"] == {"default_flag": 1, "observed_date": "2024-03-01"}
+    assert events[2]["event_time"] == "2024-03-02T08:00:00Z"
+    assert [(e.row, e.reason) for e in errors] == [
+        (3, "missing_entity_id"),
+        (4, "bad_time"),
+        (5, "bad_label"),
+    ]
+    for event in events:
+        validate(event, now=NOW)
+    # deterministic ids: a replay sends the same ids
+    frame.astype({"bad": "string"}).to_parquet(tmp_path / "in.parquet")  # Parquet too
+    again = [
+        e
+        for e in csv_replay.frame_events(csv_replay.load_frame(tmp_path / "in.parquet"), mapping)
+        if isinstance(e, dict)
+    ]
+    assert [e["event_id"] for e in again] == [e["event_id"] for e in events]
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"event_time": "t", "credit_limit": "l"}, "entity_id"),
+        ({**MAPPING, "colour": "x"}, "unknown mapping keys"),
+        ({**MAPPING, "attributes": "region"}, "list of column names"),
+        ({**MAPPING, "label_time": "seen", "label": None}, "needs 'label'"),
+    ],
+)
+def test_bad_mapping_names_the_key(mapping: dict, message: str) -> None:
+    with pytest.raises(MappingError, match=message):
+        parse_mapping(mapping)
+
+
+def test_mapping_to_missing_columns_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    pd.DataFrame({"cust": ["a"], "as_of": ["2024-01-01"]}).to_csv(path, index=False)
+    with pytest.raises(MappingError, match=r"\['limit', 'age', 'bad', 'region', 'score'\]"):
+        list(csv_replay.frame_events(csv_replay.load_frame(path), parse_mapping(MAPPING)))
+
+
+def test_label_time_column_dates_the_outcome() -> None:
+    frame = pd.DataFrame(
+        {"id": [7], "t": ["2024-01-01"], "lim": [5.0], "y": [0], "seen": ["2024-06-30"]}
+    )
+    mapping = parse_mapping(
+        {
+            "entity_id": "id",
+            "event_time": "t",
+            "credit_limit": "lim",
+            "label": "y",
+            "label_time": "seen",
+        }
+    )
+    opened, outcome = list(csv_replay.frame_events(frame, mapping))
+    assert opened["account_id"] == "7"
+    assert outcome["event_time"] == "2024-06-30T00:00:00Z"
+    assert outcome["payload"] == {"default_flag": 0, "observed_date": "2024-06-30"}
