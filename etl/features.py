@@ -122,11 +122,13 @@ def build_features(
     windows: FeatureWindows | None = None,
     with_label: bool = True,
     attributes: dict[str, str] | None = None,
+    labels_known_on: date | None = None,
 ) -> DataFrame:
     """Curated tables -> the feature table (docs/CONTRACTS.md) for each observation date.
 
     ``attributes`` maps CSV-replay attribute keys to a type (see :func:`attribute_columns`); each
-    becomes a column ``attr_<key>``.
+    becomes a column ``attr_<key>``. With ``labels_known_on``, a label is kept only where the
+    performance window had ended by that date (an immature window would understate defaults).
     """
     windows = windows or FeatureWindows()
     months = windows.lookback_months
@@ -143,6 +145,11 @@ def build_features(
         else population.select(*KEY).withColumn("label", F.lit(None).cast("int"))
     )
     out = out.join(label, KEY, "left")
+    if labels_known_on is not None:
+        matured = F.add_months(F.col("obs_date"), windows.performance_months) <= F.lit(
+            labels_known_on
+        )
+        out = out.withColumn("label", F.when(matured, F.col("label")))
 
     feature_columns = [c for c in out.columns if c not in (*KEY, "label", "source")]
     return out.select(

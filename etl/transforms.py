@@ -8,7 +8,8 @@ Every input line ends in exactly one of three states (column ``status``):
 
 - ``ok``: typed and valid, goes to the curated table of its event type;
 - ``duplicate``: a later copy of an ``event_id`` already kept (counted, not written);
-- ``quarantined``: broke a rule; ``reason`` (a short code) and ``detail`` (with the value) say which.
+- ``quarantined``: broke a rule; ``reason`` (a short code) and ``detail`` (with the value)
+  say which.
 """
 
 from __future__ import annotations
@@ -388,3 +389,10 @@ def quarantine_table(classified: DataFrame) -> DataFrame:
 def outcome_counts(classified: DataFrame) -> DataFrame:
     """Row counts by status, event type and reason: the raw material of the run report."""
     return classified.groupBy("status", "event_type", "reason").count()
+
+
+def quarantine_schema() -> T.StructType:
+    """The quarantine table's schema (without the ``dt`` partition column)."""
+    return T.StructType(
+        [T.StructField(name, T.StringType(), True) for name in QUARANTINE_COLUMNS if name != "dt"]
+    )

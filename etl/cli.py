@@ -1,0 +1,124 @@
+"""`riskstream etl raw-to-curated|curated-to-features`: run the Glue-style jobs locally."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from riskstream.commands import CommandError, add_group
+from riskstream.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    etl = add_group(subparsers, "etl", "run the Glue-style Spark jobs (raw -> curated -> features)")
+    today = datetime.now(UTC).date().isoformat()
+
+    r2c = etl.add_parser(
+        "raw-to-curated",
+        help="curate raw partitions not processed yet (bookmarked in S3)",
+        description="Parse, type, validate and de-duplicate raw events into curated Parquet "
+        "tables; bad rows go to the quarantine table with a reason. Only raw partitions that are "
+        "new or changed since the last run are read, unless --reset.",
+    )
+    r2c.add_argument("--run-date", default=today, help="YYYY-MM-DD (default today, UTC)")
+    r2c.add_argument("--reset", action="store_true", help="forget the bookmark; redo everything")
+    r2c.add_argument("--source", help="raw base URI (default s3://<prefix>-raw/events/)")
+    r2c.add_argument("--target", help="curated base URI (default s3://<prefix>-curated/)")
+    r2c.add_argument(
+        "--quarantine", help="quarantine base URI (default s3://<prefix>-quarantine/etl/)"
+    )
+    r2c.add_argument(
+        "--no-bookmark", action="store_true", help="process every partition, keep no bookmark"
+    )
+    r2c.set_defaults(func=raw_to_curated_cmd)
+
+    c2f = etl.add_parser(
+        "curated-to-features",
+        help="build one feature row per account and observation date",
+        description="Features from events before each observation date; the label from outcomes "
+        "in the performance window after it (null when unknown).",
+    )
+    c2f.add_argument("--run-date", default=today, help="YYYY-MM-DD (default today, UTC)")
+    c2f.add_argument(
+        "--obs-dates",
+        default="",
+        help="comma-separated YYYY-MM-DD; default: derived from the data (Taiwan: 2005-10-01)",
+    )
+    c2f.add_argument(
+        "--scoring", action="store_true", help="scoring features: observation date = run date"
+    )
+    c2f.add_argument("--lookback-months", type=int, default=6, help="feature window (default 6)")
+    c2f.add_argument("--performance-months", type=int, default=1, help="label window (default 1)")
+    c2f.add_argument("--source", help="curated base URI (default s3://<prefix>-curated/)")
+    c2f.add_argument(
+        "--target", help="features base URI (default s3://<prefix>-features/features/)"
+    )
+    c2f.set_defaults(func=curated_to_features_cmd)
+
+
+def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, str]:
+    return {name: getattr(args, name) for name in names if getattr(args, name, None)}
+
+
+def _run(module: Any, args: argparse.Namespace, settings: Settings, **extra: str) -> dict[str, Any]:
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    from etl.glue import GlueArgumentError
+    from etl.spark import SparkSetupError, build_spark
+
+    options = module.options(settings, run_date=args.run_date, **extra)
+    try:
+        spark = build_spark(settings, options["JOB_NAME"])
+        return module.run(spark, settings, options)
+    except EndpointConnectionError:
+        raise CommandError(
+            f"cannot reach the cloud at {settings.endpoint_url}; start it with "
+            "`riskstream cloud up` and `riskstream provision`"
+        ) from None
+    except (GlueArgumentError, SparkSetupError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    except (ClientError, BotoCoreError) as exc:
+        raise CommandError(f"{options['JOB_NAME']} failed talking to the cloud: {exc}") from None
+
+
+def raw_to_curated_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from etl.jobs import raw_to_curated as job
+
+    extra = _overrides(args, ("source", "target", "quarantine"))
+    extra["reset"] = str(bool(args.reset)).lower()
+    if args.no_bookmark:
+        extra["job_bookmark_option"] = "job-bookmark-disable"
+    report = _run(job, args, settings, **extra)
+    _print(report)
+    if not report["partitions_processed"]:
+        print("nothing to do: no new or changed raw partitions (use --reset to redo them all)")
+    else:
+        print(
+            f"{report['rows_in']} rows in = {report['rows_out_total']} out + "
+            f"{report['quarantined_total']} quarantined + {report['duplicates_removed']} "
+            f"duplicates, from {len(report['partitions_processed'])} partition(s)"
+        )
+    return 0
+
+
+def curated_to_features_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from etl.jobs import curated_to_features as job
+
+    extra = _overrides(args, ("source", "target", "obs_dates"))
+    if args.scoring:
+        extra["obs_dates"] = "run_date"
+    extra["lookback_months"] = str(args.lookback_months)
+    extra["performance_months"] = str(args.performance_months)
+    report = _run(job, args, settings, **extra)
+    _print(report)
+    print(
+        f"{report['rows_out']} feature rows for {', '.join(report['obs_dates'])}; labels "
+        f"{report['labels']}"
+    )
+    return 0
+
+
+def _print(report: dict[str, Any]) -> None:
+    print(json.dumps(report, indent=2, sort_keys=True, default=str))

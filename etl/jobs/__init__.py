@@ -1,0 +1,1 @@
+"""Glue-style job scripts: resolved arguments -> init -> read -> transform -> write -> commit."""

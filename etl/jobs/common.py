@@ -1,0 +1,89 @@
+"""Pieces both job scripts share: default locations, storage and bookmark wiring, table reads.
+
+Entry/IO module.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from etl.glue import BookmarkStore, GlueArgumentError
+from etl.spark import to_spark_uri
+from etl.storage import Storage, is_s3, join
+from riskstream.clients import make_client
+from riskstream.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
+
+logger = logging.getLogger(__name__)
+
+
+def default_locations(settings: Settings) -> dict[str, str]:
+    """Where the layers live by default (docs/CONTRACTS.md)."""
+    return {
+        "raw": f"s3://{settings.bucket('raw')}/events/",
+        "curated": f"s3://{settings.bucket('curated')}/",
+        "quarantine": f"s3://{settings.bucket('quarantine')}/etl/",
+        "features": f"s3://{settings.bucket('features')}/features/",
+        "bookmarks": f"s3://{settings.bucket('artifacts')}/etl/bookmarks/",
+    }
+
+
+def storage_for(settings: Settings, *uris: str) -> Storage:
+    """A Storage with an S3 client when any of ``uris`` is on S3."""
+    return Storage(make_client(settings, "s3") if any(is_s3(u) for u in uris) else None)
+
+
+def bookmark_store(settings: Settings, storage: Storage, target: str) -> BookmarkStore:
+    """Bookmarks in the cloud; next to the output only when the job writes to a local folder."""
+    if is_s3(target):
+        return BookmarkStore(storage, default_locations(settings)["bookmarks"])
+    return BookmarkStore(storage, join(target, "_bookmarks"))
+
+
+def parse_date(name: str, value: str) -> date:
+    """``YYYY-MM-DD`` (or ``today``) -> date, with an error naming the argument."""
+    if value in ("", "today"):
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise GlueArgumentError(f"--{name} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_flag(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no", ""):
+        return False
+    raise GlueArgumentError(f"--{name} {value!r} must be true or false")
+
+
+def read_table_or_empty(
+    spark: SparkSession, storage: Storage, uri: str, schema: StructType
+) -> DataFrame:
+    """A curated table, or an empty one with its schema when nothing was written yet."""
+    from pyspark.sql import functions as F
+
+    if storage.exists(uri):
+        frame = spark.read.parquet(to_spark_uri(uri))
+        if "dt" in frame.columns:
+            frame = frame.withColumn("dt", F.col("dt").cast("string"))
+        return frame
+    logger.info("%s holds no data yet; reading it as an empty table", uri)
+    return spark.createDataFrame([], schema).withColumn("dt", F.lit(None).cast("string"))
+
+
+def elapsed(started: float) -> float:
+    import time
+
+    return round(time.perf_counter() - started, 3)
+
+
+def as_jsonable(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in report.items()}

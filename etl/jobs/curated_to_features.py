@@ -1,0 +1,229 @@
+"""Glue-style job: curated tables -> one feature row per account and observation date.
+
+Runs unchanged from ``riskstream etl curated-to-features`` and from spark-submit::
+
+    JARS=.jars/hadoop-aws-3.3.1.jar:.jars/aws-java-sdk-bundle-1.11.901.jar
+    .venv/bin/spark-submit --driver-class-path "$JARS" \\
+        etl/jobs/curated_to_features.py --JOB_NAME curated_to_features --run_date 2026-11-21
+
+Arguments (all but JOB_NAME default from settings): ``--source`` curated base, ``--target``
+features base, ``--run_date``, ``--obs_dates`` (comma-separated; empty = derived from the data,
+``run_date`` = scoring features at the run date), ``--lookback_months`` (6),
+``--performance_months`` (1), ``--job-bookmark-option``. Features depend on each account's whole
+history, so every run recomputes the requested observation dates and replaces their partitions;
+the bookmark records what was built.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if __name__ == "__main__" and not __package__:  # spark-submit runs this file as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from etl import features, transforms
+from etl.catalog import register_partitions, register_table
+from etl.glue import GlueArgumentError, Job, get_resolved_options
+from etl.jobs.common import (
+    bookmark_store,
+    default_locations,
+    elapsed,
+    parse_date,
+    read_table_or_empty,
+    storage_for,
+)
+from etl.spark import to_spark_uri
+from etl.storage import Storage, is_s3, join
+from riskstream.clients import make_client
+from riskstream.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+logger = logging.getLogger(__name__)
+
+JOB_NAME = "curated_to_features"
+REQUIRED = ("JOB_NAME",)
+FEATURES_TABLE = "features"
+TABLES = ("account_opened", "statement", "payment", "purchase", "outcome")
+
+
+class NoObservationDateError(ValueError):
+    """No observation date was given and none can be derived from the data."""
+
+
+def options(settings: Settings, **overrides: str) -> dict[str, str]:
+    where = default_locations(settings)
+    values = {
+        "JOB_NAME": JOB_NAME,
+        "source": where["curated"],
+        "target": where["features"],
+        "run_date": datetime.now(UTC).date().isoformat(),
+        "obs_dates": "",
+        "lookback_months": "6",
+        "performance_months": "1",
+        "job_bookmark_option": "job-bookmark-enable",
+    }
+    values.update(overrides)
+    return values
+
+
+def _int(args: Mapping[str, str], name: str) -> int:
+    try:
+        return int(args[name])
+    except (KeyError, ValueError):
+        raise GlueArgumentError(f"--{name} {args.get(name)!r} is not an integer") from None
+
+
+def read_curated(spark: SparkSession, storage: Storage, source: str) -> dict[str, DataFrame]:
+    """Every curated table (empty, with its schema, when nothing was written yet)."""
+    return {
+        t: read_table_or_empty(spark, storage, join(source, t), transforms.curated_schema(t))
+        for t in TABLES
+    }
+
+
+def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dict[str, Any]:
+    """Init, read curated, build features for the observation dates, write, catalog, commit."""
+    started = time.perf_counter()
+    source, target = args["source"], args["target"]
+    run_date = parse_date("run_date", args.get("run_date", ""))
+    windows = features.FeatureWindows(
+        lookback_months=_int(args, "lookback_months"),
+        performance_months=_int(args, "performance_months"),
+    )
+    storage = storage_for(settings, source, target)
+    job = Job(bookmark_store(settings, storage, target)).init(args["JOB_NAME"], args)
+
+    tables = read_curated(spark, storage, source)
+    obs_dates = _observation_dates(args.get("obs_dates", ""), run_date, tables)
+    attributes = features.attribute_columns(tables["account_opened"])
+    frame = features.build_features(
+        tables["account_opened"],
+        tables["statement"],
+        tables["payment"],
+        tables["purchase"],
+        tables["outcome"],
+        obs_dates,
+        windows,
+        attributes=attributes,
+        labels_known_on=run_date,
+    )
+    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
+    # One file per observation date: the table is small (one row per account).
+    frame.repartition(1, "obs_date").write.mode("overwrite").partitionBy("obs_date").parquet(
+        to_spark_uri(target)
+    )
+    summary = _summary(spark, target, obs_dates)
+    report: dict[str, Any] = {
+        "job": job.name,
+        "run_id": job.run_id,
+        "run_date": run_date.isoformat(),
+        "source": source,
+        "target": target,
+        "bookmark_option": job.option,
+        "obs_dates": [d.isoformat() for d in obs_dates],
+        "lookback_months": windows.lookback_months,
+        "performance_months": windows.performance_months,
+        "rows_in": {t: tables[t].count() for t in TABLES},
+        "attributes": attributes,
+        "columns": len(frame.columns),
+        **summary,
+    }
+    if not report["unique_keys"]:
+        raise RuntimeError(f"{job.name}: (account_id, obs_date) is not unique: {summary}")
+    logger.info(
+        "%s: %d feature rows for %s; labels %s",
+        job.name,
+        report["rows_out"],
+        report["obs_dates"],
+        report["labels"],
+    )
+    if is_s3(target):
+        glue = make_client(settings, "glue")
+        schema = frame.schema
+        description = "one row per account and observation date (riskstream)"
+        register_table(
+            glue, settings.glue_database, FEATURES_TABLE, target, schema, "obs_date", description
+        )
+        register_partitions(
+            glue,
+            settings.glue_database,
+            FEATURES_TABLE,
+            target,
+            schema,
+            "obs_date",
+            report["obs_dates"],
+        )
+    report["seconds"] = elapsed(started)
+    uri = join(target, "_runs", job.name, f"{job.run_id}.json")
+    storage.put_json(uri, report)
+    report["report_uri"] = uri
+    job.mark("features", {d: run_date.isoformat() for d in report["obs_dates"]})
+    job.commit()
+    return report
+
+
+def _observation_dates(text: str, run_date: date, tables: Mapping[str, DataFrame]) -> list[date]:
+    if text.strip() == "run_date":
+        return [run_date]
+    if text.strip():
+        return sorted({parse_date("obs_dates", part.strip()) for part in text.split(",")})
+    derived = features.default_observation_date(tables["statement"], tables["outcome"])
+    if derived is None:
+        raise NoObservationDateError(
+            "cannot derive an observation date: no account has both statements and an outcome; "
+            "pass --obs_dates YYYY-MM-DD[,YYYY-MM-DD...] (or run_date for scoring features)"
+        )
+    logger.info("observation date derived from the data: %s", derived)
+    return [derived]
+
+
+def _summary(spark: SparkSession, target: str, obs_dates: Sequence[date]) -> dict[str, Any]:
+    """Counts read back from what was written: rows, labels, key uniqueness."""
+    from pyspark.sql import functions as F
+
+    written = spark.read.parquet(to_spark_uri(target)).where(
+        F.col("obs_date").cast("date").isin(*obs_dates)
+    )
+    row = written.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.countDistinct("account_id", "obs_date").alias("keys"),
+        F.sum(F.when(F.col("label") == 1, 1).otherwise(0)).alias("pos"),
+        F.sum(F.when(F.col("label") == 0, 1).otherwise(0)).alias("neg"),
+        F.sum(F.when(F.col("label").isNull(), 1).otherwise(0)).alias("unknown"),
+    ).first()
+    assert row is not None
+    return {
+        "rows_out": int(row["rows"]),
+        "unique_keys": int(row["rows"]) == int(row["keys"]),
+        "labels": {
+            "1": int(row["pos"] or 0),
+            "0": int(row["neg"] or 0),
+            "null": int(row["unknown"] or 0),
+        },
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """spark-submit entry: settings from the environment, arguments from argv."""
+    from etl.spark import build_spark
+    from riskstream.logs import configure_logging
+
+    configure_logging()
+    settings = Settings.from_env()
+    argv = list(sys.argv if argv is None else argv)
+    args = get_resolved_options(argv, REQUIRED, options(settings))
+    spark = build_spark(settings, args["JOB_NAME"])
+    run(spark, settings, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
