@@ -145,10 +145,15 @@ def read_oracle(settings: Settings) -> pd.DataFrame | None:
 
 def log_dataset_inputs(table: FeatureTable, train: pd.DataFrame, test: pd.DataFrame) -> None:
     """Log the train and test parts as MLflow dataset inputs of the active run."""
+    import warnings
+
     import mlflow
 
     for context, part in (("training", train), ("test", test)):
-        dataset = mlflow.data.from_pandas(
-            part, source=table.uri, targets="label", name=f"features@{table.digest}"
-        )
+        with warnings.catch_warnings():
+            # The integer label in the dataset schema is expected; the hint is for model inputs.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            dataset = mlflow.data.from_pandas(
+                part, source=table.uri, targets="label", name=f"features@{table.digest}"
+            )
         mlflow.log_input(dataset, context=context)

@@ -206,10 +206,17 @@ def _prepare_for_parent(
 
 
 def _pip_requirements() -> list[str]:
-    from importlib.metadata import version
+    import importlib
 
-    packages = ("mlflow", "scikit-learn", "xgboost", "cloudpickle", "pandas", "numpy")
-    return [f"{name}=={version(name)}" for name in packages]
+    modules = {
+        "mlflow": "mlflow",
+        "scikit-learn": "sklearn",
+        "xgboost": "xgboost",  # installed here as xgboost-cpu: same module
+        "cloudpickle": "cloudpickle",
+        "pandas": "pandas",
+        "numpy": "numpy",
+    }
+    return [f"{pkg}=={importlib.import_module(mod).__version__}" for pkg, mod in modules.items()]
 
 
 # ---- step 1: the parent run ----------------------------------------------------------------

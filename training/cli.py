@@ -1,0 +1,142 @@
+"""`riskstream train` and `riskstream mlflow up|down|status`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from riskstream.commands import CommandError, add_group
+from riskstream.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    mlflow = add_group(subparsers, "mlflow", "start, inspect or stop the MLflow tracking server")
+    up = mlflow.add_parser("up", help="start MLflow (SQLite backend, artifacts in the cloud's S3)")
+    up.set_defaults(func=mlflow_up)
+    down = mlflow.add_parser("down", help="stop the MLflow server")
+    down.set_defaults(func=mlflow_down)
+    status = mlflow.add_parser("status", help="say whether MLflow runs and where")
+    status.set_defaults(func=mlflow_status)
+
+    train = subparsers.add_parser(
+        "train",
+        help="train LR / RF / XGBoost on a feature table, track in MLflow, register the best",
+        description="One training execution: a parent MLflow run, a nested run per model, the "
+        "best model registered as challenger and promoted to champion when it beats the current "
+        "one on the same test set by the margin and passes the gates.",
+    )
+    train.add_argument(
+        "--models", default="lr,rf,xgb", help="comma-separated subset of lr,rf,xgb (default all)"
+    )
+    train.add_argument(
+        "--budget", type=float, default=None, help="search seconds per model (default 25)"
+    )
+    train.add_argument(
+        "--max-trials", type=int, default=None, help="search trials per model (default 12)"
+    )
+    train.add_argument(
+        "--features-uri",
+        default=None,
+        help="feature table version (default s3://<prefix>-features/features; or one "
+        ".../obs_date=YYYY-MM-DD)",
+    )
+    train.add_argument("--cost-fn", type=float, default=None, help="cost of a missed defaulter")
+    train.add_argument("--cost-fp", type=float, default=None, help="cost of a rejected good")
+    train.add_argument("--margin", type=float, default=None, help="ROC-AUC margin to promote")
+    train.set_defaults(func=train_cmd)
+
+
+def _service(settings: Settings) -> Any:
+    from training.service import MlflowConfigError, mlflow_service
+
+    try:
+        return mlflow_service(settings)
+    except MlflowConfigError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def mlflow_up(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.services import ServiceError
+    from training.service import artifacts_destination
+
+    try:
+        status = _service(settings).up()
+    except ServiceError as exc:
+        raise CommandError(str(exc)) from None
+    print(
+        f"MLflow running at {status.url} (pid {status.pid}); artifacts in "
+        f"{artifacts_destination(settings)}; log {status.log}"
+    )
+    return 0
+
+
+def mlflow_down(args: argparse.Namespace, settings: Settings) -> int:
+    stopped = _service(settings).down()
+    print("MLflow stopped" if stopped else "MLflow was not running")
+    return 0
+
+
+def mlflow_status(args: argparse.Namespace, settings: Settings) -> int:
+    status = _service(settings).status()
+    print(status.line())
+    return 0 if status.state == "running" else 3
+
+
+def train_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    import dataclasses
+
+    from training.dataset import TrainingDataError
+    from training.models import ModelError
+    from training.train import TrainingConfig, TrainingError, run_training
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    overrides = {
+        "budget_seconds": args.budget,
+        "max_trials": args.max_trials,
+        "cost_fn": args.cost_fn,
+        "cost_fp": args.cost_fp,
+        "promotion_margin": args.margin,
+    }
+    try:
+        config = dataclasses.replace(
+            TrainingConfig(models=models), **{k: v for k, v in overrides.items() if v is not None}
+        )
+        report = run_training(settings, config, args.features_uri)
+    except (TrainingDataError, ModelError, TrainingError, ValueError) as exc:
+        raise CommandError(f"training failed: {exc}") from None
+    print(format_table(report.models))
+    decision = report.decision
+    print(
+        f"\nbest: {decision['model']} -> {settings.registered_model_name} v{decision['version']} "
+        f"(alias challenger{', champion' if decision['promote'] else ''})"
+    )
+    print(f"decision: {decision['reason']}")
+    print(f"MLflow run: {report.run_url}")
+    return 0
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The comparison table printed after training (one line per model)."""
+    columns = [
+        ("model", "model", "{}"),
+        ("roc_auc", "ROC-AUC", "{:.4f}"),
+        ("ks", "KS", "{:.4f}"),
+        ("gini", "Gini", "{:.4f}"),
+        ("pr_auc", "PR-AUC", "{:.4f}"),
+        ("brier", "Brier", "{:.4f}"),
+        ("log_loss", "LogLoss", "{:.4f}"),
+        ("ece", "ECE", "{:.4f}"),
+        ("threshold", "thresh", "{:.3f}"),
+        ("expected_cost", "cost/acct", "{:.4f}"),
+        ("fit_seconds", "fit s", "{:.1f}"),
+        ("oracle_roc_auc", "oracle AUC", "{:.4f}"),
+    ]
+    shown = [c for c in columns if any(c[0] in r for r in rows)]
+    header = "  ".join(f"{title:>10}" for _, title, _ in shown)
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        cells = [
+            f"{fmt.format(row[key]):>10}" if key in row else f"{'':>10}" for key, _, fmt in shown
+        ]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
