@@ -18,6 +18,17 @@ def register(subparsers: Any) -> None:
     status = cloud.add_parser("status", help="say what runs where")
     status.set_defaults(func=cloud_status)
 
+    airflow = add_group(subparsers, "airflow", "start, inspect or stop Airflow (standalone)")
+    airflow.add_parser("up", help="start Airflow on 127.0.0.1:8080 with our DAGs").set_defaults(
+        func=airflow_up
+    )
+    airflow.add_parser("down", help="stop Airflow and all its processes").set_defaults(
+        func=airflow_down
+    )
+    airflow.add_parser("status", help="say whether Airflow runs, and where").set_defaults(
+        func=airflow_status
+    )
+
     stop = subparsers.add_parser("stop", help="stop every service riskstream started")
     stop.set_defaults(func=stop_all)
     status_all = subparsers.add_parser("status", help="list every service, its URL, pid and log")
@@ -114,3 +125,33 @@ def status_cmd(args: argparse.Namespace, settings: Settings) -> int:
     for service in all_services(settings):
         print(service.status().line())
     return 0
+
+
+def airflow_up(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.airflow import airflow_service, start_airflow
+    from infra.services import ServiceError
+
+    try:
+        start_airflow(settings)
+    except ServiceError as exc:
+        raise CommandError(str(exc)) from None
+    status = airflow_service(settings).status()
+    print(f"airflow running at {status.url} (pid {status.pid}); log {status.log}")
+    return 0
+
+
+def airflow_down(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.airflow import airflow_service
+
+    stopped = airflow_service(settings).down()
+    print("airflow stopped" if stopped else "airflow was not running")
+    return 0
+
+
+def airflow_status(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.airflow import airflow_service, password_file
+
+    status = airflow_service(settings).status()
+    print(status.line())
+    print(f"login      admin, password in {password_file(settings)}")
+    return 0 if status.state == "running" else 3

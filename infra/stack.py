@@ -13,7 +13,7 @@ from riskstream.settings import Settings
 SERVICE_FACTORIES: tuple[str, ...] = (
     "infra.cloud:cloud_service",
     "training.service:mlflow_service",
-    "dags.service:airflow_service",
+    "infra.airflow:airflow_service",
     "serving.service:api_service",
     "serving.service:dashboard_service",
 )

@@ -1,0 +1,11 @@
+"""Daily scoring: score the latest features with the champion every morning. Airflow DAG."""
+
+from infra.dag_builder import build_linear_dag
+
+DAG_ID = "daily_scoring"
+dag = build_linear_dag(
+    DAG_ID,
+    [("ScorePortfolio", "riskstream.steps.score_portfolio")],
+    schedule="0 6 * * *",
+    description="Score the latest feature partition with the champion model",
+)

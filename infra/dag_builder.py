@@ -1,0 +1,283 @@
+"""Build the Airflow DAG from the ASL state machine, so the two can never drift apart.
+
+Mapping (ASL -> Airflow):
+- Task      -> a PythonOperator that runs the named riskstream step (one function call);
+- Parallel  -> its branches' tasks side by side between the states before and after it;
+- Choice    -> a branch task that evaluates the rule on earlier results;
+- Retry     -> retries=MaxAttempts, retry_delay=IntervalSeconds,
+               retry_exponential_backoff=BackoffRate, max_retry_delay=MaxDelaySeconds;
+- Catch     -> a failure-handler task with trigger rule ``one_failed`` downstream of every
+               catching task, then a task standing for the Fail state that fails the run;
+- Succeed   -> an empty task.
+Nothing here touches the network or the metadata database at parse time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from infra.asl import ASL_PATH, Step, Workflow, load_workflow, task_id_for
+
+logger = logging.getLogger(__name__)
+
+PIPELINE_DAG_ID = "credit_risk_pipeline"
+START_DATE = datetime(2025, 1, 1)
+
+
+def build_pipeline_dag(
+    dag_id: str = PIPELINE_DAG_ID,
+    asl_path: Path = ASL_PATH,
+    params: dict[str, Any] | None = None,
+    schedule: str | None = None,
+) -> Any:
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
+    from airflow.sdk import DAG
+
+    workflow = load_workflow(asl_path)
+    all_states = sorted(workflow.steps)
+    with DAG(
+        dag_id=dag_id,
+        description="Credit-risk pipeline mirroring infra/state_machine.asl.json",
+        schedule=schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        params=pipeline_params(params),
+        tags=["riskstream", "step-functions-mirror"],
+        doc_md=__doc__,
+    ) as dag:
+        tasks: dict[str, Any] = {}
+        for name, step in workflow.steps.items():
+            tasks[name] = _operator(
+                step, workflow, all_states, PythonOperator, BranchPythonOperator, EmptyOperator
+            )
+        for upstream, downstream in sorted(workflow.edges):
+            tasks[upstream] >> tasks[downstream]
+        for name, step in workflow.steps.items():
+            if step.catch_to:
+                tasks[name] >> tasks[step.catch_to]
+    return dag
+
+
+def pipeline_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """DAG params with defaults, shown in the trigger form."""
+    from airflow.sdk import Param
+
+    from riskstream.steps import DEFAULT_PARAMS as d
+
+    params = {
+        "source": Param(
+            d["source"],
+            type="string",
+            enum=["synthetic", "taiwan", "csv"],
+            description="where the events come from",
+        ),
+        "accounts": Param(
+            d["accounts"],
+            type="integer",
+            minimum=1,
+            maximum=1_000_000,
+            description="synthetic: number of accounts",
+        ),
+        "months": Param(
+            d["months"],
+            type="integer",
+            minimum=3,
+            maximum=60,
+            description="synthetic: months of activity",
+        ),
+        "seed": Param(d["seed"], type="integer", description="synthetic: random seed"),
+        "taiwan_path": Param(
+            d["taiwan_path"],
+            type="string",
+            description="taiwan: CSV path (empty = the bundled data set)",
+        ),
+        "csv_path": Param(d["csv_path"], type="string", description="csv: your file"),
+        "csv_mapping": Param(
+            d["csv_mapping"],
+            type="string",
+            description="csv: mapping JSON file (id, time, label, attributes)",
+        ),
+        "models": Param(
+            d["models"],
+            type="string",
+            pattern=r"^(lr|rf|xgb)(,(lr|rf|xgb))*$",
+            description="comma-separated model set",
+        ),
+        "train_budget_seconds": Param(
+            d["train_budget_seconds"],
+            type="integer",
+            minimum=5,
+            description="search budget per model",
+        ),
+        "reset_bookmarks": Param(
+            d["reset_bookmarks"], type="boolean", description="reprocess every raw partition"
+        ),
+    }
+    for key, value in (overrides or {}).items():
+        params[key] = value
+    return params
+
+
+def _operator(
+    step: Step,
+    workflow: Workflow,
+    all_states: list[str],
+    python_operator: Any,
+    branch_operator: Any,
+    empty_operator: Any,
+) -> Any:
+    common: dict[str, Any] = {"task_id": step.task_id, "doc_md": step.comment or None}
+    if step.retry is not None:
+        common.update(
+            retries=step.retry.max_attempts,
+            retry_delay=timedelta(seconds=step.retry.interval_seconds),
+            retry_exponential_backoff=(
+                step.retry.backoff_rate if step.retry.backoff_rate > 1 else 0
+            ),
+        )
+        if step.retry.max_delay_seconds is not None:
+            common["max_retry_delay"] = timedelta(seconds=step.retry.max_delay_seconds)
+    upstream = workflow.upstream(step.name)
+    if step.name in workflow.failure_handlers:
+        common["trigger_rule"] = "one_failed"
+    elif len(upstream) > 1:
+        # a join after a Parallel or a Choice: run when nothing failed and one path ran
+        common["trigger_rule"] = "none_failed_min_one_success"
+
+    if step.kind == "Task":
+        return python_operator(
+            python_callable=run_step,
+            op_kwargs={"state": step.name, "step": step.step, "states": all_states},
+            **common,
+        )
+    if step.kind == "Choice":
+        return branch_operator(
+            python_callable=choose,
+            op_kwargs={
+                "variable": step.choice_variable,
+                "if_true": task_id_for(step.choice_true or ""),
+                "otherwise": task_id_for(step.choice_default or ""),
+                "states": all_states,
+            },
+            **common,
+        )
+    if step.kind == "Fail":
+        return python_operator(python_callable=fail_run, op_kwargs={"state": step.name}, **common)
+    return empty_operator(**common)
+
+
+# ---- what runs inside the tasks -----------------------------------------------------------------
+
+
+def _context_for(context: dict[str, Any], states: list[str]) -> Any:
+    from riskstream.steps import StepContext
+
+    ti = context["ti"]
+    results = {}
+    for state in states:
+        value = ti.xcom_pull(task_ids=task_id_for(state))
+        if value is not None:
+            results[state] = value
+    moment = context.get("logical_date") or getattr(context.get("dag_run"), "run_after", None)
+    run_date = (moment or datetime.now()).strftime("%Y-%m-%d")
+    return StepContext(
+        run_id=str(context.get("run_id")),
+        run_date=run_date,
+        params=dict(context.get("params") or {}),
+        results=results,
+    )
+
+
+def run_step(state: str, step: str, states: list[str], **context: Any) -> dict[str, Any]:
+    """Run one riskstream step for an ASL Task state (called by Airflow in the worker)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from riskstream import steps as step_module
+    from riskstream.logs import configure_logging
+    from riskstream.settings import Settings
+
+    configure_logging()
+    settings = Settings.from_env()  # the task is an entry point
+    ctx = _context_for(context, states)
+    module_name, func_name = step.rsplit(".", 1)
+    func = getattr(importlib.import_module(module_name), func_name)
+    try_number = int(getattr(context.get("ti"), "try_number", 1) or 1)
+    logger.info("%s: running %s (attempt %s)", state, step, try_number)
+    try:
+        result = func(settings, ctx)
+    except step_module.StepSkipped as exc:
+        raise AirflowSkipException(str(exc)) from None
+    except Exception as exc:
+        step_module.record_failure(settings, ctx, state, try_number, exc)
+        raise
+    if try_number > 1:
+        step_module.clear_failure(settings, ctx, state)
+    logger.info("%s: done: %s", state, result)
+    return result
+
+
+def choose(variable: str, if_true: str, otherwise: str, states: list[str], **context: Any) -> str:
+    """Evaluate an ASL Choice rule (BooleanEquals true on a ``$.results...`` path)."""
+    ctx = _context_for(context, states)
+    value: Any = {"results": dict(ctx.results), "params": dict(ctx.params)}
+    for part in variable.removeprefix("$.").split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    chosen = if_true if value is True else otherwise
+    logger.info("choice on %s = %r -> %s", variable, value, chosen)
+    return chosen
+
+
+def fail_run(state: str, **context: Any) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(
+        f"{state}: a pipeline step failed; see the handle_failure task's log for which and why"
+    )
+
+
+def build_linear_dag(
+    dag_id: str,
+    steps: list[tuple[str, str]],
+    schedule: str | None,
+    description: str,
+    retries: int = 2,
+    retry_delay_seconds: float = 30,
+) -> Any:
+    """A simple chain of riskstream steps (for the scheduled landing and scoring DAGs)."""
+    from airflow.providers.standard.operators.python import PythonOperator
+    from airflow.sdk import DAG, chain
+
+    states = [name for name, _ in steps]
+    with DAG(
+        dag_id=dag_id,
+        description=description,
+        schedule=schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        params=pipeline_params(),
+        tags=["riskstream"],
+        default_args={
+            "retries": retries,
+            "retry_delay": timedelta(seconds=retry_delay_seconds),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(minutes=10),
+        },
+    ) as dag:
+        chain(
+            *[
+                PythonOperator(
+                    task_id=task_id_for(name),
+                    python_callable=run_step,
+                    op_kwargs={"state": name, "step": step, "states": states},
+                )
+                for name, step in steps
+            ]
+        )
+    return dag

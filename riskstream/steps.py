@@ -1,0 +1,201 @@
+"""The pipeline's steps as Airflow (or Step Functions) runs them: one adapter per ASL Task.
+
+Each adapter takes the settings and a :class:`StepContext` (DAG params, run date, the results of
+earlier steps) and calls exactly one function of our packages, importing it inside, so that
+parsing a DAG stays cheap. Results are small dicts of counts and S3 paths, never data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from riskstream.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MODEL_STEPS = {"TrainLR": "lr", "TrainRF": "rf", "TrainXGB": "xgb"}
+
+DEFAULT_PARAMS: dict[str, Any] = {
+    "source": "synthetic",
+    "accounts": 3000,
+    "months": 12,
+    "seed": 7,
+    "csv_path": "",
+    "csv_mapping": "",
+    "taiwan_path": "",
+    "models": "lr,rf,xgb",
+    "train_budget_seconds": 60,
+    "reset_bookmarks": False,
+}
+
+
+class StepSkipped(Exception):
+    """The step has nothing to do for this run (e.g. a model not in the chosen set)."""
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a step knows about its run."""
+
+    run_id: str
+    run_date: str  # YYYY-MM-DD, the logical date of the run
+    params: Mapping[str, Any] = field(default_factory=dict)
+    results: Mapping[str, Any] = field(default_factory=dict)
+
+    def param(self, name: str) -> Any:
+        return self.params.get(name, DEFAULT_PARAMS.get(name))
+
+
+def produce_events(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    from ingestion.tasks import produce
+
+    source = ctx.param("source")
+    params: dict[str, Any] = {}
+    if source == "synthetic":
+        params = {
+            "accounts": int(ctx.param("accounts")),
+            "months": int(ctx.param("months")),
+            "seed": int(ctx.param("seed")),
+        }
+    elif source == "taiwan" and ctx.param("taiwan_path"):
+        params = {"path": ctx.param("taiwan_path")}
+    elif source == "csv":
+        params = {"path": ctx.param("csv_path"), "mapping": ctx.param("csv_mapping")}
+    return dict(produce(settings, source, **params))
+
+
+def land_events(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    from ingestion.tasks import land
+
+    return dict(land(settings))
+
+
+def raw_to_curated(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    from etl.tasks import raw_to_curated as job
+
+    return dict(job(settings, ctx.run_date, reset=bool(ctx.param("reset_bookmarks"))))
+
+
+def curated_to_features(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    from etl.tasks import curated_to_features as job
+
+    return dict(job(settings, ctx.run_date))
+
+
+def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    from training.tasks import start_training as start
+
+    features = ctx.results.get("CuratedToFeatures") or {}
+    uri = features.get("features_uri") or f"s3://{settings.bucket('features')}/features/"
+    return {"parent_run_id": start(settings, uri), "features_uri": uri}
+
+
+def _train(settings: Settings, ctx: StepContext, model: str) -> dict[str, Any]:
+    from training.tasks import train_model
+
+    chosen = [m.strip() for m in str(ctx.param("models")).split(",") if m.strip()]
+    if model not in chosen:
+        raise StepSkipped(f"model {model!r} not in models={ctx.param('models')!r}")
+    parent = ctx.results["StartTraining"]["parent_run_id"]
+    return dict(train_model(settings, parent, model))
+
+
+def train_lr(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    return _train(settings, ctx, "lr")
+
+
+def train_rf(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    return _train(settings, ctx, "rf")
+
+
+def train_xgb(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    return _train(settings, ctx, "xgb")
+
+
+def evaluate_and_register(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    from training.tasks import evaluate_and_register as evaluate
+
+    return dict(evaluate(settings, ctx.results["StartTraining"]["parent_run_id"]))
+
+
+def promote_champion(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    from training.tasks import promote
+
+    return dict(promote(settings, ctx.results["EvaluateAndRegister"]["version"]))
+
+
+def score_portfolio(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    from serving.tasks import score
+
+    return dict(score(settings, ctx.run_date))
+
+
+def handle_failure(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    """Collect the failure records the failed steps left, log them, and save a summary."""
+    from riskstream.clients import make_client
+
+    s3 = make_client(settings, "s3")
+    bucket = settings.bucket("artifacts")
+    prefix = f"pipeline-runs/{ctx.run_id}/failures/"
+    failures = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            failures.append(json.loads(body))
+    for failure in failures:
+        logger.error(
+            "step %s failed after %s attempt(s): %s",
+            failure["step"],
+            failure["try_number"],
+            failure["error"],
+        )
+    summary = {
+        "run_id": ctx.run_id,
+        "failed_steps": [f["step"] for f in failures],
+        "failures": failures,
+    }
+    s3.put_object(
+        Bucket=bucket,
+        Key=f"pipeline-runs/{ctx.run_id}/failure-summary.json",
+        Body=json.dumps(summary, indent=2).encode(),
+    )
+    return summary
+
+
+def record_failure(
+    settings: Settings, ctx: StepContext, state: str, try_number: int, error: BaseException
+) -> None:
+    """Leave a note where handle_failure will find it (best effort: never masks the error)."""
+    try:
+        from riskstream.clients import make_client
+
+        make_client(settings, "s3").put_object(
+            Bucket=settings.bucket("artifacts"),
+            Key=f"pipeline-runs/{ctx.run_id}/failures/{state}.json",
+            Body=json.dumps(
+                {
+                    "step": state,
+                    "try_number": try_number,
+                    "error": f"{type(error).__name__}: {error}",
+                }
+            ).encode(),
+        )
+    except Exception:
+        logger.warning("could not record the failure of %s", state, exc_info=True)
+
+
+def clear_failure(settings: Settings, ctx: StepContext, state: str) -> None:
+    """A retried step that finally succeeded leaves no failure note behind."""
+    try:
+        from riskstream.clients import make_client
+
+        make_client(settings, "s3").delete_object(
+            Bucket=settings.bucket("artifacts"),
+            Key=f"pipeline-runs/{ctx.run_id}/failures/{state}.json",
+        )
+    except Exception:
+        logger.debug("no failure note to clear for %s", state)

@@ -1,0 +1,34 @@
+"""Step functions used by the DAG-builder tests (a tiny stand-in pipeline with faults)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from riskstream.settings import Settings
+from riskstream.steps import StepContext
+
+
+def _counter(ctx: StepContext, name: str) -> int:
+    path = Path(ctx.param("counter_dir")) / name
+    count = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(count + 1))
+    return count + 1
+
+
+def ok(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    return {"ran": True}
+
+
+def decide(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    return {"promote": bool(ctx.param("promote"))}
+
+
+def flaky(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    """Fails on its first attempt, succeeds on the second."""
+    attempt = _counter(ctx, "flaky")
+    if attempt < 2 and ctx.param("mode") == "transient":
+        raise ConnectionError(f"transient failure on attempt {attempt}")
+    if ctx.param("mode") == "permanent":
+        raise ValueError("permanent failure")
+    return {"attempts": attempt}
