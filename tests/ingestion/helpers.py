@@ -1,0 +1,98 @@
+"""Shared helpers for the ingestion tests: small event sets and readers of what landed."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ingestion.ids import event_id
+from riskstream.clients import make_client
+from riskstream.events import new_event
+from riskstream.settings import Settings
+
+
+def small_events(accounts: int = 20, per_account: int = 10, days: int = 3) -> list[dict]:
+    """Purchases over a few days (few date partitions), each account's in time order."""
+    start = datetime(2025, 3, 1, 8, tzinfo=UTC)
+    out = []
+    for i in range(per_account):
+        for a in range(accounts):
+            when = start + timedelta(days=i % days, minutes=i)
+            account = f"A{a:04d}"
+            out.append(
+                new_event(
+                    "purchase",
+                    account,
+                    when,
+                    {"amount": float(1 + i + a), "merchant_category": "grocery"},
+                    source="test",
+                    event_id=event_id("test", account, "purchase", when.isoformat(), i),
+                )
+            )
+    return out
+
+
+def read_stream(settings: Settings) -> list[dict[str, Any]]:
+    """Every record on every shard, in shard order (for checking what the producer sent)."""
+    kinesis = make_client(settings, "kinesis")
+    out = []
+    for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=settings.stream_name,
+            ShardId=shard["ShardId"],
+            ShardIteratorType="TRIM_HORIZON",
+        )["ShardIterator"]
+        while iterator:
+            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+            for record in page["Records"]:
+                out.append({"shard": shard["ShardId"], **record})
+            if not page["Records"]:
+                break
+            iterator = page.get("NextShardIterator")
+    return out
+
+
+def _objects(settings: Settings, role: str, prefix: str) -> dict[str, bytes]:
+    s3 = make_client(settings, "s3")
+    bucket = settings.bucket(role)
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            out[item["Key"]] = gzip.decompress(body)
+    return out
+
+
+def raw_lines(settings: Settings) -> dict[str, list[bytes]]:
+    """Raw landing: key -> lines."""
+    return {k: v.splitlines() for k, v in _objects(settings, "raw", "events/").items()}
+
+
+def landed_ids(settings: Settings) -> list[str]:
+    return [
+        json.loads(line)["event_id"] for lines in raw_lines(settings).values() for line in lines
+    ]
+
+
+def quarantined(settings: Settings) -> list[dict[str, Any]]:
+    return [
+        json.loads(line)
+        for body in _objects(settings, "quarantine", "ingest/").values()
+        for line in body.splitlines()
+    ]
+
+
+def clear_landing(settings: Settings) -> None:
+    """Empty the raw and quarantine buckets and the checkpoint table (between trials)."""
+    s3 = make_client(settings, "s3")
+    for role in ("raw", "quarantine"):
+        bucket = settings.bucket(role)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    ddb = make_client(settings, "dynamodb")
+    for item in ddb.scan(TableName=settings.checkpoint_table).get("Items", []):
+        ddb.delete_item(TableName=settings.checkpoint_table, Key={"lease_key": item["lease_key"]})
