@@ -1,0 +1,114 @@
+"""SQL for analysts: DuckDB over the Parquet tables the Glue catalog lists, read from S3.
+
+Every table in the catalog database (``scores``, ``features``, ``curated_*``) becomes a DuckDB
+view over a pyarrow dataset at the table's location, with its Hive partition keys as columns.
+pyarrow's S3FileSystem reads the data (DuckDB's httpfs extension would need a download at run
+time), and DuckDB pushes projections and filters into the dataset scan.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from riskstream.clients import make_client
+from riskstream.settings import Settings
+from serving.storage import s3_filesystem
+
+logger = logging.getLogger(__name__)
+
+_ARROW_TYPES = {
+    "date": pa.date32(),
+    "string": pa.string(),
+    "int": pa.int32(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "timestamp": pa.timestamp("us"),
+}
+
+
+class SqlError(RuntimeError):
+    """The query cannot run; the message says why and which tables exist."""
+
+
+def catalog_tables(settings: Settings) -> list[dict[str, Any]]:
+    """The catalog's tables: name, S3 location and partition keys."""
+    glue = make_client(settings, "glue")
+    out = []
+    try:
+        pages = glue.get_paginator("get_tables").paginate(DatabaseName=settings.glue_database)
+        for page in pages:
+            for table in page.get("TableList", []):
+                location = table.get("StorageDescriptor", {}).get("Location", "")
+                if location.startswith(("s3://", "s3a://")):
+                    out.append(
+                        {
+                            "name": table["Name"],
+                            "location": location,
+                            "partition_keys": table.get("PartitionKeys", []),
+                        }
+                    )
+    except glue.exceptions.EntityNotFoundException:
+        raise SqlError(
+            f"the Glue database {settings.glue_database!r} does not exist; "
+            "run `riskstream provision` and the pipeline first"
+        ) from None
+    return out
+
+
+def table_dataset(settings: Settings, table: dict[str, Any], filesystem: Any) -> ds.Dataset:
+    path = table["location"].split("://", 1)[1].rstrip("/")
+    keys = [
+        (k["Name"], _ARROW_TYPES.get(k.get("Type", "string").lower(), pa.string()))
+        for k in table["partition_keys"]
+    ]
+    files = ds.dataset(path, filesystem=filesystem, format="parquet", exclude_invalid_files=False)
+    file_fields = set(files.schema.names)
+    keys = [(name, typ) for name, typ in keys if name not in file_fields]
+    if not keys:
+        return files
+    return ds.dataset(
+        path,
+        filesystem=filesystem,
+        format="parquet",
+        partitioning=ds.partitioning(pa.schema(keys), flavor="hive"),
+    )
+
+
+def connect(settings: Settings) -> tuple[Any, list[str]]:
+    """A DuckDB connection with one view per catalog table; also the table names."""
+    import duckdb
+
+    con = duckdb.connect()
+    filesystem = s3_filesystem(settings)
+    names = []
+    for table in catalog_tables(settings):
+        try:
+            dataset = table_dataset(settings, table, filesystem)
+        except (OSError, pa.ArrowInvalid) as exc:
+            logger.warning("skipping table %s at %s: %s", table["name"], table["location"], exc)
+            continue
+        con.register(f"_ds_{table['name']}", dataset)
+        con.execute(f'CREATE VIEW "{table["name"]}" AS SELECT * FROM "_ds_{table["name"]}"')
+        names.append(table["name"])
+    return con, names
+
+
+def run_sql(settings: Settings, query: str) -> pd.DataFrame:
+    """Run ``query`` over the catalog's tables and return the result."""
+    import duckdb
+
+    if not query.strip():
+        raise SqlError("the query is empty; e.g. riskstream sql 'select count(*) from scores'")
+    con, names = connect(settings)
+    try:
+        return con.execute(query).df()
+    except duckdb.Error as exc:
+        tables = ", ".join(sorted(names)) or "none (run the pipeline first)"
+        raise SqlError(f"{exc}\ntables in {settings.glue_database}: {tables}") from None
+    finally:
+        con.close()
