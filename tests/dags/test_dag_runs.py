@@ -1,0 +1,114 @@
+"""The DAG builder's behaviour under `dag.test()`: retries, the failure handler, the choice.
+
+Uses a small ASL machine with every construct of the pipeline (tests/dags/test_machine.asl.json)
+and step functions with injected faults, against the real local cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from riskstream.clients import make_client
+from riskstream.settings import Settings
+from tests.dags.conftest import airflow_env
+
+pytestmark = pytest.mark.integration
+HERE = Path(__file__).resolve().parent
+
+
+def run_machine(home: Path, settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
+    dag_id = f"machine_{uuid.uuid4().hex[:8]}"
+    dag_file = home / "dags" / f"{dag_id}.py"
+    dag_file.write_text(
+        "# airflow DAG under test\n"
+        "from pathlib import Path\n"
+        "from infra.dag_builder import build_pipeline_dag\n"
+        f"dag = build_pipeline_dag({dag_id!r}, Path({str(HERE / 'test_machine.asl.json')!r}))\n"
+    )
+    env = {
+        **os.environ,
+        **airflow_env(home),
+        "RISKSTREAM_CLOUD_PORT": str(settings.cloud_port),
+        "RISKSTREAM_PREFIX": settings.prefix,
+        "RISKSTREAM_STATE_DIR": str(settings.state_dir),
+    }
+    result = subprocess.run(
+        [sys.executable, str(HERE / "run_dag_test.py"), str(dag_file), json.dumps(params)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def test_transient_failure_is_retried_and_the_run_succeeds(
+    airflow_home: Path, provisioned: Settings, tmp_path: Path
+) -> None:
+    out = run_machine(
+        airflow_home,
+        provisioned,
+        {"counter_dir": str(tmp_path), "mode": "transient", "promote": True},
+    )
+    assert out["run"] == "success"
+    assert out["states"]["first"] == "success"
+    assert out["tries"]["first"] == 2  # failed once, retried once
+    assert (tmp_path / "flaky").read_text() == "2"
+    assert out["states"]["on_failure"] == "skipped"
+    assert out["states"]["failed"] == "skipped"
+    # the choice took the promote branch, and the join after it still ran
+    assert out["states"]["promote"] == "success"
+    assert out["states"]["finish"] == "success"
+    assert out["states"]["left"] == out["states"]["right"] == "success"
+
+
+def test_choice_default_skips_the_branch_and_joins(
+    airflow_home: Path, provisioned: Settings, tmp_path: Path
+) -> None:
+    out = run_machine(
+        airflow_home, provisioned, {"counter_dir": str(tmp_path), "mode": "ok", "promote": False}
+    )
+    assert out["run"] == "success"
+    assert out["states"]["promote"] == "skipped"
+    assert out["states"]["finish"] == "success"
+    assert out["states"]["done"] == "success"
+
+
+def test_permanent_failure_reaches_the_handler_and_fails_the_run(
+    airflow_home: Path, provisioned: Settings, tmp_path: Path
+) -> None:
+    out = run_machine(
+        airflow_home,
+        provisioned,
+        {"counter_dir": str(tmp_path), "mode": "permanent", "promote": True},
+    )
+    assert out["run"] == "failed"
+    assert out["states"]["first"] == "failed"
+    assert out["tries"]["first"] == 2  # MaxAttempts 1: one retry, then give up
+    assert out["states"]["on_failure"] == "success"
+    assert out["states"]["failed"] == "failed"
+    assert out["states"]["done"] == "upstream_failed"
+    # the handler wrote a summary naming the failed step and its error
+    s3 = make_client(provisioned, "s3")
+    keys = [
+        o["Key"]
+        for o in s3.list_objects_v2(
+            Bucket=provisioned.bucket("artifacts"), Prefix="pipeline-runs/"
+        ).get("Contents", [])
+    ]
+    summary_key = next(k for k in keys if k.endswith("failure-summary.json"))
+    summary = json.loads(
+        s3.get_object(Bucket=provisioned.bucket("artifacts"), Key=summary_key)["Body"].read()
+    )
+    assert summary["failed_steps"] == ["First"]
+    assert "permanent failure" in summary["failures"][0]["error"]
