@@ -1,0 +1,142 @@
+"""Pure rules: feature columns, labelled rows, the split, promotion, the model search."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.dataset import TrainingDataError, feature_columns, labelled, split_rows
+from training.models import ModelError, SearchBudget, feature_importance, fit_with_search
+from training.promotion import PromotionPolicy, decide
+
+
+def _frame(labels: list[object], dates: list[dt.date] | None = None) -> pd.DataFrame:
+    n = len(labels)
+    return pd.DataFrame(
+        {
+            "account_id": [f"a{i}" for i in range(n)],
+            "obs_date": dates or [dt.date(2024, 1, 31)] * n,
+            "label": labels,
+            "source": "test",
+            "x": np.arange(n, dtype=float),
+            "segment": ["a", "b"] * (n // 2) + ["a"] * (n % 2),
+        }
+    )
+
+
+def test_feature_columns_split_numeric_and_strings() -> None:
+    cols = feature_columns(_frame([0, 1]))
+    assert cols.numeric == ("x",)
+    assert cols.categorical == ("segment",)
+
+
+def test_empty_table_fails_clearly() -> None:
+    with pytest.raises(TrainingDataError, match="no labelled rows"):
+        labelled(_frame([None, None]), "s3://b/features")
+
+
+def test_one_class_fails_clearly() -> None:
+    with pytest.raises(TrainingDataError, match=r"only one class \(0\) in 3 rows"):
+        labelled(_frame([0, 0, 0]), "s3://b/features")
+
+
+def test_unknown_labels_are_dropped_and_bad_labels_named() -> None:
+    assert len(labelled(_frame([0, 1, None, 1]), "t")) == 3
+    with pytest.raises(TrainingDataError, match=r"found values \[0, 1, 2\]"):
+        labelled(_frame([0, 1, 2]), "t")
+
+
+def test_stratified_split_holds_out_a_third_with_both_classes() -> None:
+    frame = _frame([0] * 60 + [1] * 30)
+    split = split_rows(frame, seed=7)
+    assert split.strategy == "stratified_random"
+    assert len(split.test_index) == 30
+    assert frame["label"].to_numpy()[split.test_index].sum() == 10
+    assert not set(split.train_index) & set(split.test_index)
+    assert split.description["test_rows"] == 30
+
+
+def test_several_observation_dates_split_out_of_time() -> None:
+    dates = [dt.date(2024, 1, 31)] * 6 + [dt.date(2024, 2, 29)] * 4
+    split = split_rows(_frame([0, 1] * 5, dates))
+    assert split.strategy == "out_of_time"
+    assert list(split.test_index) == [6, 7, 8, 9]
+    assert split.description["test_obs_dates"] == ["2024-02-29"]
+
+
+def test_out_of_time_split_with_one_class_in_test_fails() -> None:
+    dates = [dt.date(2024, 1, 31)] * 4 + [dt.date(2024, 2, 29)] * 2
+    with pytest.raises(TrainingDataError, match="test part of the out_of_time split"):
+        split_rows(_frame([0, 1, 0, 1, 0, 0], dates))
+
+
+POLICY = PromotionPolicy(margin=0.01, min_ks=0.2, max_ece=0.05)
+GOOD = {"roc_auc": 0.80, "ks": 0.45, "ece": 0.02}
+
+
+def test_first_model_is_promoted_when_it_passes_gates() -> None:
+    d = decide(GOOD, POLICY)
+    assert d.promote and "no champion yet" in d.reason
+
+
+def test_better_challenger_is_promoted_by_margin() -> None:
+    d = decide(GOOD, POLICY, champion_version="3", champion_auc=0.78)
+    assert d.promote and "beats champion v3's 0.7800" in d.reason
+
+
+def test_challenger_within_margin_is_not_promoted() -> None:
+    d = decide(GOOD, POLICY, champion_version="3", champion_auc=0.795)
+    assert not d.promote and "gain +0.0050 < margin 0.0100" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("metrics", "needle"),
+    [
+        ({"roc_auc": 0.9, "ks": 0.1, "ece": 0.01}, "KS 0.1000 is below the minimum"),
+        ({"roc_auc": 0.9, "ks": 0.5, "ece": 0.2}, "ECE) 0.2000 exceeds the cap"),
+    ],
+)
+def test_gates_block_promotion_even_without_champion(metrics: dict, needle: str) -> None:
+    d = decide(metrics, POLICY)
+    assert not d.promote and needle in d.reason
+
+
+def test_search_rejects_one_class_and_respects_trial_cap() -> None:
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame({"x": rng.normal(size=400), "segment": rng.choice(["a", "b"], 400)})
+    y = (x["x"] + rng.normal(scale=0.5, size=400) > 0.8).astype(int).to_numpy()
+    cols = feature_columns(x)
+    with pytest.raises(ModelError, match="one class"):
+        fit_with_search("lr", x, np.zeros(400), cols)
+    fitted = fit_with_search("lr", x, y, cols, SearchBudget(seconds=60, max_trials=3))
+    assert len(fitted.trials) == 3 and fitted.stopped_by == "trials"
+    p = fitted.pipeline.predict_proba(x)[:, 1]
+    assert ((p > 0) & (p < 1)).all()
+    assert list(fitted.pipeline.named_steps) == ["preprocess", "model"]
+    assert feature_importance(fitted.pipeline).index[0].endswith("x")
+
+
+def test_search_stops_on_time_budget() -> None:
+    ticks = iter(range(0, 10_000, 10))  # every clock read advances 10 "seconds"
+    rng = np.random.default_rng(1)
+    x = pd.DataFrame({"x": rng.normal(size=300)})
+    y = (x["x"] > 0.5).astype(int).to_numpy()
+    fitted = fit_with_search(
+        "lr",
+        x,
+        y,
+        feature_columns(x),
+        SearchBudget(seconds=25, max_trials=10),
+        clock=lambda: next(ticks),
+    )
+    assert fitted.stopped_by == "time"
+    assert 1 <= len(fitted.trials) < 10
+
+
+def test_unknown_model_is_named() -> None:
+    x = pd.DataFrame({"x": [0.0, 1.0] * 10})
+    with pytest.raises(ModelError, match="unknown model 'svm'"):
+        fit_with_search("svm", x, np.array([0, 1] * 10), feature_columns(x))

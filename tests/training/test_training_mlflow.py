@@ -1,0 +1,185 @@
+"""Training against the session's real moto S3 and a real MLflow server, over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from riskstream.settings import Settings
+from tests.training.conftest import write_features
+from training.data import ORACLE_KEY
+from training.dataset import TrainingDataError
+from training.train import TrainingConfig, run_training, start_training
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = TrainingConfig(budget_seconds=2, max_trials=2)
+WEAK_COLUMNS = ["account_id", "obs_date", "label", "source", "age", "sex", "marital_status"]
+
+
+def _oracle(settings: Settings, frame: pd.DataFrame) -> None:
+    """A fake generator's true PD (a noisy label) beside the stream, as the contract says."""
+    import io
+
+    import numpy as np
+
+    from riskstream.clients import make_client
+
+    rng = np.random.default_rng(0)
+    true_pd = np.clip(0.15 + 0.6 * frame["label"] + rng.normal(0, 0.2, len(frame)), 0.001, 0.999)
+    buf = io.BytesIO()
+    pd.DataFrame(
+        {"account_id": frame["account_id"], "true_pd": true_pd, "observed_date": frame["obs_date"]}
+    ).to_parquet(buf, index=False)
+    make_client(settings, "s3").put_object(
+        Bucket=settings.bucket("artifacts"), Key=ORACLE_KEY, Body=buf.getvalue()
+    )
+
+
+def test_three_models_tracked_and_registered(
+    training_settings: Settings, taiwan_small: pd.DataFrame
+) -> None:
+    settings = training_settings
+    write_features(settings, taiwan_small)
+    _oracle(settings, taiwan_small)
+    report = run_training(settings, TINY)
+    client = MlflowClient(settings.mlflow_tracking_uri)
+
+    parent = client.get_run(report.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["split_strategy"] == "stratified_random"
+    assert parent.data.metrics["rows_test"] == 1000
+    assert {i.dataset.name for i in parent.inputs.dataset_inputs} == {
+        f"features@{parent.data.tags['features_digest']}"
+    }
+    assert report.run_url.endswith(report.parent_run_id)
+
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{report.parent_run_id}'"
+    )
+    assert sorted(r.data.tags["model_type"] for r in children) == ["lr", "rf", "xgb"]
+    for run in children:
+        m = run.data.metrics
+        assert 0.65 < m["roc_auc"] < 1.0, (run.data.tags["model_type"], m["roc_auc"])
+        assert m["gini"] == pytest.approx(2 * m["roc_auc"] - 1)
+        assert 0 < m["threshold"] < 1 and m["tp"] + m["fp"] + m["tn"] + m["fn"] == 1000
+        assert m["oracle_roc_auc"] > m["roc_auc"]  # the fake oracle knows the label
+        files = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        assert {
+            "plots/roc.png",
+            "plots/calibration.png",
+            "plots/cost_by_threshold.png",
+            "plots/feature_importance.png",
+        } <= files
+        local = client.download_artifacts(run.info.run_id, "baseline/baseline.json")
+        baseline = json.loads(Path(local).read_text())
+        assert len(baseline["score"]["proportions"]) == 10
+        assert "utilisation_m1" in baseline["features"]
+        info = mlflow.models.get_model_info(run.data.tags["model_uri"])
+        assert "credit_limit" in info.signature.inputs.input_names()
+
+    decision = report.decision
+    assert decision["promote"] is True and "no champion yet" in decision["reason"]
+    name = settings.registered_model_name
+    version = client.get_model_version_by_alias(name, "champion")
+    assert version.version == decision["version"]
+    assert client.get_model_version_by_alias(name, "challenger").version == version.version
+    assert version.tags["model_type"] == decision["model"]
+    for tag in ("threshold", "roc_auc", "ks", "decision_reason"):
+        assert version.tags[tag], tag
+    # The registered model is the contract's pipeline and scores the feature table.
+    model = mlflow.sklearn.load_model(f"models:/{name}@champion")
+    assert list(model.named_steps) == ["preprocess", "model"]
+    p = model.predict_proba(taiwan_small.drop(columns=["label"]).head(20))[:, 1]
+    assert ((p > 0) & (p < 1)).all()
+
+
+def test_promotion_both_ways(training_settings: Settings, taiwan_small: pd.DataFrame) -> None:
+    settings = training_settings
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    name = settings.registered_model_name
+    full = write_features(settings, taiwan_small, files_per_date=1)
+    # A weak table version: demographics only.
+    weak_frame = taiwan_small[WEAK_COLUMNS]
+    bucket = settings.bucket("features")
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from riskstream.clients import make_client
+
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(weak_frame, preserve_index=False), buf)
+    make_client(settings, "s3").put_object(
+        Bucket=bucket, Key="weak/part-0.parquet", Body=buf.getvalue()
+    )
+    lr_only = TrainingConfig(models=("lr",), budget_seconds=2, max_trials=1, min_ks=0.0)
+
+    first = run_training(settings, lr_only, features_uri=f"s3://{bucket}/weak").decision
+    assert first["promote"] and first["version"] == "1"
+
+    better = run_training(settings, lr_only, features_uri=full).decision
+    assert better["promote"], better["reason"]
+    assert "beats champion v1" in better["reason"]
+    assert better["champion_roc_auc"] < better["roc_auc"]
+    assert client.get_model_version_by_alias(name, "champion").version == better["version"]
+
+    # The same model again (via the CLI) cannot beat the champion by the margin: not promoted.
+    env = {
+        **os.environ,
+        "RISKSTREAM_TARGET": "embedded",
+        "RISKSTREAM_CLOUD_PORT": str(settings.cloud_port),
+        "RISKSTREAM_PREFIX": settings.prefix,
+        "RISKSTREAM_STATE_DIR": str(settings.state_dir),
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "riskstream",
+            "--env-file",
+            "/nonexistent",
+            "train",
+            "--models",
+            "lr",
+            "--budget",
+            "2",
+            "--max-trials",
+            "1",
+            "--features-uri",
+            full,
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ROC-AUC" in out.stdout and "MLflow run: http://127.0.0.1:" in out.stdout
+    worse = client.get_model_version(name, "3")
+    assert worse.tags["promote"] == "false"
+    assert f"kept champion v{better['version']}" in worse.tags["decision_reason"]
+    assert client.get_model_version_by_alias(name, "champion").version == better["version"]
+    assert client.get_model_version_by_alias(name, "challenger").version == "3"
+
+
+def test_empty_and_one_class_tables_fail_clearly(
+    training_settings: Settings, taiwan_small: pd.DataFrame
+) -> None:
+    settings = training_settings
+    with pytest.raises(TrainingDataError, match="no Parquet files under s3://"):
+        start_training(settings, config=TINY)
+    write_features(settings, taiwan_small[taiwan_small["label"] == 0].head(200))
+    with pytest.raises(TrainingDataError, match="only one class"):
+        start_training(settings, config=TINY)
