@@ -1,0 +1,173 @@
+"""Pure scoring: scale, tiers, decisions and reason codes on small fitted pipelines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.scoring import (
+    ScoreScale,
+    ScoringConfig,
+    TierThresholds,
+    aggregation_matrix,
+    assign_tiers,
+    contributions,
+    decide,
+    explain,
+    human_name,
+    output_to_source,
+    pd_to_score,
+    reason_details,
+    score_frame,
+    split_pipeline,
+)
+from tests.serving.factory import CATEGORICAL, NUMERIC, features_frame, fit_pipeline
+
+pytestmark = pytest.mark.unit
+
+TRAIN = features_frame(500, dt.date(2025, 12, 31), seed=11)
+SCORE = features_frame(200, dt.date(2026, 1, 31), seed=12)
+
+
+@pytest.mark.parametrize(
+    ("pd_value", "score"),
+    [(1 / 51, 600), (1 / 101, 620), (1 / 26, 580), (1 / 201, 640), (0.5, 487)],
+)
+def test_points_to_double_odds(pd_value: float, score: int) -> None:
+    # 600 at 50:1, +20 per doubling; 1:1 odds is 600 - 20*log2(50) = 487.1
+    assert pd_to_score([pd_value])[0] == score
+
+
+def test_scores_are_clipped_and_monotone() -> None:
+    pds = np.array([0.0, 1e-12, 0.001, 0.01, 0.1, 0.5, 0.9, 0.999, 1.0])
+    scores = pd_to_score(pds)
+    assert scores.min() >= 300 and scores.max() <= 850
+    assert scores[0] == 850 and scores[-1] == 300
+    assert (np.diff(scores) <= 0).all()
+
+
+def test_scale_validation_names_the_field() -> None:
+    with pytest.raises(ValueError, match="pdo=0"):
+        ScoreScale(pdo=0)
+    with pytest.raises(ValueError, match=r"threshold=1\.5"):
+        ScoringConfig(threshold=1.5)
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        TierThresholds(cuts=(500, 560, 520))
+
+
+def test_tier_boundaries_go_to_the_better_tier() -> None:
+    tiers = assign_tiers(np.array([850, 600, 599, 560, 559, 520, 519, 300]))
+    assert list(tiers) == [
+        "Prime", "Prime", "Near-prime", "Near-prime", "Subprime", "Subprime",
+        "High risk", "High risk",
+    ]  # fmt: skip
+
+
+def test_decision_at_threshold() -> None:
+    assert list(decide(np.array([0.1, 0.3, 0.31]), 0.3)) == ["approve", "decline", "decline"]
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("repayment_status_m1", "Repayment status, last month"),
+        ("bill_amt_m3", "Bill amount, 3 months ago"),
+        ("credit_limit", "Credit limit"),
+        ("utilization_mean", "Utilization mean"),
+    ],
+)
+def test_human_names(name: str, label: str) -> None:
+    assert human_name(name) == label
+
+
+def test_one_hot_columns_map_back_to_their_feature() -> None:
+    pipeline = fit_pipeline("lr", TRAIN)
+    preprocess, _ = split_pipeline(pipeline)
+    mapping = output_to_source(preprocess)
+    assert mapping[: len(NUMERIC)] == NUMERIC
+    assert mapping.count("education") == TRAIN["education"].nunique()
+    assert mapping.count("marital_status") == TRAIN["marital_status"].nunique()
+    names, agg = aggregation_matrix(mapping)
+    assert names == NUMERIC + CATEGORICAL
+    assert agg.shape == (len(mapping), len(names))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    return np.log(p / (1 - p))
+
+
+@pytest.mark.parametrize("kind", ["xgb", "lr", "rf"])
+def test_contributions_add_up_to_the_prediction(kind: str) -> None:
+    pipeline = fit_pipeline(kind, TRAIN)
+    preprocess, model = split_pipeline(pipeline)
+    xt = preprocess.transform(SCORE[NUMERIC + CATEGORICAL])
+    contrib = contributions(model, xt)
+    proba = pipeline.predict_proba(SCORE[NUMERIC + CATEGORICAL])[:, 1]
+    total = contrib.sum(axis=1)
+    if kind == "lr":
+        np.testing.assert_allclose(total + model.intercept_[0], _logit(proba), rtol=1e-6)
+    elif kind == "xgb":  # bias is constant across rows: differences must match
+        gap = _logit(proba) - total
+        np.testing.assert_allclose(gap, gap[0], atol=1e-4)
+    else:  # Saabas: contributions + the forest's root default rate = pd
+        gap = proba - total
+        np.testing.assert_allclose(gap, gap[0], atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["xgb", "lr", "rf"])
+def test_reason_codes_are_the_largest_positive_contributions(kind: str) -> None:
+    pipeline = fit_pipeline(kind, TRAIN)
+    result = explain(pipeline, SCORE, ScoringConfig(threshold=0.3))
+    src = result.source_contribs
+    assert src is not None and src.shape == (len(SCORE), len(NUMERIC + CATEGORICAL))
+    for row in range(len(SCORE)):
+        values = src[row]
+        order = [i for i in np.argsort(-values, kind="stable")[:3] if values[i] > 0]
+        expected = [human_name(result.source_names[i]) for i in order]
+        got = [result.reasons[j][row] for j in range(3)]
+        assert got == expected + [None] * (3 - len(expected))
+        details = reason_details(src, result.source_names, row)
+        assert [d["name"] for d in details] == expected
+        assert all(d["contribution"] > 0 for d in details)
+
+
+def test_score_frame_schema_and_ranges() -> None:
+    pipeline = fit_pipeline("xgb", TRAIN)
+    table = score_frame(
+        pipeline, SCORE, ScoringConfig(threshold=0.25), model_name="m", model_version="7"
+    )
+    assert list(table.columns[:9]) == [
+        "account_id", "pd", "score", "risk_tier", "decision", "reason_1", "reason_2",
+        "reason_3", "model_name",
+    ]  # fmt: skip
+    assert len(table) == len(SCORE)
+    assert table["pd"].between(0, 1).all() and table["score"].between(300, 850).all()
+    assert (table["score"] == pd_to_score(table["pd"])).all()
+    assert ((table["pd"] >= 0.25) == (table["decision"] == "decline")).all()
+    assert table["model_version"].eq("7").all()
+    assert table["exposure"].equals(SCORE["credit_limit"].astype(float))
+
+
+def test_missing_feature_is_named() -> None:
+    pipeline = fit_pipeline("lr", TRAIN)
+    with pytest.raises(ValueError, match="age"):
+        explain(pipeline, SCORE.drop(columns=["age"]), ScoringConfig())
+
+
+def test_not_a_contract_pipeline_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="preprocess"):
+        split_pipeline(object())
+    frame = pd.DataFrame({"x": [1.0]})
+    with pytest.raises(ValueError, match="'preprocess' and 'model'"):
+        explain(frame, frame, ScoringConfig())
+
+
+def test_pdo_formula_by_hand() -> None:
+    scale = ScoreScale()
+    pd_value = 0.2
+    expected = 600 + 20 / math.log(2) * (math.log(4.0) - math.log(50.0))
+    assert pd_to_score([pd_value], scale)[0] == round(expected)
