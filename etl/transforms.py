@@ -92,10 +92,10 @@ def _spark_type(spec: FieldSpec) -> T.DataType:
 def curated_schema(event_type: str) -> T.StructType:
     """The schema of one curated table (without the ``dt`` partition column)."""
     fields = [
-        T.StructField("event_id", T.StringType(), False),
-        T.StructField("account_id", T.StringType(), False),
-        T.StructField("event_time", T.TimestampType(), False),
-        T.StructField("source", T.StringType(), False),
+        T.StructField("event_id", T.StringType(), True),
+        T.StructField("account_id", T.StringType(), True),
+        T.StructField("event_time", T.TimestampType(), True),
+        T.StructField("source", T.StringType(), True),
     ]
     for name, spec in PAYLOAD_SCHEMAS[event_type].items():
         fields.append(T.StructField(name, _spark_type(spec), True))
