@@ -44,6 +44,10 @@ class LeaseLostError(RuntimeError):
     """This consumer's lease was taken over (it expired); stop without writing a checkpoint."""
 
 
+class _Aborted(Exception):
+    """A shard stopped because another shard's worker failed (that failure is the one raised)."""
+
+
 def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -259,6 +263,7 @@ class Consumer:
         self.on_flush = on_flush
         self._stop = threading.Event()  # graceful: flush, checkpoint, release
         self._abort = threading.Event()  # another worker failed: leave without writing
+        self._failure: BaseException | None = None
         self._lock = threading.Lock()
         self._seen: set[str] = set()
         self._report = LandingReport()
@@ -272,6 +277,9 @@ class Consumer:
         """``follow=False`` drains what is there and returns; ``True`` keeps reading until
         :meth:`stop`, Ctrl-C or ``max_seconds``."""
         report = self._report = LandingReport()
+        self._stop.clear()
+        self._abort.clear()
+        self._failure = None
         started = time.monotonic()
         deadline = started + max_seconds if max_seconds else None
         done: set[str] = set()
@@ -294,7 +302,8 @@ class Consumer:
                 finished, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in finished:
                     shard_id = running.pop(future)
-                    future.result()  # re-raise a worker's failure
+                    if future.exception() is not None:
+                        raise self._failure or future.exception()  # type: ignore[misc]
                     done.add(shard_id)
                 if follow and time.monotonic() - last_lag > self.config.lag_report_seconds:
                     last_lag = time.monotonic()
@@ -304,8 +313,6 @@ class Consumer:
                         report.landed,
                         report.quarantined,
                     )
-                if not follow and not running:
-                    break
         except KeyboardInterrupt:
             report.interrupted = True
             self._stop.set()
@@ -336,8 +343,13 @@ class Consumer:
     def _shard(self, shard: dict[str, Any], follow: bool) -> None:
         shard_id = shard["ShardId"]
         try:
-            ShardReader(self, shard_id).run(follow)
-        except BaseException:
+            ShardReader(self, shard_id, _ending(shard)).run(follow)
+        except _Aborted:
+            raise
+        except BaseException as exc:
+            with self._lock:
+                if self._failure is None:
+                    self._failure = exc
             self._abort.set()
             raise
 
@@ -359,9 +371,11 @@ class Consumer:
 class ShardReader:
     """Reads one shard from its checkpoint, flushing as the module docstring describes."""
 
-    def __init__(self, consumer: Consumer, shard_id: str) -> None:
+    def __init__(self, consumer: Consumer, shard_id: str, ending: str | None = None) -> None:
         self.c = consumer
         self.shard_id = shard_id
+        self.ending = ending  # EndingSequenceNumber once the shard is closed (split/merge)
+        self.last_check = time.monotonic()
         self.cfg = consumer.config
         self.buffer = FlushBuffer()
         self.last_renew = time.monotonic()
@@ -403,12 +417,16 @@ class ShardReader:
                         self._flush()
                 if c._abort.is_set():
                     return
-                if iterator is None:  # closed shard, fully read
+                caught_up = not records and not lag
+                if caught_up and self.ending is None and follow:
+                    self._check_closed()
+                # A closed shard is done when read to its end (no next iterator; some emulators
+                # keep returning iterators, so caught up on a closed shard counts too).
+                if iterator is None or (caught_up and self.ending is not None):
                     self._flush()
                     c.store.commit(shard_id, SHARD_END)
                     logger.info("shard %s is closed and fully landed", shard_id)
-                    return
-                caught_up = not records and not lag
+                    break
                 # Time-based flushes are for latency at the tip of the stream; while draining a
                 # backlog (full GetRecords pages), size decides, so replays give fewer objects.
                 near_tip = len(records) < self.cfg.get_limit
@@ -442,6 +460,15 @@ class ShardReader:
         if not c._abort.is_set():
             c.store.release(shard_id)
 
+    def _check_closed(self) -> None:
+        """In --follow, notice (every relist interval) that this shard was closed by a reshard."""
+        if time.monotonic() - self.last_check < self.cfg.relist_seconds:
+            return
+        self.last_check = time.monotonic()
+        for shard in self.c._list_shards():
+            if shard["ShardId"] == self.shard_id:
+                self.ending = _ending(shard)
+
     def _iterator(self, checkpoint: str | None) -> str:
         kwargs: dict[str, Any] = {"StreamName": self.c.stream_name, "ShardId": self.shard_id}
         if checkpoint:
@@ -461,7 +488,7 @@ class ShardReader:
         c.store.begin(self.shard_id, buffer.last_seq)
         for role, key, body in objects:
             if c._abort.is_set():
-                raise LeaseLostError(f"stopping shard {self.shard_id}: another worker failed")
+                raise _Aborted(f"stopping shard {self.shard_id}: another worker failed")
             c.s3.put_object(
                 Bucket=c.buckets[role],
                 Key=key,
@@ -497,6 +524,11 @@ def _ready(shards: list[dict[str, Any]], done: set[str], active: set[str]) -> li
         if all(p is None or p not in known or p in done for p in parents):
             out.append(shard)
     return out
+
+
+def _ending(shard: dict[str, Any]) -> str | None:
+    ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
+    return str(ending) if ending is not None else None
 
 
 def _code(exc: ClientError) -> str:

@@ -8,9 +8,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ingestion.ids import event_id
-from riskstream.clients import make_client
+from riskstream.clients import make_client as _make_client
 from riskstream.events import new_event
 from riskstream.settings import Settings
+
+_CLIENTS: dict[tuple[str | None, str, str], Any] = {}
+
+
+def make_client(settings: Settings, service: str) -> Any:
+    """A cached client per endpoint and service (boto3 clients are slow to build)."""
+    key = (settings.endpoint_for(service), settings.region, service)
+    if key not in _CLIENTS:
+        _CLIENTS[key] = _make_client(settings, service)
+    return _CLIENTS[key]
 
 
 def small_events(accounts: int = 20, per_account: int = 10, days: int = 3) -> list[dict]:

@@ -12,10 +12,9 @@ from botocore.exceptions import ClientError
 
 from ingestion.producer import Producer, ProducerError, RateLimit, TokenBucket
 from ingestion.records import hash_key
-from riskstream.clients import make_client
 from riskstream.events import new_event
 from riskstream.settings import Settings
-from tests.ingestion.helpers import read_stream, small_events
+from tests.ingestion.helpers import make_client, read_stream, small_events
 
 pytestmark = pytest.mark.integration
 
