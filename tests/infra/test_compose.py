@@ -55,3 +55,31 @@ def test_no_secrets_in_the_file() -> None:
             if word in line:
                 value = line.split(word, 1)[1].strip()
                 assert value.startswith("${") or value in ("test", "airflow", "mlflow"), line
+
+
+def test_mlflow_and_airflow_match_the_embedded_ports() -> None:
+    defaults = Settings.from_mapping({})
+    mlflow_port = defaults.mlflow_tracking_uri.rsplit(":", 1)[1]
+    airflow_port = defaults.airflow_url.rsplit(":", 1)[1]
+    assert f"127.0.0.1:{mlflow_port}:5000" in COMPOSE["services"]["mlflow"]["ports"]
+    assert f"127.0.0.1:{airflow_port}:8080" in COMPOSE["services"]["airflow"]["ports"]
+
+
+def test_services_use_postgres_and_localstack() -> None:
+    for name in ("mlflow", "airflow"):
+        service = COMPOSE["services"][name]
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert service["depends_on"]["localstack"]["condition"] == "service_healthy"
+        assert service["environment"]["RISKSTREAM_TARGET"] == "localstack"
+    assert "postgresql" in COMPOSE["services"]["mlflow"]["command"]
+    assert "postgresql" in COMPOSE["services"]["airflow"]["environment"][
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+    ]
+
+
+def test_build_context_files_exist() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for service in COMPOSE["services"].values():
+        if "build" in service:
+            assert (root / service["build"]["dockerfile"]).is_file()
+    assert (root / "infra" / "compose" / "postgres-init.sql").is_file()
