@@ -25,6 +25,10 @@ Reason codes are the three source features that push this account's risk up the 
   the node's default rate at each split is credited to the split's feature; averaged over trees,
   the contributions plus the root rate add up exactly to the forest's probability.
 
+For a calibrated champion (``CalibratedClassifierCV``) the contributions are those of the
+estimator inside it: calibration is a monotone map, so it does not change which features raise
+the risk the most.
+
 Preprocessed columns (e.g. one-hot ``education_university``) are summed back to the source
 feature they came from (``education``) before ranking.
 """
@@ -166,9 +170,24 @@ def split_pipeline(pipeline: Any) -> tuple[Any, Any]:
     return steps["preprocess"], steps["model"]
 
 
+def base_estimator(model: Any) -> Any:
+    """The fitted estimator inside calibration/freezing wrappers (training calibrates with
+    ``CalibratedClassifierCV(FrozenEstimator(estimator))``). Sigmoid or isotonic calibration is
+    a monotone map of the estimator's output, so its contributions still rank the reasons."""
+    for _ in range(5):
+        name = type(model).__name__
+        if name == "CalibratedClassifierCV" and getattr(model, "calibrated_classifiers_", None):
+            model = model.calibrated_classifiers_[0].estimator
+        elif name == "FrozenEstimator":
+            model = model.estimator
+        else:
+            break
+    return model
+
+
 def model_kind(model: Any) -> str:
-    """``xgb``, ``lr``, ``rf`` or ``other`` for the fitted estimator."""
-    name = type(model).__name__
+    """``xgb``, ``lr``, ``rf`` or ``other`` for the fitted estimator (wrappers looked through)."""
+    name = type(base_estimator(model)).__name__
     if name.startswith("XGB"):
         return "xgb"
     if name == "LogisticRegression":
@@ -240,6 +259,7 @@ def aggregation_matrix(out_sources: list[str]) -> tuple[list[str], sparse.csr_ma
 # ---- contributions ---------------------------------------------------------------------------
 def contributions(model: Any, xt: Any) -> np.ndarray | None:
     """Per preprocessed column contributions (n_rows x n_columns), or None if unsupported."""
+    model = base_estimator(model)
     kind = model_kind(model)
     if kind == "xgb":
         return _xgb_contributions(model, xt)

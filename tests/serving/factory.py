@@ -84,10 +84,25 @@ def make_pipeline(kind: str, seed: int = 0) -> Pipeline:
     return Pipeline([("preprocess", preprocess), ("model", model)])
 
 
-def fit_pipeline(kind: str, frame: pd.DataFrame, seed: int = 0) -> Pipeline:
+def fit_pipeline(
+    kind: str, frame: pd.DataFrame, seed: int = 0, calibrated: bool = False
+) -> Pipeline:
+    """Fit on ``frame``; ``calibrated`` wraps the estimator as training does, with a sigmoid
+    calibration on the last third of the rows."""
     pipeline = make_pipeline(kind, seed)
-    pipeline.fit(frame[NUMERIC + CATEGORICAL], frame["label"])
-    return pipeline
+    x, y = frame[NUMERIC + CATEGORICAL], frame["label"]
+    if not calibrated:
+        pipeline.fit(x, y)
+        return pipeline
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    cut = 2 * len(frame) // 3
+    pre, model = pipeline.named_steps["preprocess"], pipeline.named_steps["model"]
+    model.fit(pre.fit_transform(x.iloc[:cut]), y.iloc[:cut])
+    calibrated_model = CalibratedClassifierCV(FrozenEstimator(model), method="sigmoid")
+    calibrated_model.fit(pre.transform(x.iloc[cut:]), y.iloc[cut:])
+    return Pipeline([("preprocess", pre), ("model", calibrated_model)])
 
 
 def baseline_for(pipeline: Pipeline, frame: pd.DataFrame, bins: int = 10) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from serving.scoring import (
     decide,
     explain,
     human_name,
+    model_kind,
     output_to_source,
     pd_to_score,
     reason_details,
@@ -118,9 +119,11 @@ def test_contributions_add_up_to_the_prediction(kind: str) -> None:
         np.testing.assert_allclose(gap, gap[0], atol=1e-9)
 
 
+@pytest.mark.parametrize("calibrated", [False, True])
 @pytest.mark.parametrize("kind", ["xgb", "lr", "rf"])
-def test_reason_codes_are_the_largest_positive_contributions(kind: str) -> None:
-    pipeline = fit_pipeline(kind, TRAIN)
+def test_reason_codes_are_the_largest_positive_contributions(kind: str, calibrated: bool) -> None:
+    pipeline = fit_pipeline(kind, TRAIN, calibrated=calibrated)
+    assert model_kind(split_pipeline(pipeline)[1]) == kind
     result = explain(pipeline, SCORE, ScoringConfig(threshold=0.3))
     src = result.source_contribs
     assert src is not None and src.shape == (len(SCORE), len(NUMERIC + CATEGORICAL))
