@@ -103,10 +103,17 @@ def produce_cmd(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(str(exc)) from None
     except ProducerError as exc:
         raise CommandError(str(exc)) from None
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in ("NoSuchBucket", "ResourceNotFoundException"):
+            raise CommandError(
+                f"a bucket or the stream is missing ({exc}); run `riskstream provision`"
+            ) from None
+        raise CommandError(f"producing failed: {exc}") from None
+    except BotoCoreError as exc:
         raise CommandError(
             f"cannot talk to the cloud at {settings.endpoint_url}: {exc}; is it up "
-            "(`riskstream cloud up`) and provisioned (`riskstream provision`)?"
+            "(`riskstream cloud up`)?"
         ) from None
     summary = report.summary()
     print(

@@ -305,7 +305,7 @@ class Consumer:
                     if future.exception() is not None:
                         raise self._failure or future.exception()  # type: ignore[misc]
                     done.add(shard_id)
-                if follow and time.monotonic() - last_lag > self.config.lag_report_seconds:
+                if time.monotonic() - last_lag > self.config.lag_report_seconds:
                     last_lag = time.monotonic()
                     logger.info(
                         "lag (ms behind latest) %s; landed %d, quarantined %d",
