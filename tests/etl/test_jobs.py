@@ -1,0 +1,189 @@
+"""The Glue-style jobs end to end: on local folders, and through S3A on the local cloud."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+
+from etl import tasks
+from etl.jobs import curated_to_features as c2f
+from etl.jobs import raw_to_curated as r2c
+from riskstream.clients import make_client
+from riskstream.settings import Settings
+from tests.etl.helpers import line, opened, outcome, payment, purchase, statement, write_raw
+
+RUN_DATE = "2026-01-15"
+MONTH_ENDS = ["2005-07-31", "2005-08-31", "2005-09-30"]
+
+
+def _history() -> list[Any]:
+    """Three accounts over three months, one duplicate, one bad line, one unknown account."""
+    events: list[Any] = []
+    n = 0
+    for a in range(3):
+        account = f"A{a}"
+        events.append(opened(n := n + 1, account, "2005-06-01"))
+        for i, month_end in enumerate(MONTH_ENDS):
+            events.append(statement(n := n + 1, account, month_end, 100.0 * (i + a + 1)))
+            events.append(payment(n := n + 1, account, month_end, 10.0 * (a + 1)))
+            events.append(purchase(n := n + 1, account, month_end, 5.0 * (i + 1)))
+        events.append(outcome(n := n + 1, account, "2005-10-31", a % 2))
+    events.append(events[2])  # a duplicate of A0's first statement
+    events.append(purchase(n + 1, "Z9", "2005-07-31", 3.0))  # no such account
+    return events
+
+
+def _files(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*.parquet")}
+
+
+def _local_args(settings: Settings, root: Path) -> dict[str, str]:
+    return r2c.options(
+        settings,
+        source=str(root / "raw"),
+        target=str(root / "curated"),
+        quarantine=str(root / "quarantine"),
+        run_date=RUN_DATE,
+    )
+
+
+@pytest.mark.integration
+def test_job_on_local_files_balances_and_bookmarks(
+    spark: SparkSession, cloud_settings: Settings, tmp_path: Path
+) -> None:
+    history = _history()
+    write_raw(tmp_path / "raw", history)
+    write_raw(tmp_path / "raw", ["{oops"], dt="2005-07-31", name="bad.jsonl.gz")
+    args = _local_args(cloud_settings, tmp_path)
+
+    first = r2c.run(spark, cloud_settings, args)
+    assert first["rows_in"] == len(history) + 1
+    assert first["rows_out"] == {
+        "account_opened": 3,
+        "statement": 9,
+        "payment": 9,
+        "purchase": 9,
+        "outcome": 3,
+    }
+    assert first["quarantined"] == {"bad_json": 1, "unknown_account": 1}
+    assert first["duplicates_removed"] == 1
+    assert first["balanced"] is True
+    assert json.loads(Path(first["report_uri"]).read_text())["rows_in"] == first["rows_in"]
+    assert spark.read.parquet(str(tmp_path / "curated" / "statement")).count() == 9
+    quarantined = spark.read.parquet(str(tmp_path / "quarantine")).collect()
+    assert sorted(r["reason"] for r in quarantined) == ["bad_json", "unknown_account"]
+
+    # Second run, no new data: nothing read, nothing rewritten.
+    before = _files(tmp_path / "curated")
+    second = r2c.run(spark, cloud_settings, args)
+    assert (second["partitions_processed"], second["rows_in"]) == ([], 0)
+    assert _files(tmp_path / "curated") == before
+
+    # A new day and a late file for an old day: only those two partitions are processed.
+    write_raw(tmp_path / "raw", [purchase(500, "A1", "2005-10-02", 7.0)])
+    late = purchase(501, "A2", "2005-08-31", 8.0)
+    resent = history[4]  # A0's 08-31 statement, sent again
+    assert resent["event_time"].startswith("2005-08-31")
+    write_raw(tmp_path / "raw", [late, resent], dt="2005-08-31", name="late.jsonl.gz")
+    third = r2c.run(spark, cloud_settings, args)
+    assert third["partitions_processed"] == ["2005-08-31", "2005-10-02"]
+    assert third["rows_out"]["purchase"] == 3 + 1 + 1  # 08-31 again, the late one, the new day
+    assert third["duplicates_removed"] == 1
+    after = _files(tmp_path / "curated")
+    untouched = {k: v for k, v in before.items() if "dt=2005-08-31" not in k}
+    assert {k: after[k] for k in untouched} == untouched
+    purchases = spark.read.parquet(str(tmp_path / "curated" / "purchase"))
+    assert purchases.count() == 9 + 2  # rewritten day holds its events once, plus the new day
+    assert purchases.select("event_id").distinct().count() == 11
+
+    # Reset: everything again, and the tables hold the same rows (overwrite, no duplicates).
+    args_reset = {**args, "reset": "true"}
+    fourth = r2c.run(spark, cloud_settings, args_reset)
+    assert len(fourth["partitions_processed"]) == len(list((tmp_path / "raw").glob("dt=*")))
+    assert spark.read.parquet(str(tmp_path / "curated" / "purchase")).count() == 11
+
+    features_args = c2f.options(
+        cloud_settings,
+        source=str(tmp_path / "curated"),
+        target=str(tmp_path / "features"),
+        run_date=RUN_DATE,
+    )
+    report = c2f.run(spark, cloud_settings, features_args)
+    assert report["obs_dates"] == ["2005-10-01"]
+    assert report["rows_out"] == 3
+    assert report["labels"] == {"1": 1, "0": 2, "null": 0}
+
+
+def _upload(s3: Any, bucket: str, events: list[Any], dt: str, name: str) -> None:
+    body = gzip.compress(("\n".join(line(e) for e in events) + "\n").encode())
+    s3.put_object(Bucket=bucket, Key=f"events/dt={dt}/{name}", Body=body)
+
+
+@pytest.mark.integration
+def test_s3a_run_on_the_local_cloud_fills_the_catalog(
+    spark: SparkSession, provisioned: Settings
+) -> None:
+    settings = provisioned
+    s3 = make_client(settings, "s3")
+    glue = make_client(settings, "glue")
+    raw = settings.bucket("raw")
+    by_dt: dict[str, list[Any]] = {}
+    for event in _history():
+        by_dt.setdefault(str(event["event_time"])[:10], []).append(event)
+    for dt, events in by_dt.items():
+        _upload(s3, raw, events, dt, "part-0.jsonl.gz")
+
+    report = tasks.raw_to_curated(settings, RUN_DATE)
+    assert report["balanced"] is True
+    assert report["rows_in"] == (
+        report["rows_out_total"] + report["quarantined_total"] + report["duplicates_removed"]
+    )
+    assert report["rows_in"] == len(_history())
+    bucket, key = report["report_uri"][len("s3://") :].split("/", 1)
+    saved = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert saved["rows_out"] == report["rows_out"]
+
+    database = settings.glue_database
+    tables = {t["Name"]: t for t in glue.get_tables(DatabaseName=database)["TableList"]}
+    assert {"curated_statement", "curated_payment", "etl_quarantine"} <= set(tables)
+    statement_table = tables["curated_statement"]
+    assert statement_table["StorageDescriptor"]["Location"] == (
+        f"s3://{settings.bucket('curated')}/statement/"
+    )
+    columns = {c["Name"]: c["Type"] for c in statement_table["StorageDescriptor"]["Columns"]}
+    assert columns["balance"] == "double"
+    assert columns["statement_date"] == "date"
+    assert statement_table["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]
+    partitions = glue.get_partitions(DatabaseName=database, TableName="curated_statement")
+    assert sorted(p["Values"][0] for p in partitions["Partitions"]) == MONTH_ENDS
+
+    bookmark = s3.get_object(
+        Bucket=settings.bucket("artifacts"), Key="etl/bookmarks/raw_to_curated.json"
+    )
+    assert sorted(json.loads(bookmark["Body"].read())["raw_events"]) == sorted(by_dt)
+    again = tasks.raw_to_curated(settings, RUN_DATE)
+    assert (again["partitions_processed"], again["rows_in"]) == ([], 0)
+
+    features = tasks.curated_to_features(settings, RUN_DATE)
+    assert (features["rows_out"], features["obs_dates"]) == (3, ["2005-10-01"])
+    table = glue.get_table(DatabaseName=database, Name="features")["Table"]
+    assert table["StorageDescriptor"]["Location"] == f"s3://{settings.bucket('features')}/features/"
+    names = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
+    assert names[:3] == ["account_id", "label", "source"]
+    assert "bill_amt_m1" in names
+    parts = glue.get_partitions(DatabaseName=database, TableName="features")["Partitions"]
+    assert [p["Values"] for p in parts] == [["2005-10-01"]]
+    listed = s3.list_objects_v2(
+        Bucket=settings.bucket("features"), Prefix="features/obs_date=2005-10-01/"
+    )
+    assert any(o["Key"].endswith(".parquet") for o in listed.get("Contents", []))
+
+    scoring = tasks.scoring_features(settings, RUN_DATE)
+    assert scoring["obs_dates"] == [RUN_DATE]
+    # A1 defaulted in October 2005, so it is no longer scored; the others are, without label.
+    assert scoring["labels"]["null"] == scoring["rows_out"] == 2
