@@ -264,6 +264,7 @@ class Consumer:
         self._stop = threading.Event()  # graceful: flush, checkpoint, release
         self._abort = threading.Event()  # another worker failed: leave without writing
         self._failure: BaseException | None = None
+        self._writers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-put")
         self._lock = threading.Lock()
         self._seen: set[str] = set()
         self._report = LandingReport()
@@ -389,12 +390,20 @@ class ShardReader:
         pending = state.pending_last
         if pending:
             logger.info("shard %s: replaying an unfinished flush up to %s", shard_id, pending)
-        iterator = self._iterator(state.checkpoint)
+        iterator: str | None = self._iterator(state.checkpoint)
+        # Read ahead: while one page is judged and written, the next GetRecords is in flight.
+        fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"get-{shard_id}")
+        ahead: Future[dict[str, Any]] | None = None
         try:
             while not c._abort.is_set():
-                response = c.kinesis.get_records(ShardIterator=iterator, Limit=self.cfg.get_limit)
+                if ahead is None:
+                    ahead = fetcher.submit(self._get, iterator)
+                response = ahead.result()
+                ahead = None
                 records = response.get("Records", [])
                 iterator = response.get("NextShardIterator")
+                if records and iterator is not None:
+                    ahead = fetcher.submit(self._get, iterator)
                 lag = response.get("MillisBehindLatest")
                 if lag is not None:
                     with c._lock:
@@ -457,8 +466,16 @@ class ShardReader:
         except (Exception, KeyboardInterrupt):
             c._abort.set()
             raise
+        finally:
+            fetcher.shutdown(wait=True, cancel_futures=True)
         if not c._abort.is_set():
             c.store.release(shard_id)
+
+    def _get(self, iterator: str | None) -> dict[str, Any]:
+        result: dict[str, Any] = self.c.kinesis.get_records(
+            ShardIterator=iterator, Limit=self.cfg.get_limit
+        )
+        return result
 
     def _check_closed(self) -> None:
         """In --follow, notice (every relist interval) that this shard was closed by a reshard."""
@@ -486,7 +503,9 @@ class ShardReader:
         c = self.c
         objects = flush_objects(buffer, self.shard_id)
         c.store.begin(self.shard_id, buffer.last_seq)
-        for role, key, body in objects:
+
+        def put(item: tuple[str, str, bytes]) -> None:
+            role, key, body = item
             if c._abort.is_set():
                 raise _Aborted(f"stopping shard {self.shard_id}: another worker failed")
             c.s3.put_object(
@@ -496,6 +515,13 @@ class ShardReader:
                 ContentType="application/x-ndjson",
                 ContentEncoding="gzip",
             )
+
+        # A replayed history spans many date partitions per flush: write them concurrently.
+        if len(objects) > 1:
+            for future in [c._writers.submit(put, item) for item in objects]:
+                future.result()
+        elif objects:
+            put(objects[0])
         c.store.commit(self.shard_id, buffer.last_seq)
         self.last_renew = time.monotonic()
         c._account(self.shard_id, buffer, len(objects))
