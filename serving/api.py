@@ -37,7 +37,7 @@ from serving.schema import (
     feature_kinds,
     request_model,
 )
-from serving.scoring import explain, reason_details
+from serving.scoring import explain, reason_details, single_threaded
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class Loaded:
 
 
 def prepare(champion: Champion) -> Loaded:
+    single_threaded(champion.pipeline)
     kinds = feature_kinds(champion.pipeline, champion.input_schema)
     app_model = application_model(kinds, categories(champion.pipeline))
     return Loaded(champion, request_model(app_model), kinds)

@@ -73,7 +73,9 @@ class Champion:
 
     def config(self, base: ScoringConfig | None = None) -> ScoringConfig:
         base = base or ScoringConfig()
-        return ScoringConfig(base.scale, base.tiers, self.threshold, base.n_reasons)
+        return ScoringConfig(
+            base.scale, base.tiers, self.threshold, base.n_reasons, base.exact_contributions
+        )
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"

@@ -114,6 +114,8 @@ def test_contributions_add_up_to_the_prediction(kind: str) -> None:
     elif kind == "xgb":  # bias is constant across rows: differences must match
         gap = _logit(proba) - total
         np.testing.assert_allclose(gap, gap[0], atol=1e-4)
+        exact = contributions(model, xt, exact=True).sum(axis=1)
+        np.testing.assert_allclose(exact, total, atol=1e-4)  # both add up to the margin
     else:  # Saabas: contributions + the forest's root default rate = pd
         gap = proba - total
         np.testing.assert_allclose(gap, gap[0], atol=1e-9)
