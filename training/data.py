@@ -156,4 +156,4 @@ def log_dataset_inputs(table: FeatureTable, train: pd.DataFrame, test: pd.DataFr
             dataset = mlflow.data.from_pandas(
                 part, source=table.uri, targets="label", name=f"features@{table.digest}"
             )
-        mlflow.log_input(dataset, context=context)
+            mlflow.log_input(dataset, context=context)

@@ -52,6 +52,8 @@ def mlflow_spec(settings: Settings) -> ServiceSpec:
         "AWS_REGION": settings.region,
         # The server's own uploads to S3 must not wait long on a local, single-node store.
         "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
+        # MLflow 3's job runner (GenAI evaluation jobs: 8 extra processes) is not used here.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
     endpoint = settings.endpoint_for("s3")
     if endpoint:

@@ -62,7 +62,8 @@ class TrainingConfig:
     models: tuple[str, ...] = MODEL_TYPES
     budget_seconds: float = 25.0  # search time per model
     max_trials: int = 12  # search trials per model
-    n_jobs: int = 2
+    n_jobs: int = 2  # Random Forest workers
+    xgb_threads: int = 1  # see SearchBudget.xgb_threads
     seed: int = 42
     test_size: float = 1 / 3
     cost_fn: float = 10.0  # a missed defaulter
@@ -82,7 +83,13 @@ class TrainingConfig:
 
     @property
     def budget(self) -> SearchBudget:
-        return SearchBudget(self.budget_seconds, self.max_trials, self.n_jobs, self.seed)
+        return SearchBudget(
+            self.budget_seconds,
+            self.max_trials,
+            self.n_jobs,
+            self.seed,
+            xgb_threads=self.xgb_threads,
+        )
 
     @property
     def costs(self) -> CostMatrix:

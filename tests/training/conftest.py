@@ -43,8 +43,8 @@ def _chunks(frame: pd.DataFrame, n: int) -> list[pd.DataFrame]:
 
 @pytest.fixture(scope="session")
 def taiwan_small() -> pd.DataFrame:
-    """3,000 stratified Taiwan clients as features (the ETL's shape)."""
-    return read_taiwan_features(str(TAIWAN_CSV), n_rows=3000, seed=1)
+    """2,000 stratified Taiwan clients as features (the ETL's shape)."""
+    return read_taiwan_features(str(TAIWAN_CSV), n_rows=2000, seed=1)
 
 
 @pytest.fixture
