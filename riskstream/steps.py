@@ -28,7 +28,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "csv_mapping": "",
     "taiwan_path": "",
     "models": "lr,rf,xgb",
-    "train_budget_seconds": 60,
+    "train_budget_seconds": 20,
     "reset_bookmarks": False,
 }
 
@@ -86,19 +86,27 @@ def curated_to_features(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     return dict(job(settings, ctx.run_date))
 
 
+def _chosen_models(ctx: StepContext) -> list[str]:
+    return [m.strip() for m in str(ctx.param("models")).split(",") if m.strip()]
+
+
 def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     from training.tasks import start_training as start
+    from training.train import TrainingConfig
 
     features = ctx.results.get("CuratedToFeatures") or {}
-    uri = features.get("features_uri") or f"s3://{settings.bucket('features')}/features/"
-    return {"parent_run_id": start(settings, uri), "features_uri": uri}
+    uri = features.get("target") or f"s3://{settings.bucket('features')}/features/"
+    config = TrainingConfig(
+        models=tuple(_chosen_models(ctx)),
+        budget_seconds=float(ctx.param("train_budget_seconds")),
+    )
+    return {"parent_run_id": start(settings, uri, config), "features_uri": uri}
 
 
 def _train(settings: Settings, ctx: StepContext, model: str) -> dict[str, Any]:
     from training.tasks import train_model
 
-    chosen = [m.strip() for m in str(ctx.param("models")).split(",") if m.strip()]
-    if model not in chosen:
+    if model not in _chosen_models(ctx):
         raise StepSkipped(f"model {model!r} not in models={ctx.param('models')!r}")
     parent = ctx.results["StartTraining"]["parent_run_id"]
     return dict(train_model(settings, parent, model))
