@@ -51,8 +51,9 @@ def test_tier_counts_match_the_scores_partition(scored: ServingWorld) -> None:
 def test_join_scores_to_features(scored: ServingWorld) -> None:
     result = run_sql(
         scored.settings,
-        "select count(*) as n, cast(min(f.obs_date) as varchar) as d from scores s join features f "
-        f"using (account_id) where s.score_date = '{DAY}'",
+        "select count(*) as n, cast(min(f.obs_date) as varchar) as d from scores s "
+        "join features f on f.account_id = s.account_id and f.obs_date = s.obs_date "
+        f"where s.score_date = '{DAY}'",
     )
     assert int(result["n"][0]) == 300
     assert result["d"][0] == OBS_DATE.isoformat()
