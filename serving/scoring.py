@@ -136,8 +136,20 @@ def decide(pd_values: np.ndarray, threshold: float) -> np.ndarray:
 
 
 # ---- feature names ---------------------------------------------------------------------------
+_FULL_NAMES = {
+    "months_delinquent_6m": "Months in arrears, last 6 months",
+    "max_delinquency_6m": "Worst arrears, last 6 months",
+    "pay_amt_avg_6m": "Average payment, last 6 months",
+    "utilisation_avg_6m": "Average utilisation, last 6 months",
+    "utilization_avg_6m": "Average utilization, last 6 months",
+    "bill_trend_6m": "Bill trend, last 6 months",
+    "payment_ratio_avg_5m": "Average payment-to-bill ratio, last 5 months",
+    "status_trend_3m": "Repayment status trend, last 3 months",
+}
 _KNOWN_NAMES = {
     "credit_limit": "Credit limit",
+    "utilisation": "Utilisation",
+    "utilization": "Utilization",
     "age": "Age",
     "sex": "Sex",
     "education": "Education",
@@ -147,10 +159,18 @@ _KNOWN_NAMES = {
     "repayment_status": "Repayment status",
 }
 _MONTH_RE = re.compile(r"^(?P<base>.+)_m(?P<n>\d+)$")
+_WINDOW_RE = re.compile(r"^(?P<base>.+)_(?P<n>\d+)m$")
 
 
 def human_name(feature: str) -> str:
     """``repayment_status_m1`` -> ``Repayment status, last month``; unknown names tidied."""
+    if feature in _FULL_NAMES:
+        return _FULL_NAMES[feature]
+    window = _WINDOW_RE.match(feature)
+    if window:
+        base = window.group("base")
+        label = _KNOWN_NAMES.get(base) or base.replace("_", " ").strip().capitalize()
+        return f"{label}, last {window.group('n')} months"
     match = _MONTH_RE.match(feature)
     suffix = ""
     base = feature

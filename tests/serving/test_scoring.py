@@ -79,6 +79,9 @@ def test_decision_at_threshold() -> None:
         ("bill_amt_m3", "Bill amount, 3 months ago"),
         ("credit_limit", "Credit limit"),
         ("utilization_mean", "Utilization mean"),
+        ("utilisation_m1", "Utilisation, last month"),
+        ("max_delinquency_6m", "Worst arrears, last 6 months"),
+        ("spend_sum_3m", "Spend sum, last 3 months"),
     ],
 )
 def test_human_names(name: str, label: str) -> None:
