@@ -84,7 +84,7 @@ class ScoreScale:
 class TierThresholds:
     """Minimum score of each tier, best first; below the last cut is "High risk"."""
 
-    cuts: tuple[float, ...] = (600.0, 560.0, 520.0)
+    cuts: tuple[float, ...] = (580.0, 550.0, 520.0)
     names: tuple[str, ...] = TIER_NAMES
 
     def __post_init__(self) -> None:

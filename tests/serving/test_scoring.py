@@ -61,7 +61,7 @@ def test_scale_validation_names_the_field() -> None:
 
 
 def test_tier_boundaries_go_to_the_better_tier() -> None:
-    tiers = assign_tiers(np.array([850, 600, 599, 560, 559, 520, 519, 300]))
+    tiers = assign_tiers(np.array([850, 580, 579, 550, 549, 520, 519, 300]))
     assert list(tiers) == [
         "Prime", "Prime", "Near-prime", "Near-prime", "Subprime", "Subprime",
         "High risk", "High risk",
