@@ -1,8 +1,9 @@
-"""A feature table shaped like the ETL's, built straight from the Taiwan CSV (pure).
+"""A feature table shaped like the ETL's, built straight from the Taiwan CSV.
 
 For tests and benchmarks only, while or where the streaming pipeline has not run: same columns
 as ``etl``'s Taiwan features (profile as strings, six monthly lags of bills, payments and
 repayment status, aggregates), one row per client at one observation date.
+:func:`taiwan_features` is pure; :func:`read_taiwan_features` also reads the local CSV.
 """
 
 from __future__ import annotations

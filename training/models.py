@@ -178,7 +178,7 @@ def build_preprocess(
 def default_params(kind: str) -> dict[str, Any]:
     """The first trial: a configuration known to work well on credit-card data, so a small
     budget still yields a good model; the search can only improve on it (on validation)."""
-    return {
+    table: dict[str, dict[str, Any]] = {
         "lr": {"variant": "binned", "C": 0.01},
         "rf": {
             "n_estimators": 200,
@@ -195,7 +195,8 @@ def default_params(kind: str) -> dict[str, Any]:
             "min_child_weight": 5,
             "reg_lambda": 5.0,
         },
-    }[check_kind(kind)]
+    }
+    return table[check_kind(kind)]
 
 
 def library_defaults(kind: str) -> dict[str, Any]:
@@ -204,7 +205,7 @@ def library_defaults(kind: str) -> dict[str, Any]:
 
 
 def search_space(kind: str) -> dict[str, list[Any]]:
-    return {
+    table: dict[str, dict[str, list[Any]]] = {
         "lr": {"variant": ["scaled", "binned"], "C": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0]},
         "rf": {
             "n_estimators": [150, 250],
@@ -221,7 +222,8 @@ def search_space(kind: str) -> dict[str, list[Any]]:
             "min_child_weight": [1, 5, 10, 20],
             "reg_lambda": [1.0, 5.0, 20.0],
         },
-    }[check_kind(kind)]
+    }
+    return table[check_kind(kind)]
 
 
 def build_estimator(
