@@ -47,7 +47,11 @@ def bin_shares(values: Sequence[float] | np.ndarray, cuts: np.ndarray, n_bins: i
     return counts / len(v)
 
 
-def psi(expected: Sequence[float], actual: Sequence[float], epsilon: float = EPSILON) -> float:
+def psi(
+    expected: Sequence[float] | np.ndarray,
+    actual: Sequence[float] | np.ndarray,
+    epsilon: float = EPSILON,
+) -> float:
     """PSI between two share vectors of the same length (each summing to about 1)."""
     e = np.asarray(expected, dtype=np.float64)
     a = np.asarray(actual, dtype=np.float64)

@@ -122,7 +122,7 @@ def request_model(application: type[BaseModel]) -> type[BaseModel]:
     return create_model(  # type: ignore[call-overload, no-any-return]
         "ScoreRequest",
         __config__=ConfigDict(extra="forbid"),
-        applications=(
+        applications=(  # type: ignore[arg-type]
             Annotated[
                 list[application],  # type: ignore[valid-type]
                 Field(min_length=1, max_length=MAX_APPLICATIONS),
