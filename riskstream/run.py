@@ -102,7 +102,8 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(str(exc)) from None
     print(f"==> pipeline: triggered {PIPELINE_DAG_ID} run {run_id} with {conf}")
     print(f"    follow it at {settings.airflow_url}/dags/{PIPELINE_DAG_ID}")
-    states = follow(client, PIPELINE_DAG_ID, run_id, args.timeout, phases)
+    with phases.phase("pipeline run in Airflow"):
+        states = follow(client, PIPELINE_DAG_ID, run_id, args.timeout, phases)
     final = client.run_state(PIPELINE_DAG_ID, run_id)
 
     if final == "success":
@@ -155,7 +156,7 @@ def follow(
                 extra = ""
                 if state in TERMINAL and ti.get("duration") is not None:
                     extra = f" in {ti['duration']:.1f}s"
-                    phases.items.append((f"task {task_id}", float(ti["duration"])))
+                    phases.items.append((f"  task {task_id}", float(ti["duration"])))
                 if ti.get("try_number", 1) and ti.get("try_number", 1) > 1:
                     extra += f" (attempt {ti['try_number']})"
                 print(f"    [{elapsed:6.0f}s] {task_id:<24} {state}{extra}", flush=True)
