@@ -15,7 +15,8 @@ setup: ## check Python/Java, create .venv, install locked deps, fetch S3A jars (
 run: setup ## start the local cloud and services, provision, run the pipeline end to end
 	@$(BIN)/riskstream run
 
-test: setup ## run every test (unit, integration, e2e) against real local servers
+test: ## run every test (unit, integration, e2e) against real local servers
+	@infra/bootstrap.sh --test
 	@$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: setup ## run only the fast unit tests

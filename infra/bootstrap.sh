@@ -29,6 +29,16 @@ command -v java >/dev/null 2>&1 || fail "Java 17 is required for Spark and was n
 JAVA_MAJOR="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)"
 [ "$JAVA_MAJOR" = "17" ] || fail "Spark 3.5 needs Java 17; \`java -version\` reports major version '${JAVA_MAJOR:-unknown}'. Put a JDK 17 first on PATH (or set JAVA_HOME)."
 
+# ---- a real browser for the dashboard test (make test only) --------------------------------
+if [ "${1:-}" = "--test" ] && ! { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }; then
+  echo "setup: installing Debian's chromium and chromium-driver (the dashboard test drives a real browser)"
+  if [ "$(id -u)" = "0" ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo"; else
+    fail "the dashboard test needs chromium and chromium-driver; install them with: sudo apt-get install -y chromium chromium-driver"
+  fi
+  $SUDO apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null \
+    || fail "apt-get could not install chromium and chromium-driver; install them, then run make test again"
+fi
+
 # ---- virtual environment and locked dependencies ------------------------------------------
 want="$(cat uv.lock pyproject.toml infra/fetch_jars.py | sha256sum | cut -d' ' -f1) $PYTHON $UV_VERSION"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/riskstream" ] \
