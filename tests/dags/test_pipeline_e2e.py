@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 HERE = Path(__file__).resolve().parent
 
 
+@pytest.mark.timeout(1500)
 def test_pipeline_runs_end_to_end(
     airflow_home: Path, mlflow_settings: Settings, tmp_path: Path
 ) -> None:
