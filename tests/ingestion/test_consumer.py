@@ -2,7 +2,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -270,3 +274,44 @@ def test_children_wait_for_their_parents() -> None:
     assert ids(["p"], ["q", "orphan"]) == ["c1"]
     assert ids(["p", "q", "orphan"], ["c1"]) == []
     assert ids(["p", "q", "orphan", "c1"]) == ["m"]
+
+
+def test_consumer_process_killed_with_sigkill_then_restarted(provisioned: Settings) -> None:
+    """The real thing, twice: `riskstream consume` killed -9 mid-run, then run again."""
+    events = small_events(accounts=40, per_account=15, days=3)  # 600 events
+    produce(provisioned, events)
+    env = {
+        **os.environ,
+        "RISKSTREAM_TARGET": "embedded",
+        "RISKSTREAM_CLOUD_PORT": str(provisioned.cloud_port),
+        "RISKSTREAM_PREFIX": provisioned.prefix,
+        "RISKSTREAM_STATE_DIR": str(provisioned.state_dir),
+    }
+    argv = [sys.executable, "-m", "riskstream", "--env-file", "/nonexistent", "consume", "--once"]
+    argv += ["--buffer-records", "25", "--consumer-id", "killable"]
+    s3 = make_client(provisioned, "s3")
+    rng = random.Random(9)
+    kills = 0
+    for _ in range(2):
+        clear_landing(provisioned)
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # kill once it has started landing, at a random point of its run
+        deadline = time.monotonic() + 30
+        while (
+            not s3.list_objects_v2(Bucket=provisioned.bucket("raw"), MaxKeys=1).get("KeyCount")
+            and time.monotonic() < deadline
+            and process.poll() is None
+        ):
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 0.3))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait(timeout=30)
+        landed_before = len(landed_ids(provisioned))
+        done = subprocess.run(argv, env=env, capture_output=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        ids = landed_ids(provisioned)
+        assert sorted(ids) == sorted(e["event_id"] for e in events)
+        assert landed_before <= len(ids)
+    assert kills >= 1  # at least one run was really killed mid-way
