@@ -15,7 +15,7 @@ Every input line ends in exactly one of three states (column ``status``):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -136,7 +136,8 @@ def validate_events(parsed: DataFrame, now: datetime) -> DataFrame:
     """Type every field and give each row its first broken rule, or none.
 
     Output: ``dt, source_file, value`` and the typed envelope and payload columns, plus ``reason``
-    and ``detail`` (null for valid rows). ``now`` bounds event times (no later than now + 1 day).
+    and ``detail`` (null for valid rows). ``now`` bounds event times: nothing after the end of
+    the day of ``now + 1 day``.
     Built in steps (raw strings, then typed values, then rules on plain columns) so the generated
     code stays small enough for Spark's whole-stage code generation.
     """
@@ -165,7 +166,10 @@ def validate_events(parsed: DataFrame, now: datetime) -> DataFrame:
             for name, spec in PAYLOAD_FIELDS.items()
         ],
     )
-    latest = F.lit((now + MAX_CLOCK_SKEW).replace(tzinfo=None)).cast("timestamp")
+    # Rounded up to a whole day so the generated code (which embeds it) is the same all day
+    # and Spark's compiled-code cache is reused between runs.
+    latest_day = (now + MAX_CLOCK_SKEW).date() + timedelta(days=1)
+    latest = F.lit(latest_day.isoformat()).cast("timestamp")
     rules: list[tuple[Column, str, Column]] = [
         (F.col("_corrupt"), "bad_json", F.lit("not a JSON object in the event envelope shape"))
     ]

@@ -131,7 +131,7 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         "obs_dates": [d.isoformat() for d in obs_dates],
         "lookback_months": windows.lookback_months,
         "performance_months": windows.performance_months,
-        "rows_in": {t: tables[t].count() for t in TABLES},
+        "rows_in": _row_counts(tables),
         "attributes": attributes,
         "columns": len(frame.columns),
         **summary,
@@ -183,6 +183,18 @@ def _observation_dates(text: str, run_date: date, tables: Mapping[str, DataFrame
         )
     logger.info("observation date derived from the data: %s", derived)
     return [derived]
+
+
+def _row_counts(tables: Mapping[str, DataFrame]) -> dict[str, int]:
+    """Rows per curated table, in one Spark job."""
+    from functools import reduce
+
+    from pyspark.sql import functions as F
+
+    parts = [frame.select(F.lit(name).alias("table")) for name, frame in tables.items()]
+    counted = reduce(lambda a, b: a.unionByName(b), parts).groupBy("table").count().collect()
+    found = {r["table"]: int(r["count"]) for r in counted}
+    return {name: found.get(name, 0) for name in tables}
 
 
 def _summary(spark: SparkSession, target: str, obs_dates: Sequence[date]) -> dict[str, Any]:

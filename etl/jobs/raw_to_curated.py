@@ -110,8 +110,11 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         job.commit()
         return report
 
-    classified = _read_and_classify(spark, storage, source, target, pending)
-    classified.persist()
+    # Materialised once: the count and the six writes below read it instead of re-parsing the
+    # JSON, and their plans start from the checkpoint instead of the long validation plan.
+    classified = _read_and_classify(spark, storage, source, target, pending).localCheckpoint(
+        eager=True
+    )
     try:
         counts = [r.asDict() for r in _counts(classified).collect()]
         report.update(_summarise(counts))
