@@ -429,12 +429,36 @@ def _score_champion(settings: Settings, champion: Any, test: pd.DataFrame) -> fl
     return float(roc_auc_score(test["label"], p))
 
 
+def _already_registered(settings: Settings, parent_run_id: str) -> dict[str, Any] | None:
+    client = _client(settings)
+    version = client.get_run(parent_run_id).data.tags.get("registered_version")
+    if not version:
+        return None
+    tags = client.get_model_version(settings.registered_model_name, version).tags
+    logger.info(
+        "training run %s already registered v%s; not registering again", parent_run_id, version
+    )
+    return {
+        "promote": tags.get("promote") == "true",
+        "reason": tags.get("decision_reason", ""),
+        "version": str(version),
+        "model": tags.get("model_type"),
+        "run_id": tags.get("run_id"),
+        "roc_auc": float(tags.get("roc_auc", "nan")),
+        "champion_version": None,
+        "champion_roc_auc": None,
+    }
+
+
 def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, Any]:
     """Pick the execution's best model, register it as ``challenger``, decide on promotion
     (recorded as the version's ``decision_reason``). Does not move ``champion``: see
     :func:`promote`."""
     mlflow = _mlflow(settings)
     client = _client(settings)
+    already = _already_registered(settings, parent_run_id)
+    if already is not None:  # a retried task: do not register a second version
+        return already
     _, config, prepared = _prepare_for_parent(settings, parent_run_id)
     runs = [r for r in child_runs(settings, parent_run_id) if "roc_auc" in r.data.metrics]
     if not runs:

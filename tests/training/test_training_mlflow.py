@@ -17,7 +17,7 @@ from riskstream.settings import Settings
 from tests.training.conftest import write_features
 from training.data import ORACLE_KEY
 from training.dataset import TrainingDataError
-from training.train import TrainingConfig, run_training, start_training
+from training.train import TrainingConfig, evaluate_and_register, run_training, start_training
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = TrainingConfig(budget_seconds=2, max_trials=2)
@@ -88,7 +88,11 @@ def test_three_models_tracked_and_registered(
 
     decision = report.decision
     assert decision["promote"] is True and "no champion yet" in decision["reason"]
+    # A retried evaluate task returns the same decision and registers nothing new.
+    again = evaluate_and_register(settings, report.parent_run_id)
+    assert (again["version"], again["promote"]) == (decision["version"], True)
     name = settings.registered_model_name
+    assert len(client.search_model_versions(f"name='{name}'")) == 1
     version = client.get_model_version_by_alias(name, "champion")
     assert version.version == decision["version"]
     assert client.get_model_version_by_alias(name, "challenger").version == version.version
