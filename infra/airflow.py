@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -94,6 +95,7 @@ def airflow_spec(settings: Settings) -> ServiceSpec:
         },
         cwd=REPO_ROOT,
         start_timeout=240,
+        stop_signal=signal.SIGINT,  # standalone shuts its parts down on Ctrl-C, not on SIGTERM
     )
 
 

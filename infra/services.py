@@ -41,6 +41,7 @@ class ServiceSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     start_timeout: float = 60.0
+    stop_signal: int = signal.SIGTERM
 
     @property
     def url(self) -> str:
@@ -189,12 +190,14 @@ class ManagedService:
         was_running = False
         if pgid and _group_alive(pgid):
             was_running = True
-            _signal_group(pgid, signal.SIGTERM)
+            _signal_group(pgid, self.spec.stop_signal)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and _group_alive(pgid):
                 time.sleep(0.1)
             if _group_alive(pgid):
-                logger.warning("%s ignored SIGTERM; sending SIGKILL", self.spec.name)
+                logger.warning(
+                    "%s did not stop within %.0fs; sending SIGKILL", self.spec.name, timeout
+                )
                 _signal_group(pgid, signal.SIGKILL)
                 deadline = time.monotonic() + 5
                 while time.monotonic() < deadline and _group_alive(pgid):
