@@ -308,7 +308,12 @@ def _xgb_contributions(model: Any, xt: Any, exact: bool) -> np.ndarray:
 
     booster = model.get_booster()
     missing = getattr(model, "missing", np.nan)
-    dmatrix = xgb.DMatrix(xt, missing=np.nan if missing is None else missing)
+    threads = getattr(model, "n_jobs", None)
+    dmatrix = xgb.DMatrix(
+        xt,
+        missing=np.nan if missing is None else missing,
+        nthread=int(threads) if threads else -1,  # one thread for one record: see single_threaded
+    )
     kwargs: dict[str, Any] = {}
     best = getattr(model, "best_iteration", None) if _has_best_iteration(model) else None
     if best is not None:
