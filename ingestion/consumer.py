@@ -34,6 +34,8 @@ from ingestion.landing import FlushBuffer, flush_objects, judge
 logger = logging.getLogger(__name__)
 
 SHARD_END = "SHARD_END"
+# In-process duplicate detection is a courtesy (the ETL de-duplicates by event_id); keep it bounded.
+MAX_SEEN_IDS = 2_000_000
 
 
 class LeaseHeldError(RuntimeError):
@@ -303,8 +305,16 @@ class Consumer:
                 finished, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in finished:
                     shard_id = running.pop(future)
-                    if future.exception() is not None:
-                        raise self._failure or future.exception()  # type: ignore[misc]
+                    error = future.exception()
+                    if isinstance(error, LeaseHeldError):
+                        # Another consumer owns this shard: let ours finish cleanly (flush,
+                        # checkpoint, release their leases), then say so.
+                        self._stop.set()
+                        for other in list(running):
+                            other.exception()
+                        raise error
+                    if error is not None:
+                        raise self._failure or error
                     done.add(shard_id)
                 if time.monotonic() - last_lag > self.config.lag_report_seconds:
                     last_lag = time.monotonic()
@@ -345,7 +355,7 @@ class Consumer:
         shard_id = shard["ShardId"]
         try:
             ShardReader(self, shard_id, _ending(shard)).run(follow)
-        except _Aborted:
+        except (_Aborted, LeaseHeldError):
             raise
         except BaseException as exc:
             with self._lock:
@@ -411,6 +421,9 @@ class ShardReader:
                 for record in records:
                     seq = record["SequenceNumber"]
                     data = record["Data"]
+                    if len(c._seen) > MAX_SEEN_IDS:
+                        logger.info("forgetting %d event ids seen (bounded memory)", len(c._seen))
+                        c._seen.clear()
                     verdict = judge(
                         data, shard_id, seq, record["ApproximateArrivalTimestamp"], c._seen
                     )

@@ -172,6 +172,20 @@ def test_a_second_consumer_gets_a_clear_error(provisioned: Settings) -> None:
     assert len(landed_ids(provisioned)) == 8
 
 
+def test_a_shard_held_elsewhere_does_not_strand_the_other_shards(provisioned: Settings) -> None:
+    produce(provisioned, small_events(accounts=10, per_account=3))
+    ddb = make_client(provisioned, "dynamodb")
+    shards = make_client(provisioned, "kinesis").list_shards(StreamName=provisioned.stream_name)
+    held, free = (s["ShardId"] for s in shards["Shards"])
+    other = CheckpointStore(ddb, provisioned.checkpoint_table, provisioned.stream_name, "other")
+    other.acquire(held)
+    with pytest.raises(LeaseHeldError, match=f"shard {held} .* leased by consumer 'other'"):
+        consumer(provisioned, owner="me").run()
+    mine = CheckpointStore(ddb, provisioned.checkpoint_table, provisioned.stream_name, "x")
+    assert "owner" not in mine.read(free)  # released on the way out
+    assert mine.read(held)["owner"] == "other"
+
+
 def test_a_consumer_whose_lease_was_taken_cannot_move_the_checkpoint(provisioned: Settings) -> None:
     ddb = make_client(provisioned, "dynamodb")
     now = [1000.0]
