@@ -15,7 +15,7 @@ def cloud_spec(settings: Settings) -> ServiceSpec:
         argv=[
             sys.executable,
             "-m",
-            "moto.server",
+            "infra.moto_server",
             "-H",
             settings.cloud_host,
             "-p",

@@ -21,7 +21,7 @@ MODEL_STEPS = {"TrainLR": "lr", "TrainRF": "rf", "TrainXGB": "xgb"}
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "source": "synthetic",
-    "accounts": 3000,
+    "accounts": 2000,
     "months": 12,
     "seed": 7,
     "csv_path": "",
