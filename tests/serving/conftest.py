@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,9 @@ def register_champion(
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
     mlflow.set_experiment(f"{settings.prefix}-serving-tests")
     x = train[NUMERIC + CATEGORICAL]
-    with mlflow.start_run() as run:
+    with mlflow.start_run() as run, warnings.catch_warnings():
+        # integer features are never missing here; MLflow's hint about that is noise
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
