@@ -72,9 +72,10 @@ def test_services_use_postgres_and_localstack() -> None:
         assert service["depends_on"]["localstack"]["condition"] == "service_healthy"
         assert service["environment"]["RISKSTREAM_TARGET"] == "localstack"
     assert "postgresql" in COMPOSE["services"]["mlflow"]["command"]
-    assert "postgresql" in COMPOSE["services"]["airflow"]["environment"][
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
-    ]
+    assert (
+        "postgresql"
+        in COMPOSE["services"]["airflow"]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    )
 
 
 def test_build_context_files_exist() -> None:
