@@ -59,6 +59,9 @@ def spark_conf(settings: Settings, app_name: str = "riskstream-etl") -> dict[str
         "spark.sql.session.timeZone": "UTC",
         # Casts that fail give null (then a bad_type reason), not an exception mid-job.
         "spark.sql.ansi.enabled": "false",
+        # Constraint propagation walks every expression of every filter/join; on the long
+        # validation CASE used in three branches it ran the driver out of memory.
+        "spark.sql.constraintPropagation.enabled": "false",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.sql.parquet.compression.codec": "snappy",
         # Fewer, larger input splits: per-task overhead dominates on 2 cores.

@@ -325,15 +325,33 @@ def classify_events(validated: DataFrame, known_accounts: DataFrame | None = Non
     - ``unknown_account``: a valid non-opening event whose account has no ``account_opened``
       event, neither in this batch nor in ``known_accounts`` (one column ``account_id``: the
       accounts already curated). Such rows are quarantined, never guessed at.
+
+    Only narrow columns are shuffled: the ids that occur more than once and the opened accounts
+    are small sets, broadcast to the rows; only rows whose id repeats are ranked. ``value`` (the
+    raw line) is kept for quarantined rows only. ``validated`` is read three times: persist it
+    when it is expensive to compute.
     """
     valid = F.col("reason").isNull()
+    repeated = (
+        validated.where(valid)
+        .groupBy("event_id")
+        .count()
+        .where(F.col("count") > 1)
+        .select("event_id", F.lit(True).alias("_repeated"))
+    )
+    marked = validated.join(F.broadcast(repeated), "event_id", "left")
+    is_repeat = valid & F.col("_repeated").isNotNull()
     order = Window.partitionBy("event_id").orderBy("dt", "event_time", "source_file", "value")
-    ranked = validated.withColumn("_rank", F.when(valid, F.row_number().over(order)))
-    opened = ranked.where(valid & (F.col("event_type") == "account_opened")).select("account_id")
+    ranked = (
+        marked.where(is_repeat)
+        .withColumn("_rank", F.row_number().over(order))
+        .unionByName(marked.where(~is_repeat).withColumn("_rank", F.when(valid, F.lit(1))))
+    )
+    opened = validated.where(valid & (F.col("event_type") == "account_opened")).select("account_id")
     if known_accounts is not None:
         opened = opened.unionByName(known_accounts.select("account_id"))
     opened = opened.distinct().withColumn("_known", F.lit(True))
-    joined = ranked.join(opened, on="account_id", how="left")
+    joined = ranked.join(F.broadcast(opened), on="account_id", how="left")
     unknown = (
         valid
         & (F.col("_rank") == 1)
@@ -354,8 +372,13 @@ def classify_events(validated: DataFrame, known_accounts: DataFrame | None = Non
         .when(F.col("_rank") > 1, F.lit(STATUS_DUPLICATE))
         .otherwise(F.lit(STATUS_OK))
     )
+    columns = [
+        F.when(reason.isNotNull(), F.col("value")).alias("value") if c == "value" else F.col(c)
+        for c in validated.columns
+        if c not in ("reason", "detail")
+    ]
     return joined.select(
-        *[c for c in validated.columns if c not in ("reason", "detail")],
+        *columns,
         reason.alias("reason"),
         detail.alias("detail"),
         status.alias("status"),

@@ -112,9 +112,9 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
 
     # Materialised once: the count and the six writes below read it instead of re-parsing the
     # JSON, and their plans start from the checkpoint instead of the long validation plan.
-    classified = _read_and_classify(spark, storage, source, target, pending).localCheckpoint(
-        eager=True
-    )
+    validated, classified = _read_and_classify(spark, storage, source, target, pending)
+    classified = classified.localCheckpoint(eager=True)
+    validated.unpersist()  # persisted only to build the checkpoint
     try:
         counts = [r.asDict() for r in _counts(classified).collect()]
         report.update(_summarise(counts))
@@ -134,7 +134,8 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
 
 def _read_and_classify(
     spark: SparkSession, storage: Storage, source: str, target: str, pending: Sequence[str]
-) -> DataFrame:
+) -> tuple[DataFrame, DataFrame]:
+    """(validated lines, persisted; classified lines) for the pending partitions."""
     from pyspark.sql import functions as F
 
     paths = [to_spark_uri(join(source, f"dt={dt}")) for dt in pending]
@@ -156,7 +157,8 @@ def _read_and_classify(
     )
     known = opened.where(~F.col("dt").isin(*pending)).select("account_id")
     validated = transforms.validate_events(transforms.parse_lines(lines), datetime.now(UTC))
-    return transforms.classify_events(validated, known)
+    validated = validated.persist()
+    return validated, transforms.classify_events(validated, known)
 
 
 def _counts(classified: DataFrame) -> DataFrame:
