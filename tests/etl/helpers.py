@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -89,11 +88,3 @@ def write_raw(
             handle.write("\n".join(lines) + "\n")
         written.append(path)
     return written
-
-
-def raw_bytes(events: Iterable[Mapping[str, Any] | str]) -> bytes:
-    return gzip.compress(("\n".join(line(e) for e in events) + "\n").encode())
-
-
-def as_json(event: Mapping[str, Any]) -> str:
-    return json.dumps(event)
