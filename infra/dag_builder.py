@@ -115,6 +115,20 @@ def pipeline_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             minimum=5,
             description="search budget per model",
         ),
+        "min_ks": Param(
+            d["min_ks"],
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="promotion gate: minimum KS of the challenger",
+        ),
+        "max_ece": Param(
+            d["max_ece"],
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="promotion gate: maximum calibration error (ECE)",
+        ),
         "reset_bookmarks": Param(
             d["reset_bookmarks"], type="boolean", description="reprocess every raw partition"
         ),

@@ -29,6 +29,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "taiwan_path": "",
     "models": "lr,rf,xgb",
     "train_budget_seconds": 20,
+    "min_ks": 0.20,
+    "max_ece": 0.05,
     "reset_bookmarks": False,
 }
 
@@ -99,6 +101,8 @@ def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     config = TrainingConfig(
         models=tuple(_chosen_models(ctx)),
         budget_seconds=float(ctx.param("train_budget_seconds")),
+        min_ks=float(ctx.param("min_ks")),
+        max_ece=float(ctx.param("max_ece")),
     )
     return {"parent_run_id": start(settings, uri, config), "features_uri": uri}
 

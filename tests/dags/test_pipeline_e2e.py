@@ -47,6 +47,8 @@ def test_pipeline_runs_end_to_end(
         "seed": 11,
         "models": "lr,rf,xgb",
         "train_budget_seconds": 5,
+        # ~100 test accounts cannot measure calibration to the production cap of 0.05
+        "max_ece": 0.25,
     }
     env = {
         **os.environ,
@@ -63,10 +65,14 @@ def test_pipeline_runs_end_to_end(
         text=True,
         timeout=1500,
     )
+    log = Path(__file__).resolve().parents[1] / "artifacts" / "pipeline-e2e.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(result.stdout + "\n--- stderr ---\n" + result.stderr)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, result.stdout[-4000:] + result.stderr[-4000:]
     out = json.loads(lines[-1].removeprefix("RESULT "))
-    assert out["run"] == "success", out
+    failed = {t: s for t, s in out["states"].items() if s not in ("success", "skipped")}
+    assert out["run"] == "success", f"{failed}; the whole output is in {log}"
     for task in (
         "produce_events",
         "land_events",
