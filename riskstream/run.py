@@ -149,7 +149,9 @@ def follow(
     while time.monotonic() - started < timeout:
         states = client.task_states(dag_id, run_id)
         for task_id, ti in sorted(states.items(), key=lambda kv: kv[1].get("start_date") or "~"):
-            state = ti.get("state") or "queued"
+            state = ti.get("state")
+            if state is None:  # not scheduled yet: nothing to say
+                continue
             if seen.get(task_id) != state:
                 seen[task_id] = state
                 elapsed = time.monotonic() - started
