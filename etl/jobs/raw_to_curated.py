@@ -245,7 +245,11 @@ def _write(
             if storage.delete_prefix(join(uri, f"dt={dt}")):
                 logger.info("%s: dt=%s is empty after this run; removed its old files", table, dt)
         if dts:
-            frame.write.mode("overwrite").partitionBy("dt").parquet(to_spark_uri(uri))
+            # One file per dt partition: without the shuffle every task writes a file into every
+            # partition it touches, and on S3 each file costs several requests plus a commit copy.
+            frame.repartition("dt").write.mode("overwrite").partitionBy("dt").parquet(
+                to_spark_uri(uri)
+            )
         written[table] = dts
     return written
 
