@@ -43,3 +43,52 @@ def airflow_env(home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "PYTHONPATH": str(REPO),
     }
+
+
+def run_dag_test(
+    home: Path,
+    settings: object,
+    asl_path: Path,
+    params: dict[str, object],
+    timeout: float,
+    log: Path | None = None,
+) -> dict[str, object]:
+    """Write a DAG file built from ``asl_path`` into the Airflow home, run `dag.test()` on it in
+    a process of its own pointed at ``settings``, and return its task states (run_dag_test.py)."""
+    import json
+    import uuid
+
+    dag_id = f"dag_{uuid.uuid4().hex[:8]}"
+    dag_file = home / "dags" / f"{dag_id}.py"
+    dag_file.write_text(
+        "# airflow DAG under test\n"
+        "from pathlib import Path\n"
+        "from infra.dag_builder import build_pipeline_dag\n"
+        f"dag = build_pipeline_dag({dag_id!r}, Path({str(asl_path)!r}))\n"
+    )
+    env = {
+        **os.environ,
+        **airflow_env(home),
+        "RISKSTREAM_CLOUD_PORT": str(settings.cloud_port),  # type: ignore[attr-defined]
+        "RISKSTREAM_PREFIX": settings.prefix,  # type: ignore[attr-defined]
+        "RISKSTREAM_STATE_DIR": str(settings.state_dir),  # type: ignore[attr-defined]
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,  # type: ignore[attr-defined]
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).parent / "run_dag_test.py"),
+            str(dag_file),
+            json.dumps(params),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(result.stdout + "\n--- stderr ---\n" + result.stderr)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, result.stdout[-4000:] + result.stderr[-4000:]
+    return dict(json.loads(lines[-1].removeprefix("RESULT ")))

@@ -7,10 +7,6 @@ and step functions with injected faults, against the real local cloud.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,38 +14,14 @@ import pytest
 
 from riskstream.clients import make_client
 from riskstream.settings import Settings
-from tests.dags.conftest import airflow_env
+from tests.dags.conftest import run_dag_test
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).resolve().parent
 
 
 def run_machine(home: Path, settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
-    dag_id = f"machine_{uuid.uuid4().hex[:8]}"
-    dag_file = home / "dags" / f"{dag_id}.py"
-    dag_file.write_text(
-        "# airflow DAG under test\n"
-        "from pathlib import Path\n"
-        "from infra.dag_builder import build_pipeline_dag\n"
-        f"dag = build_pipeline_dag({dag_id!r}, Path({str(HERE / 'test_machine.asl.json')!r}))\n"
-    )
-    env = {
-        **os.environ,
-        **airflow_env(home),
-        "RISKSTREAM_CLOUD_PORT": str(settings.cloud_port),
-        "RISKSTREAM_PREFIX": settings.prefix,
-        "RISKSTREAM_STATE_DIR": str(settings.state_dir),
-    }
-    result = subprocess.run(
-        [sys.executable, str(HERE / "run_dag_test.py"), str(dag_file), json.dumps(params)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, result.stdout[-3000:] + result.stderr[-3000:]
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return run_dag_test(home, settings, HERE / "test_machine.asl.json", params, timeout=300)
 
 
 def test_transient_failure_is_retried_and_the_run_succeeds(

@@ -5,10 +5,6 @@ Small data (a few hundred synthetic accounts) so that it fits in a CI run.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -18,7 +14,7 @@ from infra.asl import ASL_PATH
 from infra.provision import provision
 from riskstream.clients import make_client
 from riskstream.settings import Settings
-from tests.dags.conftest import airflow_env
+from tests.dags.conftest import run_dag_test
 
 pytestmark = pytest.mark.e2e
 HERE = Path(__file__).resolve().parent
@@ -32,14 +28,6 @@ def test_pipeline_runs_end_to_end(
         prefix=f"e2e{uuid.uuid4().hex[:8]}", state_dir=tmp_path / "state"
     )
     provision(settings)
-    dag_id = f"pipeline_{uuid.uuid4().hex[:8]}"
-    dag_file = airflow_home / "dags" / f"{dag_id}.py"
-    dag_file.write_text(
-        "# airflow DAG: the real pipeline definition under test\n"
-        "from pathlib import Path\n"
-        "from infra.dag_builder import build_pipeline_dag\n"
-        f"dag = build_pipeline_dag({dag_id!r}, Path({str(ASL_PATH)!r}))\n"
-    )
     params = {
         "source": "synthetic",
         "accounts": 300,
@@ -50,27 +38,8 @@ def test_pipeline_runs_end_to_end(
         # ~100 test accounts cannot measure calibration to the production cap of 0.05
         "max_ece": 0.25,
     }
-    env = {
-        **os.environ,
-        **airflow_env(airflow_home),
-        "RISKSTREAM_CLOUD_PORT": str(settings.cloud_port),
-        "RISKSTREAM_PREFIX": settings.prefix,
-        "RISKSTREAM_STATE_DIR": str(settings.state_dir),
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-    }
-    result = subprocess.run(
-        [sys.executable, str(HERE / "run_dag_test.py"), str(dag_file), json.dumps(params)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
     log = Path(__file__).resolve().parents[1] / "artifacts" / "pipeline-e2e.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.write_text(result.stdout + "\n--- stderr ---\n" + result.stderr)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, result.stdout[-4000:] + result.stderr[-4000:]
-    out = json.loads(lines[-1].removeprefix("RESULT "))
+    out = run_dag_test(airflow_home, settings, ASL_PATH, params, timeout=1500, log=log)
     failed = {t: s for t, s in out["states"].items() if s not in ("success", "skipped")}
     assert out["run"] == "success", f"{failed}; the whole output is in {log}"
     for task in (
