@@ -13,7 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ from riskstream.settings import Settings  # noqa: E402
 
 @dataclass
 class Row:
-    """One line of the benchmark table."""
+    """One line of the benchmark table; ``id`` is the stable name an issue or a reader cites."""
 
     area: str
     figure: str
@@ -39,6 +39,7 @@ class Row:
     target: str = ""
     met: bool | None = None
     note: str = ""
+    id: str = field(default="", kw_only=True)
 
 
 @contextmanager

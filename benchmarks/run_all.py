@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -39,7 +40,14 @@ def main() -> int:
             failures.append(f"{script.name} exited {result.returncode}")
             continue
         rows.extend(json.loads(out.read_text()))
-    machine = f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    machine = (
+        f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}, "
+        f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average at the end {load}"
+    )
+    missing = [str(r.get("figure")) for r in rows if not r.get("id")]
+    if missing:
+        failures.append(f"rows without a stable id: {missing}")
     (HERE / "results.json").write_text(
         json.dumps({"machine": machine, "quick": args.quick, "rows": rows}, indent=2)
     )
@@ -57,8 +65,8 @@ def render(rows: list[dict[str, object]], machine: str, quick: bool) -> str:
         f"Machine: {machine}. Written by `make bench`{' (quick)' if quick else ''}; each figure "
         "is measured beside its reference in the same run.",
         "",
-        "| area | figure | value | reference | ratio | target | met |",
-        "| --- | --- | ---: | --- | ---: | --- | --- |",
+        "| id | area | figure | value | reference | ratio | target | met |",
+        "| --- | --- | --- | ---: | --- | ---: | --- | --- |",
     ]
     for r in rows:
         ref = r.get("reference") or ""
@@ -67,7 +75,7 @@ def render(rows: list[dict[str, object]], machine: str, quick: bool) -> str:
         ratio = "" if r.get("ratio") is None else f"{r['ratio']:.2f}"
         met = {True: "yes", False: "**no**", None: ""}[r.get("met")]  # type: ignore[index]
         lines.append(
-            f"| {r['area']} | {r['figure']} | {_num(r['value'])} {r['unit']} | {ref} | {ratio} "
+            f"| `{r.get('id') or '-'}` | {r['area']} | {r['figure']} | {_num(r['value'])} {r['unit']} | {ref} | {ratio} "
             f"| {r.get('target', '')} | {met} |"
         )
     notes = [f"- {r['figure']}: {r['note']}" for r in rows if r.get("note")]
@@ -83,8 +91,6 @@ def _num(value: object) -> str:
 
 
 def _cores() -> int:
-    import os
-
     return os.cpu_count() or 0
 
 
