@@ -75,7 +75,8 @@ def render(rows: list[dict[str, object]], machine: str, quick: bool) -> str:
         ratio = "" if r.get("ratio") is None else f"{r['ratio']:.2f}"
         met = {True: "yes", False: "**no**", None: ""}[r.get("met")]  # type: ignore[index]
         lines.append(
-            f"| `{r.get('id') or '-'}` | {r['area']} | {r['figure']} | {_num(r['value'])} {r['unit']} | {ref} | {ratio} "
+            f"| `{r.get('id') or '-'}` | {r['area']} | {r['figure']} "
+            f"| {_num(r['value'])} {r['unit']} | {ref} | {ratio} "
             f"| {r.get('target', '')} | {met} |"
         )
     notes = [f"- {r['figure']}: {r['note']}" for r in rows if r.get("note")]
