@@ -32,7 +32,7 @@ status: ## say which services run where
 	@$(BIN)/riskstream status
 
 lint: setup ## ruff lint and format check, mypy on the pure modules
-	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy riskstream/settings.py riskstream/events.py infra/asl.py ingestion/records.py ingestion/synthetic.py training/metrics.py training/models.py serving/scoring.py serving/monitoring.py
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy riskstream/settings.py riskstream/events.py pipeline/asl.py ingestion/records.py ingestion/synthetic.py training/metrics.py training/models.py serving/scoring.py serving/monitoring.py
 
 format: setup ## apply ruff's formatting and safe fixes
 	@$(BIN)/ruff format . && $(BIN)/ruff check --fix .

@@ -163,9 +163,9 @@ def api_rows(levels: list[int], total: int) -> list[Row]:
 
     from infra.provision import provision
     from infra.services import free_port
-    from serving.service import api_service
+    from serving.processes import api_service
     from tests.serving.conftest import register_champion
-    from training.service import mlflow_service
+    from training.mlflow_process import mlflow_service
 
     pipeline, train = champion_pipeline()
     rows: list[Row] = []

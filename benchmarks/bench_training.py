@@ -67,7 +67,7 @@ def end_to_end(frame: object, budget: float) -> tuple[float, dict[str, float]]:
     from infra.provision import provision
     from infra.services import free_port
     from riskstream.clients import make_client
-    from training.service import mlflow_service
+    from training.mlflow_process import mlflow_service
     from training.train import TrainingConfig, run_training
 
     with local_cloud("benchtr") as cloud:

@@ -1,15 +1,16 @@
 """Continuous landing plus incremental ETL: every 30 minutes, drain the stream into the raw
 bucket, then run both Glue-style jobs on the new partitions only (bookmarks). Airflow DAG."""
 
-from infra.dag_builder import build_linear_dag
+from pipeline.dag_builder import build_linear_dag
+from pipeline.steps import curated_to_features, land_events, raw_to_curated
 
 DAG_ID = "continuous_landing"
 dag = build_linear_dag(
     DAG_ID,
     [
-        ("LandEvents", "riskstream.steps.land_events"),
-        ("RawToCurated", "riskstream.steps.raw_to_curated"),
-        ("CuratedToFeatures", "riskstream.steps.curated_to_features"),
+        ("LandEvents", land_events),
+        ("RawToCurated", raw_to_curated),
+        ("CuratedToFeatures", curated_to_features),
     ],
     schedule="*/30 * * * *",
     description="Land new events and process only new raw partitions",

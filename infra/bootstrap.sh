@@ -52,7 +52,7 @@ if ! "$VENV/bin/uv" --version 2>/dev/null | grep -q "$UV_VERSION"; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
 fi
 echo "setup: installing locked dependencies (uv sync --frozen)"
-"$VENV/bin/uv" sync --frozen --quiet --python "$VENV/bin/python"
+"$VENV/bin/uv" sync --frozen --quiet --python "$VENV/bin/python" --reinstall-package riskstream
 "$VENV/bin/python" infra/fetch_jars.py .jars
 echo "$want" > "$STAMP"
 echo "setup: done"

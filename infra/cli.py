@@ -1,88 +1,21 @@
-"""`riskstream cloud up|down|status` and `riskstream provision`."""
+"""`riskstream provision` (the services' up/down/status commands live in the pipeline's CLI)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from riskstream.commands import CommandError, add_group
+from riskstream.commands import CommandError
 from riskstream.settings import Settings
 
 
 def register(subparsers: Any) -> None:
-    cloud = add_group(subparsers, "cloud", "start, inspect or stop the embedded local cloud (moto)")
-    up = cloud.add_parser("up", help="start moto on 127.0.0.1:4566 and wait until it answers")
-    up.set_defaults(func=cloud_up)
-    down = cloud.add_parser("down", help="stop the local cloud and every process it started")
-    down.set_defaults(func=cloud_down)
-    status = cloud.add_parser("status", help="say what runs where")
-    status.set_defaults(func=cloud_status)
-
-    airflow = add_group(subparsers, "airflow", "start, inspect or stop Airflow (standalone)")
-    airflow.add_parser("up", help="start Airflow on 127.0.0.1:8080 with our DAGs").set_defaults(
-        func=airflow_up
-    )
-    airflow.add_parser("down", help="stop Airflow and all its processes").set_defaults(
-        func=airflow_down
-    )
-    airflow.add_parser("status", help="say whether Airflow runs, and where").set_defaults(
-        func=airflow_status
-    )
-
-    stop = subparsers.add_parser("stop", help="stop every service riskstream started")
-    stop.set_defaults(func=stop_all)
-    status_all = subparsers.add_parser("status", help="list every service, its URL, pid and log")
-    status_all.set_defaults(func=status_cmd)
-
     prov = subparsers.add_parser(
         "provision",
         help="create buckets, stream, checkpoint table and Glue database (idempotent)",
         description="Create every resource the pipeline needs; running it twice creates nothing.",
     )
     prov.set_defaults(func=provision_cmd)
-
-
-def cloud_up(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.cloud import cloud_service
-    from infra.services import ServiceError
-
-    if settings.target != "embedded":
-        print(
-            f"RISKSTREAM_TARGET={settings.target}: nothing to start; using {settings.endpoint_url}"
-        )
-        return 0
-    try:
-        status = cloud_service(settings).up()
-    except ServiceError as exc:
-        raise CommandError(str(exc)) from None
-    print(f"local cloud running at {status.url} (pid {status.pid}); log {status.log}")
-    return 0
-
-
-def cloud_down(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.cloud import cloud_service
-
-    if settings.target != "embedded":
-        print(f"RISKSTREAM_TARGET={settings.target}: the embedded cloud is not in use")
-        return 0
-    stopped = cloud_service(settings).down()
-    print("local cloud stopped" if stopped else "local cloud was not running")
-    return 0
-
-
-def cloud_status(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.cloud import cloud_service
-
-    print(
-        f"target     {settings.target}  endpoint {settings.endpoint_url}  region {settings.region}"
-    )
-    if settings.target != "embedded":
-        return 0
-    status = cloud_service(settings).status()
-    print(status.line())
-    if status.state == "stale":
-        print("  the pid file is stale (the process is gone); `riskstream cloud up` will clean it")
-    return 0 if status.state == "running" else 3
 
 
 def provision_cmd(args: argparse.Namespace, settings: Settings) -> int:
@@ -108,50 +41,3 @@ def provision_cmd(args: argparse.Namespace, settings: Settings) -> int:
         else f"nothing to do: all {len(resources)} resources already exist"
     )
     return 0
-
-
-def stop_all(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.stack import all_services
-
-    for service in reversed(all_services(settings)):
-        stopped = service.down()
-        print(f"{service.spec.name:<10} {'stopped' if stopped else 'was not running'}")
-    return 0
-
-
-def status_cmd(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.stack import all_services
-
-    for service in all_services(settings):
-        print(service.status().line())
-    return 0
-
-
-def airflow_up(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.airflow import airflow_service, start_airflow
-    from infra.services import ServiceError
-
-    try:
-        start_airflow(settings)
-    except ServiceError as exc:
-        raise CommandError(str(exc)) from None
-    status = airflow_service(settings).status()
-    print(f"airflow running at {status.url} (pid {status.pid}); log {status.log}")
-    return 0
-
-
-def airflow_down(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.airflow import airflow_service
-
-    stopped = airflow_service(settings).down()
-    print("airflow stopped" if stopped else "airflow was not running")
-    return 0
-
-
-def airflow_status(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.airflow import airflow_service, password_file
-
-    status = airflow_service(settings).status()
-    print(status.line())
-    print(f"login      admin, password in {password_file(settings)}")
-    return 0 if status.state == "running" else 3

@@ -1,7 +1,10 @@
-"""riskstream's shared package: settings, the AWS client factory, logging and the event contract."""
+"""riskstream's foundation: settings, the AWS client factory, logging, the event contract, the
+shared names (:mod:`riskstream.names`) and the one storage module (:mod:`riskstream.storage`).
 
-from riskstream.clients import make_client
+It imports none of the other packages, and importing it loads neither boto3 nor pandas.
+"""
+
 from riskstream.settings import Settings, SettingsError
 
 __version__ = "0.1.0"
-__all__ = ["Settings", "SettingsError", "__version__", "make_client"]
+__all__ = ["Settings", "SettingsError", "__version__"]

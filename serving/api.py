@@ -6,7 +6,7 @@ and swapped in without a restart. Requests are validated against a schema built 
 champion's own features (see :mod:`serving.schema`) and scored by :func:`serving.scoring.explain`,
 the same code path as the batch job.
 
-Run it with ``riskstream api up`` (uvicorn on 127.0.0.1:8000, see :mod:`serving.service`).
+Run it with ``riskstream api up`` (uvicorn on 127.0.0.1:8000, see :mod:`serving.processes`).
 """
 
 from __future__ import annotations

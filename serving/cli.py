@@ -1,5 +1,4 @@
-"""`riskstream score`, `riskstream api up|down|status`, `riskstream dashboard up|down|status`,
-`riskstream sql "<query>"`."""
+"""`riskstream score` and `riskstream sql "<query>"`."""
 
 from __future__ import annotations
 
@@ -7,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from riskstream.commands import CommandError, add_group
+from riskstream.commands import CommandError
 from riskstream.settings import Settings
 
 
@@ -21,18 +20,6 @@ def register(subparsers: Any) -> None:
     )
     score.add_argument("--date", default=None, help="score date YYYY-MM-DD (default: today, UTC)")
     score.set_defaults(func=score_cmd)
-
-    for name, what in (
-        ("api", "the real-time scoring API"),
-        ("dashboard", "the analyst dashboard"),
-    ):
-        group = add_group(subparsers, name, f"start, inspect or stop {what}")
-        up = group.add_parser("up", help=f"start {what} and wait until it answers")
-        up.set_defaults(func=service_cmd, service=name, action="up")
-        down = group.add_parser("down", help=f"stop {what}")
-        down.set_defaults(func=service_cmd, service=name, action="down")
-        status = group.add_parser("status", help=f"say whether {what} runs, and where")
-        status.set_defaults(func=service_cmd, service=name, action="status")
 
     sql = subparsers.add_parser(
         "sql",
@@ -60,31 +47,6 @@ def score_cmd(args: argparse.Namespace, settings: Settings) -> int:
     if report["psi_flag"]:
         print(f"WARNING: population shift (PSI > 0.25); see {report['psi_uri']}")
     return 0
-
-
-def service_cmd(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.services import ServiceError
-    from serving.service import ServiceConfigError, api_service, dashboard_service
-
-    try:
-        service = (api_service if args.service == "api" else dashboard_service)(settings)
-    except ServiceConfigError as exc:
-        raise CommandError(str(exc)) from None
-    if args.action == "up":
-        try:
-            status = service.up()
-        except ServiceError as exc:
-            raise CommandError(str(exc)) from None
-        extra = "  (OpenAPI docs at /docs)" if args.service == "api" else ""
-        print(f"{args.service} running at {status.url} (pid {status.pid}){extra}; log {status.log}")
-        return 0
-    if args.action == "down":
-        stopped = service.down()
-        print(f"{args.service} stopped" if stopped else f"{args.service} was not running")
-        return 0
-    status = service.status()
-    print(status.line())
-    return 0 if status.state == "running" else 3
 
 
 def sql_cmd(args: argparse.Namespace, settings: Settings) -> int:

@@ -59,7 +59,7 @@ def mlflow_settings(cloud_settings: Settings) -> Iterator[Settings]:
     Backend store: SQLite in a temporary state dir; artifacts: the session's moto S3
     (``s3://rstest-artifacts/mlflow``), proxied by the server. ``mlflow_tracking_uri`` points at it.
     """
-    from training.service import mlflow_service
+    from training.mlflow_process import mlflow_service
 
     provision(cloud_settings)  # the artifacts bucket must exist before the server writes to it
     settings = cloud_settings.with_overrides(

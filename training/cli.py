@@ -1,23 +1,15 @@
-"""`riskstream train` and `riskstream mlflow up|down|status`."""
+"""`riskstream train`."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from riskstream.commands import CommandError, add_group
+from riskstream.commands import CommandError
 from riskstream.settings import Settings
 
 
 def register(subparsers: Any) -> None:
-    mlflow = add_group(subparsers, "mlflow", "start, inspect or stop the MLflow tracking server")
-    up = mlflow.add_parser("up", help="start MLflow (SQLite backend, artifacts in the cloud's S3)")
-    up.set_defaults(func=mlflow_up)
-    down = mlflow.add_parser("down", help="stop the MLflow server")
-    down.set_defaults(func=mlflow_down)
-    status = mlflow.add_parser("status", help="say whether MLflow runs and where")
-    status.set_defaults(func=mlflow_status)
-
     train = subparsers.add_parser(
         "train",
         help="train LR / RF / XGBoost on a feature table, track in MLflow, register the best",
@@ -44,42 +36,6 @@ def register(subparsers: Any) -> None:
     train.add_argument("--cost-fp", type=float, default=None, help="cost of a rejected good")
     train.add_argument("--margin", type=float, default=None, help="ROC-AUC margin to promote")
     train.set_defaults(func=train_cmd)
-
-
-def _service(settings: Settings) -> Any:
-    from training.service import MlflowConfigError, mlflow_service
-
-    try:
-        return mlflow_service(settings)
-    except MlflowConfigError as exc:
-        raise CommandError(str(exc)) from None
-
-
-def mlflow_up(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.services import ServiceError
-    from training.service import artifacts_destination
-
-    try:
-        status = _service(settings).up()
-    except ServiceError as exc:
-        raise CommandError(str(exc)) from None
-    print(
-        f"MLflow running at {status.url} (pid {status.pid}); artifacts in "
-        f"{artifacts_destination(settings)}; log {status.log}"
-    )
-    return 0
-
-
-def mlflow_down(args: argparse.Namespace, settings: Settings) -> int:
-    stopped = _service(settings).down()
-    print("MLflow stopped" if stopped else "MLflow was not running")
-    return 0
-
-
-def mlflow_status(args: argparse.Namespace, settings: Settings) -> int:
-    status = _service(settings).status()
-    print(status.line())
-    return 0 if status.state == "running" else 3
 
 
 def train_cmd(args: argparse.Namespace, settings: Settings) -> int:

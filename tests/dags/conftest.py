@@ -63,8 +63,11 @@ def run_dag_test(
     dag_file.write_text(
         "# airflow DAG under test\n"
         "from pathlib import Path\n"
-        "from infra.dag_builder import build_pipeline_dag\n"
-        f"dag = build_pipeline_dag({dag_id!r}, Path({str(asl_path)!r}))\n"
+        "from pipeline.dag_builder import build_pipeline_dag\n"
+        "from pipeline.steps import STEPS\n"
+        "from tests.dags.steps_for_tests import TEST_STEPS\n"
+        f"dag = build_pipeline_dag({dag_id!r}, Path({str(asl_path)!r}), "
+        "steps={**STEPS, **TEST_STEPS})\n"
     )
     env = {
         **os.environ,

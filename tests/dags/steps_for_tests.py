@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pipeline.steps import StepContext
 from riskstream.settings import Settings
-from riskstream.steps import StepContext
 
 
 def _counter(ctx: StepContext, name: str) -> int:
@@ -32,3 +32,7 @@ def flaky(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     if ctx.param("mode") == "permanent":
         raise ValueError("permanent failure")
     return {"attempts": attempt}
+
+
+TEST_STEPS = {"ok": ok, "decide": decide, "flaky": flaky}
+"""The stand-in steps by the names tests/dags/test_machine.asl.json gives them."""

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from infra.asl import ASL_PATH, AslError, load_definition, load_workflow, task_id_for, validate
+from pipeline.asl import ASL_PATH, AslError, load_definition, load_workflow, task_id_for, validate
+from pipeline.steps import STEPS
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 
@@ -36,7 +37,7 @@ def test_pipeline_has_every_stage_with_retry_and_catch() -> None:
         step = workflow.steps[name]
         assert step.catch_to == "HandleFailure", name
         assert step.retry is not None and step.retry.max_attempts >= 1, name
-        assert step.step and step.step.startswith("riskstream.steps."), name
+        assert step.step in STEPS, name
     assert workflow.parallel_groups == {"TrainModels": ["TrainLR", "TrainRF", "TrainXGB"]}
     assert ("HandleFailure", "PipelineFailed") in workflow.edges
     assert workflow.steps["PipelineFailed"].kind == "Fail"
@@ -44,12 +45,9 @@ def test_pipeline_has_every_stage_with_retry_and_catch() -> None:
 
 @pytest.mark.unit
 def test_every_step_names_a_real_function() -> None:
-    import importlib
-
     for step in load_workflow().steps.values():
         if step.step:
-            module, func = step.step.rsplit(".", 1)
-            assert callable(getattr(importlib.import_module(module), func)), step.step
+            assert callable(STEPS[step.step]), step.step
 
 
 @pytest.mark.unit

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.asl import ASL_PATH, task_id_for
+from pipeline.asl import ASL_PATH, task_id_for
 
 pytestmark = pytest.mark.unit
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -47,7 +47,7 @@ def test_parsing_touches_no_network_variable_or_connection(monkeypatch) -> None:
 
 
 def _expected_from_asl() -> tuple[set[str], set[tuple[str, str]], dict[str, dict]]:
-    """Read the ASL JSON directly (not through infra.asl) so the parity check is independent."""
+    """Read the ASL JSON directly (not through pipeline.asl) so the parity check is independent."""
     definition = json.loads(ASL_PATH.read_text())
     states = definition["States"]
     tasks: set[str] = set()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.asl import ASL_PATH
 from infra.provision import provision
+from pipeline.asl import ASL_PATH
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from tests.dags.conftest import run_dag_test

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import SparkSession
 
-from riskstream.cli import build_parser
+from pipeline.cli import build_parser
 from riskstream.commands import CommandError
 from riskstream.settings import Settings
 

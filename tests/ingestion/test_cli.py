@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from riskstream.cli import main
+from pipeline.cli import main
 from riskstream.settings import Settings
 from tests.ingestion.helpers import landed_ids, make_client, quarantined
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from riskstream.cli import build_parser, main
+from pipeline.cli import build_parser, main
 
 pytestmark = pytest.mark.unit
 

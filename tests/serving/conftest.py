@@ -19,7 +19,7 @@ import pytest
 from infra.provision import provision
 from infra.services import free_port
 from riskstream.settings import Settings
-from serving.service import api_service
+from serving.processes import api_service
 from serving.storage import s3_filesystem
 from tests.serving.factory import CATEGORICAL, NUMERIC, baseline_for, features_frame, fit_pipeline
 

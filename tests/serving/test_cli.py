@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from riskstream.cli import main
-from serving.service import settings_env
+from pipeline.cli import main
+from serving.processes import settings_env
 from tests.serving.conftest import ServingWorld
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 
 from infra.services import free_port
 from serving.batch import run_batch
-from serving.service import dashboard_service
+from serving.processes import dashboard_service
 from serving.storage import read_scores
 from tests.serving.conftest import ServingWorld, write_features
 from tests.serving.factory import features_frame

@@ -11,7 +11,7 @@ import argparse
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -60,9 +60,9 @@ class Phases:
 def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from infra.airflow import AirflowClient, AirflowError, start_airflow
     from infra.cloud import cloud_service
-    from infra.dag_builder import PIPELINE_DAG_ID
     from infra.provision import provision
     from infra.services import ServiceError
+    from pipeline.dag_builder import PIPELINE_DAG_ID
 
     phases = Phases()
     total_started = time.monotonic()
@@ -75,7 +75,7 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
             created = sum(r.action == "created" for r in resources)
             print(f"    {created} created, {len(resources) - created} already existed")
         with phases.phase("mlflow"):
-            _start_optional(settings, "training.service", "mlflow_service")
+            _start(settings, "mlflow")
         with phases.phase("airflow"):
             start_airflow(settings)
     except ServiceError as exc:
@@ -109,8 +109,8 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
     if final == "success":
         with phases.phase("api and dashboard"):
             try:
-                _start_optional(settings, "serving.service", "api_service")
-                _start_optional(settings, "serving.service", "dashboard_service")
+                _start(settings, "api")
+                _start(settings, "dashboard")
             except ServiceError as exc:
                 logger.warning("could not start a serving service: %s", exc)
     results = {task: client.xcom(PIPELINE_DAG_ID, run_id, task) for task in states}
@@ -123,19 +123,11 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _start_optional(settings: Settings, module_name: str, factory: str) -> None:
-    """Start a service whose package provides one (packages arrive issue by issue)."""
-    import importlib
+def _start(settings: Settings, name: str) -> None:
+    """Start one service of the registry and say where it answers."""
+    from pipeline.stack import SERVICES_BY_NAME
 
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            logger.info("%s not available; skipping", module_name)
-            return
-        raise
-    make: Callable[[Settings], Any] = getattr(module, factory)
-    status = make(settings).up()
+    status = SERVICES_BY_NAME[name].make(settings).up()
     print(f"    {status.name} at {status.url}")
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from riskstream.clients import make_client
 from riskstream.settings import Settings
-from training.service import MlflowConfigError, artifacts_destination, mlflow_spec
+from training.mlflow_process import MlflowConfigError, artifacts_destination, mlflow_spec
 
 
 def test_spec_names_port_backend_and_s3_destination(cloud_settings: Settings) -> None:

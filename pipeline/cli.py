@@ -2,30 +2,37 @@
 
 Each package that has commands exposes ``register(subparsers)`` in its ``cli`` module; handlers
 take ``(args, settings)`` and return an exit code. Heavy imports stay inside handlers so that
-``riskstream --help`` is instant.
+``riskstream --help`` is instant. This aggregator is the only module that knows every package.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 from collections.abc import Sequence
 
+from etl import cli as etl_cli
+from infra import cli as infra_cli
+from ingestion import cli as ingestion_cli
+from pipeline import run, services_cli
 from riskstream import __version__
 from riskstream.commands import CommandError
 from riskstream.logs import configure_logging
 from riskstream.settings import Settings, SettingsError
+from serving import cli as serving_cli
+from training import cli as training_cli
 
 logger = logging.getLogger(__name__)
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "infra.cli",
-    "ingestion.cli",
-    "etl.cli",
-    "training.cli",
-    "serving.cli",
-    "riskstream.run",
+
+COMMAND_MODULES = (
+    services_cli,
+    infra_cli,
+    ingestion_cli,
+    etl_cli,
+    training_cli,
+    serving_cli,
+    run,
 )
 
 
@@ -40,13 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
     parser.add_argument("--env-file", default=".env", help="optional dotenv file (default .env)")
     subparsers = parser.add_subparsers(dest="command", metavar="<command>")
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue
-            raise
+    for module in COMMAND_MODULES:
         module.register(subparsers)
     return parser
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from riskstream.settings import Settings
-from serving.service import (
+from serving.processes import (
     ServiceConfigError,
     api_service,
     dashboard_service,

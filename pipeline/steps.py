@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,6 +176,26 @@ def handle_failure(settings: Settings, ctx: StepContext) -> dict[str, Any]:
         Body=json.dumps(summary, indent=2).encode(),
     )
     return summary
+
+
+STEPS: dict[str, Callable[[Settings, StepContext], dict[str, Any]]] = {
+    f.__name__: f
+    for f in (
+        produce_events,
+        land_events,
+        raw_to_curated,
+        curated_to_features,
+        start_training,
+        train_lr,
+        train_rf,
+        train_xgb,
+        evaluate_and_register,
+        promote_champion,
+        score_portfolio,
+        handle_failure,
+    )
+}
+"""Every step an ASL Task may name (``Parameters...step``), by name."""
 
 
 def record_failure(

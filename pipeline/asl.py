@@ -1,6 +1,6 @@
 """The pipeline's Amazon States Language definition, read into a small graph model (pure).
 
-The ASL file (infra/state_machine.asl.json) is the single source of truth: dags/pipeline.py
+The ASL file (pipeline/state_machine.asl.json) is the single source of truth: dags/pipeline.py
 builds the Airflow DAG from :func:`load_workflow`, and the parity tests compare the two.
 """
 

@@ -14,13 +14,14 @@ Nothing here touches the network or the metadata database at parse time.
 
 from __future__ import annotations
 
-import importlib
+import functools
 import logging
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from infra.asl import ASL_PATH, Step, Workflow, load_workflow, task_id_for
+from pipeline.asl import ASL_PATH, AslError, Step, Workflow, load_workflow, task_id_for
 
 logger = logging.getLogger(__name__)
 
@@ -28,21 +29,30 @@ PIPELINE_DAG_ID = "credit_risk_pipeline"
 START_DATE = datetime(2025, 1, 1)
 
 
+StepFunction = Callable[..., dict[str, Any]]
+
+
 def build_pipeline_dag(
     dag_id: str = PIPELINE_DAG_ID,
     asl_path: Path = ASL_PATH,
     params: dict[str, Any] | None = None,
     schedule: str | None = None,
+    steps: Mapping[str, StepFunction] | None = None,
 ) -> Any:
+    """The DAG for the ASL at ``asl_path``; each Task runs ``steps[<its step name>]``
+    (default: the pipeline's own steps, :data:`pipeline.steps.STEPS`)."""
     from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
     from airflow.sdk import DAG
 
+    from pipeline.steps import STEPS
+
     workflow = load_workflow(asl_path)
+    registry = STEPS if steps is None else steps
     all_states = sorted(workflow.steps)
     with DAG(
         dag_id=dag_id,
-        description="Credit-risk pipeline mirroring infra/state_machine.asl.json",
+        description="Credit-risk pipeline mirroring pipeline/state_machine.asl.json",
         schedule=schedule,
         start_date=START_DATE,
         catchup=False,
@@ -54,7 +64,13 @@ def build_pipeline_dag(
         tasks: dict[str, Any] = {}
         for name, step in workflow.steps.items():
             tasks[name] = _operator(
-                step, workflow, all_states, PythonOperator, BranchPythonOperator, EmptyOperator
+                step,
+                workflow,
+                all_states,
+                registry,
+                PythonOperator,
+                BranchPythonOperator,
+                EmptyOperator,
             )
         for upstream, downstream in sorted(workflow.edges):
             tasks[upstream] >> tasks[downstream]
@@ -68,7 +84,7 @@ def pipeline_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """DAG params with defaults, shown in the trigger form."""
     from airflow.sdk import Param
 
-    from riskstream.steps import DEFAULT_PARAMS as d
+    from pipeline.steps import DEFAULT_PARAMS as d
 
     params = {
         "source": Param(
@@ -142,6 +158,7 @@ def _operator(
     step: Step,
     workflow: Workflow,
     all_states: list[str],
+    registry: Mapping[str, StepFunction],
     python_operator: Any,
     branch_operator: Any,
     empty_operator: Any,
@@ -166,8 +183,8 @@ def _operator(
 
     if step.kind == "Task":
         return python_operator(
-            python_callable=run_step,
-            op_kwargs={"state": step.name, "step": step.step, "states": all_states},
+            python_callable=functools.partial(run_step, _lookup(registry, step)),
+            op_kwargs={"state": step.name, "states": all_states},
             **common,
         )
     if step.kind == "Choice":
@@ -186,11 +203,20 @@ def _operator(
     return empty_operator(**common)
 
 
+def _lookup(registry: Mapping[str, StepFunction], step: Step) -> StepFunction:
+    if step.step not in registry:
+        raise AslError(
+            f"state {step.name!r} runs step {step.step!r}, which is not a pipeline step; "
+            f"known steps: {', '.join(sorted(registry))}"
+        )
+    return registry[step.step]
+
+
 # ---- what runs inside the tasks -----------------------------------------------------------------
 
 
 def _context_for(context: dict[str, Any], states: list[str]) -> Any:
-    from riskstream.steps import StepContext
+    from pipeline.steps import StepContext
 
     ti = context["ti"]
     results = {}
@@ -208,21 +234,19 @@ def _context_for(context: dict[str, Any], states: list[str]) -> Any:
     )
 
 
-def run_step(state: str, step: str, states: list[str], **context: Any) -> dict[str, Any]:
+def run_step(func: StepFunction, state: str, states: list[str], **context: Any) -> dict[str, Any]:
     """Run one riskstream step for an ASL Task state (called by Airflow in the worker)."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from riskstream import steps as step_module
+    from pipeline import steps as step_module
     from riskstream.logs import configure_logging
     from riskstream.settings import Settings
 
     configure_logging()
     settings = Settings.from_env()  # the task is an entry point
     ctx = _context_for(context, states)
-    module_name, func_name = step.rsplit(".", 1)
-    func = getattr(importlib.import_module(module_name), func_name)
     try_number = int(getattr(context.get("ti"), "try_number", 1) or 1)
-    logger.info("%s: running %s (attempt %s)", state, step, try_number)
+    logger.info("%s: running %s (attempt %s)", state, func.__name__, try_number)
     try:
         result = func(settings, ctx)
     except step_module.StepSkipped as exc:
@@ -257,7 +281,7 @@ def fail_run(state: str, **context: Any) -> None:
 
 def build_linear_dag(
     dag_id: str,
-    steps: list[tuple[str, str]],
+    steps: list[tuple[str, StepFunction]],
     schedule: str | None,
     description: str,
     retries: int = 2,
@@ -288,10 +312,10 @@ def build_linear_dag(
             *[
                 PythonOperator(
                     task_id=task_id_for(name),
-                    python_callable=run_step,
-                    op_kwargs={"state": name, "step": step, "states": states},
+                    python_callable=functools.partial(run_step, func),
+                    op_kwargs={"state": name, "states": states},
                 )
-                for name, step in steps
+                for name, func in steps
             ]
         )
     return dag

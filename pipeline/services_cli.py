@@ -1,0 +1,79 @@
+"""`riskstream <service> up|down|status`, `riskstream stop` and `riskstream status`: one handler
+over the service registry (:mod:`pipeline.stack`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pipeline.stack import SERVICES, SERVICES_BY_NAME, ServiceEntry, all_services
+from riskstream.commands import CommandError, add_group
+from riskstream.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    for entry in SERVICES:
+        group = add_group(subparsers, entry.name, f"start, inspect or stop {entry.what}")
+        for action, text in (
+            ("up", f"start {entry.what} and wait until it answers"),
+            ("down", f"stop {entry.what} and every process it started"),
+            ("status", f"say whether {entry.what} runs, and where"),
+        ):
+            group.add_parser(action, help=text).set_defaults(
+                func=service_cmd, service=entry.name, action=action
+            )
+    stop = subparsers.add_parser("stop", help="stop every service riskstream started")
+    stop.set_defaults(func=stop_all)
+    status = subparsers.add_parser("status", help="list every service, its URL, pid and log")
+    status.set_defaults(func=status_all)
+
+
+def service_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``args.action`` (up, down or status) on the service named ``args.service``."""
+    from infra.services import ServiceError
+
+    entry: ServiceEntry = SERVICES_BY_NAME[args.service]
+    if not entry.applies_to(settings):
+        print(
+            f"RISKSTREAM_TARGET={settings.target}: {entry.what} is not ours to manage; "
+            f"using {settings.endpoint_url}"
+        )
+        return 0
+    try:
+        service = entry.make(settings)
+        if args.action == "up":
+            if entry.start is not None:
+                entry.start(settings)
+            else:
+                service.up()
+            status = service.status()
+            print(f"{entry.name} running at {status.url} (pid {status.pid}); log {status.log}")
+            for note in entry.notes(settings):
+                print(f"  {note}")
+            return 0
+        if args.action == "down":
+            stopped = service.down()
+            print(f"{entry.name} stopped" if stopped else f"{entry.name} was not running")
+            return 0
+    except (ServiceError, ValueError) as exc:  # ValueError: a URL in the settings is unusable
+        raise CommandError(str(exc)) from None
+    status = service.status()
+    print(status.line())
+    if status.state == "stale":
+        print(f"  stale pid file (the process is gone); `riskstream {entry.name} up` cleans it")
+    for note in entry.notes(settings):
+        print(f"  {note}")
+    return 0 if status.state == "running" else 3
+
+
+def stop_all(args: argparse.Namespace, settings: Settings) -> int:
+    for service in reversed(all_services(settings)):
+        stopped = service.down()
+        print(f"{service.spec.name:<10} {'stopped' if stopped else 'was not running'}")
+    return 0
+
+
+def status_all(args: argparse.Namespace, settings: Settings) -> int:
+    for service in all_services(settings):
+        print(service.status().line())
+    return 0

@@ -1,0 +1,74 @@
+"""Every background service riskstream manages, in start order (stopped in reverse).
+
+One registry: the `<service> up|down|status`, `riskstream stop` and `riskstream status` commands
+(:mod:`pipeline.services_cli`) and `riskstream run` all go through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from infra.airflow import airflow_service, password_file, start_airflow
+from infra.cloud import cloud_service
+from infra.services import ManagedService
+from riskstream.settings import Settings
+from serving.processes import api_service, dashboard_service
+from training.mlflow_process import artifacts_destination, mlflow_service
+
+
+def _no_notes(settings: Settings) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    """One managed service: how to build it, how to start it, what to tell the user about it."""
+
+    name: str
+    what: str
+    make: Callable[[Settings], ManagedService]
+    start: Callable[[Settings], ManagedService] | None = None  # when starting is more than up()
+    notes: Callable[[Settings], list[str]] = field(default=_no_notes)
+    embedded_only: bool = False  # only when riskstream runs the cloud itself
+
+    def applies_to(self, settings: Settings) -> bool:
+        return not self.embedded_only or settings.target == "embedded"
+
+
+SERVICES: tuple[ServiceEntry, ...] = (
+    ServiceEntry(
+        "cloud",
+        "the embedded local cloud (moto)",
+        cloud_service,
+        notes=lambda s: [f"target {s.target}, endpoint {s.endpoint_url}, region {s.region}"],
+        embedded_only=True,
+    ),
+    ServiceEntry(
+        "mlflow",
+        "the MLflow tracking server",
+        mlflow_service,
+        notes=lambda s: [f"artifacts in {artifacts_destination(s)}"],
+    ),
+    ServiceEntry(
+        "airflow",
+        "Airflow (standalone)",
+        airflow_service,
+        start=start_airflow,
+        notes=lambda s: [f"login admin, password in {password_file(s)}"],
+    ),
+    ServiceEntry(
+        "api",
+        "the real-time scoring API",
+        api_service,
+        notes=lambda s: ["OpenAPI docs at /docs"],
+    ),
+    ServiceEntry("dashboard", "the analyst dashboard", dashboard_service),
+)
+
+SERVICES_BY_NAME = {entry.name: entry for entry in SERVICES}
+
+
+def all_services(settings: Settings) -> list[ManagedService]:
+    """Every service that applies to ``settings``, in start order."""
+    return [entry.make(settings) for entry in SERVICES if entry.applies_to(settings)]
