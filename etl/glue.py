@@ -5,7 +5,7 @@ Kept close to Glue's shapes (``getResolvedOptions(sys.argv, [...])``, ``job.init
 Glue script, without depending on the Glue libraries. Bookmarks live in the cloud (an S3 JSON
 object per job); local folders are only used when the job itself runs on local folders.
 
-Entry/IO module (bookmarks are read and written through :class:`etl.storage.Storage`).
+Entry/IO module (bookmarks are read and written through :class:`riskstream.storage.Storage`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from etl.storage import Storage
+from riskstream.storage import Storage
 
 logger = logging.getLogger(__name__)
 

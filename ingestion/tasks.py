@@ -24,12 +24,12 @@ from ingestion.consumer import Consumer, LandingConfig, LandingReport
 from ingestion.csv_replay import RowError
 from ingestion.producer import Producer, ProduceReport, RateLimit
 from riskstream.clients import make_client
+from riskstream.names import ORACLE_KEY
 from riskstream.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 SOURCES = ("synthetic", "taiwan", "csv")
-ORACLE_KEY = "oracle/synthetic/true_pd.parquet"
 # `make run` default: about a minute to produce and land on the embedded cloud.
 DEFAULT_ACCOUNTS = 2000
 DEFAULT_MONTHS = 12

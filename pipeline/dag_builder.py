@@ -84,7 +84,7 @@ def pipeline_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """DAG params with defaults, shown in the trigger form."""
     from airflow.sdk import Param
 
-    from pipeline.steps import DEFAULT_PARAMS as d
+    from riskstream.names import PIPELINE_DEFAULTS as d
 
     params = {
         "source": Param(

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from riskstream.commands import CommandError
+from riskstream.names import DEFAULT_SOURCE
 from riskstream.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def register(subparsers: Any) -> None:
         help="start the cloud and services, then run the pipeline end to end through Airflow",
         description="What `make run` does after set-up. Parameters become the DAG run's params.",
     )
-    run.add_argument("--source", choices=["synthetic", "taiwan", "csv"], default="synthetic")
+    run.add_argument("--source", choices=["synthetic", "taiwan", "csv"], default=DEFAULT_SOURCE)
     run.add_argument("--accounts", type=int, default=None, help="synthetic: number of accounts")
     run.add_argument("--months", type=int, default=None, help="synthetic: months of activity")
     run.add_argument("--models", default=None, help="comma-separated subset of lr,rf,xgb")

@@ -13,26 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from riskstream.names import FEATURES_PREFIX, PIPELINE_DEFAULTS, PIPELINE_RUNS_PREFIX, s3_uri
 from riskstream.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 MODEL_STEPS = {"TrainLR": "lr", "TrainRF": "rf", "TrainXGB": "xgb"}
 
-DEFAULT_PARAMS: dict[str, Any] = {
-    "source": "synthetic",
-    "accounts": 2000,
-    "months": 12,
-    "seed": 7,
-    "csv_path": "",
-    "csv_mapping": "",
-    "taiwan_path": "",
-    "models": "lr,rf,xgb",
-    "train_budget_seconds": 20,
-    "min_ks": 0.20,
-    "max_ece": 0.05,
-    "reset_bookmarks": False,
-}
+DEFAULT_PARAMS = PIPELINE_DEFAULTS
 
 
 class StepSkipped(Exception):
@@ -97,7 +85,7 @@ def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     from training.train import TrainingConfig
 
     features = ctx.results.get("CuratedToFeatures") or {}
-    uri = features.get("target") or f"s3://{settings.bucket('features')}/features/"
+    uri = features.get("target") or s3_uri(settings.bucket("features"), FEATURES_PREFIX) + "/"
     config = TrainingConfig(
         models=tuple(_chosen_models(ctx)),
         budget_seconds=float(ctx.param("train_budget_seconds")),
@@ -152,7 +140,7 @@ def handle_failure(settings: Settings, ctx: StepContext) -> dict[str, Any]:
 
     s3 = make_client(settings, "s3")
     bucket = settings.bucket("artifacts")
-    prefix = f"pipeline-runs/{ctx.run_id}/failures/"
+    prefix = f"{PIPELINE_RUNS_PREFIX}/{ctx.run_id}/failures/"
     failures = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
@@ -172,7 +160,7 @@ def handle_failure(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     }
     s3.put_object(
         Bucket=bucket,
-        Key=f"pipeline-runs/{ctx.run_id}/failure-summary.json",
+        Key=f"{PIPELINE_RUNS_PREFIX}/{ctx.run_id}/failure-summary.json",
         Body=json.dumps(summary, indent=2).encode(),
     )
     return summary
@@ -207,7 +195,7 @@ def record_failure(
 
         make_client(settings, "s3").put_object(
             Bucket=settings.bucket("artifacts"),
-            Key=f"pipeline-runs/{ctx.run_id}/failures/{state}.json",
+            Key=f"{PIPELINE_RUNS_PREFIX}/{ctx.run_id}/failures/{state}.json",
             Body=json.dumps(
                 {
                     "step": state,
@@ -227,7 +215,7 @@ def clear_failure(settings: Settings, ctx: StepContext, state: str) -> None:
 
         make_client(settings, "s3").delete_object(
             Bucket=settings.bucket("artifacts"),
-            Key=f"pipeline-runs/{ctx.run_id}/failures/{state}.json",
+            Key=f"{PIPELINE_RUNS_PREFIX}/{ctx.run_id}/failures/{state}.json",
         )
     except Exception:
         logger.debug("no failure note to clear for %s", state)

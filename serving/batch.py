@@ -17,29 +17,23 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from riskstream.names import N_REASONS, SCORES_COLUMNS
 from riskstream.settings import Settings
 from serving import storage
 from serving.champion import Champion, load_champion
 from serving.monitoring import PSI_ALERT, monitoring_report
-from serving.scoring import N_REASONS, ScoringConfig, explain
+from serving.scoring import ScoringConfig, explain
 
 logger = logging.getLogger(__name__)
 
-SCORES_SCHEMA = pa.schema(
-    [
-        ("account_id", pa.string()),
-        ("obs_date", pa.date32()),
-        ("pd", pa.float64()),
-        ("score", pa.int32()),
-        ("risk_tier", pa.string()),
-        ("decision", pa.string()),
-        *[(f"reason_{i}", pa.string()) for i in range(1, N_REASONS + 1)],
-        ("model_name", pa.string()),
-        ("model_version", pa.string()),
-        ("label", pa.int32()),
-        ("exposure", pa.float64()),
-    ]
-)
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "date": pa.date32(),
+    "double": pa.float64(),
+    "int": pa.int32(),
+}
+SCORES_SCHEMA = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in SCORES_COLUMNS])
+"""The scores table's Arrow schema, from :data:`riskstream.names.SCORES_COLUMNS`."""
 
 
 class ScoringJobError(RuntimeError):
@@ -153,9 +147,7 @@ def run_batch(
         "alert_threshold": PSI_ALERT,
         **psi,
     }
-    psi_uri = storage.write_json(
-        settings, settings.bucket("scores"), storage.monitoring_key(day), psi_doc
-    )
+    psi_uri = storage.write_monitoring(settings, day, psi_doc)
     if psi.get("flag"):
         logger.warning("PSI above %.2f for score_date=%s: see %s", PSI_ALERT, day, psi_uri)
     tiers = pd.Series(table.column("risk_tier").to_pylist()).value_counts().to_dict()

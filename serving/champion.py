@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from riskstream.names import CHAMPION_ALIAS
 from riskstream.settings import Settings
 from serving.scoring import ScoringConfig, model_kind, source_features, split_pipeline
 
 logger = logging.getLogger(__name__)
 
-CHAMPION_ALIAS = "champion"
 BASELINE_PATH = "baseline/baseline.json"
 
 

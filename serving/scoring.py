@@ -48,7 +48,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-N_REASONS = 3
+from riskstream.names import N_REASONS
+
 TIER_NAMES: tuple[str, ...] = ("Prime", "Near-prime", "Subprime", "High risk")
 _PD_FLOOR = 1e-9
 

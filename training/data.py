@@ -21,12 +21,13 @@ import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
 from riskstream.clients import make_client
+from riskstream.names import FEATURES_PREFIX, ORACLE_KEY, s3_uri
 from riskstream.settings import Settings
+from riskstream.storage import Storage, split_s3
 from training.dataset import TrainingDataError
 
 logger = logging.getLogger(__name__)
 
-ORACLE_KEY = "oracle/synthetic/true_pd.parquet"
 _OBS_DATE_RE = re.compile(r"(?:^|/)obs_date=(\d{4}-\d{2}-\d{2})(?:/|$)")
 
 
@@ -39,7 +40,7 @@ class FeatureTable:
 
 
 def default_features_uri(settings: Settings) -> str:
-    return f"s3://{settings.bucket('features')}/features"
+    return s3_uri(settings.bucket("features"), FEATURES_PREFIX)
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -48,24 +49,15 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
         raise TrainingDataError(
             f"features URI {uri!r} is not an s3:// URI; use e.g. s3://<prefix>-features/features"
         )
-    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    bucket, prefix = split_s3(uri)
     return bucket, prefix.strip("/")
 
 
 def list_parquet(settings: Settings, uri: str) -> list[dict[str, object]]:
     """The Parquet objects under ``uri`` (skipping Spark's ``_SUCCESS`` and hidden files)."""
-    bucket, prefix = parse_s3_uri(uri)
-    s3 = make_client(settings, "s3")
-    objects: list[dict[str, object]] = []
+    bucket, _ = parse_s3_uri(uri)
     try:
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=f"{prefix}/" if prefix else ""
-        ):
-            for obj in page.get("Contents", []):
-                key = str(obj["Key"])
-                name = key.rsplit("/", 1)[-1]
-                if key.endswith(".parquet") and not name.startswith(("_", ".")):
-                    objects.append(obj)
+        return Storage(make_client(settings, "s3")).list_objects(uri, suffix=".parquet")
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code == "NoSuchBucket":
@@ -73,7 +65,6 @@ def list_parquet(settings: Settings, uri: str) -> list[dict[str, object]]:
                 f"bucket {bucket!r} of {uri} does not exist; run `riskstream provision`"
             ) from None
         raise
-    return sorted(objects, key=lambda o: str(o["Key"]))
 
 
 def read_feature_table(settings: Settings, uri: str | None = None) -> FeatureTable:

@@ -22,6 +22,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from riskstream.names import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    DEFAULT_MAX_ECE,
+    DEFAULT_MIN_KS,
+    DEFAULT_TRAIN_BUDGET_SECONDS,
+)
 from riskstream.settings import Settings
 from training import plots
 from training.baseline import build_baseline
@@ -47,8 +54,8 @@ from training.promotion import Decision, PromotionPolicy, decide
 
 logger = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
+CHAMPION = CHAMPION_ALIAS
+CHALLENGER = CHALLENGER_ALIAS
 
 
 class TrainingError(RuntimeError):
@@ -60,7 +67,7 @@ class TrainingConfig:
     """Everything a training execution is configured with; stored as the parent run's params."""
 
     models: tuple[str, ...] = MODEL_TYPES
-    budget_seconds: float = 25.0  # search time per model
+    budget_seconds: float = DEFAULT_TRAIN_BUDGET_SECONDS  # search time per model
     max_trials: int = 12  # search trials per model
     n_jobs: int = 2  # Random Forest workers
     xgb_threads: int = 1  # see SearchBudget.xgb_threads
@@ -69,8 +76,8 @@ class TrainingConfig:
     cost_fn: float = 10.0  # a missed defaulter
     cost_fp: float = 1.0  # a wrongly rejected good customer
     promotion_margin: float = 0.002
-    min_ks: float = 0.20
-    max_ece: float = 0.05
+    min_ks: float = DEFAULT_MIN_KS
+    max_ece: float = DEFAULT_MAX_ECE
     select_by: str = "expected_cost"  # or "roc_auc": how the execution's best model is chosen
 
     def __post_init__(self) -> None:

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from etl.glue import BookmarkStore, GlueArgumentError
 from etl.spark import to_spark_uri
-from etl.storage import Storage, is_s3, join
+from riskstream import names
 from riskstream.clients import make_client
+from riskstream.names import s3_uri
 from riskstream.settings import Settings
+from riskstream.storage import Storage, is_s3, join
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -25,11 +27,11 @@ logger = logging.getLogger(__name__)
 def default_locations(settings: Settings) -> dict[str, str]:
     """Where the layers live by default (docs/CONTRACTS.md)."""
     return {
-        "raw": f"s3://{settings.bucket('raw')}/events/",
-        "curated": f"s3://{settings.bucket('curated')}/",
-        "quarantine": f"s3://{settings.bucket('quarantine')}/etl/",
-        "features": f"s3://{settings.bucket('features')}/features/",
-        "bookmarks": f"s3://{settings.bucket('artifacts')}/etl/bookmarks/",
+        "raw": s3_uri(settings.bucket("raw"), names.RAW_EVENTS_PREFIX) + "/",
+        "curated": s3_uri(settings.bucket("curated")) + "/",
+        "quarantine": s3_uri(settings.bucket("quarantine"), names.ETL_QUARANTINE_PREFIX) + "/",
+        "features": s3_uri(settings.bucket("features"), names.FEATURES_PREFIX) + "/",
+        "bookmarks": s3_uri(settings.bucket("artifacts"), names.ETL_BOOKMARKS_PREFIX) + "/",
     }
 
 

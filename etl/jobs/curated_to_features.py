@@ -28,7 +28,6 @@ if __name__ == "__main__" and not __package__:  # spark-submit runs this file as
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from etl import features, transforms
-from etl.catalog import register_partitions, register_table
 from etl.glue import GlueArgumentError, Job, get_resolved_options
 from etl.jobs.common import (
     bookmark_store,
@@ -39,9 +38,10 @@ from etl.jobs.common import (
     storage_for,
 )
 from etl.spark import to_spark_uri
-from etl.storage import Storage, is_s3, join
 from riskstream.clients import make_client
+from riskstream.names import FEATURES_TABLE
 from riskstream.settings import Settings
+from riskstream.storage import Storage, is_s3, join, register_partitions, register_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -50,7 +50,6 @@ logger = logging.getLogger(__name__)
 
 JOB_NAME = "curated_to_features"
 REQUIRED = ("JOB_NAME",)
-FEATURES_TABLE = "features"
 TABLES = ("account_opened", "statement", "payment", "purchase", "outcome")
 
 

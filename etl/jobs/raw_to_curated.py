@@ -26,7 +26,6 @@ if __name__ == "__main__" and not __package__:  # spark-submit runs this file as
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from etl import transforms
-from etl.catalog import drop_partitions, register_partitions, register_table
 from etl.glue import Job, get_resolved_options
 from etl.jobs.common import (
     bookmark_store,
@@ -38,10 +37,18 @@ from etl.jobs.common import (
     storage_for,
 )
 from etl.spark import to_spark_uri
-from etl.storage import Storage, fingerprint, is_s3, join
 from riskstream.clients import make_client
 from riskstream.events import EVENT_TYPES
 from riskstream.settings import Settings
+from riskstream.storage import (
+    Storage,
+    drop_partitions,
+    fingerprint,
+    is_s3,
+    join,
+    register_partitions,
+    register_table,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -8,8 +8,8 @@ import pytest
 
 from etl.glue import BookmarkStore, GlueArgumentError, Job, get_resolved_options
 from etl.spark import spark_conf
-from etl.storage import Storage, fingerprint
 from riskstream.settings import Settings
+from riskstream.storage import Storage, fingerprint
 
 pytestmark = pytest.mark.unit
 

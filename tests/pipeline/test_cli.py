@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,7 @@ def test_help_works_on_every_level() -> None:
     assert ("provision",) in paths
     for path in [(), *paths]:
         result = subprocess.run(
-            [sys.executable, "-m", "riskstream", *path, "--help"],
+            [str(Path(sys.executable).with_name("riskstream")), *path, "--help"],
             capture_output=True,
             text=True,
             timeout=60,
