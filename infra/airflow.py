@@ -59,20 +59,10 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-        # ours, so every task builds the same Settings as the command that started Airflow
-        "RISKSTREAM_TARGET": settings.target,
-        "RISKSTREAM_PREFIX": settings.prefix,
-        "RISKSTREAM_STATE_DIR": str(settings.state_dir),
-        "RISKSTREAM_CLOUD_HOST": settings.cloud_host,
-        "RISKSTREAM_CLOUD_PORT": str(settings.cloud_port),
-        "RISKSTREAM_SHARDS": str(settings.shard_count),
-        "RISKSTREAM_SPARK_MASTER": settings.spark_master,
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "AWS_REGION": settings.region,
         "NO_PROXY": "127.0.0.1,localhost",
+        # ours, so every task builds the same Settings as the command that started Airflow
+        **settings.to_env(),
     }
-    if settings.endpoint_url and settings.target != "embedded":
-        env["AWS_ENDPOINT_URL"] = settings.endpoint_url
     return env
 
 

@@ -131,6 +131,39 @@ class Settings:
             out["aws_secret_access_key"] = "****"
         return out
 
+    # ---- to and from the environment ----------------------------------------------------------
+    def to_env(self) -> dict[str, str]:
+        """Environment variables from which :meth:`from_env` rebuilds exactly these settings.
+
+        The only way settings reach a child process (Airflow and its tasks, MLflow, the API,
+        the dashboard): ``Settings.from_mapping(s.to_env()) == s`` for every field.
+        """
+        env = {
+            "RISKSTREAM_TARGET": self.target,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "RISKSTREAM_CLOUD_HOST": self.cloud_host,
+            "RISKSTREAM_CLOUD_PORT": str(self.cloud_port),
+            "RISKSTREAM_PREFIX": self.prefix,
+            "RISKSTREAM_SHARDS": str(self.shard_count),
+            "RISKSTREAM_STATE_DIR": str(self.state_dir),
+            "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
+            "RISKSTREAM_AIRFLOW_URL": self.airflow_url,
+            "RISKSTREAM_API_URL": self.api_url,
+            "RISKSTREAM_DASHBOARD_URL": self.dashboard_url,
+            "RISKSTREAM_SPARK_MASTER": self.spark_master,
+            "RISKSTREAM_SPARK_JARS_DIR": str(self.spark_jars_dir),
+        }
+        if self.endpoint_url:
+            env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        for service, url in self.service_endpoints.items():
+            env[f"AWS_ENDPOINT_URL_{service.upper()}"] = url
+        if self.aws_access_key_id is not None:
+            env["AWS_ACCESS_KEY_ID"] = self.aws_access_key_id
+        if self.aws_secret_access_key is not None:
+            env["AWS_SECRET_ACCESS_KEY"] = self.aws_secret_access_key
+        return env
+
     # ---- construction ----------------------------------------------------------------------
     @classmethod
     def from_env(

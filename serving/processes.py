@@ -1,7 +1,7 @@
 """The scoring API and the analyst dashboard as managed background services (uvicorn, 127.0.0.1).
 
 The child process rebuilds the same :class:`Settings` from the environment passed here
-(:func:`settings_env`), so a service started from a test or the CLI talks to the same cloud,
+(:meth:`Settings.to_env`), so a service started from a test or the CLI talks to the same cloud,
 registry and prefix as its parent.
 """
 
@@ -26,31 +26,6 @@ def host_port(url: str, variable: str) -> tuple[str, int]:
         )
     host = "127.0.0.1" if parsed.hostname == "localhost" else parsed.hostname
     return host, parsed.port
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment variables from which ``Settings.from_env`` rebuilds ``settings``."""
-    env = {
-        "RISKSTREAM_TARGET": settings.target,
-        "AWS_REGION": settings.region,
-        "AWS_DEFAULT_REGION": settings.region,
-        "RISKSTREAM_CLOUD_HOST": settings.cloud_host,
-        "RISKSTREAM_CLOUD_PORT": str(settings.cloud_port),
-        "RISKSTREAM_PREFIX": settings.prefix,
-        "RISKSTREAM_SHARDS": str(settings.shard_count),
-        "RISKSTREAM_STATE_DIR": str(settings.state_dir),
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-        "RISKSTREAM_API_URL": settings.api_url,
-        "RISKSTREAM_DASHBOARD_URL": settings.dashboard_url,
-    }
-    if settings.endpoint_url:
-        env["AWS_ENDPOINT_URL"] = settings.endpoint_url
-    for service, url in settings.service_endpoints.items():
-        env[f"AWS_ENDPOINT_URL_{service.upper()}"] = url
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        env["AWS_ACCESS_KEY_ID"] = settings.aws_access_key_id
-        env["AWS_SECRET_ACCESS_KEY"] = settings.aws_secret_access_key
-    return env
 
 
 def _uvicorn_spec(
@@ -81,7 +56,7 @@ def _uvicorn_spec(
         host=host,
         port=port,
         health_path="/health",
-        env={**settings_env(settings), **(extra_env or {})},
+        env={**settings.to_env(), **(extra_env or {})},
         cwd=REPO_ROOT,
         start_timeout=90,
     )

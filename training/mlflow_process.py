@@ -49,8 +49,7 @@ def mlflow_spec(settings: Settings) -> ServiceSpec:
     state = mlflow_state_dir(settings)
     state.mkdir(parents=True, exist_ok=True)
     env: dict[str, str] = {
-        "AWS_DEFAULT_REGION": settings.region,
-        "AWS_REGION": settings.region,
+        **settings.to_env(),
         # The server's own uploads to S3 must not wait long on a local, single-node store.
         "MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD": "false",
         # MLflow 3's job runner (GenAI evaluation jobs: 8 extra processes) is not used here.
@@ -59,9 +58,6 @@ def mlflow_spec(settings: Settings) -> ServiceSpec:
     endpoint = settings.endpoint_for("s3")
     if endpoint:
         env["MLFLOW_S3_ENDPOINT_URL"] = endpoint
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        env["AWS_ACCESS_KEY_ID"] = settings.aws_access_key_id
-        env["AWS_SECRET_ACCESS_KEY"] = settings.aws_secret_access_key
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     argv = [
         str(mlflow_bin) if mlflow_bin.exists() else "mlflow",

@@ -69,14 +69,8 @@ def run_dag_test(
         f"dag = build_pipeline_dag({dag_id!r}, Path({str(asl_path)!r}), "
         "steps={**STEPS, **TEST_STEPS})\n"
     )
-    env = {
-        **os.environ,
-        **airflow_env(home),
-        "RISKSTREAM_CLOUD_PORT": str(settings.cloud_port),  # type: ignore[attr-defined]
-        "RISKSTREAM_PREFIX": settings.prefix,  # type: ignore[attr-defined]
-        "RISKSTREAM_STATE_DIR": str(settings.state_dir),  # type: ignore[attr-defined]
-        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,  # type: ignore[attr-defined]
-    }
+    # the settings reach the task the way they reach Airflow's: through Settings.to_env()
+    env = {**os.environ, **airflow_env(home), **settings.to_env()}  # type: ignore[attr-defined]
     result = subprocess.run(
         [
             sys.executable,

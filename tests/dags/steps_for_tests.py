@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -34,5 +35,12 @@ def flaky(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     return {"attempts": attempt}
 
 
-TEST_STEPS = {"ok": ok, "decide": decide, "flaky": flaky}
+def echo_settings(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    """Write the settings the task was given where the test can read them."""
+    out = Path(ctx.param("counter_dir")) / "settings.json"
+    out.write_text(json.dumps(settings.describe(), default=str))
+    return {"prefix": settings.prefix}
+
+
+TEST_STEPS = {"ok": ok, "decide": decide, "flaky": flaky, "echo_settings": echo_settings}
 """The stand-in steps by the names tests/dags/test_machine.asl.json gives them."""

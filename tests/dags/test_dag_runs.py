@@ -84,3 +84,42 @@ def test_permanent_failure_reaches_the_handler_and_fails_the_run(
     )
     assert summary["failed_steps"] == ["First"]
     assert "permanent failure" in summary["failures"][0]["error"]
+
+
+def test_a_value_set_only_in_dotenv_reaches_an_airflow_task(
+    airflow_home: Path, provisioned: Settings, tmp_path: Path
+) -> None:
+    """The command that starts Airflow reads .env; its tasks get the value via Settings.to_env."""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("RISKSTREAM_SHARDS=7\nRISKSTREAM_API_URL=http://127.0.0.1:8999\n")
+    parent = Settings.from_env(env=provisioned.to_env(), dotenv=None)
+    parent = Settings.from_env(
+        env={
+            k: v
+            for k, v in parent.to_env().items()
+            if k not in ("RISKSTREAM_SHARDS", "RISKSTREAM_API_URL")
+        },
+        dotenv=dotenv,
+    )
+    assert (parent.shard_count, parent.api_url) == (7, "http://127.0.0.1:8999")
+    machine = tmp_path / "echo.asl.json"
+    machine.write_text(
+        json.dumps(
+            {
+                "StartAt": "Echo",
+                "States": {
+                    "Echo": {
+                        "Type": "Task",
+                        "Resource": "arn:aws:states:::lambda:invoke",
+                        "Parameters": {"Payload": {"step": "echo_settings"}},
+                        "End": True,
+                    }
+                },
+            }
+        )
+    )
+    out = run_dag_test(airflow_home, parent, machine, {"counter_dir": str(tmp_path)}, timeout=300)
+    assert out["run"] == "success", out
+    seen = json.loads((tmp_path / "settings.json").read_text())
+    assert (seen["shard_count"], seen["api_url"]) == (7, "http://127.0.0.1:8999")
+    assert seen["prefix"] == provisioned.prefix

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from pipeline.cli import main
-from serving.processes import settings_env
 from tests.serving.conftest import ServingWorld
 
 pytestmark = pytest.mark.integration
@@ -15,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def env(world: ServingWorld, monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> ServingWorld:
-    for key, value in settings_env(world.settings).items():
+    for key, value in world.settings.to_env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(tmp_path)  # no stray .env
     return world

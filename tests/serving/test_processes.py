@@ -12,7 +12,6 @@ from serving.processes import (
     api_service,
     dashboard_service,
     host_port,
-    settings_env,
 )
 
 pytestmark = pytest.mark.unit
@@ -29,7 +28,7 @@ def test_settings_round_trip_through_the_environment(tmp_path: Path) -> None:
             "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:4998",
         }
     )
-    assert Settings.from_mapping(settings_env(settings)) == settings
+    assert Settings.from_mapping(settings.to_env()) == settings
 
 
 def test_specs_use_the_configured_ports(tmp_path: Path) -> None:
