@@ -1,0 +1,40 @@
+"""The layers only point down, and the foundation stays light: a wrong import fails CI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_are_kept() -> None:
+    """pyproject.toml [tool.importlinter]: pipeline > capabilities > infra > foundation."""
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports"))],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout
+
+
+def test_importing_the_foundation_loads_no_heavy_library() -> None:
+    code = (
+        "import sys, riskstream, riskstream.settings, riskstream.names, riskstream.storage, "
+        "riskstream.events, riskstream.logs, riskstream.commands\n"
+        "heavy = sorted({'boto3', 'botocore', 'pandas', 'pyarrow', 'pyspark', 'numpy'} "
+        "& set(sys.modules))\n"
+        "print(','.join(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
