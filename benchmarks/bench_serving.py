@@ -69,11 +69,11 @@ def batch_rows(sizes: list[int], repeats: int) -> list[Row]:
 
         def model_step(xt: Any = xt) -> object:
             # what batch scoring does after preprocessing: pd -> score, tier, decision
-            from serving.scoring import assign_tiers, decide, pd_to_score
+            from serving.scoring import assign_tiers, decision_for, pd_to_score
 
             p = model.predict_proba(xt)[:, 1]
             s = pd_to_score(p, CONFIG.scale)
-            return assign_tiers(s, CONFIG.tiers), decide(p, CONFIG.threshold)
+            return assign_tiers(s, CONFIG.tiers), decision_for(p, CONFIG.threshold)
 
         ours, ref = interleaved(model_step, lambda xt=xt: booster.inplace_predict(xt), n, repeats)
         rows.append(

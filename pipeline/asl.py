@@ -1,7 +1,8 @@
 """The pipeline's Amazon States Language definition, read into a small graph model (pure).
 
-The ASL file (pipeline/state_machine.asl.json) is the single source of truth: dags/pipeline.py
-builds the Airflow DAG from :func:`load_workflow`, and the parity tests compare the two.
+The ASL file (pipeline/state_machine.asl.json) is the single source of truth:
+:mod:`pipeline.dag_builder` builds the Airflow DAG (dags/credit_risk_pipeline.py) from
+:func:`load_workflow`, and the parity tests compare the two.
 """
 
 from __future__ import annotations

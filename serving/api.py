@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from riskstream.settings import Settings
-from serving.champion import Champion, champion_version, load_champion
+from serving.registry import Champion, champion_version, load_champion
 from serving.schema import (
     MAX_APPLICATIONS,
     MAX_BODY_BYTES,

@@ -20,8 +20,8 @@ import pyarrow as pa
 from riskstream.names import N_REASONS, SCORES_COLUMNS
 from riskstream.settings import Settings
 from serving import storage
-from serving.champion import Champion, load_champion
 from serving.monitoring import PSI_ALERT, monitoring_report
+from serving.registry import Champion, load_champion
 from serving.scoring import ScoringConfig, explain
 
 logger = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
 
 def score_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from serving.batch import ScoringJobError
-    from serving.champion import ChampionError
+    from serving.registry import ChampionError
     from serving.tasks import score
 
     try:

@@ -131,7 +131,7 @@ def assign_tiers(scores: np.ndarray, tiers: TierThresholds | None = None) -> np.
     return names[idx]
 
 
-def decide(pd_values: np.ndarray, threshold: float) -> np.ndarray:
+def decision_for(pd_values: np.ndarray, threshold: float) -> np.ndarray:
     """``decline`` when pd is at or above the champion's threshold, else ``approve``."""
     return np.where(np.asarray(pd_values) >= threshold, "decline", "approve").astype(object)
 
@@ -408,7 +408,7 @@ def explain(
     proba = np.asarray(model.predict_proba(xt))[:, _positive_index(model)].astype(np.float64)
     score = pd_to_score(proba, config.scale)
     tiers = assign_tiers(score, config.tiers)
-    decision = decide(proba, config.threshold)
+    decision = decision_for(proba, config.threshold)
     n = len(features)
     names: list[str] = []
     src: np.ndarray | None = None

@@ -16,7 +16,7 @@ from serving.scoring import (
     aggregation_matrix,
     assign_tiers,
     contributions,
-    decide,
+    decision_for,
     explain,
     human_name,
     model_kind,
@@ -69,7 +69,7 @@ def test_tier_boundaries_go_to_the_better_tier() -> None:
 
 
 def test_decision_at_threshold() -> None:
-    assert list(decide(np.array([0.1, 0.3, 0.31]), 0.3)) == ["approve", "decline", "decline"]
+    assert list(decision_for(np.array([0.1, 0.3, 0.31]), 0.3)) == ["approve", "decline", "decline"]
 
 
 @pytest.mark.parametrize(
