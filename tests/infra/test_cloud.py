@@ -85,7 +85,7 @@ def _cli(tmp_path: Path, port: int, *args: str) -> subprocess.CompletedProcess[s
         "RISKSTREAM_PREFIX": "clitest",
     }
     return subprocess.run(
-        [sys.executable, "-m", "riskstream", *args],
+        [str(Path(sys.executable).with_name("riskstream")), *args],
         env=env,
         capture_output=True,
         text=True,

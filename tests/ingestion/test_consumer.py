@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -301,7 +302,13 @@ def test_consumer_process_killed_with_sigkill_then_restarted(provisioned: Settin
         "RISKSTREAM_PREFIX": provisioned.prefix,
         "RISKSTREAM_STATE_DIR": str(provisioned.state_dir),
     }
-    argv = [sys.executable, "-m", "riskstream", "--env-file", "/nonexistent", "consume", "--once"]
+    argv = [
+        str(Path(sys.executable).with_name("riskstream")),
+        "--env-file",
+        "/nonexistent",
+        "consume",
+        "--once",
+    ]
     argv += ["--buffer-records", "25", "--consumer-id", "killable"]
     s3 = make_client(provisioned, "s3")
     rng = random.Random(9)
