@@ -1,12 +1,23 @@
-"""Shared fixtures: a real moto server over HTTP on a free port, and isolated settings per test."""
+"""Shared fixtures: a real moto server over HTTP on a free port, and isolated settings per test.
+
+Also the suite's rules, enforced here so that they hold on every run:
+- property-based tests are reproducible (the ``riskstream`` Hypothesis profile: derandomized, no
+  example database, no deadline);
+- every test carries exactly one of the markers ``unit``, ``integration``, ``e2e`` (collection
+  fails otherwise);
+- a ``unit`` test starts no server and no JVM: it may not request a fixture that starts one
+  (collection fails), and a child process it leaves running fails it at teardown.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from infra.cloud import cloud_service
 from infra.provision import provision
@@ -15,6 +26,87 @@ from riskstream.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
+
+# ---- reproducible property-based tests --------------------------------------------------------
+# Derandomized: the same examples on every run and every machine, so CI fails only on a change.
+# HYPOTHESIS_PROFILE=explore searches randomly (and keeps failures in .hypothesis/) when hunting.
+hypothesis_settings.register_profile(
+    "riskstream", derandomize=True, database=None, deadline=None, print_blob=True
+)
+hypothesis_settings.register_profile("explore", deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "riskstream"))
+
+# ---- markers tell the truth -------------------------------------------------------------------
+KINDS = ("unit", "integration", "e2e")
+# Fixtures that start a server, a JVM or another long-lived process (and every fixture built on
+# them, since pytest's fixture closure includes what they depend on).
+PROCESS_FIXTURES = frozenset({"cloud_settings", "mlflow_settings", "spark", "airflow_home"})
+
+
+def marker_problems(items: list[pytest.Item]) -> list[str]:
+    """One line per test whose markers break the rules above (empty when all is well)."""
+    problems = []
+    for item in items:
+        kinds = sorted({m.name for m in item.iter_markers()} & set(KINDS))
+        if len(kinds) != 1:
+            found = ", ".join(kinds) or "none"
+            problems.append(f"{item.nodeid}: needs exactly one of {'/'.join(KINDS)} (has {found})")
+        elif kinds == ["unit"]:
+            started = sorted(PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())))
+            if started:
+                problems.append(
+                    f"{item.nodeid}: marked unit but uses {', '.join(started)}, which starts a "
+                    "server or a JVM; mark it integration"
+                )
+    return problems
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = marker_problems(items)
+    if problems:
+        raise pytest.UsageError(
+            "test markers do not tell the truth (a unit test starts no server and no JVM):\n  "
+            + "\n  ".join(problems)
+        )
+
+
+_CHILDREN = pytest.StashKey[set[int]]()
+
+
+def _child_processes() -> dict[int, str]:
+    """Live child processes of this test process: pid -> command line."""
+    try:
+        import psutil
+    except ImportError:  # the guard is a safety net; without psutil it stands aside
+        return {}
+    found = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                found[child.pid] = " ".join(child.cmdline())[:200]
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("unit") is not None:
+        item.stash[_CHILDREN] = set(_child_processes())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    before = item.stash.get(_CHILDREN, None)
+    if before is None:
+        return
+    started = {pid: cmd for pid, cmd in _child_processes().items() if pid not in before}
+    if started:
+        raise AssertionError(
+            f"unit test {item.nodeid} left processes running (a unit test starts no server and "
+            f"no JVM; mark it integration): {started}"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,8 @@ from riskstream.clients import make_client
 from riskstream.settings import Settings
 from training.service import MlflowConfigError, artifacts_destination, mlflow_spec
 
+pytestmark = pytest.mark.integration  # the session's moto server (and MLflow)
+
 
 def test_spec_names_port_backend_and_s3_destination(cloud_settings: Settings) -> None:
     settings = cloud_settings.with_overrides(mlflow_tracking_uri="http://127.0.0.1:5123")
