@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from hypothesis import settings as hypothesis_settings
 
 from infra.cloud import cloud_service
 from infra.provision import provision
-from infra.services import free_port
+from infra.services import ManagedService, ServiceError, free_port, port_free
 from riskstream.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -109,21 +109,41 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
         )
 
 
+def up_on_a_free_port(
+    start: Callable[[int], tuple[Settings, ManagedService]], attempts: int = 3
+) -> tuple[Settings, ManagedService]:
+    """``start(port)`` on a port free right now; again on another port when a process outside
+    this session took that one between the choice and the bind (a shared machine runs several
+    test sessions at once). A failure on a port nobody else holds is raised at once."""
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        try:
+            return start(port)
+        except ServiceError:
+            if attempt == attempts or port_free("127.0.0.1", port):
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="session")
 def cloud_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings pointing at a real moto server started for this test session on a free port."""
     state = tmp_path_factory.mktemp("cloud-state")
-    port = free_port()
-    settings = Settings.from_mapping(
-        {
-            "RISKSTREAM_TARGET": "embedded",
-            "RISKSTREAM_CLOUD_PORT": str(port),
-            "RISKSTREAM_STATE_DIR": str(state),
-            "RISKSTREAM_PREFIX": "rstest",
-        }
-    )
-    service = cloud_service(settings)
-    service.up()
+
+    def start(port: int) -> tuple[Settings, ManagedService]:
+        settings = Settings.from_mapping(
+            {
+                "RISKSTREAM_TARGET": "embedded",
+                "RISKSTREAM_CLOUD_PORT": str(port),
+                "RISKSTREAM_STATE_DIR": str(state),
+                "RISKSTREAM_PREFIX": "rstest",
+            }
+        )
+        service = cloud_service(settings)
+        service.up()
+        return settings, service
+
+    settings, service = up_on_a_free_port(start)
     try:
         yield settings
     finally:
@@ -154,12 +174,17 @@ def mlflow_settings(cloud_settings: Settings) -> Iterator[Settings]:
     from training.service import mlflow_service
 
     provision(cloud_settings)  # the artifacts bucket must exist before the server writes to it
-    settings = cloud_settings.with_overrides(
-        mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}",
-        state_dir=cloud_settings.state_dir / "mlflow-session",
-    )
-    service = mlflow_service(settings)
-    service.up()
+
+    def start(port: int) -> tuple[Settings, ManagedService]:
+        settings = cloud_settings.with_overrides(
+            mlflow_tracking_uri=f"http://127.0.0.1:{port}",
+            state_dir=cloud_settings.state_dir / "mlflow-session",
+        )
+        service = mlflow_service(settings)
+        service.up()
+        return settings, service
+
+    settings, service = up_on_a_free_port(start)
     try:
         yield settings
     finally:

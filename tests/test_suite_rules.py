@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from tests.conftest import PROCESS_FIXTURES, marker_problems
+from infra.services import ServiceError
+from tests.conftest import PROCESS_FIXTURES, marker_problems, up_on_a_free_port
 
 pytestmark = pytest.mark.unit
 
@@ -46,3 +49,32 @@ def test_marker_rules_name_each_offending_test() -> None:
         "server or a JVM; mark it integration",
     ]
     assert {"cloud_settings", "mlflow_settings", "spark"} <= PROCESS_FIXTURES
+
+
+def test_a_port_taken_by_another_process_is_chosen_again() -> None:
+    tried: list[int] = []
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+
+    def start(port: int) -> Any:
+        tried.append(port)
+        if len(tried) == 1:  # someone else binds the port between our choice and our start
+            holder.bind(("127.0.0.1", port))
+            holder.listen()
+            raise ServiceError(f"port {port} is already in use")
+        return ("settings", port)
+
+    try:
+        assert up_on_a_free_port(start) == ("settings", tried[-1])  # type: ignore[arg-type]
+    finally:
+        holder.close()
+    assert len(tried) == 2 and tried[0] != tried[1]
+
+    failures: list[int] = []
+
+    def broken(port: int) -> Any:
+        failures.append(port)
+        raise ServiceError("did not answer")
+
+    with pytest.raises(ServiceError, match="did not answer"):
+        up_on_a_free_port(broken)  # type: ignore[arg-type]
+    assert len(failures) == 1  # nobody else holds the port: a real failure, raised at once

@@ -41,5 +41,7 @@ def test_artifacts_are_proxied_into_s3(mlflow_settings: Settings, tmp_path) -> N
     s3 = make_client(mlflow_settings, "s3")
     dest = artifacts_destination(mlflow_settings)
     bucket, prefix = dest[len("s3://") :].split("/", 1)
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
+    # every page: the session's MLflow server keeps all tests' artifacts under this prefix
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
     assert any(k.endswith(f"{run.info.run_id}/artifacts/note.txt") for k in keys), keys
