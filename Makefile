@@ -41,4 +41,4 @@ lock: ## re-resolve uv.lock after changing dependencies in pyproject.toml
 	@$(BIN)/uv lock
 
 clean: stop ## remove .venv and the fetched jars (state in ~/.local/state/riskstream stays)
-	rm -rf $(VENV) .jars .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .jars .pytest_cache .ruff_cache .mypy_cache .hypothesis

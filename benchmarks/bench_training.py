@@ -18,7 +18,6 @@ from pathlib import Path
 
 from common import ROOT, Row, cli, local_cloud, write_rows
 
-TAIWAN_CSV = Path("/work/shared/datasets/taiwan_default/default_of_credit_card_clients.csv")
 AUC_TARGETS = {"xgb": 0.78, "lr": 0.75}
 
 
@@ -95,11 +94,13 @@ def end_to_end(frame: object, budget: float) -> tuple[float, dict[str, float]]:
 
 def main() -> None:
     args = cli(__doc__ or "")
+    from riskstream.datasets import TAIWAN_CSV, TAIWAN_SHA256, verify_sha256
     from training.devfeatures import read_taiwan_features
     from training.models import MODEL_NAMES, MODEL_TYPES
     from training.train import TrainingConfig
 
     budget = TrainingConfig().budget_seconds
+    verify_sha256(TAIWAN_CSV, TAIWAN_SHA256)
     frame = read_taiwan_features(str(TAIWAN_CSV), n_rows=6000 if args.quick else None)
     rows: list[Row] = []
     searched: dict[str, dict[str, float]] = {}

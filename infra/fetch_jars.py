@@ -1,23 +1,28 @@
-"""Fetch Spark's S3A connector jars from PyPI (stdlib only; run by infra/bootstrap.sh).
+"""Fetch Spark's S3A connector jars through pip (run by infra/bootstrap.sh; stdlib plus pip).
 
-Maven Central is not reachable here, so the jars come from the PyPI sdist of sagemaker-pyspark,
-which carries hadoop-aws 3.3.1 and the matching AWS SDK bundle under deps/jars/. Only those two
-members are extracted; the download is checked against a pinned sha256.
+Maven Central may not be reachable, so the jars come from the sdist of sagemaker-pyspark on the
+Python package index, which carries hadoop-aws 3.3.1 and the matching AWS SDK bundle under
+deps/jars/. ``pip download`` fetches the sdist from whatever index the user configured for pip
+(pip.conf, ``PIP_INDEX_URL``; ``UV_DEFAULT_INDEX`` / ``UV_INDEX_URL`` are passed on as
+``--index-url`` when pip has none of its own), so no host is named here. The download is checked
+against a pinned sha256 and only the two jars are extracted.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html.parser
+import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
-import urllib.parse
-import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
+PROJECT = "sagemaker-pyspark"
+VERSION = "1.4.5"
 SDIST = "sagemaker_pyspark-1.4.5.tar.gz"
 SDIST_SHA256 = "05ca2d5081d7138ce29a8fb0a9cba077f28c825288ed07aed46a82e63c0bf1fb"
 JARS = {
@@ -28,58 +33,94 @@ JARS = {
 }
 
 
-class _Links(html.parser.HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.links += [v for k, v in attrs if k == "href" and v]
+class FetchError(RuntimeError):
+    """The jars could not be fetched; the message says what failed and what to do."""
 
 
-def sdist_url(index: str) -> str:
-    page_url = index.rstrip("/") + "/sagemaker-pyspark/"
-    with urllib.request.urlopen(page_url, timeout=60) as response:
-        parser = _Links()
-        parser.feed(response.read().decode())
-    for link in parser.links:
-        if link.split("#", 1)[0].endswith("/" + SDIST):
-            return urllib.parse.urljoin(page_url, link)
-    raise SystemExit(f"fetch_jars: {SDIST} not listed at {page_url}")
+def pip_download_argv(python: str, dest: Path, env: Mapping[str, str]) -> list[str]:
+    """``pip download`` of the sdist alone (no dependencies: it pins an old pyspark)."""
+    argv = [
+        python,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        PROJECT,
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--dest",
+        str(dest),
+        f"{PROJECT}=={VERSION}",
+    ]
+    uv_index = env.get("UV_DEFAULT_INDEX") or env.get("UV_INDEX_URL")
+    if uv_index and not env.get("PIP_INDEX_URL"):
+        argv[4:4] = ["--index-url", uv_index]
+    return argv
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(archive: Path, expected: str = SDIST_SHA256) -> None:
+    actual = sha256_of(archive)
+    if actual != expected:
+        raise FetchError(f"sha256 of {archive.name} is {actual}, expected {expected}")
+
+
+def extract(archive: Path, target: Path, members: Mapping[str, str] = JARS) -> None:
+    """Copy only ``members`` (jar name -> path inside the archive) into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:gz") as tar:
+        for name, member in members.items():
+            try:
+                source = tar.extractfile(member)
+            except KeyError:
+                source = None
+            if source is None:
+                raise FetchError(f"{member} missing from {archive.name}")
+            partial = target / (name + ".part")
+            with open(partial, "wb") as out:
+                shutil.copyfileobj(source, out)
+            partial.replace(target / name)
+
+
+def download_sdist(dest: Path) -> Path:
+    if importlib.util.find_spec("pip") is None:
+        raise FetchError(
+            f"pip is not installed in {sys.prefix}; add it with `{sys.executable} -m ensurepip`"
+        )
+    argv = pip_download_argv(sys.executable, dest, os.environ)
+    result = subprocess.run(argv, check=False)
+    archive = dest / SDIST
+    if result.returncode != 0 or not archive.is_file():
+        raise FetchError(
+            f"`{' '.join(argv[1:])}` failed (exit {result.returncode}); pip's messages are above. "
+            "Check that pip reaches your package index (pip config list; PIP_INDEX_URL)."
+        )
+    return archive
 
 
 def main(target: Path) -> int:
-    target.mkdir(parents=True, exist_ok=True)
     if all((target / name).is_file() for name in JARS):
         return 0
-    index = (
-        os.environ.get("UV_INDEX_URL")
-        or os.environ.get("PIP_INDEX_URL")
-        or "https://pypi.org/simple"
+    print(
+        f"fetching S3A jars: pip download {PROJECT}=={VERSION} (about 180 MB, once)",
+        file=sys.stderr,
     )
-    url = sdist_url(index)
-    print(f"fetching S3A jars from {url.split('#')[0]} (about 180 MB, once)", file=sys.stderr)
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / SDIST
-        digest = hashlib.sha256()
-        with urllib.request.urlopen(url, timeout=600) as response, open(archive, "wb") as out:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != SDIST_SHA256:
-            raise SystemExit(
-                f"fetch_jars: sha256 of {SDIST} is {digest.hexdigest()}, expected {SDIST_SHA256}"
-            )
-        with tarfile.open(archive, "r:gz") as tar:
-            for name, member in JARS.items():
-                source = tar.extractfile(member)
-                if source is None:
-                    raise SystemExit(f"fetch_jars: {member} missing from {SDIST}")
-                partial = target / (name + ".part")
-                with open(partial, "wb") as out:
-                    shutil.copyfileobj(source, out)
-                partial.replace(target / name)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = download_sdist(Path(tmp))
+            verify(archive)
+            extract(archive, target)
+    except FetchError as exc:
+        print(f"fetch_jars: {exc}", file=sys.stderr)
+        return 1
     print(f"S3A jars in {target}", file=sys.stderr)
     return 0
 

@@ -168,6 +168,7 @@ class Producer:
         progress: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts={max_attempts} must be at least 1")
@@ -182,6 +183,7 @@ class Producer:
         self.validate = validate
         self.progress = progress
         self.sleep = sleep
+        self.clock = clock  # the rate limit's clock (tests pair it with ``sleep``)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -295,8 +297,8 @@ class Producer:
     ) -> None:
         buckets = (
             (
-                TokenBucket(self.rate_limit.records_per_second),
-                TokenBucket(self.rate_limit.bytes_per_second),
+                TokenBucket(self.rate_limit.records_per_second, self.clock),
+                TokenBucket(self.rate_limit.bytes_per_second, self.clock),
             )
             if self.rate_limit
             else None

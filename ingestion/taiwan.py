@@ -30,10 +30,13 @@ from typing import Any
 import pandas as pd
 
 from ingestion.ids import event_id
+from riskstream import datasets
 from riskstream.events import SCHEMA_VERSION
 
 SOURCE = "taiwan"
-DEFAULT_PATH = Path("/work/shared/datasets/taiwan_default/default_of_credit_card_clients.csv")
+# The copy shipped in data/taiwan_default/ (licence, source and sha256 beside it).
+TAIWAN_CSV = datasets.TAIWAN_CSV
+DEFAULT_PATH = TAIWAN_CSV
 OPENED_TIME = "2005-04-01T00:00:00Z"
 OBSERVED_DATE = "2005-10-31"
 MINIMUM_DUE_RATE = 0.10
@@ -73,11 +76,27 @@ def account_id(client_id: int) -> str:
     return f"TW{client_id:05d}"
 
 
-def load(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
-    """Read the CSV (header row, 25 columns); fail clearly when a column is missing."""
+def load(path: str | Path = TAIWAN_CSV) -> pd.DataFrame:
+    """Read the CSV (header row, 25 columns); fail clearly when a column is missing.
+
+    The shipped copy (``TAIWAN_CSV``) must match its pinned sha256; another file given by path is
+    checked for the columns only.
+    """
     path = Path(path)
+    shipped = path.resolve() == TAIWAN_CSV.resolve()
     if not path.is_file():
-        raise TaiwanDataError(f"Taiwan data file {path} does not exist")
+        hint = (
+            " (the copy shipped in the checkout's data/taiwan_default/; run from the checkout, "
+            "where make setup installs the project editable)"
+            if shipped
+            else ""
+        )
+        raise TaiwanDataError(f"Taiwan data file {path} does not exist{hint}")
+    if shipped:
+        try:
+            datasets.verify_sha256(path, datasets.TAIWAN_SHA256)
+        except datasets.DatasetChecksumError as exc:
+            raise TaiwanDataError(str(exc)) from None
     frame = pd.read_csv(path)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
@@ -85,7 +104,7 @@ def load(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
     return frame
 
 
-def events(path: str | Path = DEFAULT_PATH) -> Iterator[dict[str, Any]]:
+def events(path: str | Path = TAIWAN_CSV) -> Iterator[dict[str, Any]]:
     """Every client's events, client by client, each client's in time order."""
     yield from frame_events(load(path))
 

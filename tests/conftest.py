@@ -1,37 +1,149 @@
-"""Shared fixtures: a real moto server over HTTP on a free port, and isolated settings per test."""
+"""Shared fixtures: a real moto server over HTTP on a free port, and isolated settings per test.
+
+Also the suite's rules, enforced here so that they hold on every run:
+- property-based tests are reproducible (the ``riskstream`` Hypothesis profile: derandomized, no
+  example database, no deadline);
+- every test carries exactly one of the markers ``unit``, ``integration``, ``e2e`` (collection
+  fails otherwise);
+- a ``unit`` test starts no server and no JVM: it may not request a fixture that starts one
+  (collection fails), and a child process it leaves running fails it at teardown.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from infra.cloud import cloud_service
 from infra.provision import provision
-from infra.services import free_port
+from infra.services import ManagedService, ServiceError, free_port, port_free
 from riskstream.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
+
+# ---- reproducible property-based tests --------------------------------------------------------
+# Derandomized: the same examples on every run and every machine, so CI fails only on a change.
+# HYPOTHESIS_PROFILE=explore searches randomly (and keeps failures in .hypothesis/) when hunting.
+hypothesis_settings.register_profile(
+    "riskstream", derandomize=True, database=None, deadline=None, print_blob=True
+)
+hypothesis_settings.register_profile("explore", deadline=None, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "riskstream"))
+
+# ---- markers tell the truth -------------------------------------------------------------------
+KINDS = ("unit", "integration", "e2e")
+# Fixtures that start a server, a JVM or another long-lived process (and every fixture built on
+# them, since pytest's fixture closure includes what they depend on).
+PROCESS_FIXTURES = frozenset({"cloud_settings", "mlflow_settings", "spark", "airflow_home"})
+
+
+def marker_problems(items: list[pytest.Item]) -> list[str]:
+    """One line per test whose markers break the rules above (empty when all is well)."""
+    problems = []
+    for item in items:
+        kinds = sorted({m.name for m in item.iter_markers()} & set(KINDS))
+        if len(kinds) != 1:
+            found = ", ".join(kinds) or "none"
+            problems.append(f"{item.nodeid}: needs exactly one of {'/'.join(KINDS)} (has {found})")
+        elif kinds == ["unit"]:
+            started = sorted(PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())))
+            if started:
+                problems.append(
+                    f"{item.nodeid}: marked unit but uses {', '.join(started)}, which starts a "
+                    "server or a JVM; mark it integration"
+                )
+    return problems
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = marker_problems(items)
+    if problems:
+        raise pytest.UsageError(
+            "test markers do not tell the truth (a unit test starts no server and no JVM):\n  "
+            + "\n  ".join(problems)
+        )
+
+
+_CHILDREN = pytest.StashKey[set[int]]()
+
+
+def _child_processes() -> dict[int, str]:
+    """Live child processes of this test process: pid -> command line."""
+    try:
+        import psutil
+    except ImportError:  # the guard is a safety net; without psutil it stands aside
+        return {}
+    found = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                found[child.pid] = " ".join(child.cmdline())[:200]
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("unit") is not None:
+        item.stash[_CHILDREN] = set(_child_processes())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    before = item.stash.get(_CHILDREN, None)
+    if before is None:
+        return
+    started = {pid: cmd for pid, cmd in _child_processes().items() if pid not in before}
+    if started:
+        raise AssertionError(
+            f"unit test {item.nodeid} left processes running (a unit test starts no server and "
+            f"no JVM; mark it integration): {started}"
+        )
+
+
+def up_on_a_free_port(
+    start: Callable[[int], tuple[Settings, ManagedService]], attempts: int = 3
+) -> tuple[Settings, ManagedService]:
+    """``start(port)`` on a port free right now; again on another port when a process outside
+    this session took that one between the choice and the bind (a shared machine runs several
+    test sessions at once). A failure on a port nobody else holds is raised at once."""
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        try:
+            return start(port)
+        except ServiceError:
+            if attempt == attempts or port_free("127.0.0.1", port):
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="session")
 def cloud_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings pointing at a real moto server started for this test session on a free port."""
     state = tmp_path_factory.mktemp("cloud-state")
-    port = free_port()
-    settings = Settings.from_mapping(
-        {
-            "RISKSTREAM_TARGET": "embedded",
-            "RISKSTREAM_CLOUD_PORT": str(port),
-            "RISKSTREAM_STATE_DIR": str(state),
-            "RISKSTREAM_PREFIX": "rstest",
-        }
-    )
-    service = cloud_service(settings)
-    service.up()
+
+    def start(port: int) -> tuple[Settings, ManagedService]:
+        settings = Settings.from_mapping(
+            {
+                "RISKSTREAM_TARGET": "embedded",
+                "RISKSTREAM_CLOUD_PORT": str(port),
+                "RISKSTREAM_STATE_DIR": str(state),
+                "RISKSTREAM_PREFIX": "rstest",
+            }
+        )
+        service = cloud_service(settings)
+        service.up()
+        return settings, service
+
+    settings, service = up_on_a_free_port(start)
     try:
         yield settings
     finally:
@@ -62,12 +174,17 @@ def mlflow_settings(cloud_settings: Settings) -> Iterator[Settings]:
     from training.mlflow_process import mlflow_service
 
     provision(cloud_settings)  # the artifacts bucket must exist before the server writes to it
-    settings = cloud_settings.with_overrides(
-        mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}",
-        state_dir=cloud_settings.state_dir / "mlflow-session",
-    )
-    service = mlflow_service(settings)
-    service.up()
+
+    def start(port: int) -> tuple[Settings, ManagedService]:
+        settings = cloud_settings.with_overrides(
+            mlflow_tracking_uri=f"http://127.0.0.1:{port}",
+            state_dir=cloud_settings.state_dir / "mlflow-session",
+        )
+        service = mlflow_service(settings)
+        service.up()
+        return settings, service
+
+    settings, service = up_on_a_free_port(start)
     try:
         yield settings
     finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,10 +14,15 @@ from pathlib import Path
 import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="rs-airflow-home-"))
-os.environ.setdefault("AIRFLOW_HOME", str(_HOME))
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(_HOME / "dags"))
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+# Always the private home, whatever the machine: a user's own AIRFLOW_HOME or AIRFLOW__* settings
+# (their configuration, their database) must not reach the tests.
+for _name in [n for n in os.environ if n.startswith("AIRFLOW__")]:
+    del os.environ[_name]
+os.environ["AIRFLOW_HOME"] = str(_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_HOME / "dags")
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,6 +41,7 @@ def airflow_home() -> Iterator[Path]:
         timeout=300,
     )
     yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def airflow_env(home: Path) -> dict[str, str]:

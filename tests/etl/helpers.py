@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,10 @@ def write_raw(
     """Write events under ``base/dt=.../name`` (dt from each event's time unless given)."""
     by_dt: dict[str, list[str]] = {}
     for event in events:
-        day = dt or (dt_of(event) if not isinstance(event, str) else date.today().isoformat())
+        if dt is None and isinstance(event, str):
+            # no date.today() fallback: a test's partitions must not depend on the day it runs
+            raise ValueError(f"write_raw needs dt= for the raw line {event!r}")
+        day = dt or dt_of(event)  # type: ignore[arg-type]
         by_dt.setdefault(day, []).append(line(event))
     written = []
     for day, lines in sorted(by_dt.items()):

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from etl import features, transforms
 from tests.etl.helpers import line, opened, outcome, payment, purchase, statement
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration  # Spark: a JVM, with S3A pointed at the session's moto server
 OBS = date(2005, 10, 1)
 MONTH_ENDS = ["2005-04-30", "2005-05-31", "2005-06-30", "2005-07-31", "2005-08-31", "2005-09-30"]
 

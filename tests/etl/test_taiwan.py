@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 from etl import features, transforms
 from riskstream.events import new_event, serialize
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration  # Spark: a JVM, with S3A pointed at the session's moto server
 SAMPLE = Path(__file__).parent / "data" / "taiwan_sample.csv"
 # Column suffix for each month, most recent first: m1 = September ... m6 = April.
 MONTHS = [

@@ -14,7 +14,7 @@ from etl import transforms
 from tests.etl.helpers import eid, line, opened, payment, purchase, statement
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration  # Spark: a JVM, with S3A pointed at the session's moto server
 
 
 def _lines(spark: SparkSession, items: list[Any], dt: str = "2025-01-06") -> DataFrame:

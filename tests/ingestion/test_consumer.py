@@ -116,6 +116,7 @@ def test_produce_then_consume_lands_every_event_exactly_once(provisioned: Settin
     assert len(landed_ids(provisioned)) == 306
 
 
+@pytest.mark.timeout(300)  # a bound on a hang, not a speed check (speed lives in benchmarks)
 def test_consumer_killed_at_random_points_loses_and_duplicates_nothing(
     provisioned: Settings,
 ) -> None:
@@ -125,7 +126,6 @@ def test_consumer_killed_at_random_points_loses_and_duplicates_nothing(
     rng = random.Random(20251121)
     trials = 22
     crashes = 0
-    started = time.monotonic()
     for trial in range(trials):
         clear_landing(provisioned)
         config = LandingConfig(
@@ -155,7 +155,6 @@ def test_consumer_killed_at_random_points_loses_and_duplicates_nothing(
         assert sorted(ids) == expected, f"trial {trial}"  # every event exactly once, no dedupe
         assert quarantined(provisioned) == []
     assert crashes >= trials  # every trial really crashed at least once mid-way
-    assert time.monotonic() - started < 300
 
 
 def test_a_second_consumer_gets_a_clear_error(provisioned: Settings) -> None:
@@ -234,19 +233,21 @@ def test_follow_lands_while_producing_and_reports_lag(provisioned: Settings) -> 
     config = LandingConfig(buffer_seconds=0.3, idle_sleep=0.05, lag_report_seconds=0.5)
     follower = consumer(provisioned, owner="f", config=config)
     out: dict[str, Any] = {}
+    # max_seconds and the deadlines below only bound a hang; stop() ends the run
     thread = threading.Thread(
-        target=lambda: out.update(r=follower.run(follow=True, max_seconds=20))
+        target=lambda: out.update(r=follower.run(follow=True, max_seconds=300))
     )
     thread.start()
     events = small_events(accounts=10, per_account=6)
     for chunk in range(3):
         produce(provisioned, events[chunk * 20 : (chunk + 1) * 20])
-        time.sleep(0.3)
-    deadline = time.monotonic() + 10
-    while len(landed_ids(provisioned)) < 60 and time.monotonic() < deadline:
-        time.sleep(0.2)
+        # the next chunk only once this one has landed: a flush per chunk on any machine,
+        # however loaded (a fixed pause let a slow follower read all three chunks at once)
+        deadline = time.monotonic() + 120
+        while len(landed_ids(provisioned)) < (chunk + 1) * 20 and time.monotonic() < deadline:
+            time.sleep(0.2)
     follower.stop()
-    thread.join(timeout=15)
+    thread.join(timeout=60)
     assert not thread.is_alive()
     report = out["r"]
     assert report.landed == 60 and report.flushes >= 2
@@ -313,7 +314,11 @@ def test_consumer_process_killed_with_sigkill_then_restarted(provisioned: Settin
     s3 = make_client(provisioned, "s3")
     rng = random.Random(9)
     kills = 0
-    for _ in range(2):
+    # Twice, and again (at most six rounds) until one run was really killed mid-way: on a fast
+    # machine a run may finish before the random moment comes.
+    for attempt in range(6):
+        if attempt >= 2 and kills >= 1:
+            break
         clear_landing(provisioned)
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # kill once it has started landing, at a random point of its run

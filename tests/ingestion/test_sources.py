@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,13 +102,11 @@ def test_synthetic_delinquency_builds_month_by_month(portfolio_events: list[dict
                 assert after == 1 or after == min(before + 1, 9) or before == after == 9
 
 
-def test_synthetic_10k_by_12_generates_in_seconds() -> None:
-    started = time.perf_counter()
+def test_synthetic_10k_by_12_generates_every_event_it_counts() -> None:
+    # Its speed (< 30 s) is the benchmark row ingestion.synthetic_generation, not a timed test.
     p = simulate(SyntheticConfig(accounts=10_000, months=12, seed=3))
     n = sum(1 for _ in p.events())
-    elapsed = time.perf_counter() - started
     assert n == p.n_events > 500_000
-    assert elapsed < 30, f"took {elapsed:.1f}s"
 
 
 @pytest.mark.parametrize(

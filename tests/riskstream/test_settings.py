@@ -30,7 +30,7 @@ def test_overrides_from_environment() -> None:
             "AWS_REGION": "eu-west-1",
             "RISKSTREAM_SHARDS": "4",
             "RISKSTREAM_CLOUD_PORT": "4999",
-            "RISKSTREAM_STATE_DIR": "/tmp/somewhere",
+            "RISKSTREAM_STATE_DIR": "state/somewhere",
             "MLFLOW_TRACKING_URI": "http://127.0.0.1:5555",
             "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9000",
         }
@@ -40,7 +40,7 @@ def test_overrides_from_environment() -> None:
     assert settings.region == "eu-west-1"
     assert settings.shard_count == 4
     assert settings.endpoint_url == "http://127.0.0.1:4999"
-    assert settings.state_dir == Path("/tmp/somewhere")
+    assert settings.state_dir == Path("state/somewhere")
     assert settings.mlflow_tracking_uri == "http://127.0.0.1:5555"
     assert settings.endpoint_for("s3") == "http://127.0.0.1:9000"
     assert settings.endpoint_for("kinesis") == "http://127.0.0.1:4999"

@@ -13,10 +13,9 @@ import pytest
 
 from infra.provision import provision
 from riskstream.clients import make_client
+from riskstream.datasets import TAIWAN_CSV, TAIWAN_SHA256, verify_sha256
 from riskstream.settings import Settings
 from training.devfeatures import read_taiwan_features
-
-TAIWAN_CSV = Path("/work/shared/datasets/taiwan_default/default_of_credit_card_clients.csv")
 
 
 def write_features(settings: Settings, frame: pd.DataFrame, files_per_date: int = 2) -> str:
@@ -44,7 +43,7 @@ def _chunks(frame: pd.DataFrame, n: int) -> list[pd.DataFrame]:
 @pytest.fixture(scope="session")
 def taiwan_small() -> pd.DataFrame:
     """2,000 stratified Taiwan clients as features (the ETL's shape)."""
-    return read_taiwan_features(str(TAIWAN_CSV), n_rows=2000, seed=1)
+    return read_taiwan_features(str(verify_sha256(TAIWAN_CSV, TAIWAN_SHA256)), n_rows=2000, seed=1)
 
 
 @pytest.fixture

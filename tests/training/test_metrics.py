@@ -16,6 +16,8 @@ from training.metrics import (
     ks_statistic,
 )
 
+pytestmark = pytest.mark.unit
+
 # Sorted by score: good, good, bad, good, bad, bad.
 Y = np.array([0, 0, 1, 0, 1, 1])
 P = np.array([0.1, 0.3, 0.35, 0.4, 0.8, 0.9])

@@ -12,6 +12,8 @@ from training.dataset import TrainingDataError, feature_columns, labelled, split
 from training.models import ModelError, SearchBudget, feature_importance, fit_with_search
 from training.promotion import PromotionPolicy, decide
 
+pytestmark = pytest.mark.unit
+
 
 def _frame(labels: list[object], dates: list[dt.date] | None = None) -> pd.DataFrame:
     n = len(labels)

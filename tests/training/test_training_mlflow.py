@@ -19,6 +19,8 @@ from training.data import ORACLE_KEY
 from training.dataset import TrainingDataError
 from training.train import TrainingConfig, evaluate_and_register, run_training, start_training
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = TrainingConfig(budget_seconds=2, max_trials=2)
 WEAK_COLUMNS = ["account_id", "obs_date", "label", "source", "age", "sex", "marital_status"]
