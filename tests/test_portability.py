@@ -73,5 +73,5 @@ def test_no_package_index_host_in_tracked_files() -> None:
 def test_the_patterns_catch_what_they_are_for() -> None:
     assert MACHINE_PATH.search('DEFAULT = Path("' + "/" + 'work/shared/x.csv")')
     assert MACHINE_PATH.search("see " + "/" + "home/someone/riskstream")
-    assert not MACHINE_PATH.search("s3://bucket/work/x and ./tmp/y and ~/tmp/z")
+    assert not MACHINE_PATH.search("s3://bucket/work/x and ./tmp/y and ~/" + "tmp/z")
     assert INDEX_HOST.search('index = "https://' + "pypi" + '.org/simple"')
