@@ -1,4 +1,4 @@
-"""`python -m riskstream` is the `riskstream` command."""
+"""`python -m pipeline` is the `riskstream` command."""
 
 import sys
 

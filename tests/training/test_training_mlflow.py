@@ -150,9 +150,7 @@ def test_promotion_both_ways(training_settings: Settings, taiwan_small: pd.DataF
     }
     out = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "riskstream",
+            str(Path(sys.executable).with_name("riskstream")),
             "--env-file",
             "/nonexistent",
             "train",
