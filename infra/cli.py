@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from riskstream.commands import CommandError, add_group
@@ -12,7 +13,19 @@ from riskstream.settings import Settings
 def register(subparsers: Any) -> None:
     cloud = add_group(subparsers, "cloud", "start, inspect or stop the embedded local cloud (moto)")
     up = cloud.add_parser("up", help="start moto on 127.0.0.1:4566 and wait until it answers")
+    up.add_argument(
+        "--ephemeral", action="store_true", help="keep everything in memory (lost on stop)"
+    )
+    up.add_argument(
+        "--start-empty",
+        action="store_true",
+        help="move the saved state to cloud.aside-<time> and start with an empty cloud",
+    )
+    up.add_argument(
+        "--fsync", action="store_true", help="fsync every write (survives a power loss; slower)"
+    )
     up.set_defaults(func=cloud_up)
+    register_state_commands(cloud)
     down = cloud.add_parser("down", help="stop the local cloud and every process it started")
     down.set_defaults(func=cloud_down)
     status = cloud.add_parser("status", help="say what runs where")
@@ -43,7 +56,7 @@ def register(subparsers: Any) -> None:
 
 
 def cloud_up(args: argparse.Namespace, settings: Settings) -> int:
-    from infra.cloud import cloud_service
+    from infra.cloud import cloud_service, cloud_state_dir
     from infra.services import ServiceError
 
     if settings.target != "embedded":
@@ -51,11 +64,80 @@ def cloud_up(args: argparse.Namespace, settings: Settings) -> int:
             f"RISKSTREAM_TARGET={settings.target}: nothing to start; using {settings.endpoint_url}"
         )
         return 0
+    from infra.cloud import move_state_aside
+
+    ephemeral = getattr(args, "ephemeral", False)
+    if getattr(args, "start_empty", False):
+        if cloud_service(settings).status().state in ("running", "unhealthy"):
+            raise CommandError("the local cloud is running; `riskstream cloud down` first")
+        aside = move_state_aside(settings)
+        if aside:
+            print(f"saved state moved aside to {aside}")
     try:
-        status = cloud_service(settings).up()
+        service = cloud_service(settings, ephemeral=ephemeral, fsync=getattr(args, "fsync", False))
+        status = service.up()
     except ServiceError as exc:
         raise CommandError(str(exc)) from None
-    print(f"local cloud running at {status.url} (pid {status.pid}); log {status.log}")
+    kept = "in memory only" if ephemeral else f"state in {cloud_state_dir(settings)}"
+    print(f"local cloud running at {status.url} (pid {status.pid}); {kept}; log {status.log}")
+    return 0
+
+
+def register_state_commands(cloud: Any) -> None:
+    export = cloud.add_parser("export", help="write the whole local cloud into one archive")
+    export.add_argument("file", type=Path, help="the archive to write (.tar.gz)")
+    export.set_defaults(func=cloud_export)
+    imp = cloud.add_parser("import", help="replace the (stopped) local cloud with an archive")
+    imp.add_argument("file", type=Path, help="an archive from `riskstream cloud export`")
+    imp.set_defaults(func=cloud_import)
+    reset = cloud.add_parser("reset", help="empty the local cloud (asks first)")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset.set_defaults(func=cloud_reset)
+
+
+def cloud_export(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.cloud_state import CloudStateError, export_state
+    from infra.durable import StateError
+
+    try:
+        manifest = export_state(settings, args.file)
+    except (CloudStateError, StateError) as exc:
+        raise CommandError(str(exc)) from None
+    size = args.file.stat().st_size
+    print(f"exported the local cloud to {args.file} ({size:,} bytes, moto {manifest['moto']})")
+    return 0
+
+
+def cloud_import(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.cloud_state import CloudStateError, import_state
+    from infra.durable import StateError
+
+    try:
+        aside = import_state(settings, args.file)
+    except (CloudStateError, StateError) as exc:
+        raise CommandError(str(exc)) from None
+    if aside:
+        print(f"the previous state was moved aside to {aside}")
+    print(f"imported {args.file}; start it with `riskstream cloud up`")
+    return 0
+
+
+def cloud_reset(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.cloud import cloud_state_dir
+    from infra.cloud_state import CloudStateError, reset_state
+
+    if not args.yes:
+        answer = input(
+            f"Empty the local cloud ({settings.endpoint_url}, state in "
+            f"{cloud_state_dir(settings)}): every bucket, stream, table and model artifact? [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing changed")
+            return 1
+    try:
+        print(reset_state(settings))
+    except CloudStateError as exc:
+        raise CommandError(str(exc)) from None
     return 0
 
 

@@ -82,8 +82,7 @@ def state_error(path: Path, reason: str) -> StateError:
         f"Start with an empty cloud and keep the old state aside with "
         f"`riskstream cloud up --start-empty` (it moves {directory} to "
         f"{directory.name}.aside-<time>), "
-        f"or move {directory} away yourself; `riskstream cloud export` on a matching version "
-        "can carry state between versions."
+        f"or move {directory} away yourself."
     )
 
 
