@@ -204,9 +204,27 @@ def stop_all(args: argparse.Namespace, settings: Settings) -> int:
 def status_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from infra.stack import all_services
 
+    running = set()
     for service in all_services(settings):
-        print(service.status().line())
-    return 0
+        status = service.status()
+        print(status.line())
+        if status.state == "running":
+            running.add(service.spec.name)
+    return registry_status(settings) if "mlflow" in running else 0
+
+
+def registry_status(settings: Settings) -> int:
+    """Name every registered model version whose artifacts cannot be loaded (exit 4 if any)."""
+    from infra.consistency import check_registry
+
+    try:
+        checks = check_registry(settings.mlflow_tracking_uri)
+    except Exception as exc:  # the registry itself does not answer: say so, do not crash
+        print(f"model      cannot read the registry at {settings.mlflow_tracking_uri}: {exc}")
+        return 4
+    for check in checks:
+        print(check.line())
+    return 4 if any(not c.ok for c in checks) else 0
 
 
 def airflow_up(args: argparse.Namespace, settings: Settings) -> int:
