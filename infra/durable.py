@@ -371,12 +371,14 @@ class DurableStore:
         directory: Path,
         fsync: bool = False,
         snapshot_bytes: int = 256 * 1024 * 1024,
-        snapshot_entries: int = 20_000,
+        replay_budget: float = 3.0,
     ) -> None:
         self.directory = Path(directory)
         self.fsync = fsync
         self.snapshot_bytes = snapshot_bytes
-        self.snapshot_entries = snapshot_entries
+        self.replay_budget = replay_budget
+        self.last_snapshot_seconds = 0.0
+        self._wal_seconds = 0.0  # time the logged requests took to apply: about their replay time
         self.snapshot_path = self.directory / SNAPSHOT_NAME
         self.wal_path = self.directory / WAL_NAME
         self.next_seq = 1
@@ -424,9 +426,10 @@ class DurableStore:
             last = seq
             replayed += 1
         self.next_seq = last + 1
+        done = time.perf_counter()
         self._wal_bytes = scan.good_bytes
         self._wal_entries = replayed
-        done = time.perf_counter()
+        self._wal_seconds = done - loaded
         logger.info(
             "restored the local cloud from %s: snapshot %.2fs, %d requests replayed in %.2fs",
             self.directory,
@@ -443,7 +446,7 @@ class DurableStore:
             self._wal = open(self.wal_path, "ab")  # noqa: SIM115 - kept open for appends
         return self._wal
 
-    def append(self, entry: dict[str, Any]) -> None:
+    def append(self, entry: dict[str, Any], applied_seconds: float = 0.0) -> None:
         frame = encode_frame(entry)
         wal = self._open_wal()
         wal.write(frame)
@@ -452,16 +455,25 @@ class DurableStore:
             os.fsync(wal.fileno())  # on the disk: survives a power loss
         self._wal_bytes += len(frame)
         self._wal_entries += 1
+        self._wal_seconds += applied_seconds
 
     def pending(self) -> int:
         """Logged requests not yet in a snapshot."""
         return self._wal_entries
 
     def due(self) -> bool:
-        return self._wal_bytes >= self.snapshot_bytes or self._wal_entries >= self.snapshot_entries
+        """Snapshot when replaying the log would take longer than the budget (or it is large).
+
+        The budget grows with the snapshot's own cost (3x the last one), so snapshots of a large
+        state take at most about a quarter of the write time; a restart then costs one snapshot
+        load plus at most max(budget, 3 x snapshot time) of replay.
+        """
+        budget = max(self.replay_budget, 3 * self.last_snapshot_seconds)
+        return self._wal_bytes >= self.snapshot_bytes or self._wal_seconds >= budget
 
     def snapshot(self) -> int:
         """Write a snapshot of everything applied so far and start an empty log."""
+        started = time.perf_counter()
         size = write_snapshot(self.snapshot_path, self.next_seq - 1, fsync=True)
         self.snapshot_seq = self.next_seq - 1
         if self._wal is not None:
@@ -472,7 +484,14 @@ class DurableStore:
             os.fsync(handle.fileno())
         self._wal_bytes = 0
         self._wal_entries = 0
-        logger.info("snapshot of the local cloud: %d bytes at seq %d", size, self.snapshot_seq)
+        self._wal_seconds = 0.0
+        self.last_snapshot_seconds = time.perf_counter() - started
+        logger.info(
+            "snapshot of the local cloud: %d bytes at seq %d in %.2fs",
+            size,
+            self.snapshot_seq,
+            self.last_snapshot_seconds,
+        )
         return size
 
     def close(self) -> None:
@@ -502,10 +521,12 @@ class DurableApp:
                 environ["wsgi.input"] = io.BytesIO(body_in)
                 record = _request_record(environ, body_in)
                 seq, at = self.store.next_seq, time.time()
+                applying = time.perf_counter()
                 with deterministic(seq, at):
                     status, headers, body = _call(self.app, environ)
                 if _status_code(status) < 400:
-                    self.store.append({"seq": seq, "at": at, **record})
+                    applied = time.perf_counter() - applying
+                    self.store.append({"seq": seq, "at": at, **record}, applied)
                     self.store.next_seq = seq + 1
                     if self.store.due():
                         self.store.snapshot()

@@ -67,6 +67,8 @@ def build_app(state: Path | None, fsync: bool = False) -> Any:
     preload_services(DURABLE_SERVICES)
     store = DurableStore(state, fsync=fsync)
     store.restore(app)
+    if store.due():  # a long replay: do not make the next start repeat it
+        store.snapshot()
     return DurableApp(app, store)
 
 
