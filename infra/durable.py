@@ -166,7 +166,10 @@ def install_backends(state: dict[str, dict[str, Any]]) -> None:
     from moto.core.base_backend import BackendDict
 
     for service_name, accounts in state.items():
-        target = get_backend(service_name)  # type: ignore[call-overload]
+        try:
+            target = get_backend(service_name)  # type: ignore[call-overload]
+        except (KeyError, ValueError, ImportError) as exc:
+            raise StateError(f"this moto has no backend {service_name!r} ({exc})") from None
         target.clear()
         target.update(accounts)
         if target not in BackendDict._instances:
@@ -229,7 +232,10 @@ def load_snapshot(path: Path) -> int:
         except Exception as exc:
             reason = f"its data is unreadable ({type(exc).__name__}: {exc})"
             raise state_error(path, reason) from None
-    install_backends(state)
+    try:
+        install_backends(state)
+    except StateError as exc:
+        raise state_error(path, str(exc)) from None
     return int(header["last_seq"])
 
 
@@ -529,9 +535,19 @@ class DurableApp:
                     self.store.append({"seq": seq, "at": at, **record}, applied)
                     self.store.next_seq = seq + 1
                     if self.store.due():
-                        self.store.snapshot()
+                        self._snapshot_quietly()
         start_response(status, headers)
         return [body]
+
+    def _snapshot_quietly(self) -> None:
+        """A failed snapshot must not fail the write that triggered it: the log still has it."""
+        try:
+            self.store.snapshot()
+        except Exception:
+            logger.exception(
+                "snapshot of the local cloud failed; the log keeps every write, retrying later"
+            )
+            self.store.replay_budget *= 2
 
     def _control(
         self, environ: dict[str, Any], path: str, start_response: Callable[..., Any]
