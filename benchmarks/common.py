@@ -53,7 +53,7 @@ def local_cloud(prefix: str = "bench") -> Iterator[Settings]:
                 "RISKSTREAM_PREFIX": f"{prefix}{uuid.uuid4().hex[:6]}",
             }
         )
-        service = cloud_service(settings)
+        service = cloud_service(settings, ephemeral=True)
         service.up()
         try:
             yield settings

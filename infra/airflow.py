@@ -58,6 +58,11 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": f"http://{host}:{port}",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        # loopback only: the health check's host is a setting (default 0.0.0.0); the log
+        # servers' host is not (Airflow 3.3 binds them to every interface), so the airflow
+        # shim below starts the scheduler and triggerer with --skip-serve-logs: the API server
+        # reads task logs from the local files, on this same machine.
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "NO_PROXY": "127.0.0.1,localhost",
         # ours, so every task builds the same Settings as the command that started Airflow
@@ -71,6 +76,7 @@ def airflow_spec(settings: Settings) -> ServiceSpec:
 
     url = urlparse(settings.airflow_url)
     venv_bin = Path(sys.executable).parent
+    shim_bin = airflow_shim(settings, venv_bin / "airflow")
     return Spec(
         name="airflow",
         argv=[str(venv_bin / "airflow"), "standalone"],
@@ -78,15 +84,38 @@ def airflow_spec(settings: Settings) -> ServiceSpec:
         port=url.port or 8080,
         health_path="/api/v2/monitor/health",
         health_check=_all_healthy,
-        # standalone starts its parts as `airflow <part>`: our venv's bin must come first on PATH
+        # standalone starts its parts as `airflow <part>`: our shim, then our venv's bin, come
+        # first on PATH
         env={
             **airflow_env(settings),
-            "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PATH": os.pathsep.join([str(shim_bin), str(venv_bin), os.environ.get("PATH", "")]),
         },
         cwd=REPO_ROOT,
         start_timeout=240,
         stop_signal=signal.SIGINT,  # standalone shuts its parts down on Ctrl-C, not on SIGTERM
     )
+
+
+SHIM = """#!/bin/sh
+# Written by riskstream: start the scheduler and triggerer without their log servers, which
+# Airflow binds to every interface whatever its settings say.
+case "$1" in
+  scheduler|triggerer) exec "{real}" "$@" --skip-serve-logs ;;
+esac
+exec "{real}" "$@"
+"""
+
+
+def airflow_shim(settings: Settings, real: Path) -> Path:
+    """A directory holding an ``airflow`` wrapper that standalone finds first on PATH."""
+    directory = airflow_home(settings) / "bin"
+    path = directory / "airflow"
+    text = SHIM.format(real=real)
+    if not path.exists() or path.read_text() != text:
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o755)
+    return directory
 
 
 def _all_healthy(body: bytes) -> bool:

@@ -1,8 +1,11 @@
-"""`riskstream provision` (the services' up/down/status commands live in the pipeline's CLI)."""
+"""`riskstream provision`, the embedded cloud's start options and state commands (export, import,
+reset), and the registry check of `riskstream status`. The services' up/down/status commands
+themselves are one generic handler in the pipeline's CLI."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from riskstream.commands import CommandError
@@ -16,6 +19,96 @@ def register(subparsers: Any) -> None:
         description="Create every resource the pipeline needs; running it twice creates nothing.",
     )
     prov.set_defaults(func=provision_cmd)
+
+
+def add_cloud_up_options(up: Any) -> None:
+    """`riskstream cloud up` options (the generic up/down/status handler adds them)."""
+    up.add_argument(
+        "--ephemeral", action="store_true", help="keep everything in memory (lost on stop)"
+    )
+    up.add_argument(
+        "--start-empty",
+        action="store_true",
+        help="move the saved state to cloud.aside-<time> and start with an empty cloud",
+    )
+    up.add_argument(
+        "--fsync", action="store_true", help="fsync every write (survives a power loss; slower)"
+    )
+
+
+def start_cloud(settings: Settings, args: argparse.Namespace) -> Any:
+    """Start the embedded cloud as `cloud up`'s options say; return its managed service."""
+    from infra.cloud import cloud_service, cloud_state_dir, move_state_aside
+
+    ephemeral = getattr(args, "ephemeral", False)
+    if getattr(args, "start_empty", False):
+        if cloud_service(settings).status().state in ("running", "unhealthy"):
+            raise CommandError("the local cloud is running; `riskstream cloud down` first")
+        aside = move_state_aside(settings)
+        if aside:
+            print(f"saved state moved aside to {aside}")
+    service = cloud_service(settings, ephemeral=ephemeral, fsync=getattr(args, "fsync", False))
+    service.up()
+    print("  " + ("in memory only" if ephemeral else f"state in {cloud_state_dir(settings)}"))
+    return service
+
+
+def register_state_commands(cloud: Any) -> None:
+    export = cloud.add_parser("export", help="write the whole local cloud into one archive")
+    export.add_argument("file", type=Path, help="the archive to write (.tar.gz)")
+    export.set_defaults(func=cloud_export)
+    imp = cloud.add_parser("import", help="replace the (stopped) local cloud with an archive")
+    imp.add_argument("file", type=Path, help="an archive from `riskstream cloud export`")
+    imp.set_defaults(func=cloud_import)
+    reset = cloud.add_parser("reset", help="empty the local cloud (asks first)")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    reset.set_defaults(func=cloud_reset)
+
+
+def cloud_export(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.cloud_state import CloudStateError, export_state
+    from infra.durable import StateError
+
+    try:
+        manifest = export_state(settings, args.file)
+    except (CloudStateError, StateError) as exc:
+        raise CommandError(str(exc)) from None
+    size = args.file.stat().st_size
+    print(f"exported the local cloud to {args.file} ({size:,} bytes, moto {manifest['moto']})")
+    return 0
+
+
+def cloud_import(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.cloud_state import CloudStateError, import_state
+    from infra.durable import StateError
+
+    try:
+        aside = import_state(settings, args.file)
+    except (CloudStateError, StateError) as exc:
+        raise CommandError(str(exc)) from None
+    if aside:
+        print(f"the previous state was moved aside to {aside}")
+    print(f"imported {args.file}; start it with `riskstream cloud up`")
+    return 0
+
+
+def cloud_reset(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.cloud import cloud_state_dir
+    from infra.cloud_state import CloudStateError, reset_state
+
+    if not args.yes:
+        answer = input(
+            f"Empty the local cloud ({settings.endpoint_url}, state in "
+            f"{cloud_state_dir(settings)}): every bucket, stream, table and model artifact? [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing changed")
+            return 1
+    try:
+        print(reset_state(settings))
+    except CloudStateError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
 
 
 def provision_cmd(args: argparse.Namespace, settings: Settings) -> int:
@@ -41,3 +134,17 @@ def provision_cmd(args: argparse.Namespace, settings: Settings) -> int:
         else f"nothing to do: all {len(resources)} resources already exist"
     )
     return 0
+
+
+def registry_status(settings: Settings) -> int:
+    """Name every registered model version whose artifacts cannot be loaded (exit 4 if any)."""
+    from infra.consistency import check_registry
+
+    try:
+        checks = check_registry(settings.mlflow_tracking_uri)
+    except Exception as exc:  # the registry itself does not answer: say so, do not crash
+        print(f"model      cannot read the registry at {settings.mlflow_tracking_uri}: {exc}")
+        return 4
+    for check in checks:
+        print(check.line())
+    return 4 if any(not c.ok for c in checks) else 0

@@ -1,4 +1,8 @@
-"""Launch moto's server with one performance fix for Kinesis (used by `riskstream cloud up`).
+"""Launch moto's server (used by `riskstream cloud up`): durable state, and a Kinesis fix.
+
+With ``--state DIR`` the server keeps its state in DIR (see infra/durable.py): it restores the
+snapshot and log on start, logs every acknowledged write, and snapshots on a clean stop. Without
+it, the server is moto as it ships, in memory.
 
 moto 5 answers "last sequence number of a shard" by copying the shard's whole key list, on every
 PutRecords entry, so a put costs O(records already in the shard) and producing 150,000 events
@@ -9,8 +13,13 @@ The behaviour is otherwise unchanged: this is still moto speaking the AWS wire p
 
 from __future__ import annotations
 
+import argparse
+import logging
+import signal
 import sys
 from collections import OrderedDict
+from pathlib import Path
+from typing import Any
 
 from moto.kinesis import models
 
@@ -30,11 +39,68 @@ def patch_moto() -> None:
     models.Shard.get_max_sequence_number = _last_key  # type: ignore[method-assign]
 
 
+DURABLE_SERVICES = ("s3", "kinesis", "dynamodb", "glue", "stepfunctions", "sts", "iam")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="infra.moto_server")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=4566)
+    parser.add_argument("--state", type=Path, default=None, help="keep the state in this dir")
+    parser.add_argument("--fsync", action="store_true", help="fsync each logged write")
+    return parser.parse_args(argv)
+
+
+def build_app(state: Path | None, fsync: bool = False) -> Any:
+    """moto's WSGI app; with ``state``, restored from it and wrapped to log every write."""
+    import os
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    os.environ.setdefault("MOTO_PORT", "4566")
+    app = DomainDispatcherApplication(create_backend_app)
+    app.debug = True  # type: ignore[attr-defined]
+    if state is None:
+        return app
+    from infra.durable import DurableApp, DurableStore, preload_services
+
+    preload_services(DURABLE_SERVICES)
+    store = DurableStore(state, fsync=fsync)
+    store.restore(app)
+    if store.due():  # a long replay: do not make the next start repeat it
+        store.snapshot()
+    return DurableApp(app, store)
+
+
 def main(argv: list[str]) -> None:
     patch_moto()
-    from moto.server import main as moto_main
+    args = parse_args(argv)
+    import os
 
-    moto_main(argv)
+    os.environ["MOTO_PORT"] = str(args.port)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from infra.durable import StateError
+
+    try:
+        app = build_app(args.state, args.fsync)
+    except StateError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the launcher's last word, in its log
+        raise SystemExit(2) from None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import run_simple
+
+    try:
+        run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    finally:
+        shutdown = getattr(app, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
 
 
 if __name__ == "__main__":

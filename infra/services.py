@@ -1,8 +1,9 @@
 """Managed background services: start in their own process group, track by pid file, stop whole.
 
 Used for the embedded cloud (moto), MLflow, Airflow, the scoring API and the dashboard. Each
-service has a pid file (JSON) and a log under ``<state_dir>``; ``down`` signals the process group,
-so a service that forks children (Airflow starts dozens) leaves nothing behind.
+service has a pid file (JSON) and a log under ``<state_dir>``; ``down`` signals the process group
+and every descendant found under it (some leave the group), so a service that forks children
+(Airflow starts dozens, its task runners in sessions of their own) leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -182,28 +183,102 @@ class ManagedService:
         return False
 
     def down(self, timeout: float = 15.0) -> bool:
-        """Stop the whole process group; return True if something was running."""
+        """Stop the whole process tree; return True if something was running.
+
+        The group gets the service's stop signal; descendants that left the group (Airflow's
+        task runners start sessions of their own, Spark's JVM hangs under them) are found by
+        walking /proc children *before* anything dies (an orphan's parent becomes init), get
+        SIGTERM, and everything still alive at the deadline gets SIGKILL.
+        """
         info = self._read_pid()
         if info is None:
             return False
-        pgid = _as_int(info.get("pgid")) or _as_int(info.get("pid"))
+        pid = _as_int(info.get("pid"))
+        pgid = _as_int(info.get("pgid")) or pid
         was_running = False
-        if pgid and _group_alive(pgid):
+        tracked = process_tree(pid, pgid) if pid else {}
+        if (pgid and _group_alive(pgid)) or tracked:
             was_running = True
-            _signal_group(pgid, self.spec.stop_signal)
+            if pgid:
+                _signal_group(pgid, self.spec.stop_signal)
+            for other in tracked:
+                if pgid is None or _pgid_of(other) != pgid:
+                    _signal_pid(other, tracked[other], signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and _group_alive(pgid):
+            while time.monotonic() < deadline and _tree_alive(pgid, tracked):
                 time.sleep(0.1)
-            if _group_alive(pgid):
+            if _tree_alive(pgid, tracked):
                 logger.warning(
                     "%s did not stop within %.0fs; sending SIGKILL", self.spec.name, timeout
                 )
-                _signal_group(pgid, signal.SIGKILL)
+                if pgid:
+                    _signal_group(pgid, signal.SIGKILL)
+                for other, started in tracked.items():
+                    _signal_pid(other, started, signal.SIGKILL)
                 deadline = time.monotonic() + 5
-                while time.monotonic() < deadline and _group_alive(pgid):
+                while time.monotonic() < deadline and _tree_alive(pgid, tracked):
                     time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return was_running
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int, int] | None:
+    """(state, ppid, pgid, start time) of a process from /proc, or None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[1]), int(fields[2]), int(fields[19])
+
+
+def process_tree(root: int, pgid: int | None = None) -> dict[int, int]:
+    """Every live process under ``root`` (by parent links) or in group ``pgid``: pid -> start time.
+
+    The start time tells a tracked process from a later one that reuses its pid.
+    """
+    table: dict[int, tuple[str, int, int, int]] = {}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return {}
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            stat = _proc_stat(int(entry.name))
+            if stat is not None and stat[0] != "Z":
+                table[int(entry.name)] = stat
+    children: dict[int, list[int]] = {}
+    for pid, (_, ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    stack = [root] + [pid for pid, stat in table.items() if pgid and stat[2] == pgid]
+    while stack:
+        pid = stack.pop()
+        if pid in found or pid not in table:
+            continue
+        found.add(pid)
+        stack.extend(children.get(pid, []))
+    return {pid: table[pid][3] for pid in found}
+
+
+def _pgid_of(pid: int) -> int | None:
+    stat = _proc_stat(pid)
+    return stat[2] if stat else None
+
+
+def _same_process(pid: int, started: int) -> bool:
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] != "Z" and stat[3] == started
+
+
+def _signal_pid(pid: int, started: int, sig: int) -> None:
+    if _same_process(pid, started):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _tree_alive(pgid: int | None, tracked: dict[int, int]) -> bool:
+    if pgid and _group_alive(pgid):
+        return True
+    return any(_same_process(pid, started) for pid, started in tracked.items())
 
 
 def port_free(host: str, port: int) -> bool:

@@ -19,9 +19,12 @@ def register(subparsers: Any) -> None:
             ("down", f"stop {entry.what} and every process it started"),
             ("status", f"say whether {entry.what} runs, and where"),
         ):
-            group.add_parser(action, help=text).set_defaults(
-                func=service_cmd, service=entry.name, action=action
-            )
+            command = group.add_parser(action, help=text)
+            command.set_defaults(func=service_cmd, service=entry.name, action=action)
+            if action == "up" and entry.up_options is not None:
+                entry.up_options(command)
+        if entry.more_commands is not None:
+            entry.more_commands(group)
     stop = subparsers.add_parser("stop", help="stop every service riskstream started")
     stop.set_defaults(func=stop_all)
     status = subparsers.add_parser("status", help="list every service, its URL, pid and log")
@@ -43,7 +46,7 @@ def service_cmd(args: argparse.Namespace, settings: Settings) -> int:
         service = entry.make(settings)
         if args.action == "up":
             if entry.start is not None:
-                entry.start(settings)
+                entry.start(settings, args)
             else:
                 service.up()
             status = service.status()
@@ -74,6 +77,13 @@ def stop_all(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def status_all(args: argparse.Namespace, settings: Settings) -> int:
+    """Every service's state; with MLflow up, also every registered version it cannot load."""
+    from infra.cli import registry_status
+
+    running = set()
     for service in all_services(settings):
-        print(service.status().line())
-    return 0
+        status = service.status()
+        print(status.line())
+        if status.state == "running":
+            running.add(service.spec.name)
+    return registry_status(settings) if "mlflow" in running else 0

@@ -6,10 +6,13 @@ One registry: the `<service> up|down|status`, `riskstream stop` and `riskstream 
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from infra.airflow import airflow_service, password_file, start_airflow
+from infra.cli import add_cloud_up_options, register_state_commands, start_cloud
 from infra.cloud import cloud_service
 from infra.services import ManagedService
 from riskstream.settings import Settings
@@ -28,9 +31,12 @@ class ServiceEntry:
     name: str
     what: str
     make: Callable[[Settings], ManagedService]
-    start: Callable[[Settings], ManagedService] | None = None  # when starting is more than up()
+    # when starting is more than up(): gets the settings and the `up` command's arguments
+    start: Callable[[Settings, argparse.Namespace], Any] | None = None
     notes: Callable[[Settings], list[str]] = field(default=_no_notes)
     embedded_only: bool = False  # only when riskstream runs the cloud itself
+    up_options: Callable[[Any], None] | None = None  # adds options to `<name> up`
+    more_commands: Callable[[Any], None] | None = None  # adds subcommands beside up/down/status
 
     def applies_to(self, settings: Settings) -> bool:
         return not self.embedded_only or settings.target == "embedded"
@@ -41,8 +47,11 @@ SERVICES: tuple[ServiceEntry, ...] = (
         "cloud",
         "the embedded local cloud (moto)",
         cloud_service,
+        start=start_cloud,
         notes=lambda s: [f"target {s.target}, endpoint {s.endpoint_url}, region {s.region}"],
         embedded_only=True,
+        up_options=add_cloud_up_options,
+        more_commands=register_state_commands,
     ),
     ServiceEntry(
         "mlflow",
@@ -54,7 +63,7 @@ SERVICES: tuple[ServiceEntry, ...] = (
         "airflow",
         "Airflow (standalone)",
         airflow_service,
-        start=start_airflow,
+        start=lambda settings, args: start_airflow(settings),
         notes=lambda s: [f"login admin, password in {password_file(s)}"],
     ),
     ServiceEntry(

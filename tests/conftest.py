@@ -139,7 +139,7 @@ def cloud_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
                 "RISKSTREAM_PREFIX": "rstest",
             }
         )
-        service = cloud_service(settings)
+        service = cloud_service(settings, ephemeral=True)
         service.up()
         return settings, service
 

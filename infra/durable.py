@@ -1,0 +1,583 @@
+"""Durable state for the embedded cloud: a write-ahead log of mutating requests plus snapshots.
+
+The moto process wraps moto's WSGI application in :class:`DurableApp`. Every request runs under
+one lock (moto is bound by the GIL anyway). A mutating request (not GET/HEAD/OPTIONS, and not a
+known read-only JSON action such as ``GetRecords``) is applied, and when it succeeded its method,
+path, headers and body are appended to ``wal.log`` and flushed to the operating system (and
+fsync'ed with ``fsync=True``) *before* the response leaves the process: an acknowledged write
+survives ``kill -9`` of the cloud (and, with fsync, a power loss).
+
+Each logged request runs with moto's random generator seeded from its sequence number and with
+moto's clock pinned to the time it was first applied, so replaying the log reproduces the same
+generated identifiers and timestamps the client saw. Kinesis sequence numbers are counters.
+
+A snapshot (``snapshot.pkl``: a JSON header with the format and moto versions and the last
+sequence number it covers, then a pickle of every moto backend in use) is written atomically when
+the log grows past a threshold and on a clean stop; it truncates the log. Restore = load the
+snapshot, replay the log tail in-process. A state that cannot be restored raises
+:class:`StateError` naming the file and the ways out; nothing is ever wiped silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import io
+import json
+import logging
+import os
+import pickle
+import random
+import struct
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+SNAPSHOT_NAME = "snapshot.pkl"
+WAL_NAME = "wal.log"
+SNAPSHOT_MAGIC = b"RISKSTREAM-CLOUD-SNAPSHOT\n"
+FRAME_MAGIC = b"RSW1"
+FRAME_HEADER = struct.Struct(">4sQI")  # magic, payload length, crc32 of the payload
+CONTROL_PREFIX = "/_riskstream/"
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+READ_ACTION_PREFIXES = ("Get", "Describe", "List", "Scan", "Query", "BatchGet", "Search")
+# JSON actions whose names read like reads but change state in moto.
+MUTATING_READ_ACTIONS = frozenset({"GetActivityTask"})
+# CGI keys that describe a request; everything else in a WSGI environ is per-process plumbing.
+_ENVIRON_KEYS = (
+    "REQUEST_METHOD",
+    "SCRIPT_NAME",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SERVER_PROTOCOL",
+    "REQUEST_URI",
+    "RAW_URI",
+    "wsgi.url_scheme",
+)
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class StateError(RuntimeError):
+    """The saved cloud state cannot be restored; the message names the file and the ways out."""
+
+
+def state_error(path: Path, reason: str) -> StateError:
+    directory = path.parent
+    return StateError(
+        f"cannot restore the local cloud from {path}: {reason}. Nothing was deleted. "
+        f"Start with an empty cloud and keep the old state aside with "
+        f"`riskstream cloud up --start-empty` (it moves {directory} to "
+        f"{directory.name}.aside-<time>), "
+        f"or move {directory} away yourself."
+    )
+
+
+def moto_version() -> str:
+    import moto
+
+    return str(moto.__version__)
+
+
+# ---- what to log ------------------------------------------------------------------------------
+def is_mutating(method: str, target: str | None) -> bool:
+    """True for a request that may change the cloud's state (and so goes to the log)."""
+    if method.upper() in READ_METHODS:
+        return False
+    if target:
+        action = target.rsplit(".", 1)[-1]
+        if action in MUTATING_READ_ACTIONS:
+            return True
+        if action.startswith(READ_ACTION_PREFIXES):
+            return False
+    return True
+
+
+# ---- the log ----------------------------------------------------------------------------------
+def encode_frame(entry: dict[str, Any]) -> bytes:
+    payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+    return FRAME_HEADER.pack(FRAME_MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+@dataclass
+class LogScan:
+    entries: list[dict[str, Any]]
+    good_bytes: int  # offset after the last complete frame
+    torn_bytes: int  # bytes of an incomplete last frame (an unacknowledged write)
+
+
+def scan_log(path: Path) -> LogScan:
+    """Read every complete frame; an incomplete last frame is a torn, unacknowledged write."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return LogScan([], 0, 0)
+    entries: list[dict[str, Any]] = []
+    offset = 0
+    size = FRAME_HEADER.size
+    while offset < len(data):
+        if len(data) - offset < size:
+            return LogScan(entries, offset, len(data) - offset)
+        magic, length, crc = FRAME_HEADER.unpack_from(data, offset)
+        if magic != FRAME_MAGIC:
+            raise state_error(path, f"no log frame at byte {offset} (the file is corrupt)")
+        end = offset + size + length
+        if end > len(data):
+            return LogScan(entries, offset, len(data) - offset)
+        payload = data[offset + size : end]
+        if zlib.crc32(payload) != crc:
+            if end == len(data):  # the last frame, half written when the process died
+                return LogScan(entries, offset, len(data) - offset)
+            raise state_error(path, f"checksum mismatch in the log frame at byte {offset}")
+        try:
+            entries.append(pickle.loads(payload))
+        except Exception as exc:
+            raise state_error(path, f"unreadable log frame at byte {offset} ({exc})") from None
+        offset = end
+    return LogScan(entries, offset, 0)
+
+
+# ---- snapshots --------------------------------------------------------------------------------
+def _backend_dicts() -> list[Any]:
+    from moto.core.base_backend import BackendDict
+
+    return [b for b in BackendDict._instances if len(b)]
+
+
+def capture_backends() -> dict[str, dict[str, Any]]:
+    return {str(b.service_name): dict(b) for b in _backend_dicts()}
+
+
+def install_backends(state: dict[str, dict[str, Any]]) -> None:
+    from moto.backends import get_backend
+    from moto.core.base_backend import BackendDict
+
+    for service_name, accounts in state.items():
+        try:
+            target = get_backend(service_name)  # type: ignore[call-overload]
+        except (KeyError, ValueError, ImportError) as exc:
+            raise StateError(f"this moto has no backend {service_name!r} ({exc})") from None
+        target.clear()
+        target.update(accounts)
+        if target not in BackendDict._instances:
+            BackendDict._instances.append(target)
+
+
+def write_snapshot(path: Path, last_seq: int, fsync: bool = True) -> int:
+    """Atomically write every backend in use; return the bytes written."""
+    header = {
+        "format": FORMAT_VERSION,
+        "moto": moto_version(),
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "last_seq": last_seq,
+        "created": time.time(),
+    }
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(SNAPSHOT_MAGIC)
+        handle.write(json.dumps(header).encode() + b"\n")
+        pickle.dump(capture_backends(), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        handle.flush()
+        if fsync:
+            os.fsync(handle.fileno())
+        size = handle.tell()
+    os.replace(tmp, path)
+    if fsync:
+        _fsync_dir(path.parent)
+    return size
+
+
+def read_snapshot_header(path: Path) -> tuple[dict[str, Any], int]:
+    """The snapshot's header and the offset of its pickle; StateError when it does not match."""
+    with open(path, "rb") as handle:
+        magic = handle.read(len(SNAPSHOT_MAGIC))
+        if magic != SNAPSHOT_MAGIC:
+            raise state_error(path, "it is not a riskstream cloud snapshot")
+        try:
+            header = json.loads(handle.readline())
+        except ValueError:
+            raise state_error(path, "its header is unreadable") from None
+        offset = handle.tell()
+    if header.get("format") != FORMAT_VERSION:
+        raise state_error(
+            path, f"snapshot format {header.get('format')!r}, this version reads {FORMAT_VERSION}"
+        )
+    if header.get("moto") != moto_version():
+        raise state_error(
+            path, f"it was written by moto {header.get('moto')}, this is moto {moto_version()}"
+        )
+    return header, offset
+
+
+def load_snapshot(path: Path) -> int:
+    """Install the snapshot's backends; return the last sequence number it covers."""
+    header, offset = read_snapshot_header(path)
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        try:
+            state = pickle.load(handle)
+        except Exception as exc:
+            reason = f"its data is unreadable ({type(exc).__name__}: {exc})"
+            raise state_error(path, reason) from None
+    try:
+        install_backends(state)
+    except StateError as exc:
+        raise state_error(path, str(exc)) from None
+    return int(header["last_seq"])
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---- determinism: seeded ids, pinned clock -----------------------------------------------------
+class _Clock:
+    pinned: datetime.datetime | None = None
+
+
+_CLOCK = _Clock()
+_real_utcnow: Callable[[], datetime.datetime] | None = None
+
+
+def _pinned_utcnow() -> datetime.datetime:
+    if _CLOCK.pinned is not None:
+        return _CLOCK.pinned
+    assert _real_utcnow is not None
+    return _real_utcnow()
+
+
+def install_clock() -> None:
+    """Route moto's ``utcnow`` through a clock that a logged request can pin (idempotent)."""
+    global _real_utcnow
+    from moto.core import utils
+
+    if _real_utcnow is None:
+        _real_utcnow = utils.utcnow
+    original = _real_utcnow
+    utils.utcnow = _pinned_utcnow  # modules imported from now on bind the pinned clock
+    for name, module in list(sys.modules.items()):
+        if name.startswith("moto.") and getattr(module, "utcnow", None) is original:
+            module.utcnow = _pinned_utcnow  # type: ignore[attr-defined]
+
+
+def preload_services(names: Iterable[str]) -> None:
+    """Import moto's models for ``names`` so their clocks can be pinned before any request."""
+    import importlib
+
+    for name in names:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(f"moto.{name}.models")
+    install_clock()
+
+
+@contextlib.contextmanager
+def deterministic(seed: int, at: float) -> Iterator[None]:
+    """Seed moto's id generator and pin its clock for one logged request."""
+    from moto.moto_api._internal import mock_random
+
+    mock_random.seed(seed)
+    random.seed(seed)
+    _CLOCK.pinned = datetime.datetime.fromtimestamp(at, datetime.UTC).replace(tzinfo=None)
+    try:
+        yield
+    finally:
+        _CLOCK.pinned = None
+
+
+# ---- the WSGI layer ---------------------------------------------------------------------------
+def _read_body(environ: dict[str, Any]) -> bytes:
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    if environ.get("wsgi.input_terminated"):
+        return bytes(stream.read())
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return bytes(stream.read(length)) if length > 0 else b""
+
+
+def _request_record(environ: dict[str, Any], body: bytes) -> dict[str, Any]:
+    keys = {k: environ[k] for k in _ENVIRON_KEYS if isinstance(environ.get(k), str)}
+    headers = {k: v for k, v in environ.items() if k.startswith("HTTP_") and isinstance(v, str)}
+    return {
+        "environ": {**keys, **headers},
+        "terminated": bool(environ.get("wsgi.input_terminated")),
+        "body": body,
+    }
+
+
+def _replay_environ(record: dict[str, Any]) -> dict[str, Any]:
+    environ: dict[str, Any] = dict(record["environ"])
+    environ.update(
+        {
+            "wsgi.input": io.BytesIO(record["body"]),
+            "wsgi.errors": sys.stderr,
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "wsgi.url_scheme": environ.get("wsgi.url_scheme", "http"),
+            "wsgi.input_terminated": record["terminated"],
+        }
+    )
+    environ.setdefault("REMOTE_ADDR", "127.0.0.1")
+    return environ
+
+
+def _call(app: WSGIApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Run the app to completion (so its effect is applied) and buffer the response."""
+    captured: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured["status"], captured["headers"] = status, headers
+        return lambda chunk: captured.setdefault("written", []).append(chunk)
+
+    result = app(environ, start_response)
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    body = b"".join(captured.get("written", [])) + body
+    return captured.get("status", "500 INTERNAL SERVER ERROR"), captured.get("headers", []), body
+
+
+def _status_code(status: str) -> int:
+    try:
+        return int(status.split(" ", 1)[0])
+    except ValueError:
+        return 500
+
+
+class DurableStore:
+    """The state directory of one durable cloud: ``snapshot.pkl`` and ``wal.log``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        fsync: bool = False,
+        snapshot_bytes: int = 256 * 1024 * 1024,
+        replay_budget: float = 3.0,
+    ) -> None:
+        self.directory = Path(directory)
+        self.fsync = fsync
+        self.snapshot_bytes = snapshot_bytes
+        self.replay_budget = replay_budget
+        self.last_snapshot_seconds = 0.0
+        self._wal_seconds = 0.0  # time the logged requests took to apply: about their replay time
+        self.snapshot_path = self.directory / SNAPSHOT_NAME
+        self.wal_path = self.directory / WAL_NAME
+        self.next_seq = 1
+        self.snapshot_seq = 0
+        self._wal: io.BufferedWriter | None = None
+        self._wal_bytes = 0
+        self._wal_entries = 0
+
+    # restore ------------------------------------------------------------------------------------
+    def restore(self, app: WSGIApp) -> dict[str, float]:
+        """Load the snapshot and replay the log tail through ``app``; return what it took."""
+        started = time.perf_counter()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.snapshot_path.exists():
+            self.snapshot_seq = load_snapshot(self.snapshot_path)
+        loaded = time.perf_counter()
+        scan = scan_log(self.wal_path)
+        if scan.torn_bytes:
+            logger.warning(
+                "dropping %d bytes at the end of %s: a write that was never acknowledged",
+                scan.torn_bytes,
+                self.wal_path,
+            )
+            with open(self.wal_path, "r+b") as handle:
+                handle.truncate(scan.good_bytes)
+        last = self.snapshot_seq
+        replayed = 0
+        for entry in scan.entries:
+            seq = int(entry["seq"])
+            if seq <= last:
+                continue  # already in the snapshot (a crash between snapshot and truncation)
+            if seq != last + 1 and last != 0:
+                raise state_error(self.wal_path, f"log sequence jumps from {last} to {seq}")
+            with deterministic(seq, entry["at"]):
+                status, _, body = _call(app, _replay_environ(entry))
+            if _status_code(status) >= 400:
+                logger.warning(
+                    "replayed request %d (%s %s) answered %s: %s",
+                    seq,
+                    entry["environ"].get("REQUEST_METHOD"),
+                    entry["environ"].get("PATH_INFO"),
+                    status,
+                    body[:200],
+                )
+            last = seq
+            replayed += 1
+        self.next_seq = last + 1
+        done = time.perf_counter()
+        self._wal_bytes = scan.good_bytes
+        self._wal_entries = replayed
+        self._wal_seconds = done - loaded
+        logger.info(
+            "restored the local cloud from %s: snapshot %.2fs, %d requests replayed in %.2fs",
+            self.directory,
+            loaded - started,
+            replayed,
+            done - loaded,
+        )
+        return {"snapshot_seconds": loaded - started, "replay_seconds": done - loaded}
+
+    # logging ------------------------------------------------------------------------------------
+    def _open_wal(self) -> io.BufferedWriter:
+        if self._wal is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._wal = open(self.wal_path, "ab")  # noqa: SIM115 - kept open for appends
+        return self._wal
+
+    def append(self, entry: dict[str, Any], applied_seconds: float = 0.0) -> None:
+        frame = encode_frame(entry)
+        wal = self._open_wal()
+        wal.write(frame)
+        wal.flush()  # in the OS: survives kill -9 of this process
+        if self.fsync:
+            os.fsync(wal.fileno())  # on the disk: survives a power loss
+        self._wal_bytes += len(frame)
+        self._wal_entries += 1
+        self._wal_seconds += applied_seconds
+
+    def pending(self) -> int:
+        """Logged requests not yet in a snapshot."""
+        return self._wal_entries
+
+    def due(self) -> bool:
+        """Snapshot when replaying the log would take longer than the budget (or it is large).
+
+        The budget grows with the snapshot's own cost (3x the last one), so snapshots of a large
+        state take at most about a quarter of the write time; a restart then costs one snapshot
+        load plus at most max(budget, 3 x snapshot time) of replay.
+        """
+        budget = max(self.replay_budget, 3 * self.last_snapshot_seconds)
+        return self._wal_bytes >= self.snapshot_bytes or self._wal_seconds >= budget
+
+    def snapshot(self) -> int:
+        """Write a snapshot of everything applied so far and start an empty log."""
+        started = time.perf_counter()
+        size = write_snapshot(self.snapshot_path, self.next_seq - 1, fsync=True)
+        self.snapshot_seq = self.next_seq - 1
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
+        with open(self.wal_path, "wb") as handle:  # truncate: the snapshot holds it all
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._wal_bytes = 0
+        self._wal_entries = 0
+        self._wal_seconds = 0.0
+        self.last_snapshot_seconds = time.perf_counter() - started
+        logger.info(
+            "snapshot of the local cloud: %d bytes at seq %d in %.2fs",
+            size,
+            self.snapshot_seq,
+            self.last_snapshot_seconds,
+        )
+        return size
+
+    def close(self) -> None:
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
+
+
+class DurableApp:
+    """WSGI middleware: apply, log acknowledged writes, then answer; all under one lock."""
+
+    def __init__(self, app: WSGIApp, store: DurableStore) -> None:
+        self.app = app
+        self.store = store
+        self.lock = threading.RLock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        path = str(environ.get("PATH_INFO", ""))
+        if path.startswith(CONTROL_PREFIX):
+            return self._control(environ, path, start_response)
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        with self.lock:
+            if not is_mutating(method, environ.get("HTTP_X_AMZ_TARGET")):
+                status, headers, body = _call(self.app, environ)
+            else:
+                body_in = _read_body(environ)
+                environ["wsgi.input"] = io.BytesIO(body_in)
+                record = _request_record(environ, body_in)
+                seq, at = self.store.next_seq, time.time()
+                applying = time.perf_counter()
+                with deterministic(seq, at):
+                    status, headers, body = _call(self.app, environ)
+                if _status_code(status) < 400:
+                    applied = time.perf_counter() - applying
+                    self.store.append({"seq": seq, "at": at, **record}, applied)
+                    self.store.next_seq = seq + 1
+                    if self.store.due():
+                        self._snapshot_quietly()
+        start_response(status, headers)
+        return [body]
+
+    def _snapshot_quietly(self) -> None:
+        """A failed snapshot must not fail the write that triggered it: the log still has it."""
+        try:
+            self.store.snapshot()
+        except Exception:
+            logger.exception(
+                "snapshot of the local cloud failed; the log keeps every write, retrying later"
+            )
+            self.store.replay_budget *= 2
+
+    def _control(
+        self, environ: dict[str, Any], path: str, start_response: Callable[..., Any]
+    ) -> list[bytes]:
+        """``POST /_riskstream/snapshot`` (snapshot now), ``GET /_riskstream/snapshot`` (export)."""
+        name = path[len(CONTROL_PREFIX) :].strip("/")
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        if name == "snapshot" and method == "POST":
+            with self.lock:
+                size = self.store.snapshot()
+            payload = json.dumps({"bytes": size, "seq": self.store.snapshot_seq}).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [payload]
+        if name == "snapshot" and method == "GET":
+            with self.lock:
+                self.store.snapshot()
+                payload = self.store.snapshot_path.read_bytes()
+            start_response("200 OK", [("Content-Type", "application/octet-stream")])
+            return [payload]
+        start_response("404 NOT FOUND", [("Content-Type", "text/plain")])
+        return [b"unknown control path"]
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Snapshot on a clean stop so the next start replays nothing (best effort)."""
+        if not self.lock.acquire(timeout=timeout):
+            logger.warning("a request still runs; the log alone will restore the state")
+            return
+        try:
+            if self.store.pending():
+                self.store.snapshot()
+            self.store.close()
+        finally:
+            self.lock.release()

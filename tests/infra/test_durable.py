@@ -1,0 +1,259 @@
+"""The durable embedded cloud: what survives a stop, a kill -9, and what a bad state file says."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from infra.cloud import cloud_service, cloud_state_dir
+from infra.cloud_state import CloudStateError, export_state, import_state, reset_state
+from infra.crash_drill import kill_trial
+from infra.durable import (
+    SNAPSHOT_MAGIC,
+    StateError,
+    encode_frame,
+    is_mutating,
+    read_snapshot_header,
+    scan_log,
+)
+from infra.provision import provision
+from infra.services import ServiceError, free_port
+from riskstream.clients import make_client
+from riskstream.settings import Settings
+
+ROLE = "arn:aws:iam::123456789012:role/riskstream-test"
+PASS_MACHINE = '{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}'
+
+
+def _settings(state: Path) -> Settings:
+    return Settings.from_mapping(
+        {
+            "RISKSTREAM_CLOUD_PORT": str(free_port()),
+            "RISKSTREAM_STATE_DIR": str(state),
+            "RISKSTREAM_PREFIX": "rsdur",
+        }
+    )
+
+
+# ---- unit ---------------------------------------------------------------------------------------
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("method", "target", "expected"),
+    [
+        ("GET", None, False),
+        ("HEAD", None, False),
+        ("PUT", None, True),
+        ("DELETE", None, True),
+        ("POST", None, True),
+        ("POST", "Kinesis_20131202.PutRecords", True),
+        ("POST", "Kinesis_20131202.GetRecords", False),
+        ("POST", "Kinesis_20131202.DescribeStream", False),
+        ("POST", "DynamoDB_20120810.Query", False),
+        ("POST", "DynamoDB_20120810.UpdateItem", True),
+        ("POST", "AWSGlue.GetTables", False),
+        ("POST", "AWSGlue.CreateTable", True),
+        ("POST", "AWSStepFunctions.GetActivityTask", True),
+    ],
+)
+def test_only_writes_go_to_the_log(method: str, target: str | None, expected: bool) -> None:
+    assert is_mutating(method, target) is expected
+
+
+@pytest.mark.unit
+def test_a_torn_last_frame_is_dropped_but_a_corrupt_middle_is_an_error(tmp_path: Path) -> None:
+    log = tmp_path / "wal.log"
+    frames = [encode_frame({"seq": i, "body": b"x" * i}) for i in (1, 2, 3)]
+    log.write_bytes(frames[0] + frames[1] + frames[2][:-5])  # killed while writing the third
+    scan = scan_log(log)
+    assert [e["seq"] for e in scan.entries] == [1, 2]
+    assert scan.good_bytes == len(frames[0]) + len(frames[1])
+    assert scan.torn_bytes == len(frames[2]) - 5
+
+    broken = bytearray(frames[0] + frames[1] + frames[2])
+    broken[len(frames[0]) + 20] ^= 0xFF  # flip a byte inside the second frame's payload
+    log.write_bytes(bytes(broken))
+    with pytest.raises(StateError, match=r"wal\.log.*checksum.*--start-empty"):
+        scan_log(log)
+
+
+@pytest.mark.unit
+def test_a_snapshot_from_another_moto_names_the_file_and_the_way_out(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.pkl"
+    header = {"format": 1, "moto": "0.0.1", "last_seq": 3}
+    path.write_bytes(SNAPSHOT_MAGIC + json.dumps(header).encode() + b"\n" + b"data")
+    with pytest.raises(StateError, match=r"snapshot\.pkl.*moto 0\.0\.1.*--start-empty"):
+        read_snapshot_header(path)
+    path.write_bytes(b"not a snapshot")
+    with pytest.raises(StateError, match="not a riskstream cloud snapshot"):
+        read_snapshot_header(path)
+
+
+# ---- integration --------------------------------------------------------------------------------
+def _fill(settings: Settings) -> dict[str, object]:
+    """Write to every durable service; return what the client was told."""
+    provision(settings)
+    s3 = make_client(settings, "s3")
+    kinesis = make_client(settings, "kinesis")
+    dynamodb = make_client(settings, "dynamodb")
+    sfn = make_client(settings, "stepfunctions")
+    bucket = settings.bucket("raw")
+    s3.put_object(Bucket=bucket, Key="a/b.json", Body=b'{"x": 1}')
+    put = kinesis.put_records(
+        StreamName=settings.stream_name,
+        Records=[{"Data": f"r{i}".encode(), "PartitionKey": f"p{i}"} for i in range(20)],
+    )
+    tables = dynamodb.list_tables()["TableNames"]
+    machine = sfn.create_state_machine(name="m", definition=PASS_MACHINE, roleArn=ROLE)
+    execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"])
+    return {
+        "etag": s3.head_object(Bucket=bucket, Key="a/b.json")["ETag"],
+        "modified": s3.head_object(Bucket=bucket, Key="a/b.json")["LastModified"],
+        "seqs": sorted(r["SequenceNumber"] for r in put["Records"]),
+        "tables": tables,
+        "databases": sorted(
+            d["Name"] for d in make_client(settings, "glue").get_databases()["DatabaseList"]
+        ),
+        "execution": execution["executionArn"],
+        "machine": machine["stateMachineArn"],
+    }
+
+
+def _read(settings: Settings, machine: str) -> dict[str, object]:
+    s3 = make_client(settings, "s3")
+    kinesis = make_client(settings, "kinesis")
+    bucket = settings.bucket("raw")
+    seqs = []
+    for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
+        iterator = kinesis.get_shard_iterator(
+            StreamName=settings.stream_name,
+            ShardId=shard["ShardId"],
+            ShardIteratorType="TRIM_HORIZON",
+        )["ShardIterator"]
+        seqs += [
+            r["SequenceNumber"] for r in kinesis.get_records(ShardIterator=iterator)["Records"]
+        ]
+    executions = make_client(settings, "stepfunctions").list_executions(stateMachineArn=machine)
+    return {
+        "etag": s3.head_object(Bucket=bucket, Key="a/b.json")["ETag"],
+        "modified": s3.head_object(Bucket=bucket, Key="a/b.json")["LastModified"],
+        "seqs": sorted(seqs),
+        "tables": make_client(settings, "dynamodb").list_tables()["TableNames"],
+        "databases": sorted(
+            d["Name"] for d in make_client(settings, "glue").get_databases()["DatabaseList"]
+        ),
+        "execution": executions["executions"][0]["executionArn"],
+        "machine": machine,
+    }
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", ["kill -9", "cloud down"])
+def test_every_service_keeps_its_state_and_ids_across_a_restart(tmp_path: Path, how: str) -> None:
+    settings = _settings(tmp_path)
+    service = cloud_service(settings)
+    status = service.up()
+    try:
+        before = _fill(settings)
+        if how == "kill -9":
+            assert status.pid is not None
+            os.kill(status.pid, signal.SIGKILL)
+            time.sleep(0.5)
+        else:
+            service.down()
+            # a clean stop snapshots and empties the log
+            assert (cloud_state_dir(settings) / "wal.log").stat().st_size == 0
+        service.up()
+        assert _read(settings, str(before["machine"])) == before
+    finally:
+        service.down()
+
+
+@pytest.mark.integration
+def test_an_unreadable_state_stops_the_start_and_start_empty_keeps_it_aside(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    service = cloud_service(settings)
+    service.up()
+    make_client(settings, "s3").create_bucket(Bucket="kept-bucket")
+    service.down()
+    snapshot = cloud_state_dir(settings) / "snapshot.pkl"
+    data = snapshot.read_bytes()
+    snapshot.write_bytes(data[: len(data) // 2])  # a truncated file
+    with pytest.raises(ServiceError, match=r"snapshot\.pkl.*--start-empty"):
+        service.up()
+    assert snapshot.read_bytes() == data[: len(data) // 2]  # nothing wiped
+
+    from infra.cloud import move_state_aside
+
+    aside = move_state_aside(settings)
+    assert aside is not None and (aside / "snapshot.pkl").is_file()
+    service.up()
+    try:
+        assert make_client(settings, "s3").list_buckets()["Buckets"] == []
+    finally:
+        service.down()
+
+
+@pytest.mark.integration
+def test_export_import_and_reset(tmp_path: Path) -> None:
+    source = _settings(tmp_path / "a")
+    service = cloud_service(source)
+    service.up()
+    try:
+        make_client(source, "s3").create_bucket(Bucket="moved-bucket")
+        make_client(source, "s3").put_object(Bucket="moved-bucket", Key="k", Body=b"v")
+        archive = tmp_path / "cloud.tar.gz"
+        export_state(source, archive)  # from the running cloud
+        with pytest.raises(CloudStateError, match="cloud down"):
+            import_state(source, archive)
+        assert "emptied" in reset_state(source)
+        assert make_client(source, "s3").list_buckets()["Buckets"] == []
+    finally:
+        service.down()
+    service.up()  # the reset survived the restart too
+    try:
+        assert make_client(source, "s3").list_buckets()["Buckets"] == []
+    finally:
+        service.down()
+
+    target = _settings(tmp_path / "b")
+    import_state(target, archive)
+    other = cloud_service(target)
+    other.up()
+    try:
+        body = make_client(target, "s3").get_object(Bucket="moved-bucket", Key="k")["Body"]
+        assert body.read() == b"v"
+    finally:
+        other.down()
+    with pytest.raises(CloudStateError, match="not a riskstream cloud archive"):
+        bogus = tmp_path / "bogus.tar.gz"
+        import tarfile
+
+        with tarfile.open(bogus, "w:gz"):
+            pass
+        import_state(target, bogus)
+
+
+@pytest.mark.integration
+def test_kill_9_at_seeded_points_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    service = cloud_service(settings)
+    service.up()
+    provision(settings)
+    rng = random.Random(12)
+    total = 0
+    try:
+        for _ in range(4):
+            acked, lost = kill_trial(settings, rng)
+            total += acked
+            assert lost == 0
+        assert total > 0
+    finally:
+        service.down()

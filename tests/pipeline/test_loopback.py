@@ -1,0 +1,76 @@
+"""Only loopback: the whole stack, started on free ports, listens on 127.0.0.1 (or ::1) only."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from infra.services import free_port, process_tree
+from infra.sockets import Listener, listeners, parse_proc_address
+from riskstream.settings import Settings
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("raw", "address", "port", "loopback"),
+    [
+        ("0100007F:1F90", "127.0.0.1", 8080, True),
+        ("00000000:2259", "0.0.0.0", 8793, False),
+        ("00000000000000000000000001000000:1F90", "::1", 8080, True),
+        ("00000000000000000000000000000000:2259", "::", 8793, False),
+        ("0000000000000000FFFF00000100007F:0050", "::ffff:7f00:1", 80, True),
+    ],
+)
+def test_proc_addresses_are_read_right(raw: str, address: str, port: int, loopback: bool) -> None:
+    assert parse_proc_address(raw) == (address, port)
+    assert Listener(1, address, port).loopback is loopback
+
+
+@pytest.mark.e2e
+def test_the_whole_stack_listens_on_loopback_only(tmp_path: Path) -> None:
+    from infra.airflow import start_airflow
+    from pipeline.stack import all_services
+
+    settings = Settings.from_mapping(
+        {
+            "RISKSTREAM_STATE_DIR": str(tmp_path / "state"),
+            "RISKSTREAM_CLOUD_PORT": str(free_port()),
+            "RISKSTREAM_PREFIX": "rsloop",
+            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+            "RISKSTREAM_AIRFLOW_URL": f"http://127.0.0.1:{free_port()}",
+            "RISKSTREAM_API_URL": f"http://127.0.0.1:{free_port()}",
+            "RISKSTREAM_DASHBOARD_URL": f"http://127.0.0.1:{free_port()}",
+        }
+    )
+    services = all_services(settings)
+    names = [s.spec.name for s in services]
+    assert {"cloud", "mlflow", "airflow", "api", "dashboard"} <= set(names), names
+    started = []
+    try:
+        for service in services:
+            if service.spec.name == "airflow":
+                start_airflow(settings)
+            else:
+                if service.spec.name == "mlflow":
+                    from infra.provision import provision
+
+                    provision(settings)  # MLflow's artifact bucket
+                service.up()
+            started.append(service)
+        # the scheduler's helpers (health check, would-be log servers) start after it answers
+        time.sleep(15)
+        found: list[Listener] = []
+        for service in started:
+            status = service.status()
+            assert status.state == "running", status.line()
+            assert status.pid is not None
+            found += listeners(process_tree(status.pid, status.pid))
+        ports = {x.port for x in found}
+        assert settings.cloud_port in ports
+        wide = [x.line() for x in found if not x.loopback]
+        assert wide == [], f"listening beyond loopback: {wide}"
+    finally:
+        for service in reversed(services):
+            service.down()
