@@ -1,5 +1,7 @@
 """Continuous landing plus incremental ETL: every 30 minutes, drain the stream into the raw
-bucket, then run both Glue-style jobs on the new partitions only (bookmarks). Airflow DAG."""
+bucket, then run both Glue-style jobs on the new partitions only (bookmarks), merging any curated
+partition that gathered several files in between (a no-op without starting Spark otherwise).
+Airflow DAG."""
 
 from infra.dag_builder import build_linear_dag
 
@@ -9,6 +11,7 @@ dag = build_linear_dag(
     [
         ("LandEvents", "riskstream.steps.land_events"),
         ("RawToCurated", "riskstream.steps.raw_to_curated"),
+        ("CompactCurated", "riskstream.steps.compact_curated"),
         ("CuratedToFeatures", "riskstream.steps.curated_to_features"),
     ],
     schedule="*/30 * * * *",

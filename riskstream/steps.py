@@ -82,6 +82,12 @@ def raw_to_curated(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     return dict(job(settings, ctx.run_date, reset=bool(ctx.param("reset_bookmarks"))))
 
 
+def compact_curated(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    from etl.tasks import compact
+
+    return dict(compact(settings))
+
+
 def curated_to_features(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     from etl.tasks import curated_to_features as job
 
