@@ -142,7 +142,11 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     # Pruned: the windowed tables to the months the windows reach; opened accounts and outcomes
     # (one or two rows per account, needed whole for the population) are read entirely.
     pruned = {t: needed for t in ("statement", "payment", "purchase")}
-    tables = read_curated(spark, storage, source, pruned, manifests)
+    # Cached: each table is read by several actions (attributes, counts, the build, the summary)
+    # and a Parquet file on S3 costs a HEAD and two GETs every time it is opened.
+    tables = {
+        t: f.cache() for t, f in read_curated(spark, storage, source, pruned, manifests).items()
+    }
     signature = _signature(manifests, needed, obs_dates, windows, run_date)
     done = job.pending("inputs", {"features": signature}) == []
     attributes = features.attribute_columns(tables["account_opened"])
@@ -207,6 +211,8 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
             "obs_date",
             report["obs_dates"],
         )
+    for frame in tables.values():
+        frame.unpersist()
     report["seconds"] = elapsed(started)
     uri = join(target, "_runs", job.name, f"{job.run_id}.json")
     storage.put_json(uri, report)
