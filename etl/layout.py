@@ -128,6 +128,22 @@ def staged_partitions(staging: Path, key: str) -> dict[str, list[Path]]:
     return out
 
 
+def narrow_staged(source: Path, target: Path, columns: list[str]) -> None:
+    """Copy staged ``key=value/*.parquet`` files keeping only ``columns`` (in that order).
+
+    Spark's own Parquet conventions are kept (INT96 timestamps); its schema note in the footer
+    is dropped, as it names the columns removed here.
+    """
+    import pyarrow.parquet as pq
+
+    for folder in sorted(p for p in source.iterdir() if p.is_dir() and "=" in p.name):
+        for path in sorted(folder.glob("*.parquet")):
+            table = pq.read_table(path, columns=columns).replace_schema_metadata(None)
+            out = target / folder.name / path.name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, out, compression="snappy", use_deprecated_int96_timestamps=True)
+
+
 def upload_staged(
     storage: Storage, staging: Path, table: str, key: str, run_id: str
 ) -> dict[str, dict[str, Any]]:

@@ -330,10 +330,17 @@ def _write(
     rebuild: bool,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Write a new version of every partition this run adds rows to: its current rows plus the
-    new ones, one file per partition, staged locally and uploaded. Nothing is committed here."""
+    new ones, one file per partition, staged locally and uploaded. Nothing is committed here.
+
+    The five curated tables are written by one Spark job (their columns widened to all payload
+    fields, partitioned by event type and month), then each file is cut down to its table's
+    columns: one job instead of five saves a dozen small stages per run.
+    """
     from pyspark.sql import functions as F
 
     entries: dict[str, dict[str, dict[str, Any]]] = {}
+    wide = ["event_id", "account_id", "event_time", "source", *transforms.PAYLOAD_FIELDS]
+    frames: list[DataFrame] = []
     for table, (uri, key) in tables.items():
         if table == QUARANTINE_TABLE:
             new = transforms.quarantine_table(classified)
@@ -347,8 +354,8 @@ def _write(
                 for r in counts
                 if r["status"] == transforms.STATUS_OK and r["event_type"] == table
             }
+        entries[table] = {}
         if not values:
-            entries[table] = {}
             continue
         chosen = sorted(values)
         if not rebuild and set(chosen) & set(manifests[table]["partitions"]):
@@ -364,12 +371,50 @@ def _write(
             else:
                 old = transforms.with_event_month(old)
             new = new.unionByName(old.where(F.col(key).isin(*chosen)))
-        out = staging / table
+        if table == QUARANTINE_TABLE:
+            out = staging / table
+            new.repartition(key).write.mode("overwrite").partitionBy(key).parquet(str(out))
+            entries[table] = layout.upload_staged(storage, out, uri, key, run_id)
+            continue
+        types = {f.name: f.dataType for f in transforms.curated_schema(table).fields}
+        frames.append(
+            new.select(
+                *[
+                    F.col(c) if c in types else F.lit(None).cast(_wide_type(c)).alias(c)
+                    for c in wide
+                ],
+                F.lit(table).alias("event_type"),
+                F.col(layout.MONTH_KEY),
+            )
+        )
+    if frames:
+        from functools import reduce
+
+        out = staging / "curated"
+        union = reduce(lambda a, b: a.unionByName(b), frames)
         # One file per partition: without the shuffle every task writes a file into every
         # partition it touches, and on S3 each file costs several requests.
-        new.repartition(key).write.mode("overwrite").partitionBy(key).parquet(str(out))
-        entries[table] = layout.upload_staged(storage, out, uri, key, run_id)
+        union.repartition("event_type", layout.MONTH_KEY).write.mode("overwrite").partitionBy(
+            "event_type", layout.MONTH_KEY
+        ).parquet(str(out))
+        for table in EVENT_TYPES:
+            folder = out / f"event_type={table}"
+            if folder.is_dir():
+                narrow = staging / "narrow" / table
+                layout.narrow_staged(folder, narrow, [f.name for f in _schema(table).fields])
+                uri, key = tables[table]
+                entries[table] = layout.upload_staged(storage, narrow, uri, key, run_id)
     return entries
+
+
+def _wide_type(column: str) -> Any:
+    from pyspark.sql import types as T
+
+    if column == "event_time":
+        return T.TimestampType()
+    if column in transforms.PAYLOAD_FIELDS:
+        return transforms._spark_type(transforms.PAYLOAD_FIELDS[column])
+    return T.StringType()
 
 
 def _catalog(
