@@ -125,16 +125,18 @@ def producer_rows(settings: Settings, clients: dict[str, Any], n: int, rounds: i
             met=best / best_ref >= 0.9,
             note=f"best of {rounds} interleaved rounds, fresh stream each; median pair ratio "
             f"{statistics.median(a / b for a, b in zip(ours, ref, strict=True)):.2f}",
+            id="ingest.produce.ratio",
         )
     ]
 
 
 def landing_rows(settings: Settings, clients: dict[str, Any], n: int, rounds: int) -> list[Row]:
     rows = []
-    for label, events in (
-        ("live events", live_events(n)),
+    for label, key, events in (
+        ("live events", "live", live_events(n)),
         (
             "12-month synthetic replay",
+            "replay",
             list(simulate(SyntheticConfig(accounts=max(50, n // 70), seed=2)).events())[:n],
         ),
     ):
@@ -165,10 +167,12 @@ def landing_rows(settings: Settings, clients: dict[str, Any], n: int, rounds: in
                 reference="raw GetRecords drain of the same stream",
                 reference_value=best_ref,
                 ratio=best / best_ref,
-                target=">= 0.9" if label == "live events" else "",
-                met=best / best_ref >= 0.9 if label == "live events" else None,
+                target=">= 0.9" if key == "live" else ">= 0.8",
+                met=best / best_ref >= (0.9 if key == "live" else 0.8),
                 note=f"best of {rounds} interleaved rounds; default buffers; median pair ratio "
-                f"{statistics.median(a / b for a, b in zip(ours, ref, strict=True)):.2f}",
+                f"{statistics.median(a / b for a, b in zip(ours, ref, strict=True)):.2f}; "
+                f"{report.objects} objects, {report.flushes} flushes (by arrival hour)",
+                id=f"ingest.land.{key}.ratio",
             )
         )
     return rows
@@ -226,6 +230,7 @@ def latency_rows(settings: Settings, clients: dict[str, Any], seconds: float) ->
             target=f"<= {budget:g} s",
             met=p50 <= budget,
             note=note,
+            id="ingest.latency.p50.seconds",
         ),
         Row(
             "ingestion",
@@ -235,6 +240,7 @@ def latency_rows(settings: Settings, clients: dict[str, Any], seconds: float) ->
             target=f"<= {budget:g} s",
             met=p95 <= budget,
             note=note,
+            id="ingest.latency.p95.seconds",
         ),
     ]
 

@@ -57,6 +57,19 @@ def register(subparsers: Any) -> None:
     )
     c2f.set_defaults(func=curated_to_features_cmd)
 
+    compact = etl.add_parser(
+        "compact",
+        help="merge each curated partition's files into one (idempotent)",
+        description="Rewrite every curated partition that holds several files as one file, "
+        "committed as a new version (readers switch at once); partitions already in one file "
+        "are left alone.",
+    )
+    compact.add_argument(
+        "--table", action="append", help="a curated table (repeatable; default: all)"
+    )
+    compact.add_argument("--target", help="curated base URI (default s3://<prefix>-curated/)")
+    compact.set_defaults(func=compact_cmd)
+
 
 def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, str]:
     return {name: getattr(args, name) for name in names if getattr(args, name, None)}
@@ -117,6 +130,26 @@ def curated_to_features_cmd(args: argparse.Namespace, settings: Settings) -> int
         f"{report['rows_out']} feature rows for {', '.join(report['obs_dates'])}; labels "
         f"{report['labels']}"
     )
+    return 0
+
+
+def compact_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from botocore.exceptions import EndpointConnectionError
+
+    from etl import tasks
+    from etl.spark import SparkSetupError
+
+    try:
+        report = tasks.compact(settings, args.table, args.target)
+    except EndpointConnectionError:
+        raise CommandError(
+            f"cannot reach the cloud at {settings.endpoint_url}; start it with "
+            "`riskstream cloud up`"
+        ) from None
+    except (SparkSetupError, ValueError) as exc:
+        raise CommandError(str(exc)) from None
+    _print(report)
+    print(f"{report['partitions_compacted']} partition(s) compacted")
     return 0
 
 

@@ -44,3 +44,40 @@ def curated_to_features(
 def scoring_features(settings: Settings, score_date: date | str) -> dict[str, Any]:
     """Features for scoring: observation date = ``score_date``, label null."""
     return curated_to_features(settings, score_date, obs_dates=[score_date])
+
+
+def compact(
+    settings: Settings, tables: Sequence[str] | None = None, curated: str | None = None
+) -> dict[str, Any]:
+    """Merge the small files of the curated tables' partitions, then point the catalog at them."""
+    from etl.compact import compact_curated
+    from etl.jobs import raw_to_curated as r2c
+    from etl.jobs.common import default_locations, storage_for
+    from etl.layout import load_manifest
+    from etl.spark import build_spark
+    from etl.transforms import EVENT_TYPES
+    from riskstream.storage import is_s3, join
+
+    where = default_locations(settings)
+    target = curated or where["curated"]
+    storage = storage_for(settings, target)
+    names = list(tables) if tables else list(EVENT_TYPES)
+    # Reading the manifests is cheap; a JVM start is not: only start Spark when there is work.
+    if all(t in EVENT_TYPES for t in names) and not any(
+        len(entry["files"]) > 1
+        for t in names
+        for entry in load_manifest(storage, join(target, t), "event_month")["partitions"].values()
+    ):
+        logger.info("compaction: every curated partition is one file; nothing to do")
+        return {
+            "tables": {t: {"partitions_compacted": []} for t in names},
+            "partitions_compacted": 0,
+        }
+    spark = build_spark(settings, "compact")
+    report = compact_curated(spark, storage, target, tables)
+    if is_s3(target) and report["partitions_compacted"]:
+        chosen = r2c._tables(target, where["quarantine"])
+        chosen = {t: v for t, v in chosen.items() if t in report["tables"]}
+        manifests = {t: load_manifest(storage, uri, key) for t, (uri, key) in chosen.items()}
+        r2c._catalog(settings, chosen, manifests)
+    return report

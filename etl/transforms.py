@@ -423,3 +423,24 @@ def quarantine_schema() -> T.StructType:
     return T.StructType(
         [T.StructField(name, T.StringType(), True) for name in QUARANTINE_COLUMNS if name != "dt"]
     )
+
+
+def with_event_month(frame: DataFrame) -> DataFrame:
+    """Add ``event_month`` (``YYYY-MM`` of the UTC ``event_time``): the curated partition key."""
+    return frame.withColumn("event_month", F.date_format("event_time", "yyyy-MM"))
+
+
+def mark_already_curated(classified: DataFrame, curated_ids: DataFrame) -> DataFrame:
+    """Valid rows whose ``event_id`` is already in a curated table become ``duplicate``.
+
+    ``curated_ids`` (one column ``event_id``) holds the ids of the partitions this run touches,
+    so de-duplication holds across runs, not only within one.
+    """
+    known = curated_ids.select("event_id").distinct().withColumn("_curated", F.lit(True))
+    joined = classified.join(known, "event_id", "left")
+    status = F.when(
+        (F.col("status") == STATUS_OK) & F.col("_curated").isNotNull(), F.lit(STATUS_DUPLICATE)
+    ).otherwise(F.col("status"))
+    return joined.select(
+        *[status.alias(c) if c == "status" else F.col(c) for c in classified.columns]
+    )

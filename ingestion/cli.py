@@ -52,8 +52,9 @@ def register(subparsers: Any) -> None:
 
     consume = subparsers.add_parser(
         "consume",
-        help="land the stream in s3://<raw>/events/dt=.../ (checkpointed, exactly once)",
-        description="Read every shard from its checkpoint, write gzip JSON lines by event date, "
+        help="land the stream in s3://<raw>/events/dt=.../hr=.../ (checkpointed, exactly once)",
+        description="Read every shard from its checkpoint, write gzip JSON lines by UTC arrival "
+        "hour, "
         "quarantine invalid records with a reason, and checkpoint only after the write.",
     )
     mode = consume.add_mutually_exclusive_group()

@@ -5,7 +5,7 @@
 - A shard's buffer is flushed when it holds ``buffer_records`` records or ``buffer_bytes`` bytes,
   when it is ``buffer_seconds`` old, when the shard is drained (``once``) or closed.
 - A flush is three steps: record the intent (last sequence number of the flush) in the shard's
-  checkpoint item, write the objects (raw by event date, quarantine by arrival date; names from
+  checkpoint item, write the objects (raw and quarantine by UTC arrival hour; names from
   shard and sequence range), then move the checkpoint to that sequence number. A consumer that
   restarts after a crash replays exactly the same flush, so it rewrites the same objects: nothing
   is lost and nothing is duplicated.
@@ -529,7 +529,7 @@ class ShardReader:
                 ContentEncoding="gzip",
             )
 
-        # A replayed history spans many date partitions per flush: write them concurrently.
+        # A flush that spans an hour boundary writes one object per hour: write them concurrently.
         if len(objects) > 1:
             for future in [c._writers.submit(put, item) for item in objects]:
                 future.result()

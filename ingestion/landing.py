@@ -2,9 +2,11 @@
 
 Each Kinesis record is checked against the contract (``riskstream.events.validate`` with the
 record's arrival time as ``now``, so a replay judges it exactly as the first pass did) and sorted
-into good lines by event date or quarantine entries by arrival date. Object keys come from the
-shard and the sequence range of the flush, so rewriting a flush after a crash rewrites the same
-objects.
+into good lines or quarantine entries, both under the UTC hour the record arrived in Kinesis
+(``dt=YYYY-MM-DD/hr=HH``, the Kinesis Data Firehose convention): the number of objects grows with
+wall time and flushes, not with the span of event time a replay covers. Object keys come from the
+shard and the sequence range of the flush, and the hour from each record's
+``ApproximateArrivalTimestamp``, so rewriting a flush after a crash rewrites the same objects.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from riskstream.events import EventValidationError, decode, parse_time, validate
+from riskstream.events import EventValidationError, decode, validate
 
 RAW_PREFIX = "events"
 QUARANTINE_PREFIX = "ingest"
@@ -25,9 +27,9 @@ QUARANTINE_PREFIX = "ingest"
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome for one record: a date partition and either the line or a quarantine entry."""
+    """One record's outcome: its arrival partition and either the line or a quarantine entry."""
 
-    dt: str
+    partition: str  # dt=YYYY-MM-DD/hr=HH of the record's arrival
     line: bytes | None = None
     quarantine: dict[str, Any] | None = None
     event_id: str | None = None
@@ -40,13 +42,12 @@ def judge(
     arrived: datetime,
     seen: set[str] | None = None,
 ) -> Verdict:
-    """Validate one record. Good: its exact bytes under the UTC date of its event_time.
-
-    Bad (any contract violation, a line break inside the record, or an event_id already in
-    ``seen``): a quarantine entry with reason, detail and the original bytes in base64, under the
-    UTC date it arrived.
+    """Validate one record. Good: its exact bytes. Bad (any contract violation, a line break inside
+    the record, or an event_id already in ``seen``): a quarantine entry with reason, detail and the
+    original bytes in base64. Either way under the UTC hour it arrived.
     """
     arrived = arrived.astimezone(UTC)
+    partition = arrival_partition(arrived)
     try:
         if b"\n" in data or b"\r" in data:
             raise EventValidationError(
@@ -69,15 +70,19 @@ def judge(
             "sequence_number": sequence_number,
             "arrived_at": arrived.isoformat().replace("+00:00", "Z"),
         }
-        return Verdict(arrived.date().isoformat(), quarantine=entry)
-    when: str = event["event_time"]
-    dt = when[:10] if when.endswith("Z") else parse_time(when).date().isoformat()
-    return Verdict(dt, line=data, event_id=event_id)
+        return Verdict(partition, quarantine=entry)
+    return Verdict(partition, line=data, event_id=event_id)
+
+
+def arrival_partition(arrived: datetime) -> str:
+    """``dt=YYYY-MM-DD/hr=HH`` of a UTC arrival time (Hive style, as Firehose lays out S3)."""
+    arrived = arrived.astimezone(UTC)
+    return f"dt={arrived.date().isoformat()}/hr={arrived.hour:02d}"
 
 
 @dataclass
 class FlushBuffer:
-    """Records of one shard waiting to be written, grouped by date partition."""
+    """Records of one shard waiting to be written, grouped by arrival partition."""
 
     good: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
     bad: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
@@ -95,10 +100,10 @@ class FlushBuffer:
         self.records += 1
         self.bytes += size
         if verdict.line is not None:
-            self.good[verdict.dt].append(verdict.line)
+            self.good[verdict.partition].append(verdict.line)
         else:
             assert verdict.quarantine is not None
-            self.bad[verdict.dt].append(verdict.quarantine)
+            self.bad[verdict.partition].append(verdict.quarantine)
 
     def __len__(self) -> int:
         return self.records
@@ -117,12 +122,13 @@ def object_name(shard_id: str, first_seq: str, last_seq: str) -> str:
     return f"{shard_id}-{first_seq}-{last_seq}.jsonl.gz"
 
 
-def raw_key(dt: str, shard_id: str, first_seq: str, last_seq: str) -> str:
-    return f"{RAW_PREFIX}/dt={dt}/{object_name(shard_id, first_seq, last_seq)}"
+def raw_key(partition: str, shard_id: str, first_seq: str, last_seq: str) -> str:
+    """``events/dt=YYYY-MM-DD/hr=HH/<shard>-<first>-<last>.jsonl.gz``."""
+    return f"{RAW_PREFIX}/{partition}/{object_name(shard_id, first_seq, last_seq)}"
 
 
-def quarantine_key(dt: str, shard_id: str, first_seq: str, last_seq: str) -> str:
-    return f"{QUARANTINE_PREFIX}/dt={dt}/{object_name(shard_id, first_seq, last_seq)}"
+def quarantine_key(partition: str, shard_id: str, first_seq: str, last_seq: str) -> str:
+    return f"{QUARANTINE_PREFIX}/{partition}/{object_name(shard_id, first_seq, last_seq)}"
 
 
 def gzip_lines(lines: list[bytes]) -> bytes:

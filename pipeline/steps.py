@@ -70,6 +70,12 @@ def raw_to_curated(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     return dict(job(settings, ctx.run_date, reset=bool(ctx.param("reset_bookmarks"))))
 
 
+def compact_curated(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    from etl.tasks import compact
+
+    return dict(compact(settings))
+
+
 def curated_to_features(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     from etl.tasks import curated_to_features as job
 
@@ -172,6 +178,7 @@ STEPS: dict[str, Callable[[Settings, StepContext], dict[str, Any]]] = {
         produce_events,
         land_events,
         raw_to_curated,
+        compact_curated,
         curated_to_features,
         start_training,
         train_lr,

@@ -307,7 +307,7 @@ def arrow_glue_type(arrow_type: Any) -> str:
     raise StorageError(f"no Glue type for Arrow type {arrow_type}")
 
 
-def _storage_descriptor(location: str, columns: list[dict[str, str]]) -> dict[str, Any]:
+def storage_descriptor(location: str, columns: list[dict[str, str]]) -> dict[str, Any]:
     return {
         "Columns": columns,
         "Location": location,
@@ -334,7 +334,7 @@ def register_table(
         "Description": description,
         "TableType": "EXTERNAL_TABLE",
         "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
-        "StorageDescriptor": _storage_descriptor(
+        "StorageDescriptor": storage_descriptor(
             location, glue_columns(schema, skip=[partition_key])
         ),
         "PartitionKeys": [{"Name": partition_key, "Type": partition_type}],
@@ -367,7 +367,7 @@ def register_partitions(
     inputs = [
         {
             "Values": [value],
-            "StorageDescriptor": _storage_descriptor(
+            "StorageDescriptor": storage_descriptor(
                 join(base, f"{partition_key}={value}") + "/", columns
             ),
         }

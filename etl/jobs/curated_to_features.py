@@ -27,14 +27,13 @@ from typing import TYPE_CHECKING, Any
 if __name__ == "__main__" and not __package__:  # spark-submit runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from etl import features, transforms
+from etl import features, layout, transforms
 from etl.glue import GlueArgumentError, Job, get_resolved_options
 from etl.jobs.common import (
     bookmark_store,
     default_locations,
     elapsed,
     parse_date,
-    read_table_or_empty,
     storage_for,
 )
 from etl.spark import to_spark_uri
@@ -80,12 +79,41 @@ def _int(args: Mapping[str, str], name: str) -> int:
         raise GlueArgumentError(f"--{name} {args.get(name)!r} is not an integer") from None
 
 
-def read_curated(spark: SparkSession, storage: Storage, source: str) -> dict[str, DataFrame]:
-    """Every curated table (empty, with its schema, when nothing was written yet)."""
+def read_curated(
+    spark: SparkSession,
+    storage: Storage,
+    source: str,
+    months: Mapping[str, Sequence[str] | None] | None = None,
+    manifests: Mapping[str, Any] | None = None,
+) -> dict[str, DataFrame]:
+    """Every curated table (empty, with its schema, when nothing was written yet); ``months``
+    limits a table to those event months (partition pruning: only their files are read)."""
+    months = months or {}
+    manifests = manifests or {}
     return {
-        t: read_table_or_empty(spark, storage, join(source, t), transforms.curated_schema(t))
+        t: layout.read_table(
+            spark,
+            storage,
+            join(source, t),
+            transforms.curated_schema(t),
+            layout.MONTH_KEY,
+            months.get(t),
+            manifests.get(t),
+        )
         for t in TABLES
     }
+
+
+def months_needed(obs_dates: Sequence[date], windows: features.FeatureWindows) -> list[str]:
+    """The event months the lookback windows of ``obs_dates`` can reach, one month of margin on
+    each side (a statement's date and its event time may fall in neighbouring months)."""
+    out: set[str] = set()
+    for obs in obs_dates:
+        index = obs.year * 12 + obs.month - 1  # the month of obs_date
+        for back in range(-1, windows.lookback_months + 2):
+            y, m = divmod(index - back, 12)
+            out.add(f"{y:04d}-{m + 1:02d}")
+    return sorted(out)
 
 
 def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dict[str, Any]:
@@ -100,8 +128,26 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     storage = storage_for(settings, source, target)
     job = Job(bookmark_store(settings, storage, target)).init(args["JOB_NAME"], args)
 
-    tables = read_curated(spark, storage, source)
-    obs_dates = _observation_dates(args.get("obs_dates", ""), run_date, tables)
+    manifests = {
+        t: layout.load_manifest(storage, join(source, t), layout.MONTH_KEY) for t in TABLES
+    }
+    if not args.get("obs_dates", "").strip():
+        # Deriving the date needs the statement dates of every month: one narrow column each.
+        whole = read_curated(spark, storage, source, manifests=manifests)
+    else:
+        whole = {}
+    obs_dates = _observation_dates(args.get("obs_dates", ""), run_date, whole)
+    needed = months_needed(obs_dates, windows)
+    # Pruned: the windowed tables to the months the windows reach; opened accounts and outcomes
+    # (one or two rows per account, needed whole for the population) are read entirely.
+    pruned = {t: needed for t in ("statement", "payment", "purchase")}
+    # Cached: each table is read by several actions (attributes, counts, the build, the summary)
+    # and a Parquet file on S3 costs a HEAD and two GETs every time it is opened.
+    tables = {
+        t: f.cache() for t, f in read_curated(spark, storage, source, pruned, manifests).items()
+    }
+    signature = _signature(manifests, needed, obs_dates, windows, run_date)
+    done = job.pending("inputs", {"features": signature}) == []
     attributes = features.attribute_columns(tables["account_opened"])
     frame = features.build_features(
         tables["account_opened"],
@@ -114,12 +160,12 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         attributes=attributes,
         labels_known_on=run_date,
     )
-    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
-    # One file per observation date: the table is small (one row per account).
-    frame.repartition(1, "obs_date").write.mode("overwrite").partitionBy("obs_date").parquet(
-        to_spark_uri(target)
-    )
+    if done:
+        logger.info("%s: curated inputs unchanged since the last run; nothing written", job.name)
+    else:
+        _write(spark, storage, frame, target)
     summary = _summary(spark, target, obs_dates)
+    rows_read = _row_counts(tables)
     report: dict[str, Any] = {
         "job": job.name,
         "run_id": job.run_id,
@@ -130,7 +176,11 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         "obs_dates": [d.isoformat() for d in obs_dates],
         "lookback_months": windows.lookback_months,
         "performance_months": windows.performance_months,
-        "rows_in": _row_counts(tables),
+        "rows_in": rows_read,
+        "rows_read": rows_read,
+        "months_read": {t: (needed if t in pruned else "all") for t in TABLES},
+        "months_available": {t: len(manifests[t]["partitions"]) for t in TABLES},
+        "written": not done,
         "attributes": attributes,
         "columns": len(frame.columns),
         **summary,
@@ -144,7 +194,7 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         report["obs_dates"],
         report["labels"],
     )
-    if is_s3(target):
+    if is_s3(target) and not done:
         glue = make_client(settings, "glue")
         schema = frame.schema
         description = "one row per account and observation date (riskstream)"
@@ -160,13 +210,70 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
             "obs_date",
             report["obs_dates"],
         )
+    for frame in tables.values():
+        frame.unpersist()
     report["seconds"] = elapsed(started)
     uri = join(target, "_runs", job.name, f"{job.run_id}.json")
     storage.put_json(uri, report)
     report["report_uri"] = uri
     job.mark("features", {d: run_date.isoformat() for d in report["obs_dates"]})
+    job.mark("inputs", {"features": signature})
     job.commit()
     return report
+
+
+def _signature(
+    manifests: Mapping[str, Any],
+    months: Sequence[str],
+    obs_dates: Sequence[date],
+    windows: features.FeatureWindows,
+    run_date: date,
+) -> str:
+    """What a run's output depends on: the versions of the partitions it reads and its options."""
+    import hashlib
+    import json
+
+    versions = {
+        t: {
+            v: e["location"]
+            for v, e in m["partitions"].items()
+            if t not in ("statement", "payment", "purchase") or v in months
+        }
+        for t, m in manifests.items()
+    }
+    text = json.dumps(
+        [
+            versions,
+            [d.isoformat() for d in obs_dates],
+            windows.lookback_months,
+            windows.performance_months,
+            run_date.isoformat(),
+        ],
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _write(spark: SparkSession, storage: Storage, frame: DataFrame, target: str) -> None:
+    """One file per observation date, staged locally and uploaded to a fixed key
+    (``obs_date=D/part-00000.parquet``): one PUT replaces a partition, no rename on S3."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="riskstream-stage-") as staging:
+        out = Path(staging) / "features"
+        frame.repartition(1, "obs_date").write.mode("overwrite").partitionBy("obs_date").parquet(
+            str(out)
+        )
+        jobs: list[tuple[Path, str]] = []
+        stale: list[str] = []
+        for value, files in layout.staged_partitions(out, "obs_date").items():
+            folder = join(target, f"obs_date={value}")
+            names = [f"part-{i:05d}.parquet" for i in range(len(files))]
+            stale += [join(folder, f) for f in layout.list_files(storage, folder) if f not in names]
+            jobs += [(f, join(folder, n)) for f, n in zip(files, names, strict=True)]
+        layout.put_files(storage, jobs)
+        for uri in stale:  # after the new files are in place
+            storage.delete(uri)
 
 
 def _observation_dates(text: str, run_date: date, tables: Mapping[str, DataFrame]) -> list[date]:

@@ -9,13 +9,19 @@ Runs unchanged from ``riskstream etl raw-to-curated`` and from spark-submit::
 
 Arguments (all but JOB_NAME default from settings): ``--source`` raw base (``.../events/``),
 ``--target`` curated base, ``--quarantine`` quarantine base, ``--run_date``,
-``--job-bookmark-option`` (enable | disable | pause), ``--reset`` (forget the bookmark first).
+``--job-bookmark-option`` (enable | disable | pause), ``--reset`` (forget the bookmark and
+rebuild every table from the whole raw history).
+
+Layout (docs/CONTRACTS.md): raw by arrival hour (``dt=/hr=``), bookmarked per arrival partition;
+curated tables by event month (``event_month=YYYY-MM``), one file per partition per run, each run
+writing new partition versions and committing them by manifest and catalog (:mod:`etl.layout`).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -25,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 if __name__ == "__main__" and not __package__:  # spark-submit runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from etl import transforms
+from etl import layout, transforms
 from etl.glue import Job, get_resolved_options
 from etl.jobs.common import (
     bookmark_store,
@@ -33,7 +39,6 @@ from etl.jobs.common import (
     elapsed,
     parse_date,
     parse_flag,
-    read_table_or_empty,
     storage_for,
 )
 from etl.spark import to_spark_uri
@@ -42,12 +47,9 @@ from riskstream.events import EVENT_TYPES
 from riskstream.settings import Settings
 from riskstream.storage import (
     Storage,
-    drop_partitions,
     fingerprint,
     is_s3,
     join,
-    register_partitions,
-    register_table,
 )
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ JOB_NAME = "raw_to_curated"
 CONTEXT = "raw_events"  # the bookmark's transformation context
 REQUIRED = ("JOB_NAME",)
 QUARANTINE_TABLE = "etl_quarantine"
+QUARANTINE_KEY = "dt"  # the UTC date the quarantined lines arrived
 
 
 class UnbalancedRunError(RuntimeError):
@@ -82,18 +85,20 @@ def options(settings: Settings, **overrides: str) -> dict[str, str]:
 
 
 def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dict[str, Any]:
-    """The body of the Glue script: init, read pending partitions, transform, write, commit."""
+    """The body of the Glue script: init, read pending arrival partitions, transform, write
+    new partition versions, commit them (manifests, then the catalog), commit the bookmark."""
     started = time.perf_counter()
     source, target, quarantine = args["source"], args["target"], args["quarantine"]
     run_date = parse_date("run_date", args.get("run_date", ""))
     storage = storage_for(settings, source, target, quarantine)
     store = bookmark_store(settings, storage, target)
-    if parse_flag("reset", args.get("reset", "false")):
+    rebuild = parse_flag("reset", args.get("reset", "false"))
+    if rebuild:
         store.reset(args["JOB_NAME"])
     job = Job(store).init(args["JOB_NAME"], args)
 
-    listed = storage.list_partitions(source)
-    prints = {dt: fingerprint(files) for dt, files in listed.items()}
+    listed = layout.list_arrival_partitions(storage, source)
+    prints = {p: fingerprint(files) for p, files in listed.items()}
     pending = job.pending(CONTEXT, prints)
     report: dict[str, Any] = {
         "job": job.name,
@@ -103,73 +108,170 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         "target": target,
         "quarantine": quarantine,
         "bookmark_option": job.option,
+        "rebuild": rebuild,
         "partitions_seen": len(listed),
         "partitions_processed": pending,
-        "files_read": sum(len(listed[dt]) for dt in pending),
+        "files_read": sum(len(listed[p]) for p in pending),
+    }
+    tables = _tables(target, quarantine)
+    manifests = {
+        t: ({"key": key, "partitions": {}} if rebuild else layout.load_manifest(storage, uri, key))
+        for t, (uri, key) in tables.items()
     }
     if not pending:
         logger.info(
             "%s: no new or changed raw partitions under %s; nothing to do", job.name, source
         )
         report.update(_empty_counts())
+        report["partitions_written"] = {t: [] for t in tables}
+        if is_s3(target):
+            _catalog(settings, tables, manifests)
         report["seconds"] = elapsed(started)
         _save_report(storage, target, report)
         job.commit()
         return report
 
-    # Materialised once: the count and the six writes below read it instead of re-parsing the
+    # Materialised once: the counts and the writes below read it instead of re-parsing the
     # JSON, and their plans start from the checkpoint instead of the long validation plan.
-    validated, classified = _read_and_classify(spark, storage, source, target, pending)
+    validated, classified = _read_and_classify(spark, storage, source, tables, manifests, pending)
     classified = classified.localCheckpoint(eager=True)
     validated.unpersist()  # persisted only to build the checkpoint
     try:
+        if not rebuild:
+            classified = _mark_already_curated(spark, storage, classified, tables, manifests)
         counts = [r.asDict() for r in _counts(classified).collect()]
         report.update(_summarise(counts))
         _check(report)
-        written = _write(spark, storage, classified, counts, target, quarantine, pending)
+        with tempfile.TemporaryDirectory(prefix="riskstream-stage-") as staging:
+            entries = _write(
+                spark,
+                storage,
+                classified,
+                counts,
+                tables,
+                manifests,
+                pending,
+                Path(staging),
+                job.run_id,
+                rebuild,
+            )
     finally:
         classified.unpersist()
+    before_commit(report)
+    for table, (uri, _) in tables.items():
+        if entries[table] or rebuild:
+            manifests[table] = layout.commit(
+                storage, uri, manifests[table], entries[table], job.run_id, replace_all=rebuild
+            )
     if is_s3(target):
-        _catalog(settings, target, quarantine, written, pending)
-    report["partitions_written"] = written
+        _catalog(settings, tables, manifests)
+    report["partitions_written"] = {t: sorted(e) for t, e in entries.items()}
     report["seconds"] = elapsed(started)
     _save_report(storage, target, report)
-    job.mark(CONTEXT, {dt: prints[dt] for dt in pending})
+    job.mark(CONTEXT, {p: prints[p] for p in pending})
     job.commit()
     return report
 
 
+def before_commit(report: Mapping[str, Any]) -> None:
+    """Called between writing a run's files and committing them (tests inject a crash here)."""
+
+
+def _tables(target: str, quarantine: str) -> dict[str, tuple[str, str]]:
+    """Every table the job writes: name -> (base URI, partition key)."""
+    out = {t: (join(target, t), layout.MONTH_KEY) for t in EVENT_TYPES}
+    out[QUARANTINE_TABLE] = (quarantine, QUARANTINE_KEY)
+    return out
+
+
+def _schema(table: str) -> Any:
+    if table == QUARANTINE_TABLE:
+        return transforms.quarantine_schema()
+    return transforms.curated_schema(table)
+
+
 def _read_and_classify(
-    spark: SparkSession, storage: Storage, source: str, target: str, pending: Sequence[str]
+    spark: SparkSession,
+    storage: Storage,
+    source: str,
+    tables: Mapping[str, tuple[str, str]],
+    manifests: Mapping[str, Any],
+    pending: Sequence[str],
 ) -> tuple[DataFrame, DataFrame]:
-    """(validated lines, persisted; classified lines) for the pending partitions."""
+    """(validated lines, persisted; classified lines) for the pending arrival partitions."""
     from pyspark.sql import functions as F
 
-    paths = [to_spark_uri(join(source, f"dt={dt}")) for dt in pending]
+    paths = [to_spark_uri(join(source, p)) for p in pending]
     lines = (
         spark.read.option("basePath", to_spark_uri(source))
         .text(paths)
         .select(
             "value",
-            F.col("dt").cast("string").alias("dt"),
+            F.col("dt").cast("string").alias("dt"),  # the arrival date
             F.input_file_name().alias("source_file"),
         )
     )
-    # Accounts opened in earlier runs; the partitions being rewritten are read from raw instead.
-    opened = read_table_or_empty(
+    # Accounts opened in earlier runs (the account_opened table is one row per account).
+    uri, key = tables["account_opened"]
+    opened = layout.read_table(
         spark,
         storage,
-        join(target, "account_opened"),
+        uri,
         transforms.curated_schema("account_opened"),
+        key,
+        manifest=manifests["account_opened"],
     )
-    known = opened.where(~F.col("dt").isin(*pending)).select("account_id")
     validated = transforms.validate_events(transforms.parse_lines(lines), datetime.now(UTC))
     validated = validated.persist()
-    return validated, transforms.classify_events(validated, known)
+    classified = transforms.classify_events(validated, opened.select("account_id"))
+    return validated, transforms.with_event_month(classified)
+
+
+def _mark_already_curated(
+    spark: SparkSession,
+    storage: Storage,
+    classified: DataFrame,
+    tables: Mapping[str, tuple[str, str]],
+    manifests: Mapping[str, Any],
+) -> DataFrame:
+    """Anti-join the run's valid rows against the ids already curated in the months it touches."""
+    from functools import reduce
+
+    touched = _months(classified)
+    ids = [
+        layout.read_table(
+            spark, storage, tables[t][0], _schema(t), tables[t][1], months, manifests[t]
+        ).select("event_id")
+        for t, months in touched.items()
+        if set(months) & set(manifests[t]["partitions"])
+    ]
+    if not ids:
+        return classified
+    logger.info("de-duplicating against the curated months this run touches: %s", touched)
+    marked = transforms.mark_already_curated(classified, reduce(lambda a, b: a.union(b), ids))
+    out = marked.localCheckpoint(eager=True)
+    classified.unpersist()
+    return out
+
+
+def _months(classified: DataFrame) -> dict[str, list[str]]:
+    """event_type -> the event months of its valid rows in this run."""
+    from pyspark.sql import functions as F
+
+    rows = (
+        classified.where(F.col("status") == transforms.STATUS_OK)
+        .select("event_type", "event_month")
+        .distinct()
+        .collect()
+    )
+    out: dict[str, list[str]] = {}
+    for row in rows:
+        out.setdefault(row["event_type"], []).append(row["event_month"])
+    return {t: sorted(m) for t, m in out.items()}
 
 
 def _counts(classified: DataFrame) -> DataFrame:
-    return classified.groupBy("dt", "status", "event_type", "reason").count()
+    return classified.groupBy("dt", "event_month", "status", "event_type", "reason").count()
 
 
 def _empty_counts() -> dict[str, Any]:
@@ -225,66 +327,121 @@ def _write(
     storage: Storage,
     classified: DataFrame,
     counts: list[dict[str, Any]],
-    target: str,
-    quarantine: str,
+    tables: Mapping[str, tuple[str, str]],
+    manifests: Mapping[str, Any],
     pending: Sequence[str],
-) -> dict[str, list[str]]:
-    """Write each table's partitions (dynamic overwrite); clear pending partitions left empty."""
-    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")
-    written: dict[str, list[str]] = {}
-    outputs: dict[str, tuple[DataFrame, str]] = {
-        t: (transforms.curated_table(classified, t), join(target, t)) for t in EVENT_TYPES
-    }
-    outputs[QUARANTINE_TABLE] = (transforms.quarantine_table(classified), quarantine)
-    for table, (frame, uri) in outputs.items():
+    staging: Path,
+    run_id: str,
+    rebuild: bool,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Write a new version of every partition this run adds rows to: its current rows plus the
+    new ones, one file per partition, staged locally and uploaded. Nothing is committed here.
+
+    The five curated tables are written by one Spark job (their columns widened to all payload
+    fields, partitioned by event type and month), then each file is cut down to its table's
+    columns: one job instead of five saves a dozen small stages per run.
+    """
+    from pyspark.sql import functions as F
+
+    entries: dict[str, dict[str, dict[str, Any]]] = {}
+    wide = ["event_id", "account_id", "event_time", "source", *transforms.PAYLOAD_FIELDS]
+    frames: list[DataFrame] = []
+    for table, (uri, key) in tables.items():
         if table == QUARANTINE_TABLE:
-            status, wanted = transforms.STATUS_QUARANTINED, None
+            new = transforms.quarantine_table(classified)
+            values = {r["dt"] for r in counts if r["status"] == transforms.STATUS_QUARANTINED}
         else:
-            status, wanted = transforms.STATUS_OK, table
-        dts = sorted(
-            {
-                r["dt"]
-                for r in counts
-                if r["status"] == status and (wanted is None or r["event_type"] == wanted)
-            }
-        )
-        for dt in sorted(set(pending) - set(dts)):
-            if storage.delete_prefix(join(uri, f"dt={dt}")):
-                logger.info("%s: dt=%s is empty after this run; removed its old files", table, dt)
-        if dts:
-            # One file per dt partition: without the shuffle every task writes a file into every
-            # partition it touches, and on S3 each file costs several requests plus a commit copy.
-            frame.repartition("dt").write.mode("overwrite").partitionBy("dt").parquet(
-                to_spark_uri(uri)
+            new = transforms.with_event_month(transforms.curated_table(classified, table)).drop(
+                "dt"
             )
-        written[table] = dts
-    return written
+            values = {
+                r["event_month"]
+                for r in counts
+                if r["status"] == transforms.STATUS_OK and r["event_type"] == table
+            }
+        entries[table] = {}
+        if not values:
+            continue
+        chosen = sorted(values)
+        if not rebuild and set(chosen) & set(manifests[table]["partitions"]):
+            old = layout.read_table(
+                spark, storage, uri, _schema(table), key, chosen, manifests[table]
+            )
+            if table == QUARANTINE_TABLE:
+                # Rows from the raw partitions reprocessed now are replaced, the others kept.
+                origin = F.regexp_extract("source_file", r"(dt=[^/]+/hr=[^/]+)/[^/]*$", 1)
+                old = old.where(~origin.isin(*pending)).withColumn(
+                    "dt", F.regexp_extract("source_file", r"dt=([^/]+)/hr=", 1)
+                )
+            else:
+                old = transforms.with_event_month(old)
+            new = new.unionByName(old.where(F.col(key).isin(*chosen)))
+        if table == QUARANTINE_TABLE:
+            out = staging / table
+            new.repartition(key).write.mode("overwrite").partitionBy(key).parquet(str(out))
+            entries[table] = layout.upload_staged(storage, out, uri, key, run_id)
+            continue
+        types = {f.name: f.dataType for f in transforms.curated_schema(table).fields}
+        frames.append(
+            new.select(
+                *[
+                    F.col(c) if c in types else F.lit(None).cast(_wide_type(c)).alias(c)
+                    for c in wide
+                ],
+                F.lit(table).alias("event_type"),
+                F.col(layout.MONTH_KEY),
+            )
+        )
+    if frames:
+        from functools import reduce
+
+        out = staging / "curated"
+        union = reduce(lambda a, b: a.unionByName(b), frames)
+        # One file per partition: without the shuffle every task writes a file into every
+        # partition it touches, and on S3 each file costs several requests.
+        union.repartition("event_type", layout.MONTH_KEY).write.mode("overwrite").partitionBy(
+            "event_type", layout.MONTH_KEY
+        ).parquet(str(out))
+        for table in EVENT_TYPES:
+            folder = out / f"event_type={table}"
+            if folder.is_dir():
+                narrow = staging / "narrow" / table
+                layout.narrow_staged(folder, narrow, [f.name for f in _schema(table).fields])
+                uri, key = tables[table]
+                entries[table] = layout.upload_staged(storage, narrow, uri, key, run_id)
+    return entries
+
+
+def _wide_type(column: str) -> Any:
+    from pyspark.sql import types as T
+
+    if column == "event_time":
+        return T.TimestampType()
+    if column in transforms.PAYLOAD_FIELDS:
+        return transforms._spark_type(transforms.PAYLOAD_FIELDS[column])
+    return T.StringType()
 
 
 def _catalog(
     settings: Settings,
-    target: str,
-    quarantine: str,
-    written: dict[str, list[str]],
-    pending: Sequence[str],
+    tables: Mapping[str, tuple[str, str]],
+    manifests: Mapping[str, Any],
 ) -> None:
+    """Reconcile the Glue catalog with the committed manifests (also repairs a run that died
+    between its manifest and its catalog update)."""
     glue = make_client(settings, "glue")
     database = settings.glue_database
-    for table, dts in written.items():
+    for table, (uri, _) in tables.items():
+        manifest = manifests[table]
         if table == QUARANTINE_TABLE:
-            name, uri, schema = table, quarantine, transforms.quarantine_schema()
+            name = table
             description = "raw events the ETL rejected, with a reason (riskstream)"
         else:
-            name, uri, schema = f"curated_{table}", join(target, table), None
-            schema = transforms.curated_schema(table)
+            name = f"curated_{table}"
             description = f"curated {table} events, typed and de-duplicated (riskstream)"
-        if not dts and not _table_exists(glue, database, name):
+        if not manifest["partitions"] and not _table_exists(glue, database, name):
             continue
-        register_table(glue, database, name, uri, schema, "dt", description)
-        register_partitions(glue, database, name, uri, schema, "dt", dts)
-        emptied = sorted(set(pending) - set(dts))
-        if emptied:
-            drop_partitions(glue, database, name, emptied)
+        layout.sync_catalog(glue, database, name, uri, _schema(table), manifest, description)
 
 
 def _table_exists(glue: Any, database: str, name: str) -> bool:

@@ -73,8 +73,10 @@ def write_raw(
     events: Iterable[Mapping[str, Any] | str],
     dt: str | None = None,
     name: str = "part-0000.jsonl.gz",
+    hr: int = 12,
 ) -> list[Path]:
-    """Write events under ``base/dt=.../name`` (dt from each event's time unless given)."""
+    """Write events under ``base/dt=.../hr=HH/name``, the arrival layout of the landing consumer
+    (dt from each event's time unless given: as if each arrived on its day)."""
     by_dt: dict[str, list[str]] = {}
     for event in events:
         if dt is None and isinstance(event, str):
@@ -84,7 +86,7 @@ def write_raw(
         by_dt.setdefault(day, []).append(line(event))
     written = []
     for day, lines in sorted(by_dt.items()):
-        folder = base / f"dt={day}"
+        folder = base / f"dt={day}" / f"hr={hr:02d}"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / name
         with gzip.open(path, "wt", encoding="utf-8") as handle:

@@ -37,3 +37,15 @@ def test_bad_run_date_is_named() -> None:
 
     with pytest.raises(GlueArgumentError, match="--run_date '2026-13-01'"):
         parse_date("run_date", "2026-13-01")
+
+
+@pytest.mark.integration
+def test_compact_on_an_empty_lake_does_nothing(
+    provisioned: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = build_parser().parse_args(["etl", "compact"])
+    assert args.func(args, provisioned) == 0
+    assert "0 partition(s) compacted" in capsys.readouterr().out
+    bad = build_parser().parse_args(["etl", "compact", "--table", "nope"])
+    with pytest.raises(CommandError, match="'nope' is not a curated table"):
+        bad.func(bad, provisioned)

@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from etl import tasks
+from etl import layout, tasks, transforms
 from etl.jobs import curated_to_features as c2f
 from etl.jobs import raw_to_curated as r2c
 from riskstream.clients import make_client
 from riskstream.settings import Settings
+from riskstream.storage import Storage
 from tests.etl.helpers import line, opened, outcome, payment, purchase, statement, write_raw
 
 RUN_DATE = "2026-01-15"
@@ -39,7 +41,9 @@ def _history() -> list[Any]:
 
 
 def _files(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*.parquet")}
+    """Every data file and manifest under ``folder`` -> its mtime (what a run writes)."""
+    found = [*folder.rglob("*.parquet"), *folder.rglob(layout.MANIFEST)]
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in found}
 
 
 def _local_args(settings: Settings, root: Path) -> dict[str, str]:
@@ -50,6 +54,15 @@ def _local_args(settings: Settings, root: Path) -> dict[str, str]:
         quarantine=str(root / "quarantine"),
         run_date=RUN_DATE,
     )
+
+
+def _table(spark: SparkSession, root: Path, table: str) -> DataFrame:
+    schema = transforms.curated_schema(table)
+    return layout.read_table(spark, Storage(), str(root / "curated" / table), schema)
+
+
+def _manifest(root: Path, table: str) -> dict[str, Any]:
+    return layout.load_manifest(Storage(), str(root / "curated" / table), layout.MONTH_KEY)
 
 
 @pytest.mark.integration
@@ -74,38 +87,65 @@ def test_job_on_local_files_balances_and_bookmarks(
     assert first["duplicates_removed"] == 1
     assert first["balanced"] is True
     assert json.loads(Path(first["report_uri"]).read_text())["rows_in"] == first["rows_in"]
-    assert spark.read.parquet(str(tmp_path / "curated" / "statement")).count() == 9
-    quarantined = spark.read.parquet(str(tmp_path / "quarantine")).collect()
+    assert first["partitions_processed"][0] == "dt=2005-06-01/hr=12"  # raw by arrival hour
+    # Curated by event month, one file per partition.
+    statements = _manifest(tmp_path, "statement")["partitions"]
+    assert sorted(statements) == ["2005-07", "2005-08", "2005-09"]
+    assert all(len(e["files"]) == 1 for e in statements.values())
+    assert _table(spark, tmp_path, "statement").count() == 9
+    quarantined = layout.read_table(
+        spark, Storage(), str(tmp_path / "quarantine"), transforms.quarantine_schema(), "dt"
+    ).collect()
     assert sorted(r["reason"] for r in quarantined) == ["bad_json", "unknown_account"]
 
-    # Second run, no new data: nothing read, nothing rewritten.
+    # Second run, no new data: nothing read, nothing written.
     before = _files(tmp_path / "curated")
     second = r2c.run(spark, cloud_settings, args)
     assert (second["partitions_processed"], second["rows_in"]) == ([], 0)
     assert _files(tmp_path / "curated") == before
 
-    # A new day and a late file for an old day: only those two partitions are processed.
-    write_raw(tmp_path / "raw", [purchase(500, "A1", "2005-10-02", 7.0)])
+    # A new arrival hour with a late event for an old month, an event already curated (sent
+    # again) and a new month: the late one lands in its month, the resent one is a duplicate.
     late = purchase(501, "A2", "2005-08-31", 8.0)
-    resent = history[4]  # A0's 08-31 statement, sent again
+    resent = history[4]  # A0's 08-31 statement, curated by the first run
     assert resent["event_time"].startswith("2005-08-31")
-    write_raw(tmp_path / "raw", [late, resent], dt="2005-08-31", name="late.jsonl.gz")
+    new_month = purchase(500, "A1", "2005-10-02", 7.0)
+    write_raw(tmp_path / "raw", [late, resent, new_month], dt="2026-01-15", hr=3)
     third = r2c.run(spark, cloud_settings, args)
-    assert third["partitions_processed"] == ["2005-08-31", "2005-10-02"]
-    assert third["rows_out"]["purchase"] == 3 + 1 + 1  # 08-31 again, the late one, the new day
-    assert third["duplicates_removed"] == 1
+    assert third["partitions_processed"] == ["dt=2026-01-15/hr=03"]
+    assert third["rows_out"]["purchase"] == 2
+    assert third["duplicates_removed"] == 1  # across runs, not only within one
+    assert third["partitions_written"]["purchase"] == ["2005-08", "2005-10"]
+    assert third["partitions_written"]["statement"] == []
     after = _files(tmp_path / "curated")
-    untouched = {k: v for k, v in before.items() if "dt=2005-08-31" not in k}
+    untouched = {k: v for k, v in before.items() if k.startswith(("statement/", "payment/"))}
     assert {k: after[k] for k in untouched} == untouched
-    purchases = spark.read.parquet(str(tmp_path / "curated" / "purchase"))
-    assert purchases.count() == 9 + 2  # rewritten day holds its events once, plus the new day
+    purchases = _table(spark, tmp_path, "purchase")
+    assert purchases.count() == 9 + 2
     assert purchases.select("event_id").distinct().count() == 11
+    august = layout.read_table(
+        spark,
+        Storage(),
+        str(tmp_path / "curated" / "purchase"),
+        transforms.curated_schema("purchase"),
+        values=["2005-08"],
+    )
+    assert august.where(F.col("event_id") == late["event_id"]).count() == 1
 
-    # Reset: everything again, and the tables hold the same rows (overwrite, no duplicates).
-    args_reset = {**args, "reset": "true"}
-    fourth = r2c.run(spark, cloud_settings, args_reset)
-    assert len(fourth["partitions_processed"]) == len(list((tmp_path / "raw").glob("dt=*")))
-    assert spark.read.parquet(str(tmp_path / "curated" / "purchase")).count() == 11
+    # A rerun after the late event: nothing written, the late event still there once.
+    before = _files(tmp_path / "curated")
+    fourth = r2c.run(spark, cloud_settings, args)
+    assert fourth["partitions_processed"] == []
+    assert _files(tmp_path / "curated") == before
+    assert (
+        _table(spark, tmp_path, "purchase").where(F.col("event_id") == late["event_id"]).count()
+        == 1
+    )
+
+    # Reset: a rebuild from the whole raw history gives the same rows (no duplicates).
+    fifth = r2c.run(spark, cloud_settings, {**args, "reset": "true"})
+    assert len(fifth["partitions_processed"]) == len(list((tmp_path / "raw").glob("dt=*/hr=*")))
+    assert _table(spark, tmp_path, "purchase").count() == 11
 
     features_args = c2f.options(
         cloud_settings,
@@ -117,11 +157,65 @@ def test_job_on_local_files_balances_and_bookmarks(
     assert report["obs_dates"] == ["2005-10-01"]
     assert report["rows_out"] == 3
     assert report["labels"] == {"1": 1, "0": 2, "null": 0}
+    assert report["written"] is True
+    # Pruned: the windows of 2005-10-01 reach back to 2005-03; 2005-10 purchases are read too
+    # (one month of margin), nothing outside.
+    assert report["rows_read"]["purchase"] == 11
+    assert "2005-10" in report["months_read"]["purchase"]
+    assert "2004-12" not in report["months_read"]["purchase"]
+    # A rerun of both jobs with nothing new writes nothing.
+    before = {**_files(tmp_path / "curated"), **_files(tmp_path / "features")}
+    assert r2c.run(spark, cloud_settings, args)["partitions_processed"] == []
+    again = c2f.run(spark, cloud_settings, features_args)
+    assert again["written"] is False
+    assert (again["rows_out"], again["labels"]) == (3, report["labels"])
+    assert {**_files(tmp_path / "curated"), **_files(tmp_path / "features")} == before
+
+
+class InjectedCrash(RuntimeError):
+    pass
+
+
+@pytest.mark.integration
+def test_a_crash_between_write_and_commit_keeps_the_previous_data_and_the_next_run_completes(
+    spark: SparkSession, cloud_settings: Settings, tmp_path: Path, monkeypatch: Any
+) -> None:
+    write_raw(tmp_path / "raw", _history())
+    args = _local_args(cloud_settings, tmp_path)
+    r2c.run(spark, cloud_settings, args)
+    previous = sorted(r["event_id"] for r in _table(spark, tmp_path, "purchase").collect())
+    manifest = _manifest(tmp_path, "purchase")
+
+    late = purchase(600, "A1", "2005-07-31", 4.0)
+    write_raw(tmp_path / "raw", [late], dt="2026-01-15", hr=9)
+
+    def crash(report: Any) -> None:
+        raise InjectedCrash("killed between writing and committing")
+
+    monkeypatch.setattr(r2c, "before_commit", crash)
+    with pytest.raises(InjectedCrash):
+        r2c.run(spark, cloud_settings, args)
+    # The new version was written ...
+    assert len(list((tmp_path / "curated" / "purchase").glob("event_month=2005-07/v=*"))) == 2
+    # ... but not committed: readers see exactly the previous rows.
+    assert _manifest(tmp_path, "purchase") == manifest
+    now = sorted(r["event_id"] for r in _table(spark, tmp_path, "purchase").collect())
+    assert now == previous
+
+    monkeypatch.undo()
+    done = r2c.run(spark, cloud_settings, args)
+    assert done["partitions_processed"] == ["dt=2026-01-15/hr=09"]
+    ids = [r["event_id"] for r in _table(spark, tmp_path, "purchase").collect()]
+    assert sorted(ids) == sorted([*previous, late["event_id"]])
+    # The orphan left by the crash is never read and can be vacuumed.
+    table = str(tmp_path / "curated" / "purchase")
+    assert layout.vacuum(Storage(), table, _manifest(tmp_path, "purchase")) >= 2
+    assert len(list((tmp_path / "curated" / "purchase").glob("event_month=2005-07/v=*"))) == 1
 
 
 def _upload(s3: Any, bucket: str, events: list[Any], dt: str, name: str) -> None:
     body = gzip.compress(("\n".join(line(e) for e in events) + "\n").encode())
-    s3.put_object(Bucket=bucket, Key=f"events/dt={dt}/{name}", Body=body)
+    s3.put_object(Bucket=bucket, Key=f"events/dt={dt}/hr=12/{name}", Body=body)
 
 
 @pytest.mark.integration
@@ -158,14 +252,19 @@ def test_s3a_run_on_the_local_cloud_fills_the_catalog(
     columns = {c["Name"]: c["Type"] for c in statement_table["StorageDescriptor"]["Columns"]}
     assert columns["balance"] == "double"
     assert columns["statement_date"] == "date"
-    assert statement_table["PartitionKeys"] == [{"Name": "dt", "Type": "string"}]
+    assert statement_table["PartitionKeys"] == [{"Name": "event_month", "Type": "string"}]
     partitions = glue.get_partitions(DatabaseName=database, TableName="curated_statement")
-    assert sorted(p["Values"][0] for p in partitions["Partitions"]) == MONTH_ENDS
+    found = {p["Values"][0]: p["StorageDescriptor"]["Location"] for p in partitions["Partitions"]}
+    assert sorted(found) == ["2005-07", "2005-08", "2005-09"]
+    curated = settings.bucket("curated")
+    for month, location in found.items():  # each partition points at its committed version
+        assert location == f"s3://{curated}/statement/event_month={month}/v={report['run_id']}/"
 
     bookmark = s3.get_object(
         Bucket=settings.bucket("artifacts"), Key="etl/bookmarks/raw_to_curated.json"
     )
-    assert sorted(json.loads(bookmark["Body"].read())["raw_events"]) == sorted(by_dt)
+    marked = json.loads(bookmark["Body"].read())["raw_events"]
+    assert sorted(marked) == sorted(f"dt={dt}/hr=12" for dt in by_dt)
     again = tasks.raw_to_curated(settings, RUN_DATE)
     assert (again["partitions_processed"], again["rows_in"]) == ([], 0)
 
