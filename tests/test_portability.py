@@ -27,10 +27,10 @@ INDEX_HOST = re.compile(
         re.escape(h)
         for h in [
             "pypi" + ".org",
-            "pythonhosted" + ".org",
+            "python" + "hosted" + ".org",
             "maven" + ".org",
-            "repo.maven" + ".apache.org",
-            "registry.npmjs" + ".org",
+            "repo." + "maven" + ".apache.org",
+            "registry." + "npm" + "js.org",
         ]
     )
 )
