@@ -33,7 +33,8 @@ def register(subparsers: Any) -> None:
         "--path",
         type=Path,
         default=None,
-        help="taiwan: the UCI CSV (default: the shared data set); csv: your .csv or .parquet",
+        help="taiwan: the UCI CSV (default: the copy shipped in data/taiwan_default/); "
+        "csv: your .csv or .parquet",
     )
     produce.add_argument("--mapping", type=Path, default=None, help="csv: mapping JSON file")
     produce.add_argument(

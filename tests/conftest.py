@@ -6,7 +6,7 @@ Also the suite's rules, enforced here so that they hold on every run:
 - every test carries exactly one of the markers ``unit``, ``integration``, ``e2e`` (collection
   fails otherwise);
 - a ``unit`` test starts no server and no JVM: it may not request a fixture that starts one
-  (collection fails), and a child process it leaves running fails it at teardown.
+  (collection fails), and a child process still running when its body ends fails it.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 _CHILDREN = pytest.StashKey[set[int]]()
+# Worker pools that outlive a call by design (joblib's loky, multiprocessing's helpers)
+WORKER_POOLS = ("loky", "joblib", "multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
 
 def _child_processes() -> dict[int, str]:
@@ -96,17 +98,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         item.stash[_CHILDREN] = set(_child_processes())
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """After a unit test's body (its fixtures still up): fail it if a process it started runs."""
+    result = yield
     before = item.stash.get(_CHILDREN, None)
     if before is None:
-        return
-    started = {pid: cmd for pid, cmd in _child_processes().items() if pid not in before}
+        return result
+    started = {
+        pid: cmd
+        for pid, cmd in _child_processes().items()
+        if pid not in before and not any(pool in cmd for pool in WORKER_POOLS)
+    }
     if started:
         raise AssertionError(
             f"unit test {item.nodeid} left processes running (a unit test starts no server and "
             f"no JVM; mark it integration): {started}"
         )
+    return result
 
 
 def up_on_a_free_port(

@@ -17,10 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from infra.provision import provision
-from infra.services import free_port
+from infra.services import ManagedService
 from riskstream.settings import Settings
 from serving.processes import api_service
 from serving.storage import s3_filesystem
+from tests.conftest import up_on_a_free_port
 from tests.serving.factory import CATEGORICAL, NUMERIC, baseline_for, features_frame, fit_pipeline
 
 OBS_DATE = dt.date(2026, 1, 31)
@@ -105,11 +106,17 @@ def world(serving_settings: Settings) -> ServingWorld:
 @pytest.fixture(scope="session")
 def api_url(world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real API (uvicorn in its own process) for the world's champion, TTL 1 s."""
-    settings = world.settings.with_overrides(
-        api_url=f"http://127.0.0.1:{free_port()}", state_dir=tmp_path_factory.mktemp("api")
-    )
-    service = api_service(settings, ttl=1.0)
-    service.up()
+    state_dir = tmp_path_factory.mktemp("api")
+
+    def start(port: int) -> tuple[Settings, ManagedService]:
+        settings = world.settings.with_overrides(
+            api_url=f"http://127.0.0.1:{port}", state_dir=state_dir
+        )
+        service = api_service(settings, ttl=1.0)
+        service.up()
+        return settings, service
+
+    settings, service = up_on_a_free_port(start)
     try:
         yield settings.api_url
     finally:
