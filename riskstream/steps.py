@@ -28,7 +28,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "csv_mapping": "",
     "taiwan_path": "",
     "models": "lr,rf,xgb",
-    "train_budget_seconds": 20,
+    "train_budget_seconds": 900,  # an upper guard only: the trial count bounds the search
+    "promote_override": False,  # promote even if the champion cannot be evaluated (recorded)
     "min_ks": 0.20,
     "max_ece": 0.05,
     "reset_bookmarks": False,
@@ -103,6 +104,7 @@ def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
         budget_seconds=float(ctx.param("train_budget_seconds")),
         min_ks=float(ctx.param("min_ks")),
         max_ece=float(ctx.param("max_ece")),
+        promote_override=bool(ctx.param("promote_override")),
     )
     return {"parent_run_id": start(settings, uri, config), "features_uri": uri}
 
