@@ -100,7 +100,7 @@ def test_policy_from_environment_and_settings() -> None:
 
 def test_a_table_of_protected_columns_only_is_refused_with_the_fix() -> None:
     rows = labelled(_table()[["account_id", "obs_date", "label", "source", "sex", "age"]], "t")
-    with pytest.raises(TrainingDataError, match="no usable model input.*RISKSTREAM_ALLOW_AGE"):
+    with pytest.raises(TrainingDataError, match=r"no usable model input.*RISKSTREAM_ALLOW_AGE"):
         select_columns(rows, InputPolicy(), "t")
 
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from training.dataset import TrainingDataError, feature_columns, labelled, split_rows
-from training.models import ModelError, SearchBudget, feature_importance, fit_with_search
 from training.delong import auc_ci, paired_test
+from training.models import ModelError, SearchBudget, feature_importance, fit_with_search
 from training.promotion import PromotionPolicy, decide
 
 
