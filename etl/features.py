@@ -77,14 +77,20 @@ def default_observation_date(statements: DataFrame, outcomes: DataFrame) -> date
     """The first day of the month after the last statement month of accounts with outcomes.
 
     Taiwan replay: statements April..September 2005, outcomes observed 2005-10-31 -> 2005-10-01.
-    None when no account has both a statement and an outcome.
+    A flat applicant table (no statements at all): the earliest outcome date, where the CSV
+    mapping's ``observation_date`` puts the labels. None when there is no outcome either.
     """
     with_outcome = outcomes.select("account_id").distinct()
     last = statements.join(with_outcome, "account_id", "left_semi").agg(
         F.max("statement_date").alias("last")
     )
     row = last.select(F.add_months(F.trunc("last", "month"), 1).alias("obs")).first()
-    return None if row is None else row["obs"]
+    if row is not None and row["obs"] is not None:
+        return row["obs"]
+    if statements.limit(1).count() > 0:  # statements, but none of an account with an outcome
+        return None
+    first = outcomes.agg(F.min("observed_date").alias("first")).first()
+    return None if first is None else first["first"]
 
 
 def attribute_columns(opened: DataFrame) -> dict[str, str]:
@@ -384,7 +390,9 @@ def _history(months: int, util: dict[int, Column]) -> list[Column]:
         unpaid[0].alias("unpaid_to_limit_m1"),
         _mean(unpaid).alias("unpaid_to_limit_avg"),
         _ratio(bill[1] - bill[2], limit).alias("bill_growth_1m"),
-        F.sqrt(F.greatest(mean_sq - mean_util * mean_util, F.lit(0.0))).alias("bill_volatility"),
+        F.when(
+            mean_util.isNotNull(), F.sqrt(F.greatest(mean_sq - mean_util * mean_util, F.lit(0.0)))
+        ).alias("bill_volatility"),
         (status[1] - status[2]).alias("status_delta_1m"),
         (status[1] - status[3]).alias("status_delta_3m"),
     ]

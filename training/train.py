@@ -349,19 +349,24 @@ def _oracle_metrics(settings: Settings, test: pd.DataFrame, p: np.ndarray) -> di
     oracle["account_id"] = oracle["account_id"].astype(str)
     if "observed_date" in oracle.columns and oracle["account_id"].duplicated().any():
         oracle = oracle.sort_values("observed_date").drop_duplicates("account_id", keep="last")
+    wanted = ["account_id", "true_pd", *(["attainable_pd"] if "attainable_pd" in oracle else [])]
     merged = (
         test[["account_id", "label"]]
         .assign(p=p)
-        .merge(oracle[["account_id", "true_pd"]].drop_duplicates("account_id"), on="account_id")
+        .merge(oracle[wanted].drop_duplicates("account_id"), on="account_id")
     )
     if merged.empty or merged["label"].nunique() < 2:
         logger.warning("oracle true_pd matches %d test accounts: no oracle AUC", len(merged))
         return {}
-    return {
+    out = {
         "oracle_roc_auc": float(roc_auc_score(merged["label"], merged["true_pd"])),
         "roc_auc_oracle_accounts": float(roc_auc_score(merged["label"], merged["p"])),
         "oracle_accounts": float(len(merged)),
     }
+    if "attainable_pd" in merged:  # the ceiling from what the stream shows (ingestion.synthetic)
+        out["attainable_roc_auc"] = float(roc_auc_score(merged["label"], merged["attainable_pd"]))
+        out["gap_to_attainable"] = out["roc_auc_oracle_accounts"] - out["attainable_roc_auc"]
+    return out
 
 
 def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str, Any]:
