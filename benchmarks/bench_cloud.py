@@ -88,7 +88,7 @@ def put_overhead(quick: bool) -> list[Row]:
         cloud(ephemeral=False, fsync=True) as (synced, _),
     ):
         clouds = {"ephemeral": memory, "durable": durable, "fsync": synced}
-        for name, settings in clouds.items():  # warm every connection
+        for settings in clouds.values():  # warm every connection
             s3_put_rate(settings, 20, payload, "warm")
             kinesis_put_rate(settings, 2, records)
         for round_ in range(3):
@@ -204,8 +204,8 @@ def restart_seconds(quick: bool) -> list[Row]:
             met=worst <= 10,
             note=(
                 f"after kill -9 (log replay) {results['kill -9']:.1f} s; after cloud down "
-                f"(snapshot) {results['cloud down']:.1f} s; state on disk {state_bytes / 1e6:.0f} MB "
-                f"before, {state_after / 1e6:.0f} MB after the snapshot"
+                f"(snapshot) {results['cloud down']:.1f} s; state on disk "
+                f"{state_bytes / 1e6:.0f} MB before, {state_after / 1e6:.0f} MB after the snapshot"
             ),
             id="cloud.durable.restart_seconds",
         )

@@ -77,14 +77,20 @@ def default_observation_date(statements: DataFrame, outcomes: DataFrame) -> date
     """The first day of the month after the last statement month of accounts with outcomes.
 
     Taiwan replay: statements April..September 2005, outcomes observed 2005-10-31 -> 2005-10-01.
-    None when no account has both a statement and an outcome.
+    A flat applicant table (no statements at all): the earliest outcome date, where the CSV
+    mapping's ``observation_date`` puts the labels. None when there is no outcome either.
     """
     with_outcome = outcomes.select("account_id").distinct()
     last = statements.join(with_outcome, "account_id", "left_semi").agg(
         F.max("statement_date").alias("last")
     )
     row = last.select(F.add_months(F.trunc("last", "month"), 1).alias("obs")).first()
-    return None if row is None else row["obs"]
+    if row is not None and row["obs"] is not None:
+        return row["obs"]
+    if statements.limit(1).count() > 0:  # statements, but none of an account with an outcome
+        return None
+    first = outcomes.agg(F.min("observed_date").alias("first")).first()
+    return None if first is None else first["first"]
 
 
 def attribute_columns(opened: DataFrame) -> dict[str, str]:
@@ -338,8 +344,58 @@ def _derived(frame: DataFrame, months: int) -> DataFrame:
         for k in range(1, months)
     ]
     derived.append(sum(missed, F.lit(0)).alias("missed_minimum_count"))
+    derived += _history(months, util)
     frame = frame.select("*", *derived)
     return frame.drop(*[f"minimum_due_m{k}" for k in range(1, months + 1)])
+
+
+def _history(months: int, util: dict[int, Column]) -> list[Column]:
+    """Evidence from the statement history known to carry signal in card-default data.
+
+    - ``months_since_delinquency``: the most recent month k with repayment status >= 1 (1 = the
+      last month), null when none in the lookback; ``longest_delinquent_run``: the longest run
+      of consecutive delinquent months;
+    - ``paid_in_full_m1`` / ``paid_in_full_count``: the payment made in month k covered the
+      positive statement of month k + 1 (the one it settles);
+    - ``unpaid_to_limit_m1`` / ``unpaid_to_limit_avg``: (bill - payment) / limit, last month and
+      the mean over the lookback;
+    - ``bill_growth_1m``: (bill m1 - bill m2) / limit; ``bill_volatility``: the standard deviation
+      of the monthly utilisation;
+    - ``status_delta_1m`` / ``status_delta_3m``: repayment status m1 minus m2 / m3.
+    """
+    status = {k: F.col(f"repayment_status_m{k}") for k in range(1, months + 1)}
+    bill = {k: F.col(f"bill_amt_m{k}") for k in range(1, months + 1)}
+    pay = {k: F.col(f"pay_amt_m{k}") for k in range(1, months + 1)}
+    limit = F.col("credit_limit")
+    late = {k: F.coalesce(status[k] >= 1, F.lit(False)) for k in status}
+    since = F.coalesce(*[F.when(late[k], F.lit(k)) for k in range(1, months + 1)])
+    run: Column = F.lit(0)
+    longest: Column = F.lit(0)
+    for k in range(1, months + 1):
+        run = F.when(late[k], run + 1).otherwise(F.lit(0))
+        longest = F.greatest(longest, run)
+    full = {
+        k: F.when((bill[k + 1] > 0) & (pay[k] >= bill[k + 1] - 0.005), 1).otherwise(0)
+        for k in range(1, months)
+    }
+    unpaid = [_ratio(bill[k] - pay[k], limit) for k in range(1, months + 1)]
+    utils = [util[k] for k in range(1, months + 1)]
+    mean_util = _mean(utils)
+    mean_sq = _mean([u * u for u in utils])
+    return [
+        since.cast("int").alias("months_since_delinquency"),
+        longest.cast("int").alias("longest_delinquent_run"),
+        full[1].cast("int").alias("paid_in_full_m1"),
+        sum(full.values(), F.lit(0)).cast("int").alias("paid_in_full_count"),
+        unpaid[0].alias("unpaid_to_limit_m1"),
+        _mean(unpaid).alias("unpaid_to_limit_avg"),
+        _ratio(bill[1] - bill[2], limit).alias("bill_growth_1m"),
+        F.when(
+            mean_util.isNotNull(), F.sqrt(F.greatest(mean_sq - mean_util * mean_util, F.lit(0.0)))
+        ).alias("bill_volatility"),
+        (status[1] - status[2]).alias("status_delta_1m"),
+        (status[1] - status[3]).alias("status_delta_3m"),
+    ]
 
 
 def _mean(columns: list[Column]) -> Column:

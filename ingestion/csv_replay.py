@@ -8,11 +8,25 @@ The mapping (JSON) names columns::
      "credit_limit": "limit", "income": "income", "age": "age",
      "attributes": ["region", "product"]}
 
-``entity_id`` and ``event_time`` are required; so is ``credit_limit`` (the contract's
-account_opened needs it). Each row becomes an ``account_opened`` (known fields plus ``attributes``
-passed through) and, when a label column is mapped and the row has a label, an ``outcome`` observed
-at the ``label_time`` column's date (optional; the row's ``event_time`` when not mapped).
+``entity_id`` is required, and either an ``event_time`` column or an ``observation_date``.
+Each row becomes an ``account_opened`` (known fields plus ``attributes`` passed through) and, when
+a label column is mapped and the row has a label, an ``outcome`` observed at the ``label_time``
+column's date (optional; else the ``observation_date``, else the row's ``event_time``).
 Times without a timezone are read as UTC; a date alone means midnight UTC.
+
+A flat applicant table (one row per applicant, a 0/1 label, no date, limit or statement
+columns)::
+
+    {"entity_id": "applicant", "label": "bad", "observation_date": "2024-01-01",
+     "performance_months": 12, "income": "income",
+     "attributes": ["employment_years", "housing", "purpose"], "protected": ["religion"]}
+
+Every applicant is opened the day before ``observation_date`` and its label is observed at the
+observation date, the first day of the performance window that starts there, so any window
+(``performance_months``, kept in the mapping for the record) holds it. ``credit_limit`` is
+optional. Columns under ``protected`` pass through as attributes named ``protected_<column>``:
+they reach the feature table (for monitoring and the fairness report) and are never model inputs
+(training.lawful). An attribute column that is empty in every row is dropped with a warning.
 
 A row that cannot become events (no id, an unreadable time, a label that is not 0/1) is not dropped:
 it becomes a :class:`RowError` with the row number and reason, which the producer reports.
@@ -21,10 +35,11 @@ it becomes a :class:`RowError` with the row number and reason, which the produce
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +48,23 @@ import pandas as pd
 from ingestion.ids import event_id
 from riskstream.events import SCHEMA_VERSION, format_time
 
+logger = logging.getLogger(__name__)
+
 SOURCE = "csv"
 KNOWN_FIELDS = ("credit_limit", "income", "age", "sex", "education", "marital_status")
 MAPPING_KEYS = (
     "entity_id",
     "event_time",
+    "observation_date",
+    "performance_months",
     "label",
     "label_time",
     "attributes",
+    "protected",
     "source",
     *KNOWN_FIELDS,
 )
+PROTECTED_ATTRIBUTE_PREFIX = "protected_"
 
 
 class MappingError(ValueError):
@@ -55,21 +76,21 @@ class ColumnMapping:
     """Which column plays which role. Build with :func:`parse_mapping`."""
 
     entity_id: str
-    event_time: str
-    credit_limit: str
+    event_time: str | None = None
+    credit_limit: str | None = None
     label: str | None = None
     label_time: str | None = None
     attributes: tuple[str, ...] = ()
     fields: dict[str, str] = field(default_factory=dict)  # known payload field -> column
     source: str = SOURCE
+    observation_date: datetime | None = None  # midnight UTC
+    performance_months: int | None = None
+    protected: tuple[str, ...] = ()
 
     def columns(self) -> list[str]:
         cols = [self.entity_id, self.event_time, self.credit_limit, *self.fields.values()]
-        if self.label:
-            cols.append(self.label)
-        if self.label_time:
-            cols.append(self.label_time)
-        return [*cols, *self.attributes]
+        cols += [self.label, self.label_time, *self.attributes, *self.protected]
+        return list(dict.fromkeys(c for c in cols if c))
 
 
 @dataclass(frozen=True)
@@ -89,14 +110,32 @@ def parse_mapping(raw: Mapping[str, Any]) -> ColumnMapping:
     unknown = sorted(set(raw) - set(MAPPING_KEYS))
     if unknown:
         raise MappingError(f"unknown mapping keys {unknown}; expected some of {list(MAPPING_KEYS)}")
-    for key in ("entity_id", "event_time", "credit_limit"):
-        if not isinstance(raw.get(key), str) or not raw[key]:
-            raise MappingError(f"mapping needs {key!r} as a column name, got {raw.get(key)!r}")
-    attributes = raw.get("attributes", [])
-    if not isinstance(attributes, list) or not all(isinstance(a, str) for a in attributes):
+    if not isinstance(raw.get("entity_id"), str) or not raw["entity_id"]:
         raise MappingError(
-            f"mapping 'attributes' must be a list of column names, got {attributes!r}"
+            f"mapping needs 'entity_id' as a column name, got {raw.get('entity_id')!r}"
         )
+    for key in ("event_time", "credit_limit"):
+        if raw.get(key) is not None and (not isinstance(raw[key], str) or not raw[key]):
+            raise MappingError(f"mapping {key!r} must be a column name, got {raw[key]!r}")
+    observation = _observation_date(raw.get("observation_date"))
+    if not raw.get("event_time") and observation is None:
+        raise MappingError(
+            "mapping needs 'event_time' (a date column) or 'observation_date' (YYYY-MM-DD, the "
+            "date the applicants are scored as of): add one of them"
+        )
+    months = raw.get("performance_months")
+    if months is not None and (not isinstance(months, int) or not 1 <= months <= 24):
+        raise MappingError(
+            f"mapping 'performance_months' must be a whole number of months from 1 to 24, "
+            f"got {months!r}"
+        )
+    lists = {}
+    for key in ("attributes", "protected"):
+        values = raw.get(key, [])
+        if not isinstance(values, list) or not all(isinstance(a, str) for a in values):
+            raise MappingError(f"mapping {key!r} must be a list of column names, got {values!r}")
+        lists[key] = values
+    attributes = [a for a in lists["attributes"] if a not in lists["protected"]]
     label = raw.get("label")
     if label is not None and not isinstance(label, str):
         raise MappingError(f"mapping 'label' must be a column name, got {label!r}")
@@ -111,14 +150,29 @@ def parse_mapping(raw: Mapping[str, Any]) -> ColumnMapping:
         raise MappingError(f"mapping 'source' must be a non-empty string, got {source!r}")
     return ColumnMapping(
         entity_id=raw["entity_id"],
-        event_time=raw["event_time"],
-        credit_limit=raw["credit_limit"],
+        event_time=raw.get("event_time") or None,
+        credit_limit=raw.get("credit_limit") or None,
         label=label,
         label_time=label_time,
         attributes=tuple(attributes),
         fields=fields,
         source=source,
+        observation_date=observation,
+        performance_months=months,
+        protected=tuple(lists["protected"]),
     )
+
+
+def _observation_date(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(str(value))
+    except ValueError:
+        raise MappingError(
+            f"mapping 'observation_date' must be a date YYYY-MM-DD, got {value!r}"
+        ) from None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def load_mapping(path: str | Path) -> ColumnMapping:
@@ -150,8 +204,20 @@ def check_columns(frame: pd.DataFrame, mapping: ColumnMapping) -> None:
     missing = [c for c in mapping.columns() if c not in frame.columns]
     if missing:
         raise MappingError(
-            f"mapped columns {missing} are not in the file; it has {list(frame.columns)}"
+            f"mapped columns {missing} are not in the file; it has {list(frame.columns)}: "
+            "fix the mapping (or drop those keys)"
         )
+
+
+def without_empty_attributes(frame: pd.DataFrame, mapping: ColumnMapping) -> ColumnMapping:
+    """The mapping minus attribute columns that are empty in every row, with a note each."""
+    empty = [c for c in mapping.attributes if c in frame.columns and frame[c].isna().all()]
+    for column in empty:
+        logger.warning("attribute column %r is empty in every row: dropped", column)
+    if not empty:
+        return mapping
+    kept = tuple(c for c in mapping.attributes if c not in empty)
+    return replace(mapping, attributes=kept)
 
 
 def frame_events(
@@ -159,6 +225,7 @@ def frame_events(
 ) -> Iterator[dict[str, Any] | RowError]:
     """Each row as account_opened (+ outcome when labelled), or a :class:`RowError`."""
     check_columns(frame, mapping)
+    mapping = without_empty_attributes(frame, mapping)
     records = frame[mapping.columns()].to_dict("records")
     for number, row in enumerate(records, start=1):
         try:
@@ -179,9 +246,15 @@ def _row_events(row: dict[str, Any], mapping: ColumnMapping) -> Iterator[dict[st
     if _missing(raw_id) or not str(raw_id).strip():
         raise _RowProblem("missing_entity_id", f"column {mapping.entity_id!r} is empty")
     account = _text(raw_id)
-    moment = _time(row[mapping.event_time], mapping.event_time)
+    if mapping.event_time:
+        moment = _time(row[mapping.event_time], mapping.event_time)
+    else:  # opened the day before the observation date, so it belongs to its population
+        assert mapping.observation_date is not None  # parse_mapping guarantees one of the two
+        moment = mapping.observation_date - timedelta(days=1)
     when = format_time(moment)
-    payload: dict[str, Any] = {"credit_limit": _number(row[mapping.credit_limit])}
+    payload: dict[str, Any] = {}
+    if mapping.credit_limit:
+        payload["credit_limit"] = _number(row[mapping.credit_limit])
     for name, column in mapping.fields.items():
         value = row[column]
         if _missing(value):
@@ -193,15 +266,19 @@ def _row_events(row: dict[str, Any], mapping: ColumnMapping) -> Iterator[dict[st
             payload[name] = int(age) if isinstance(age, float) and age.is_integer() else age
         else:
             payload[name] = _text(value)
-    if mapping.attributes:
-        payload["attributes"] = {c: _scalar(row[c]) for c in mapping.attributes}
+    if mapping.attributes or mapping.protected:
+        payload["attributes"] = {
+            **{c: _scalar(row[c]) for c in mapping.attributes},
+            **{PROTECTED_ATTRIBUTE_PREFIX + c: _scalar(row[c]) for c in mapping.protected},
+        }
     # Validation (ranges, types) happens in the producer, which reports what fails with a reason.
     label_value = _label(row[mapping.label], mapping.label) if mapping.label else None
     yield _event(mapping.source, "account_opened", account, when, payload)
     if label_value is not None:
-        label_moment = (
-            _time(row[mapping.label_time], mapping.label_time) if mapping.label_time else moment
-        )
+        if mapping.label_time:
+            label_moment = _time(row[mapping.label_time], mapping.label_time)
+        else:
+            label_moment = mapping.observation_date or moment
         observed = label_moment.date().isoformat()
         yield _event(
             mapping.source,

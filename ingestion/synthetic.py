@@ -20,6 +20,16 @@ The causal story, simulated month by month for all accounts at once (numpy, vect
 
    so the stream carries real but imperfect signal (``z`` and shocks are hidden). That PD is
    returned as the oracle, never put into an event.
+5. **An attainable ceiling** (``attainable_pd`` in the oracle): the best PD a model could give from
+   what the stream shows. The hidden part of the logit, ``h = 0.9 z + 0.9 shock_active``, is
+   replaced by its best linear prediction from observable per-account summaries of the whole
+   history (log income and limit, final delinquency, utilisation and missed payments in the last
+   three months, and over all months: missed payments, payments in full, mean utilisation,
+   purchase count, spend / limit), fitted by least squares on the portfolio itself (the
+   generator knows ``h``); the residual variance ``s2`` is integrated out with the probit
+   approximation ``sigmoid(mu / sqrt(1 + pi s2 / 8))``. Its AUC on a set of accounts is the
+   ceiling the ``model.synthetic.gap`` benchmark compares models with: a model can only beat it
+   by finding non-linear evidence the linear projection misses.
 
 Every event id is a uuid5 of (source, seed, account, type, time, index), so the same seed replays
 exactly the same events and ids.
@@ -156,6 +166,12 @@ def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
     blocks: list[_Block] = []
     util = np.zeros(n)
     day = 86_400
+    # observable summaries for the attainable ceiling (see the module docstring, 5.)
+    missed_total = np.zeros(n)
+    full_total = np.zeros(n)
+    util_total = np.zeros(n)
+    purchases_total = np.zeros(n)
+    spend_total = np.zeros(n)
 
     for m in range(config.months):
         start_s = month_start_s(m)
@@ -204,6 +220,8 @@ def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
         else:
             past_due = np.zeros(n)
         missed_hist.append(missed)
+        missed_total += missed
+        full_total += paid_full_prev
 
         # purchases
         lam = config.purchases_per_month * spend_rate * np.where(shock, 1.5, 1.0)
@@ -223,6 +241,8 @@ def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
         keep = amounts >= 0.01
         idx, cats, amounts = idx[keep], cats[keep], amounts[keep]
         spend = np.bincount(idx, weights=amounts, minlength=n)
+        purchases_total += np.bincount(idx, minlength=n)
+        spend_total += spend
         secs = start_s + rng.integers(0, days_in_month, len(idx)) * day
         secs += rng.integers(0, day - 3600, len(idx))
         parts.append(_Block(idx, secs, np.full(len(idx), 1), amounts, cats.astype(float)))
@@ -230,6 +250,7 @@ def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
         # statement at month end
         balance = np.round(carry + spend, 2)
         util = np.clip(balance / limit, 0, 2)
+        util_total += util
         min_due = np.where(
             balance > 0,
             np.minimum(
@@ -269,6 +290,27 @@ def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
         - 0.3 * np.log(income / 48_000)
     )
     true_pd = 1 / (1 + np.exp(-logit))
+    hidden = 0.9 * z + 0.9 * (shock_left > 0)
+    observable = logit - hidden
+    summaries = np.column_stack(
+        [
+            np.ones(n),
+            np.log(income),
+            np.log(limit),
+            np.minimum(dpd, 6),
+            util,
+            missed_3,
+            missed_total,
+            full_total,
+            util_total / config.months,
+            purchases_total,
+            spend_total / limit,
+        ]
+    )
+    coef, *_ = np.linalg.lstsq(summaries, hidden, rcond=None)
+    predicted = summaries @ coef
+    s2 = float(np.var(hidden - predicted))
+    attainable_pd = 1 / (1 + np.exp(-(observable + predicted) / np.sqrt(1 + np.pi * s2 / 8)))
     default = (rng.random(n) < true_pd).astype(int)
     observed_s = month_start_s(config.months + 1) - day
     observed_date = (epoch + np.timedelta64(observed_s, "s")).astype("datetime64[D]").item()
@@ -298,6 +340,7 @@ def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
         {
             "account_id": pd.Series(account_ids, dtype="string"),
             "true_pd": true_pd.astype(float),
+            "attainable_pd": attainable_pd.astype(float),
             "observed_date": pd.Series([observed_date] * n, dtype="object"),
             "default_flag": default,
         }

@@ -112,12 +112,18 @@ def _month(value: str | date) -> date:
 
 
 def write_oracle(s3: Any, bucket: str, oracle: pd.DataFrame) -> str:
-    """Write ``account_id, true_pd, observed_date`` as Parquet beside the stream; return its URI."""
+    """Write ``account_id, true_pd, observed_date`` (and ``attainable_pd``, the ceiling from what
+    the stream shows) as Parquet beside the stream; return its URI."""
     table = pa.table(
         {
             "account_id": pa.array(oracle["account_id"].astype(str).tolist(), pa.string()),
             "true_pd": pa.array(oracle["true_pd"].astype(float).tolist(), pa.float64()),
             "observed_date": pa.array(list(oracle["observed_date"]), pa.date32()),
+            **(
+                {"attainable_pd": pa.array(oracle["attainable_pd"].astype(float).tolist())}
+                if "attainable_pd" in oracle.columns
+                else {}
+            ),
         }
     )
     sink = io.BytesIO()

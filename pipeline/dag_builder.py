@@ -129,7 +129,12 @@ def pipeline_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             d["train_budget_seconds"],
             type="integer",
             minimum=5,
-            description="search budget per model",
+            description="upper guard on search seconds per model (the trial count bounds it)",
+        ),
+        "promote_override": Param(
+            d["promote_override"],
+            type="boolean",
+            description="promote even when the champion cannot be evaluated (recorded)",
         ),
         "min_ks": Param(
             d["min_ks"],

@@ -97,6 +97,7 @@ def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
         budget_seconds=float(ctx.param("train_budget_seconds")),
         min_ks=float(ctx.param("min_ks")),
         max_ece=float(ctx.param("max_ece")),
+        promote_override=bool(ctx.param("promote_override")),
     )
     return {"parent_run_id": start(settings, uri, config), "features_uri": uri}
 

@@ -73,7 +73,10 @@ class FieldSpec:
 # Payload schemas, one per event type. Version 1.
 PAYLOAD_SCHEMAS: dict[str, dict[str, FieldSpec]] = {
     "account_opened": {
-        "credit_limit": FieldSpec("number", minimum=0.01, maximum=1e9),
+        # Optional: an applicant table may have no limit (features that need it are then null).
+        "credit_limit": FieldSpec(
+            "number", required=False, nullable=True, minimum=0.01, maximum=1e9
+        ),
         "income": FieldSpec("number", required=False, nullable=True, minimum=0, maximum=1e10),
         "age": FieldSpec("integer", required=False, nullable=True, minimum=18, maximum=120),
         "sex": FieldSpec("string", required=False, nullable=True),

@@ -72,7 +72,8 @@ DEFAULT_ACCOUNTS: Final = 2000
 DEFAULT_MONTHS: Final = 12
 DEFAULT_SEED: Final = 7
 DEFAULT_MODELS: Final = "lr,rf,xgb"
-DEFAULT_TRAIN_BUDGET_SECONDS: Final = 25.0
+DEFAULT_TRAIN_BUDGET_SECONDS: Final = 900  # an upper guard only: the trial count bounds it
+DEFAULT_MAX_TRIALS: Final = 12
 DEFAULT_MIN_KS: Final = 0.20
 DEFAULT_MAX_ECE: Final = 0.05
 
@@ -86,6 +87,7 @@ PIPELINE_DEFAULTS: Final[dict[str, Any]] = {
     "taiwan_path": "",
     "models": DEFAULT_MODELS,
     "train_budget_seconds": DEFAULT_TRAIN_BUDGET_SECONDS,
+    "promote_override": False,  # promote even if the champion cannot be evaluated (recorded)
     "min_ks": DEFAULT_MIN_KS,
     "max_ece": DEFAULT_MAX_ECE,
     "reset_bookmarks": False,

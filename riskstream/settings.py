@@ -68,6 +68,11 @@ class Settings:
     spark_jars_dir: Path = field(default_factory=lambda: REPO_ROOT / ".jars")
     aws_access_key_id: str | None = LOCAL_ACCESS_KEY
     aws_secret_access_key: str | None = LOCAL_SECRET_KEY
+    # Never model inputs, in addition to training.lawful.DEFAULT_PROTECTED
+    # (RISKSTREAM_PROTECTED_ATTRIBUTES, comma-separated); age as an input only with
+    # RISKSTREAM_ALLOW_AGE=1, where the law allows it (docs/training.md).
+    protected_attributes: tuple[str, ...] = ()
+    allow_age: bool = False
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -158,6 +163,10 @@ class Settings:
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
         for service, url in self.service_endpoints.items():
             env[f"AWS_ENDPOINT_URL_{service.upper()}"] = url
+        if self.protected_attributes:
+            env["RISKSTREAM_PROTECTED_ATTRIBUTES"] = ",".join(self.protected_attributes)
+        if self.allow_age:
+            env["RISKSTREAM_ALLOW_AGE"] = "1"
         if self.aws_access_key_id is not None:
             env["AWS_ACCESS_KEY_ID"] = self.aws_access_key_id
         if self.aws_secret_access_key is not None:
@@ -231,6 +240,14 @@ class Settings:
             kwargs["state_dir"] = Path(env["RISKSTREAM_STATE_DIR"]).expanduser()
         if env.get("RISKSTREAM_SHARDS"):
             kwargs["shard_count"] = _int(env, "RISKSTREAM_SHARDS", 2)
+        raw_protected = env.get("RISKSTREAM_PROTECTED_ATTRIBUTES", "")
+        kwargs["protected_attributes"] = tuple(
+            n.strip().lower() for n in raw_protected.split(",") if n.strip()
+        )
+        allow_age = env.get("RISKSTREAM_ALLOW_AGE", "").strip().lower()
+        if allow_age not in ("", "0", "1", "true", "false"):
+            raise SettingsError(f"RISKSTREAM_ALLOW_AGE={allow_age!r} must be 1 or 0")
+        kwargs["allow_age"] = allow_age in ("1", "true")
         return cls(**kwargs)  # type: ignore[arg-type]
 
 

@@ -15,13 +15,16 @@ def register(subparsers: Any) -> None:
         help="train LR / RF / XGBoost on a feature table, track in MLflow, register the best",
         description="One training execution: a parent MLflow run, a nested run per model, the "
         "best model registered as challenger and promoted to champion when it beats the current "
-        "one on the same test set by the margin and passes the gates.",
+        "one significantly on the same test rows (DeLong's paired test) and passes the gates.",
     )
     train.add_argument(
         "--models", default="lr,rf,xgb", help="comma-separated subset of lr,rf,xgb (default all)"
     )
     train.add_argument(
-        "--budget", type=float, default=None, help="search seconds per model (default 25)"
+        "--budget",
+        type=float,
+        default=None,
+        help="upper guard on search seconds per model (default 900; reported when it bites)",
     )
     train.add_argument(
         "--max-trials", type=int, default=None, help="search trials per model (default 12)"
@@ -34,7 +37,17 @@ def register(subparsers: Any) -> None:
     )
     train.add_argument("--cost-fn", type=float, default=None, help="cost of a missed defaulter")
     train.add_argument("--cost-fp", type=float, default=None, help="cost of a rejected good")
-    train.add_argument("--margin", type=float, default=None, help="ROC-AUC margin to promote")
+    train.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="one-sided level of DeLong's paired test against the champion (default 0.05)",
+    )
+    train.add_argument(
+        "--promote-override",
+        action="store_true",
+        help="promote even when the champion cannot be evaluated (recorded on the version)",
+    )
     train.set_defaults(func=train_cmd)
 
 
@@ -51,7 +64,8 @@ def train_cmd(args: argparse.Namespace, settings: Settings) -> int:
         "max_trials": args.max_trials,
         "cost_fn": args.cost_fn,
         "cost_fp": args.cost_fp,
-        "promotion_margin": args.margin,
+        "alpha": args.alpha,
+        "promote_override": True if args.promote_override else None,
     }
     try:
         config = dataclasses.replace(

@@ -54,7 +54,33 @@ def taiwan_features(raw: pd.DataFrame, obs_date: dt.date = TAIWAN_OBS_DATE) -> p
     out["months_delinquent_6m"] = (status > 0).sum(axis=1).astype("int64")
     out["max_delinquency_6m"] = status.max(axis=1)
     out["status_trend_3m"] = status[:, 0] - status[:, 2]
+    _history(out, bills, pays, status, limit)
     return out
+
+
+def _history(
+    out: pd.DataFrame, bills: np.ndarray, pays: np.ndarray, status: np.ndarray, limit: np.ndarray
+) -> None:
+    """The statement-history evidence of ``etl.features._history``, same names and rules."""
+    late = status >= 1
+    first = np.argmax(late, axis=1) + 1.0
+    out["months_since_delinquency"] = np.where(late.any(axis=1), first, np.nan)
+    run = np.zeros(len(out))
+    longest = np.zeros(len(out))
+    for k in range(status.shape[1]):
+        run = np.where(late[:, k], run + 1, 0)
+        longest = np.maximum(longest, run)
+    out["longest_delinquent_run"] = longest
+    full = (bills[:, 1:] > 0) & (pays[:, :-1] >= bills[:, 1:] - 0.005)
+    out["paid_in_full_m1"] = full[:, 0].astype("float64")
+    out["paid_in_full_count"] = full.sum(axis=1).astype("float64")
+    unpaid = (bills - pays) / limit[:, None]
+    out["unpaid_to_limit_m1"] = unpaid[:, 0]
+    out["unpaid_to_limit_avg"] = unpaid.mean(axis=1)
+    out["bill_growth_1m"] = (bills[:, 0] - bills[:, 1]) / limit
+    out["bill_volatility"] = (bills / limit[:, None]).std(axis=1)
+    out["status_delta_1m"] = status[:, 0] - status[:, 1]
+    out["status_delta_3m"] = status[:, 0] - status[:, 2]
 
 
 def read_taiwan_features(csv_path: str, n_rows: int | None = None, seed: int = 0) -> pd.DataFrame:

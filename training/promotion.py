@@ -1,58 +1,113 @@
-"""The promotion rule (pure): when does a challenger become the champion, and why."""
+"""The promotion rule (pure): when does a challenger become the champion, and why.
+
+1. Gates: the challenger's KS on the test rows is at least ``min_ks`` and its calibration error
+   (ECE) at most ``max_ece``. A challenger that fails a gate is never promoted.
+2. No champion yet: promote.
+3. The champion cannot be evaluated on the challenger's test rows (missing features, a broken
+   artifact): **blocked**, with the reason, unless the run was started with the explicit override
+   (``promote_override``), which is then recorded in the decision and the version's tags.
+4. Otherwise challenger and champion are scored on the same test rows and compared with DeLong's
+   paired test (1988). Promote only if the challenger's AUC is higher **and** the one-sided p-value
+   is below ``alpha`` (default 0.05). Tie-break: anything else, including equal AUCs and a better
+   but not significantly better challenger, keeps the incumbent champion (a change of model has a
+   cost, so the burden of proof is on the challenger).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from training.delong import PairedAuc
+
 
 @dataclass(frozen=True)
 class PromotionPolicy:
-    margin: float = 0.002  # ROC-AUC the challenger must gain over the champion, same test set
+    alpha: float = 0.05  # one-sided significance level of DeLong's paired test
     min_ks: float = 0.20
     max_ece: float = 0.05
+    override: bool = False  # promote even when the champion cannot be evaluated
 
 
 @dataclass(frozen=True)
 class Decision:
     promote: bool
     reason: str
+    outcome: str  # promoted | kept_champion | rejected_gate | blocked_unevaluable | overridden
+    test: PairedAuc | None = None
+
+    def tags(self) -> dict[str, str]:
+        """The decision as model-version tags."""
+        out = {
+            "decision": self.outcome,
+            "promote": str(self.promote).lower(),
+            "decision_reason": self.reason[:4900],
+            "promotion_test": "delong_1988_paired" if self.test else "none",
+        }
+        if self.test is not None:
+            out.update(
+                {
+                    "delong_z": f"{self.test.z:.6f}",
+                    "delong_p_one_sided": f"{self.test.p_one_sided:.6g}",
+                    "delong_p_two_sided": f"{self.test.p_two_sided:.6g}",
+                    "auc_diff_vs_champion": f"{self.test.diff:+.6f}",
+                    "auc_diff_se": f"{self.test.se:.6f}",
+                }
+            )
+        return out
 
 
 def decide(
     challenger: dict[str, float],
     policy: PromotionPolicy,
     champion_version: str | None = None,
-    champion_auc: float | None = None,
+    test: PairedAuc | None = None,
     champion_error: str | None = None,
 ) -> Decision:
-    """Gates first (minimum KS, calibration error cap), then the margin over the champion's
-    ROC-AUC measured on the challenger's own test set."""
-    auc, ks, ece = challenger["roc_auc"], challenger["ks"], challenger["ece"]
+    """Apply the rule above. ``test`` is DeLong's test of challenger (a) vs champion (b)."""
+    ks, ece = challenger["ks"], challenger["ece"]
     if ks < policy.min_ks:
-        return Decision(False, f"rejected: KS {ks:.4f} is below the minimum {policy.min_ks:.4f}")
+        why = f"rejected: KS {ks:.4f} is below the minimum {policy.min_ks:.4f}"
+        return Decision(False, why, "rejected_gate")
     if ece > policy.max_ece:
         return Decision(
             False,
             f"rejected: calibration error (ECE) {ece:.4f} exceeds the cap {policy.max_ece:.4f}",
+            "rejected_gate",
         )
     gates = f"KS {ks:.4f} >= {policy.min_ks:.4f}, ECE {ece:.4f} <= {policy.max_ece:.4f}"
     if champion_version is None:
-        return Decision(True, f"promoted: no champion yet; passes the gates ({gates})")
-    if champion_auc is None:
+        return Decision(True, f"promoted: no champion yet; passes the gates ({gates})", "promoted")
+    if test is None:
+        why = champion_error or "unknown error"
+        if policy.override:
+            return Decision(
+                True,
+                f"promoted by override: champion v{champion_version} cannot be evaluated on the "
+                f"test rows ({why}); promote_override was set; {gates}",
+                "overridden",
+            )
         return Decision(
-            True,
-            f"promoted: champion v{champion_version} cannot score this test set "
-            f"({champion_error or 'unknown error'}); challenger passes the gates ({gates})",
+            False,
+            f"blocked: champion v{champion_version} cannot be evaluated on the challenger's test "
+            f"rows ({why}), so the challenger cannot be shown better. Fix the champion or its "
+            "features, or rerun with the override (DAG param promote_override=true, "
+            "`riskstream train --promote-override`), which is recorded on the version",
+            "blocked_unevaluable",
         )
-    gain = auc - champion_auc
-    if gain >= policy.margin:
+    stats = (
+        f"ROC-AUC {test.auc_a:.4f} vs champion v{champion_version}'s {test.auc_b:.4f} on the "
+        f"same {test.n_pos + test.n_neg} test rows, difference {test.diff:+.4f} "
+        f"(DeLong z {test.z:.3f}, one-sided p {test.p_one_sided:.4g}, alpha {policy.alpha:g})"
+    )
+    if test.diff > 0 and test.p_one_sided < policy.alpha:
+        return Decision(True, f"promoted: significantly better: {stats}; {gates}", "promoted", test)
+    if test.diff > 0:
         return Decision(
-            True,
-            f"promoted: ROC-AUC {auc:.4f} beats champion v{champion_version}'s {champion_auc:.4f} "
-            f"on the same test set by {gain:+.4f} (margin {policy.margin:.4f}); {gates}",
+            False,
+            f"kept champion v{champion_version}: better but not significantly: {stats}",
+            "kept_champion",
+            test,
         )
     return Decision(
-        False,
-        f"kept champion v{champion_version}: challenger ROC-AUC {auc:.4f} vs champion "
-        f"{champion_auc:.4f} on the same test set, gain {gain:+.4f} < margin {policy.margin:.4f}",
+        False, f"kept champion v{champion_version}: not better: {stats}", "kept_champion", test
     )

@@ -10,6 +10,7 @@ digest).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import tempfile
 import time
@@ -26,6 +27,7 @@ from riskstream.names import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
     DEFAULT_MAX_ECE,
+    DEFAULT_MAX_TRIALS,
     DEFAULT_MIN_KS,
     DEFAULT_TRAIN_BUDGET_SECONDS,
 )
@@ -39,8 +41,19 @@ from training.data import (
     read_feature_table,
     read_oracle,
 )
-from training.dataset import FeatureColumns, feature_columns, labelled, split_rows
+from training.dataset import (
+    KEY_COLUMNS,
+    FeatureColumns,
+    TrainingDataError,
+    feature_columns,
+    labelled,
+    split_rows,
+)
+from training.delong import auc_ci, paired_test
+from training.fairness import fairness_report, min_air
+from training.lawful import InputPolicy, InputSelection, select_inputs
 from training.metrics import CostMatrix, cost_optimal_threshold, evaluate
+from training.modelcard import model_card
 from training.models import (
     MODEL_NAMES,
     MODEL_TYPES,
@@ -67,18 +80,24 @@ class TrainingConfig:
     """Everything a training execution is configured with; stored as the parent run's params."""
 
     models: tuple[str, ...] = MODEL_TYPES
-    budget_seconds: float = DEFAULT_TRAIN_BUDGET_SECONDS  # search time per model
-    max_trials: int = 12  # search trials per model
+    # an upper guard on search time per model (reported if hit); the trial count bounds the search
+    budget_seconds: float = DEFAULT_TRAIN_BUDGET_SECONDS
+    max_trials: int = DEFAULT_MAX_TRIALS  # search trials per model: what bounds the search
     n_jobs: int = 2  # Random Forest workers
     xgb_threads: int = 1  # see SearchBudget.xgb_threads
     seed: int = 42
     test_size: float = 1 / 3
     cost_fn: float = 10.0  # a missed defaulter
     cost_fp: float = 1.0  # a wrongly rejected good customer
-    promotion_margin: float = 0.002
+    alpha: float = 0.05  # one-sided level of DeLong's paired test against the champion
     min_ks: float = DEFAULT_MIN_KS
     max_ece: float = DEFAULT_MAX_ECE
-    select_by: str = "expected_cost"  # or "roc_auc": how the execution's best model is chosen
+    # How the execution's best model is chosen, on out-of-fold scores of the training rows:
+    select_by: str = "expected_cost"  # or "roc_auc"
+    promote_override: bool = False  # promote even when the champion cannot be evaluated
+    cv_folds: int = 3
+    protected_extra: tuple[str, ...] = ()  # added to training.lawful.DEFAULT_PROTECTED
+    allow_age: bool = False  # age as a model input, only where the law allows it
 
     def __post_init__(self) -> None:
         for kind in self.models:
@@ -96,6 +115,7 @@ class TrainingConfig:
             self.n_jobs,
             self.seed,
             xgb_threads=self.xgb_threads,
+            cv_folds=self.cv_folds,
         )
 
     @property
@@ -104,11 +124,23 @@ class TrainingConfig:
 
     @property
     def policy(self) -> PromotionPolicy:
-        return PromotionPolicy(self.promotion_margin, self.min_ks, self.max_ece)
+        return PromotionPolicy(self.alpha, self.min_ks, self.max_ece, self.promote_override)
+
+    @property
+    def inputs(self) -> InputPolicy:
+        return InputPolicy(self.protected_extra, self.allow_age)
+
+    def with_settings(self, settings: Settings) -> TrainingConfig:
+        """Add the deployment's protected list and age opt-in (``Settings``) to this config."""
+        extra = tuple(dict.fromkeys([*self.protected_extra, *settings.protected_attributes]))
+        return dataclasses.replace(
+            self, protected_extra=extra, allow_age=self.allow_age or settings.allow_age
+        )
 
     def to_params(self) -> dict[str, str]:
         out = {k: str(v) for k, v in dataclasses.asdict(self).items()}
         out["models"] = ",".join(self.models)
+        out["protected_extra"] = ",".join(self.protected_extra)
         return out
 
     @classmethod
@@ -118,10 +150,12 @@ class TrainingConfig:
             if f.name not in params:
                 continue
             raw = params[f.name]
-            if f.name == "models":
+            if f.name in ("models", "protected_extra"):
                 kwargs[f.name] = tuple(m for m in raw.split(",") if m)
             elif f.name == "select_by":
                 kwargs[f.name] = raw
+            elif f.type in ("bool", bool):
+                kwargs[f.name] = raw == "True"
             elif f.type in ("int", int):
                 kwargs[f.name] = int(raw)
             else:
@@ -182,12 +216,47 @@ class Prepared:
     train: pd.DataFrame
     test: pd.DataFrame
     split_description: dict[str, object]
+    inputs: InputSelection
+    dropped_empty: tuple[str, ...] = ()
+
+    def features_document(self, config: TrainingConfig) -> dict[str, object]:
+        """``features.json``: what the model reads, and what was kept out of it and why."""
+        return {
+            "features": self.columns.all,
+            "numeric": list(self.columns.numeric),
+            "categorical": list(self.columns.categorical),
+            "protected_present_not_inputs": list(self.inputs.protected),
+            "identifiers_not_inputs": list(self.inputs.identifiers),
+            "dropped_all_empty": list(self.dropped_empty),
+            "policy": config.inputs.describe(),
+        }
+
+
+def select_columns(
+    rows: pd.DataFrame, policy: InputPolicy, where: str
+) -> tuple[FeatureColumns, InputSelection, tuple[str, ...]]:
+    """The model inputs of a labelled table: no protected attribute, no identifier, no column
+    that is empty in every row (a note says which were dropped)."""
+    candidates = [c for c in rows.columns if c not in KEY_COLUMNS]
+    selection = select_inputs(candidates, policy)
+    empty = tuple(c for c in selection.features if rows[c].isna().all())
+    if empty:
+        logger.warning("columns %s are empty in every labelled row: not model inputs", list(empty))
+    usable = [c for c in selection.features if c not in empty]
+    if not usable:
+        raise TrainingDataError(
+            f"feature table {where} has no usable model input: of {candidates}, protected "
+            f"{list(selection.protected)}, identifiers {list(selection.identifiers)}, empty "
+            f"{list(empty)}; add evidence columns (or set RISKSTREAM_ALLOW_AGE=1 where the law "
+            "allows age)"
+        )
+    return feature_columns(rows[usable]), selection, empty
 
 
 def prepare(settings: Settings, features_uri: str, config: TrainingConfig) -> Prepared:
     table = read_feature_table(settings, features_uri)
     rows = labelled(table.frame, table.uri)
-    columns = feature_columns(rows)
+    columns, selection, empty = select_columns(rows, config.inputs, table.uri)
     # Integers become doubles: a missing value at scoring time must not break the signature.
     for name in columns.numeric:
         if not pd.api.types.is_float_dtype(rows[name].dtype):
@@ -199,6 +268,8 @@ def prepare(settings: Settings, features_uri: str, config: TrainingConfig) -> Pr
         rows.iloc[split.train_index].reset_index(drop=True),
         rows.iloc[split.test_index].reset_index(drop=True),
         split.description,
+        selection,
+        empty,
     )
 
 
@@ -238,7 +309,7 @@ def start_training(
     settings: Settings, features_uri: str | None = None, config: TrainingConfig | None = None
 ) -> str:
     """Open the parent run: configuration, data version, split, dataset inputs. Returns its id."""
-    config = config or TrainingConfig()
+    config = (config or TrainingConfig()).with_settings(settings)
     mlflow = _mlflow(settings)
     experiment_id = ensure_experiment(settings)
     prepared = prepare(settings, features_uri or default_features_uri(settings), config)
@@ -257,13 +328,7 @@ def start_training(
             }
         )
         mlflow.log_dict(prepared.split_description, "split/split.json")
-        mlflow.log_dict(
-            {
-                "numeric": list(prepared.columns.numeric),
-                "categorical": list(prepared.columns.categorical),
-            },
-            "split/feature_columns.json",
-        )
+        mlflow.log_dict(prepared.features_document(config), "split/feature_columns.json")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "test_accounts.parquet"
             prepared.test[["account_id", "obs_date"]].to_parquet(path, index=False)
@@ -293,19 +358,24 @@ def _oracle_metrics(settings: Settings, test: pd.DataFrame, p: np.ndarray) -> di
     oracle["account_id"] = oracle["account_id"].astype(str)
     if "observed_date" in oracle.columns and oracle["account_id"].duplicated().any():
         oracle = oracle.sort_values("observed_date").drop_duplicates("account_id", keep="last")
+    wanted = ["account_id", "true_pd", *(["attainable_pd"] if "attainable_pd" in oracle else [])]
     merged = (
         test[["account_id", "label"]]
         .assign(p=p)
-        .merge(oracle[["account_id", "true_pd"]].drop_duplicates("account_id"), on="account_id")
+        .merge(oracle[wanted].drop_duplicates("account_id"), on="account_id")
     )
     if merged.empty or merged["label"].nunique() < 2:
         logger.warning("oracle true_pd matches %d test accounts: no oracle AUC", len(merged))
         return {}
-    return {
+    out = {
         "oracle_roc_auc": float(roc_auc_score(merged["label"], merged["true_pd"])),
         "roc_auc_oracle_accounts": float(roc_auc_score(merged["label"], merged["p"])),
         "oracle_accounts": float(len(merged)),
     }
+    if "attainable_pd" in merged:  # the ceiling from what the stream shows (ingestion.synthetic)
+        out["attainable_roc_auc"] = float(roc_auc_score(merged["label"], merged["attainable_pd"]))
+        out["gap_to_attainable"] = out["roc_auc_oracle_accounts"] - out["attainable_roc_auc"]
+    return out
 
 
 def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str, Any]:
@@ -319,15 +389,28 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
     x_train, y_train = prepared.train[cols], prepared.train["label"].to_numpy()
     x_test, y_test = prepared.test[cols], prepared.test["label"].to_numpy()
     fitted = fit_with_search(model, x_train, y_train, prepared.columns, config.budget)
-    threshold, _ = cost_optimal_threshold(fitted.validation_y, fitted.validation_p, config.costs)
+    # Threshold and selection: out-of-fold scores of the training rows only.
+    threshold, cv_cost = cost_optimal_threshold(
+        fitted.validation_y, fitted.validation_p, config.costs
+    )
+    # The test rows are used once, here, to report.
     started = time.perf_counter()
     p_test = fitted.pipeline.predict_proba(x_test)[:, 1]
     predict_seconds = time.perf_counter() - started
     metrics = evaluate(y_test, p_test, threshold, config.costs)
+    _, auc_low, auc_high = auc_ci(y_test, p_test)
+    metrics["roc_auc_ci_low"], metrics["roc_auc_ci_high"] = auc_low, auc_high
+    metrics["cv_roc_auc"] = fitted.extra["cv_roc_auc"]
+    metrics["cv_expected_cost"] = cv_cost
     metrics.update(_oracle_metrics(settings, prepared.test, p_test))
     metrics["fit_seconds"] = fitted.fit_seconds
     metrics["predict_seconds"] = predict_seconds
     metrics["search_trials"] = float(len(fitted.trials))
+    metrics["search_stopped_by_time"] = float(fitted.stopped_by == "time")
+    fairness = fairness_report(prepared.test, p_test, threshold, prepared.inputs.protected)
+    lowest_air = min_air(fairness)
+    if lowest_air is not None:
+        metrics["fairness_min_air"] = lowest_air
     title = MODEL_NAMES[model]
     with mlflow.start_run(
         experiment_id=parent.info.experiment_id,
@@ -343,10 +426,13 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
                 "search_budget_seconds": config.budget_seconds,
                 "search_max_trials": config.max_trials,
                 "scale_pos_weight": round(fitted.extra["pos_weight"], 4),
-                "calibration": "sigmoid on validation rows",
-                "threshold_chosen_on": "validation rows",
+                "calibration": f"sigmoid on {config.cv_folds}-fold out-of-fold scores",
+                "threshold_chosen_on": "out-of-fold scores of the training rows",
+                "refit_rows": fitted.extra["fit_rows"],
             }
         )
+        mlflow.log_dict(prepared.features_document(config), "features.json")
+        mlflow.log_dict(fairness, "fairness/fairness.json")
         mlflow.log_metrics(metrics)
         for step, trial in enumerate(fitted.trials):
             mlflow.log_metric("search_validation_auc", trial.validation_auc, step=step)
@@ -423,17 +509,15 @@ def _champion(settings: Settings) -> Any | None:
         return None
 
 
-def _score_champion(settings: Settings, champion: Any, test: pd.DataFrame) -> float:
+def _predict_version(settings: Settings, version: str, test: pd.DataFrame) -> np.ndarray:
+    """A registered version's probabilities of default on ``test`` (its own feature list)."""
     mlflow = _mlflow(settings)
-    model = mlflow.sklearn.load_model(
-        f"models:/{settings.registered_model_name}/{champion.version}"
-    )
+    model = mlflow.sklearn.load_model(f"models:/{settings.registered_model_name}/{version}")
     wanted = list(getattr(model, "feature_names_in_", [])) or list(test.columns)
     missing = [c for c in wanted if c not in test.columns]
     if missing:
-        raise TrainingError(f"the test set lacks the champion's features {missing[:5]}")
-    p = model.predict_proba(test[wanted])[:, 1]
-    return float(roc_auc_score(test["label"], p))
+        raise TrainingError(f"the test rows lack the champion's features {missing[:5]}")
+    return np.asarray(model.predict_proba(test[wanted])[:, 1], dtype=float)
 
 
 def _already_registered(settings: Settings, parent_run_id: str) -> dict[str, Any] | None:
@@ -448,6 +532,7 @@ def _already_registered(settings: Settings, parent_run_id: str) -> dict[str, Any
     return {
         "promote": tags.get("promote") == "true",
         "reason": tags.get("decision_reason", ""),
+        "decision": tags.get("decision", ""),
         "version": str(version),
         "model": tags.get("model_type"),
         "run_id": tags.get("run_id"),
@@ -457,46 +542,71 @@ def _already_registered(settings: Settings, parent_run_id: str) -> dict[str, Any
     }
 
 
+def _join_tag(values: Sequence[str], limit: int = 4800) -> str:
+    text = ",".join(values)
+    return text if len(text) <= limit else f"{len(values)} columns: see features.json"
+
+
+def _select_best(runs: list[Any], select_by: str) -> Any:
+    """The execution's best model on out-of-fold training scores (never the test rows);
+    ties: the higher out-of-fold AUC, then the model type's name."""
+
+    def cv(r: Any, key: str, fallback: str) -> float:
+        return float(r.data.metrics.get(key, r.data.metrics[fallback]))
+
+    if select_by == "roc_auc":
+        return min(runs, key=lambda r: (-cv(r, "cv_roc_auc", "roc_auc"), r.data.tags["model_type"]))
+    return min(
+        runs,
+        key=lambda r: (
+            round(cv(r, "cv_expected_cost", "expected_cost"), 12),
+            -cv(r, "cv_roc_auc", "roc_auc"),
+            r.data.tags["model_type"],
+        ),
+    )
+
+
 def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, Any]:
-    """Pick the execution's best model, register it as ``challenger``, decide on promotion
-    (recorded as the version's ``decision_reason``). Does not move ``champion``: see
-    :func:`promote`."""
+    """Pick the execution's best model (on out-of-fold training scores), register it as
+    ``challenger``, compare it with the champion on the same test rows (DeLong's paired test)
+    and decide on promotion (recorded as version tags, with the model card). Does not move
+    ``champion``: see :func:`promote`."""
     mlflow = _mlflow(settings)
     client = _client(settings)
     already = _already_registered(settings, parent_run_id)
     if already is not None:  # a retried task: do not register a second version
         return already
-    _, config, prepared = _prepare_for_parent(settings, parent_run_id)
+    parent, config, prepared = _prepare_for_parent(settings, parent_run_id)
     runs = [r for r in child_runs(settings, parent_run_id) if "roc_auc" in r.data.metrics]
     if not runs:
         raise TrainingError(
             f"training run {parent_run_id} has no finished model runs; train a model first"
         )
-    if config.select_by == "roc_auc":
-        best = max(runs, key=lambda r: r.data.metrics["roc_auc"])
-    else:
-        best = min(
-            runs, key=lambda r: (r.data.metrics["expected_cost"], -r.data.metrics["roc_auc"])
-        )
+    best = _select_best(runs, config.select_by)
     m = best.data.metrics
     kind = best.data.tags["model_type"]
+    challenger_model = mlflow.sklearn.load_model(best.data.tags["model_uri"])
+    p_challenger = challenger_model.predict_proba(prepared.test[prepared.columns.all])[:, 1]
+    y_test = prepared.test["label"].to_numpy()
     champion = _champion(settings)
-    champion_auc: float | None = None
     champion_error: str | None = None
+    test = None
     if champion is not None:
         try:
-            champion_auc = _score_champion(settings, champion, prepared.test)
+            p_champion = _predict_version(settings, str(champion.version), prepared.test)
+            test = paired_test(y_test, p_challenger, p_champion)
         except Exception as exc:  # a schema change or a broken artifact: record why
             champion_error = f"{type(exc).__name__}: {exc}"[:300]
-            logger.warning("cannot score champion v%s: %s", champion.version, champion_error)
+            logger.warning("cannot evaluate champion v%s: %s", champion.version, champion_error)
     decision: Decision = decide(
         m,
         config.policy,
         champion_version=None if champion is None else str(champion.version),
-        champion_auc=champion_auc,
+        test=test,
         champion_error=champion_error,
     )
     name = settings.registered_model_name
+    features = prepared.columns.all
     version = mlflow.register_model(
         best.data.tags["model_uri"],
         name,
@@ -504,18 +614,48 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
             "model_type": kind,
             "threshold": f"{m['threshold']:.6f}",
             "roc_auc": f"{m['roc_auc']:.6f}",
+            "roc_auc_ci95": f"{m.get('roc_auc_ci_low', float('nan')):.4f}-"
+            f"{m.get('roc_auc_ci_high', float('nan')):.4f}",
+            "cv_roc_auc": f"{m.get('cv_roc_auc', float('nan')):.6f}",
             "ks": f"{m['ks']:.6f}",
             "ece": f"{m['ece']:.6f}",
             "expected_cost": f"{m['expected_cost']:.6f}",
-            "decision_reason": decision.reason,
-            "promote": str(decision.promote).lower(),
+            **decision.tags(),
+            "promote_override": str(config.promote_override).lower(),
             "run_id": best.info.run_id,
             "parent_run_id": parent_run_id,
             "features_digest": prepared.table.digest,
-            "champion_roc_auc_same_test": "" if champion_auc is None else f"{champion_auc:.6f}",
+            "features": _join_tag(features),
+            "features_artifact": "features.json",
+            "protected_attributes": _join_tag(config.inputs.protected),
+            "protected_present_not_inputs": _join_tag(prepared.inputs.protected),
+            "identifiers_not_inputs": _join_tag(prepared.inputs.identifiers),
+            "allow_age": str(config.allow_age).lower(),
+            "fairness_artifact": "fairness/fairness.json",
+            "fairness_min_air": f"{m['fairness_min_air']:.4f}" if "fairness_min_air" in m else "",
+            "model_card_artifact": "model_card.md",
+            "champion_version_compared": "" if champion is None else str(champion.version),
+            "champion_roc_auc_same_test": "" if test is None else f"{test.auc_b:.6f}",
         },
     )
     client.set_registered_model_alias(name, CHALLENGER, version.version)
+    fairness = json.loads(
+        Path(client.download_artifacts(best.info.run_id, "fairness/fairness.json")).read_text()
+    )
+    card = model_card(
+        name=name,
+        version=str(version.version),
+        kind=kind,
+        config=config.to_params(),
+        parent=parent,
+        best=best,
+        split=prepared.split_description,
+        features=prepared.features_document(config),
+        fairness=fairness,
+        decision=decision,
+        test_rows=len(prepared.test),
+    )
+    client.log_text(best.info.run_id, card, "model_card.md")
     comparison = [
         {
             "model": r.data.tags.get("model_type"),
@@ -523,7 +663,11 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
             **{
                 k: r.data.metrics.get(k)
                 for k in (
+                    "cv_roc_auc",
+                    "cv_expected_cost",
                     "roc_auc",
+                    "roc_auc_ci_low",
+                    "roc_auc_ci_high",
                     "ks",
                     "gini",
                     "pr_auc",
@@ -541,25 +685,35 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
     ]
     client.log_dict(
         parent_run_id,
-        {"models": comparison, "best": kind, "decision": decision.reason},
+        {
+            "models": comparison,
+            "best": kind,
+            "selected_on": f"out-of-fold {config.select_by} of the training rows",
+            "decision": decision.reason,
+            "decision_tags": decision.tags(),
+        },
         "comparison.json",
     )
     client.set_tag(parent_run_id, "best_model", kind)
     client.set_tag(parent_run_id, "registered_version", str(version.version))
-    client.set_tag(parent_run_id, "decision_reason", decision.reason)
-    if champion_auc is not None:
-        client.log_metric(parent_run_id, "champion_roc_auc_same_test", champion_auc)
+    client.set_tag(parent_run_id, "decision_reason", decision.reason[:4900])
+    client.set_tag(parent_run_id, "decision", decision.outcome)
+    if test is not None:
+        client.log_metric(parent_run_id, "champion_roc_auc_same_test", test.auc_b)
+        client.log_metric(parent_run_id, "delong_p_one_sided", test.p_one_sided)
     client.set_terminated(parent_run_id, status="FINISHED")
     logger.info("v%s (%s) registered as challenger; %s", version.version, kind, decision.reason)
     return {
         "promote": decision.promote,
         "reason": decision.reason,
+        "decision": decision.outcome,
         "version": str(version.version),
         "model": kind,
         "run_id": best.info.run_id,
         "roc_auc": m["roc_auc"],
         "champion_version": None if champion is None else str(champion.version),
-        "champion_roc_auc": champion_auc,
+        "champion_roc_auc": None if test is None else test.auc_b,
+        "p_value": None if test is None else test.p_one_sided,
     }
 
 

@@ -93,6 +93,14 @@ def test_features_of_a_full_history_are_exact(history: dict[str, DataFrame]) -> 
     assert a1["spend_share_travel"] == 0.0
     assert a1["months_on_book"] == 7
     assert (a1["attr_region"], a1["attr_score"]) == ("N", 3.0)
+    # Statement-history evidence (limit 10,000; statuses 4, 3, 2, 1, 0, -1 from m1).
+    assert (a1["months_since_delinquency"], a1["longest_delinquent_run"]) == (1, 4)
+    assert (a1["paid_in_full_m1"], a1["paid_in_full_count"]) == (0, 0)
+    assert a1["unpaid_to_limit_m1"] == pytest.approx((6000 - 600) / 10000)
+    assert a1["unpaid_to_limit_avg"] == pytest.approx((21000 - 2100) / 6 / 10000)
+    assert a1["bill_growth_1m"] == pytest.approx(0.1)
+    assert a1["bill_volatility"] == pytest.approx(0.1 * (35 / 12) ** 0.5)
+    assert (a1["status_delta_1m"], a1["status_delta_3m"]) == (1, 2)
 
     a2 = rows["A2"]
     assert a2["label"] == 0
@@ -100,6 +108,13 @@ def test_features_of_a_full_history_are_exact(history: dict[str, DataFrame]) -> 
     assert a2["pay_amt_m1"] == 0.0  # no payment: paid nothing
     assert (a2["spend_6m"], a2["spend_share_fuel"]) == (0.0, None)
     assert (a2["attr_region"], a2["attr_score"]) == ("S", 4.5)
+    # No statement: no delinquency seen, nothing paid in full, ratios unknown (null).
+    assert (a2["months_since_delinquency"], a2["longest_delinquent_run"]) == (None, 0)
+    assert (a2["paid_in_full_count"], a2["unpaid_to_limit_m1"], a2["bill_volatility"]) == (
+        0,
+        None,
+        None,
+    )
 
 
 def test_contract_columns_and_types(history: dict[str, DataFrame]) -> None:

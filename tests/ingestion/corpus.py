@@ -128,7 +128,7 @@ def malformed() -> list[tuple[str, bytes, str]]:
             _payload("outcome", {"default_flag": 1.0, "observed_date": "2025-05-31"}),
             "bad_type",
         ),
-        ("limit null", _payload("account_opened", {"credit_limit": None}), "null_field"),
+        ("limit 0", _payload("account_opened", {"credit_limit": 0}), "out_of_range"),
         (
             "nested attributes",
             _payload("account_opened", {"credit_limit": 5, "attributes": {"a": {"b": 1}}}),

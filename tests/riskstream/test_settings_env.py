@@ -35,6 +35,8 @@ FIELDS = {
     "spark_jars_dir": _path,
     "aws_access_key_id": _word,
     "aws_secret_access_key": _word,
+    "protected_attributes": st.lists(_word, unique=True, max_size=3).map(tuple),
+    "allow_age": st.booleans(),
 }
 
 

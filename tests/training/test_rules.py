@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from training.dataset import TrainingDataError, feature_columns, labelled, split_rows
+from training.delong import auc_ci, paired_test
 from training.models import ModelError, SearchBudget, feature_importance, fit_with_search
 from training.promotion import PromotionPolicy, decide
 
@@ -75,23 +76,88 @@ def test_out_of_time_split_with_one_class_in_test_fails() -> None:
         split_rows(_frame([0, 1, 0, 1, 0, 0], dates))
 
 
-POLICY = PromotionPolicy(margin=0.01, min_ks=0.2, max_ece=0.05)
+POLICY = PromotionPolicy(alpha=0.05, min_ks=0.2, max_ece=0.05)
 GOOD = {"roc_auc": 0.80, "ks": 0.45, "ece": 0.02}
+
+
+def _scores(n: int, noise_a: float, noise_b: float, seed: int = 0) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    base = rng.normal(size=n)
+    a = y + noise_a * base + 0.3 * rng.normal(size=n)
+    b = y + noise_b * base + 0.3 * rng.normal(size=n)
+    return y, a, b
 
 
 def test_first_model_is_promoted_when_it_passes_gates() -> None:
     d = decide(GOOD, POLICY)
-    assert d.promote and "no champion yet" in d.reason
+    assert d.promote and "no champion yet" in d.reason and d.outcome == "promoted"
 
 
-def test_better_challenger_is_promoted_by_margin() -> None:
-    d = decide(GOOD, POLICY, champion_version="3", champion_auc=0.78)
-    assert d.promote and "beats champion v3's 0.7800" in d.reason
+def test_significantly_better_challenger_is_promoted() -> None:
+    y, a, b = _scores(3000, 0.8, 1.2)
+    test = paired_test(y, a, b)
+    assert test.diff > 0 and test.p_one_sided < 0.001
+    d = decide(GOOD, POLICY, champion_version="3", test=test)
+    assert d.promote and "significantly better" in d.reason and "DeLong" in d.reason
+    tags = d.tags()
+    assert tags["decision"] == "promoted" and float(tags["delong_p_one_sided"]) < 0.001
+    assert tags["promotion_test"] == "delong_1988_paired"
 
 
-def test_challenger_within_margin_is_not_promoted() -> None:
-    d = decide(GOOD, POLICY, champion_version="3", champion_auc=0.795)
-    assert not d.promote and "gain +0.0050 < margin 0.0100" in d.reason
+def test_better_but_not_significant_keeps_the_champion() -> None:
+    y, a, b = _scores(300, 1.0, 1.1, seed=3)
+    test = paired_test(y, a, b)
+    assert test.diff > 0 and test.p_one_sided > 0.05
+    d = decide(GOOD, POLICY, champion_version="3", test=test)
+    assert not d.promote and "better but not significantly" in d.reason
+    assert d.outcome == "kept_champion" and d.tags()["delong_z"]
+
+
+def test_equal_models_tie_goes_to_the_champion() -> None:
+    y, a, _ = _scores(500, 1.0, 1.0)
+    test = paired_test(y, a, a)
+    assert test.diff == 0 and test.z == 0
+    d = decide(GOOD, POLICY, champion_version="2", test=test)
+    assert not d.promote and "not better" in d.reason
+
+
+def test_unevaluable_champion_blocks_promotion() -> None:
+    d = decide(GOOD, POLICY, champion_version="4", champion_error="KeyError: 'sex'")
+    assert not d.promote and d.outcome == "blocked_unevaluable"
+    assert "KeyError: 'sex'" in d.reason and "promote_override" in d.reason
+
+
+def test_override_promotes_and_is_recorded() -> None:
+    policy = PromotionPolicy(alpha=0.05, min_ks=0.2, max_ece=0.05, override=True)
+    d = decide(GOOD, policy, champion_version="4", champion_error="broken artifact")
+    assert d.promote and d.outcome == "overridden" and "override" in d.reason
+    assert d.tags()["decision"] == "overridden"
+    # The override does not bypass the gates.
+    bad = decide({"roc_auc": 0.9, "ks": 0.1, "ece": 0.01}, policy, "4", champion_error="x")
+    assert not bad.promote
+
+
+def test_delong_matches_roc_auc_and_known_variance() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    y, a, b = _scores(400, 1.0, 1.5, seed=5)
+    test = paired_test(y, a, b)
+    assert test.auc_a == pytest.approx(roc_auc_score(y, a))
+    assert test.auc_b == pytest.approx(roc_auc_score(y, b))
+    auc, low, high = auc_ci(y, a)
+    assert low < auc < high and high - low < 0.12
+    # Hanley-McNeil-free check: a tiny hand example (DeLong's V10/V01 by enumeration).
+    yy = np.array([1, 1, 0, 0, 0])
+    pp = np.array([0.9, 0.4, 0.5, 0.2, 0.1])
+    v10 = np.array([1.0, 2 / 3])  # share of negatives each positive beats
+    v01 = np.array([0.5, 1.0, 1.0])  # share of positives beating each negative
+    se = np.sqrt(v10.var(ddof=1) / 2 + v01.var(ddof=1) / 3)
+    auc, low, _ = auc_ci(yy, pp)
+    assert auc == pytest.approx(5 / 6)
+    assert auc - low == pytest.approx(1.959964 * se, rel=1e-4)
+    with pytest.raises(ValueError, match="not the same rows"):
+        paired_test(yy, pp, pp[:3])
 
 
 @pytest.mark.parametrize(

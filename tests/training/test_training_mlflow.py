@@ -22,8 +22,58 @@ from training.train import TrainingConfig, evaluate_and_register, run_training, 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = TrainingConfig(budget_seconds=2, max_trials=2)
-WEAK_COLUMNS = ["account_id", "obs_date", "label", "source", "age", "sex", "marital_status"]
+pytestmark = pytest.mark.integration
+
+TINY = TrainingConfig(max_trials=2)
+# A weak table version: profile only (the protected columns are there but never inputs).
+WEAK_COLUMNS = ["account_id", "obs_date", "label", "source", "age", "sex", "education"]
+PROTECTED_SEEN = ("sex", "marital_status", "age", "attr_race")
+IDENTIFIERS_SEEN = ("attr_client_id",)
+
+
+def _with_protected_and_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    """The Taiwan table plus a row id and a protected attribute, as a CSV replay would add."""
+    import numpy as np
+
+    out = frame.copy()
+    out["attr_client_id"] = np.arange(len(out), dtype=float)
+    out["attr_race"] = np.where(np.arange(len(out)) % 3 == 0, "g1", "g2")
+    return out
+
+
+def assert_registry_lawful(settings: Settings, sample: pd.DataFrame) -> int:
+    """No protected attribute or identifier is a feature or a reason of any registered version."""
+    from serving.scoring import ScoringConfig, human_name, score_frame
+    from training.lawful import InputPolicy, is_identifier
+
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    name = settings.registered_model_name
+    policy = InputPolicy()
+    banned_reasons = {human_name(c) for c in (*PROTECTED_SEEN, *IDENTIFIERS_SEEN)}
+    versions = client.search_model_versions(f"name='{name}'")
+    for v in versions:
+        model = mlflow.sklearn.load_model(f"models:/{name}/{v.version}")
+        inputs = [str(c) for c in model.named_steps["preprocess"].feature_names_in_]
+        declared = json.loads(
+            Path(client.download_artifacts(v.run_id, "features.json")).read_text()
+        )
+        assert declared["features"] == inputs == v.tags["features"].split(",")
+        for column in inputs:
+            assert not policy.is_protected(column) and not is_identifier(column), (v, column)
+        assert set(v.tags["protected_attributes"].split(",")) >= {"sex", "marital_status", "age"}
+        scored = score_frame(
+            model, sample, ScoringConfig(threshold=0.5), model_name=name, model_version=v.version
+        )
+        reasons = {r for i in (1, 2, 3) for r in scored[f"reason_{i}"].dropna()}
+        assert reasons and not reasons & banned_reasons, reasons & banned_reasons
+        card = Path(client.download_artifacts(v.run_id, "model_card.md")).read_text()
+        assert "## Fairness" in card and "95% DeLong interval" in card
+        fairness = json.loads(
+            Path(client.download_artifacts(v.run_id, "fairness/fairness.json")).read_text()
+        )
+        assert v.tags["decision"] and "promotion_test" in v.tags
+        assert set(fairness["attributes"]) <= set(PROTECTED_SEEN)
+    return len(versions)
 
 
 def _oracle(settings: Settings, frame: pd.DataFrame) -> None:
@@ -49,7 +99,7 @@ def test_three_models_tracked_and_registered(
     training_settings: Settings, taiwan_small: pd.DataFrame
 ) -> None:
     settings = training_settings
-    write_features(settings, taiwan_small)
+    write_features(settings, _with_protected_and_ids(taiwan_small))
     _oracle(settings, taiwan_small)
     report = run_training(settings, TINY)
     client = MlflowClient(settings.mlflow_tracking_uri)
@@ -74,6 +124,12 @@ def test_three_models_tracked_and_registered(
         assert m["gini"] == pytest.approx(2 * m["roc_auc"] - 1)
         assert 0 < m["threshold"] < 1 and m["tp"] + m["fp"] + m["tn"] + m["fn"] == n_test
         assert m["oracle_roc_auc"] > m["roc_auc"]  # the fake oracle knows the label
+        assert m["roc_auc_ci_low"] < m["roc_auc"] < m["roc_auc_ci_high"]
+        assert 0.6 < m["cv_roc_auc"] < 1.0 and "fairness_min_air" in m
+        fairness = json.loads(
+            Path(client.download_artifacts(run.info.run_id, "fairness/fairness.json")).read_text()
+        )
+        assert set(fairness["attributes"]) == {"sex", "marital_status", "age", "attr_race"}
         files = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
         assert {
             "plots/roc.png",
@@ -83,10 +139,11 @@ def test_three_models_tracked_and_registered(
         } <= files
         local = client.download_artifacts(run.info.run_id, "baseline/baseline.json")
         baseline = json.loads(Path(local).read_text())
-        assert len(baseline["score"]["proportions"]) == 10
+        assert 5 <= len(baseline["score"]["proportions"]) <= 10  # tied scores merge bins
         assert "utilisation_m1" in baseline["features"]
         info = mlflow.models.get_model_info(run.data.tags["model_uri"])
         assert "credit_limit" in info.signature.inputs.input_names()
+        assert not {"sex", "age", "attr_client_id"} & set(info.signature.inputs.input_names())
 
     decision = report.decision
     assert decision["promote"] is True and "no champion yet" in decision["reason"]
@@ -99,8 +156,16 @@ def test_three_models_tracked_and_registered(
     assert version.version == decision["version"]
     assert client.get_model_version_by_alias(name, "challenger").version == version.version
     assert version.tags["model_type"] == decision["model"]
-    for tag in ("threshold", "roc_auc", "ks", "decision_reason"):
+    for tag in ("threshold", "roc_auc", "ks", "decision_reason", "features", "roc_auc_ci95"):
         assert version.tags[tag], tag
+    assert version.tags["identifiers_not_inputs"] == "attr_client_id"
+    assert set(version.tags["protected_present_not_inputs"].split(",")) == {
+        "sex",
+        "marital_status",
+        "age",
+        "attr_race",
+    }
+    assert assert_registry_lawful(settings, taiwan_small.head(200)) == 1
     # The registered model is the contract's pipeline and scores the feature table.
     model = mlflow.sklearn.load_model(f"models:/{name}@champion")
     assert list(model.named_steps) == ["preprocess", "model"]
@@ -135,11 +200,13 @@ def test_promotion_both_ways(training_settings: Settings, taiwan_small: pd.DataF
 
     better = run_training(settings, lr_only, features_uri=full).decision
     assert better["promote"], better["reason"]
-    assert "beats champion v1" in better["reason"]
+    assert "significantly better" in better["reason"] and better["p_value"] < 0.05
     assert better["champion_roc_auc"] < better["roc_auc"]
+    tags = client.get_model_version(name, better["version"]).tags
+    assert tags["decision"] == "promoted" and float(tags["delong_p_one_sided"]) < 0.05
     assert client.get_model_version_by_alias(name, "champion").version == better["version"]
 
-    # The same model again (via the CLI) cannot beat the champion by the margin: not promoted.
+    # The same model again (via the CLI) is not significantly better: the champion stays.
     env = {
         **os.environ,
         "RISKSTREAM_TARGET": "embedded",
@@ -175,8 +242,35 @@ def test_promotion_both_ways(training_settings: Settings, taiwan_small: pd.DataF
     worse = client.get_model_version(name, "3")
     assert worse.tags["promote"] == "false"
     assert f"kept champion v{better['version']}" in worse.tags["decision_reason"]
+    assert worse.tags["decision"] == "kept_champion" and worse.tags["delong_p_one_sided"]
     assert client.get_model_version_by_alias(name, "champion").version == better["version"]
     assert client.get_model_version_by_alias(name, "challenger").version == "3"
+
+    # A table without the champion's `pay_amt_m1`: the champion cannot be evaluated -> blocked.
+    renamed = taiwan_small.rename(columns={"pay_amt_m1": "pay_amt_last"})
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(renamed, preserve_index=False), buf)
+    make_client(settings, "s3").put_object(
+        Bucket=bucket, Key="renamed/part-0.parquet", Body=buf.getvalue()
+    )
+    renamed_uri = f"s3://{bucket}/renamed"
+    blocked = run_training(settings, lr_only, features_uri=renamed_uri).decision
+    assert not blocked["promote"] and blocked["decision"] == "blocked_unevaluable"
+    assert "pay_amt_m1" in blocked["reason"] and "promote_override" in blocked["reason"]
+    assert client.get_model_version_by_alias(name, "champion").version == better["version"]
+
+    # The override (CLI flag) promotes and is recorded on the version.
+    cmd = [*out.args[:-1], renamed_uri, "--promote-override"]
+    forced = subprocess.run(
+        cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert champion.version == "5"
+    assert champion.tags["decision"] == "overridden"
+    assert champion.tags["promote_override"] == "true"
+    sample = taiwan_small.head(200).assign(pay_amt_last=taiwan_small["pay_amt_m1"].head(200))
+    assert assert_registry_lawful(settings, sample) == 5
 
 
 def test_empty_and_one_class_tables_fail_clearly(

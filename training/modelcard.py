@@ -1,0 +1,98 @@
+"""The model card of a registered version (pure: run records in, Markdown out)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from training.fairness import to_markdown
+from training.promotion import Decision
+
+
+def _f(metrics: Mapping[str, float], key: str, fmt: str = "{:.4f}") -> str:
+    return fmt.format(metrics[key]) if key in metrics else "n/a"
+
+
+def model_card(
+    *,
+    name: str,
+    version: str,
+    kind: str,
+    config: Mapping[str, str],
+    parent: Any,
+    best: Any,
+    split: Mapping[str, object],
+    features: Mapping[str, Any],
+    fairness: Mapping[str, Any],
+    decision: Decision,
+    test_rows: int,
+) -> str:
+    m = best.data.metrics
+    tags = parent.data.tags
+    p = best.data.params
+    lines = [
+        f"# Model card: {name} v{version} ({kind})",
+        "",
+        "## Purpose",
+        "Probability that a credit-card account defaults in the performance window after its "
+        "observation date; used to score, tier and decide (approve/review) accounts.",
+        "",
+        "## Data and windows",
+        f"- Feature table: `{tags.get('features_uri', '')}` (digest "
+        f"`{tags.get('features_digest', '')}`, {tags.get('features_files', '?')} files)",
+        f"- Split: {split.get('strategy')}; train rows {split.get('train_rows')}, default rate "
+        f"{split.get('train_default_rate')}; test rows {split.get('test_rows')}, default rate "
+        f"{split.get('test_default_rate')}",
+        f"- Observation dates: train {split.get('train_obs_dates', split.get('obs_dates'))}, "
+        f"test {split.get('test_obs_dates', split.get('obs_dates'))}",
+        "- Features use only events before each observation date (lookback window of the "
+        "features job); the label is the worst default flag in the performance window that "
+        "starts at the observation date (docs/etl.md).",
+        "",
+        "## Training protocol",
+        f"- Search: {p.get('search_max_trials', config.get('max_trials'))} trials at most, seed "
+        f"{config.get('seed')}, on an inner validation split of the training rows; stopped by "
+        f"{p.get('search_stopped_by', '?')} (time guard {config.get('budget_seconds')} s)",
+        f"- Calibration and threshold: {p.get('calibration', '')}; threshold "
+        f"{_f(m, 'threshold', '{:.4f}')} minimises expected cost (missed defaulter "
+        f"{config.get('cost_fn')}, rejected good {config.get('cost_fp')})",
+        f"- Refitted on all {p.get('refit_rows', '?')} training rows; the test rows were used "
+        "once, to report and to compare with the champion.",
+        "",
+        "## Inputs",
+        f"- {len(features.get('features', []))} model inputs: "
+        + ", ".join(f"`{c}`" for c in features.get("features", [])),
+        "- Protected attributes present, never inputs (kept for monitoring): "
+        + (", ".join(f"`{c}`" for c in features.get("protected_present_not_inputs", [])) or "none"),
+        "- Identifiers, never inputs: "
+        + (", ".join(f"`{c}`" for c in features.get("identifiers_not_inputs", [])) or "none"),
+        "- Dropped as empty in every row: "
+        + (", ".join(f"`{c}`" for c in features.get("dropped_all_empty", [])) or "none"),
+        f"- Protected list in force: {', '.join(features.get('policy', {}).get('protected', []))} "
+        f"(age allowed: {features.get('policy', {}).get('allow_age')})",
+        "",
+        f"## Metrics on the {test_rows} test rows",
+        f"- ROC-AUC {_f(m, 'roc_auc')} (95% DeLong interval {_f(m, 'roc_auc_ci_low')}-"
+        f"{_f(m, 'roc_auc_ci_high')}); out-of-fold training ROC-AUC {_f(m, 'cv_roc_auc')}",
+        f"- KS {_f(m, 'ks')}, Gini {_f(m, 'gini')}, PR-AUC {_f(m, 'pr_auc')}, Brier "
+        f"{_f(m, 'brier')}, ECE {_f(m, 'ece')}, expected cost per account "
+        f"{_f(m, 'expected_cost')}",
+        "",
+        "## Fairness (test rows, at the decision threshold)",
+        to_markdown(dict(fairness)),
+        "## Decision",
+        f"- Outcome: **{decision.outcome}** (promote: {decision.promote})",
+        f"- {decision.reason}",
+        "",
+        "## Limitations",
+        "- Trained on one portfolio and period; re-validate before use on another population.",
+        "- Test-set AUC has the sampling error shown by its interval; differences inside it are "
+        "not evidence.",
+        "- Fairness figures are observational (approval rates and calibration by group); an "
+        "adverse impact ratio below 0.8 calls for review, not an automatic conclusion. Groups "
+        f"under {fairness.get('min_group_rows', 30)} rows are not flagged.",
+        "- Reasons given to applicants are the inputs above with the largest risk-increasing "
+        "contributions; no protected attribute can be one.",
+        "",
+    ]
+    return "\n".join(lines)
