@@ -103,6 +103,11 @@ class Settings:
         return f"{self.prefix}-checkpoints"
 
     @property
+    def online_table(self) -> str:
+        """Each account's latest features, keyed by account_id (serving.online)."""
+        return f"{self.prefix}-online-features"
+
+    @property
     def glue_database(self) -> str:
         # Glue/Athena database names: lowercase letters, digits and underscores.
         return self.prefix.replace("-", "_")

@@ -48,3 +48,20 @@ def test_specs_use_the_configured_ports(tmp_path: Path) -> None:
 def test_bad_url_names_the_variable() -> None:
     with pytest.raises(ServiceConfigError, match="RISKSTREAM_API_URL='ftp://x'"):
         host_port("ftp://x", "RISKSTREAM_API_URL")
+
+
+def test_api_workers_follow_the_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    settings = Settings(api_url="http://127.0.0.1:8123", state_dir=tmp_path)
+    monkeypatch.delenv("RISKSTREAM_API_WORKERS", raising=False)
+    argv = api_service(settings).spec.argv
+    assert argv[argv.index("--workers") + 1] == str(os.cpu_count() or 1)
+    monkeypatch.setenv("RISKSTREAM_API_WORKERS", "3")
+    argv = api_service(settings).spec.argv
+    assert argv[argv.index("--workers") + 1] == "3"
+    dash = dashboard_service(settings).spec.argv
+    assert dash[dash.index("--workers") + 1] == "1"
+    monkeypatch.setenv("RISKSTREAM_API_WORKERS", "many")
+    with pytest.raises(ServiceConfigError, match="RISKSTREAM_API_WORKERS='many'"):
+        api_service(settings)
