@@ -101,6 +101,9 @@ def materialize(settings: Settings, frame: pd.DataFrame | None = None) -> dict[s
     latest = latest_per_account(offline)
     client = make_client(settings, "dynamodb")
     table = online_table(settings)
+    from infra.provision import ensure_checkpoint_table
+
+    ensure_checkpoint_table(client, table, True, ONLINE_KEY)  # provisioned before it existed
     written = 0
     batch: list[dict[str, Any]] = []
     for item in to_items(latest):
