@@ -38,7 +38,6 @@ from scipy.special import expit
 from serving.scoring import (
     N_REASONS,
     ScoringConfig,
-    assign_tiers,
     base_estimator,
     human_name,
     model_kind,
@@ -413,6 +412,8 @@ class CompiledScorer:
     source_index: np.ndarray  # preprocessed column -> source feature position
     config: ScoringConfig
     labels: list[str] = field(default_factory=list)
+    _agg: np.ndarray | None = field(default=None, repr=False)
+    _tiers: tuple[np.ndarray, list[str]] | None = field(default=None, repr=False)
 
     @property
     def kind(self) -> str:
@@ -439,10 +440,11 @@ class CompiledScorer:
         if self.model.contribs is None:
             return None
         out = np.asarray(self.model.contribs(xt), dtype=np.float64)
-        src = np.zeros((out.shape[0], len(self.source_names)), dtype=np.float64)
-        for col, s in enumerate(self.source_index):  # summed in column order, as the batch job
-            src[:, s] += out[:, col]
-        return src
+        if self._agg is None:
+            agg = np.zeros((len(self.source_index), len(self.source_names)), dtype=np.float64)
+            agg[np.arange(len(self.source_index)), self.source_index] = 1.0
+            self._agg = agg
+        return out @ self._agg  # one-hot and bin columns summed into their source feature
 
     def score(
         self,
@@ -456,7 +458,11 @@ class CompiledScorer:
         xt = self.transform(rows)
         pd_values = self.pd(xt)
         scores = pd_to_score(pd_values, self.config.scale)
-        tiers = assign_tiers(scores, self.config.tiers)
+        if self._tiers is None:
+            cuts = self.config.tiers
+            self._tiers = (np.asarray(cuts.cuts[::-1], dtype=np.float64), list(cuts.names[::-1]))
+        ascending, names = self._tiers  # as assign_tiers: a score on a cut gets the better tier
+        tiers = [names[k] for k in np.searchsorted(ascending, scores, side="right")]
         src = self.source_contributions(xt) if with_reasons else None
         n_reasons = self.config.n_reasons
         out: list[dict[str, Any]] = []
