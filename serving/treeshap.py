@@ -37,16 +37,17 @@ class TooLarge(ValueError):
 class TreeShap:
     n_features: int
     depth: int
-    cond_feature: np.ndarray  # per path condition
-    cond_threshold: np.ndarray  # float32
+    node_feature: np.ndarray  # per internal node of every tree
+    node_threshold: np.ndarray  # float32, as XGBoost compares
+    node_default_left: np.ndarray
+    cond_node: np.ndarray  # per path condition: its node
     cond_left: np.ndarray  # the path goes left at this node
-    cond_default_left: np.ndarray
-    group_start: np.ndarray  # conditions grouped by (leaf, slot): start of each group
-    group_flat: np.ndarray  # flat index into (leaves, depth) of each group
+    cond_slot: np.ndarray  # per path condition: flat index into (leaves, depth)
     slot_feature: np.ndarray  # (leaves, depth): feature of each slot; n_features for padding
     zero: np.ndarray  # (leaves, depth)
     value: np.ndarray  # (leaves,)
-    table: np.ndarray  # (leaves, 2^depth, depth)
+    table_v: np.ndarray  # (leaves * 2^depth, depth): the weight sums times the leaf value
+    powers: np.ndarray  # 2^slot, to turn agreeing slots into a set index
 
     @classmethod
     def of(cls, booster: Any, iteration_range: tuple[int, int] | None = None) -> TreeShap:
@@ -59,24 +60,31 @@ class TreeShap:
             per = int(gbm["model"]["gbtree_model_param"].get("num_parallel_tree", 1))
             trees = trees[iteration_range[0] * per : iteration_range[1] * per]
         n_features = int(model["learner"]["learner_model_param"]["num_feature"])
-        paths: list[tuple[float, list[tuple[int, float, bool, bool, float]]]] = []
+        paths: list[tuple[float, list[tuple[int, bool, float]]]] = []
+        node_feature: list[int] = []
+        node_threshold: list[float] = []
+        node_default: list[bool] = []
         for tree in trees:
             if any(int(t) != 0 for t in tree["split_type"]):
                 raise ValueError("TreeSHAP: categorical splits are not supported")
             left, right = tree["left_children"], tree["right_children"]
             cond, default = tree["split_conditions"], tree["default_left"]
             index, cover = tree["split_indices"], tree["sum_hessian"]
-            stack: list[tuple[int, list[tuple[int, float, bool, bool, float]]]] = [(0, [])]
+            stack: list[tuple[int, list[tuple[int, bool, float]]]] = [(0, [])]
             while stack:
                 node, path = stack.pop()
                 if left[node] == -1:
                     paths.append((float(cond[node]), path))
                     continue
+                gid = len(node_feature)
+                node_feature.append(int(index[node]))
+                node_threshold.append(float(cond[node]))
+                node_default.append(bool(default[node]))
                 for child, goes_left in ((left[node], True), (right[node], False)):
                     ratio = cover[child] / cover[node] if cover[node] > 0 else 0.0
-                    step = (int(index[node]), float(cond[node]), goes_left, bool(default[node]))
-                    stack.append((child, [*path, (*step, ratio)]))
-        depth = max([len({c[0] for c in p}) for _v, p in paths] + [1])
+                    stack.append((child, [*path, (gid, goes_left, ratio)]))
+        features_of = node_feature
+        depth = max([len({features_of[c[0]] for c in p}) for _v, p in paths] + [1])
         table_size = len(paths) * (2**depth) * depth
         if table_size > MAX_TABLE:
             raise TooLarge(f"TreeSHAP table of {table_size:,} entries exceeds {MAX_TABLE:,}")
@@ -84,53 +92,48 @@ class TreeShap:
         slot_feature = np.full((n_leaves, depth), n_features, dtype=np.int64)
         zero = np.ones((n_leaves, depth), dtype=np.float64)
         value = np.empty(n_leaves, dtype=np.float64)
-        conds: list[tuple[int, int, int, float, bool, bool]] = []  # leaf, slot, feature, ...
+        conds: list[tuple[int, int, int, bool]] = []  # leaf, slot, node, goes left
         for leaf, (v, path) in enumerate(paths):
             value[leaf] = v
             slots: dict[int, int] = {}
-            for feature, threshold, goes_left, default_left, ratio in path:
+            for gid, goes_left, ratio in path:
+                feature = features_of[gid]
                 slot = slots.setdefault(feature, len(slots))
                 slot_feature[leaf, slot] = feature
                 zero[leaf, slot] *= ratio
-                conds.append((leaf, slot, feature, threshold, goes_left, default_left))
-        conds.sort(key=lambda c: (c[0], c[1]))
-        keys = np.asarray([c[0] * depth + c[1] for c in conds], dtype=np.int64)
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else keys
+                conds.append((leaf, slot, gid, goes_left))
+        table = _table(zero, depth) * value[:, None, None]
         return cls(
             n_features=n_features,
             depth=depth,
-            cond_feature=np.asarray([c[2] for c in conds], dtype=np.int64),
-            cond_threshold=np.asarray([c[3] for c in conds], dtype=np.float32),
-            cond_left=np.asarray([c[4] for c in conds], dtype=bool),
-            cond_default_left=np.asarray([c[5] for c in conds], dtype=bool),
-            group_start=starts,
-            group_flat=keys[starts] if len(keys) else keys,
+            node_feature=np.asarray(node_feature, dtype=np.int64),
+            node_threshold=np.asarray(node_threshold, dtype=np.float32),
+            node_default_left=np.asarray(node_default, dtype=bool),
+            cond_node=np.asarray([c[2] for c in conds], dtype=np.int64),
+            cond_left=np.asarray([c[3] for c in conds], dtype=bool),
+            cond_slot=np.asarray([c[0] * depth + c[1] for c in conds], dtype=np.int64),
             slot_feature=slot_feature,
             zero=zero,
             value=value,
-            table=_table(zero, depth),
+            table_v=table.reshape(n_leaves * 2**depth, depth),
+            powers=(2.0 ** np.arange(depth)).astype(np.float64),
         )
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """(rows x features) SHAP values in margin units, without the bias column."""
         x32 = np.asarray(x, dtype=np.float32)
         out = np.zeros((x32.shape[0], self.n_features), dtype=np.float64)
-        powers = 2 ** np.arange(self.depth)
-        leaves = np.arange(self.value.shape[0])
+        n_slots = self.zero.size
+        flat_base = np.arange(self.value.shape[0]) * (2**self.depth)
         for r in range(x32.shape[0]):
-            fv = x32[r, self.cond_feature]
-            missing = np.isnan(fv)
-            sat = np.where(
-                missing,
-                self.cond_default_left == self.cond_left,
-                (fv < self.cond_threshold) == self.cond_left,
-            )
-            one = np.ones(self.zero.size, dtype=np.float64)
-            if len(sat):
-                one[self.group_flat] = np.minimum.reduceat(sat.astype(np.float64), self.group_start)
-            one = one.reshape(self.zero.shape)
-            agree = (one.astype(np.int64) * powers).sum(axis=1)
-            phi = self.value[:, None] * (one - self.zero) * self.table[leaves, agree, :]
+            fv = x32[r, self.node_feature]  # each split decided once, shared by its leaves
+            go_left = np.where(np.isnan(fv), self.node_default_left, fv < self.node_threshold)
+            failed = go_left[self.cond_node] != self.cond_left
+            # a slot agrees when none of its conditions failed (a feature may repeat on a path)
+            misses = np.bincount(self.cond_slot, weights=failed, minlength=n_slots)
+            one = (misses == 0).reshape(self.zero.shape).astype(np.float64)
+            agree = (one @ self.powers).astype(np.int64)
+            phi = (one - self.zero) * np.take(self.table_v, flat_base + agree, axis=0)
             sums = np.bincount(
                 self.slot_feature.ravel(), weights=phi.ravel(), minlength=self.n_features + 1
             )
