@@ -1,12 +1,16 @@
-"""The real-time scoring API (FastAPI): ``POST /score``, ``GET /health``, ``GET /model``, ``/docs``.
+"""The real-time scoring API (FastAPI): ``POST /score``, ``GET /accounts/{id}/score``,
+``GET /health``, ``GET /model``, ``/docs``.
 
-The champion is loaded by alias from the MLflow registry at start-up, and a background thread
-checks the alias every ``ttl`` seconds: when it points at a new version, that version is loaded
-and swapped in without a restart. Requests are validated against a schema built from the
-champion's own features (see :mod:`serving.schema`) and scored by :func:`serving.scoring.explain`,
-the same code path as the batch job.
+The champion is loaded by alias from the MLflow registry at start-up and compiled into an array
+scorer (:mod:`serving.compiled`; the batch job's DataFrame path when it cannot be compiled). A
+background thread checks the alias and the online feature table's marker every ``ttl`` seconds:
+a new version is loaded, compiled and swapped in without a restart, and requests only ever read
+the current one. Requests are validated against a schema built from the champion's own features
+(see :mod:`serving.schema`), which is also the schema ``/openapi.json`` publishes. An in-flight
+limit per worker answers 503 with ``Retry-After`` when overloaded.
 
-Run it with ``riskstream api up`` (uvicorn on 127.0.0.1:8000, see :mod:`serving.service`).
+Run it with ``riskstream api up`` (uvicorn on 127.0.0.1:8000, one worker per core, see
+:mod:`serving.service`).
 """
 
 from __future__ import annotations
