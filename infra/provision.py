@@ -32,7 +32,8 @@ class Resource:
 
 
 def provision(settings: Settings, wait: bool = True) -> list[Resource]:
-    """Create the buckets, the Kinesis stream, the checkpoint table and the Glue database."""
+    """Create the buckets, the Kinesis stream, the checkpoint and online-feature tables and the
+    Glue database."""
     s3 = make_client(settings, "s3")
     kinesis = make_client(settings, "kinesis")
     dynamodb = make_client(settings, "dynamodb")
@@ -42,6 +43,7 @@ def provision(settings: Settings, wait: bool = True) -> list[Resource]:
         done.append(ensure_bucket(s3, bucket, settings.region))
     done.append(ensure_stream(kinesis, settings.stream_name, settings.shard_count, wait=wait))
     done.append(ensure_checkpoint_table(dynamodb, settings.checkpoint_table, wait=wait))
+    done.append(ensure_checkpoint_table(dynamodb, settings.online_table, wait, "account_id"))
     done.append(ensure_glue_database(glue, settings.glue_database, settings))
     for item in done:
         logger.debug(item.line())
@@ -98,7 +100,10 @@ def ensure_stream(kinesis: Any, name: str, shards: int, wait: bool = True) -> Re
     return Resource("kinesis stream", f"{name} ({shards} shards)", "created")
 
 
-def ensure_checkpoint_table(dynamodb: Any, name: str, wait: bool = True) -> Resource:
+def ensure_checkpoint_table(
+    dynamodb: Any, name: str, wait: bool = True, key: str = CHECKPOINT_KEY
+) -> Resource:
+    """A pay-per-request table with one string hash key (checkpoints, online features)."""
     try:
         dynamodb.describe_table(TableName=name)
         return Resource("dynamodb table", name, "exists")
@@ -107,8 +112,8 @@ def ensure_checkpoint_table(dynamodb: Any, name: str, wait: bool = True) -> Reso
             raise
     dynamodb.create_table(
         TableName=name,
-        AttributeDefinitions=[{"AttributeName": CHECKPOINT_KEY, "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": CHECKPOINT_KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
     if wait:

@@ -73,6 +73,7 @@ class Settings:
     # RISKSTREAM_ALLOW_AGE=1, where the law allows it (docs/training.md).
     protected_attributes: tuple[str, ...] = ()
     allow_age: bool = False
+    api_workers: int = 0  # scoring API worker processes; 0: one per core
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -84,6 +85,10 @@ class Settings:
                 f"RISKSTREAM_PREFIX={self.prefix!r} must be 2-32 lowercase letters, digits or "
                 "hyphens, starting and ending with a letter or digit "
                 "(it becomes part of bucket names)"
+            )
+        if self.api_workers < 0:
+            raise SettingsError(
+                f"RISKSTREAM_API_WORKERS={self.api_workers} must be 0 (one per core) or more"
             )
         if not 1 <= self.shard_count <= 64:
             raise SettingsError(f"RISKSTREAM_SHARDS={self.shard_count} must be between 1 and 64")
@@ -106,6 +111,11 @@ class Settings:
     @property
     def checkpoint_table(self) -> str:
         return f"{self.prefix}-checkpoints"
+
+    @property
+    def online_table(self) -> str:
+        """Each account's latest features, keyed by account_id (serving.online)."""
+        return f"{self.prefix}-online-features"
 
     @property
     def glue_database(self) -> str:
@@ -167,6 +177,8 @@ class Settings:
             env["RISKSTREAM_PROTECTED_ATTRIBUTES"] = ",".join(self.protected_attributes)
         if self.allow_age:
             env["RISKSTREAM_ALLOW_AGE"] = "1"
+        if self.api_workers:
+            env["RISKSTREAM_API_WORKERS"] = str(self.api_workers)
         if self.aws_access_key_id is not None:
             env["AWS_ACCESS_KEY_ID"] = self.aws_access_key_id
         if self.aws_secret_access_key is not None:
@@ -240,6 +252,8 @@ class Settings:
             kwargs["state_dir"] = Path(env["RISKSTREAM_STATE_DIR"]).expanduser()
         if env.get("RISKSTREAM_SHARDS"):
             kwargs["shard_count"] = _int(env, "RISKSTREAM_SHARDS", 2)
+        if env.get("RISKSTREAM_API_WORKERS"):
+            kwargs["api_workers"] = _int(env, "RISKSTREAM_API_WORKERS", 0)
         raw_protected = env.get("RISKSTREAM_PROTECTED_ATTRIBUTES", "")
         kwargs["protected_attributes"] = tuple(
             n.strip().lower() for n in raw_protected.split(",") if n.strip()

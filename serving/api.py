@@ -1,36 +1,47 @@
-"""The real-time scoring API (FastAPI): ``POST /score``, ``GET /health``, ``GET /model``, ``/docs``.
+"""The real-time scoring API (FastAPI): ``POST /score``, ``GET /accounts/{id}/score``,
+``GET /health``, ``GET /model``, ``/docs``.
 
-The champion is loaded by alias from the MLflow registry at start-up, and a background thread
-checks the alias every ``ttl`` seconds: when it points at a new version, that version is loaded
-and swapped in without a restart. Requests are validated against a schema built from the
-champion's own features (see :mod:`serving.schema`) and scored by :func:`serving.scoring.explain`,
-the same code path as the batch job.
+The champion is loaded by alias from the MLflow registry at start-up and compiled into an array
+scorer (:mod:`serving.compiled`; the batch job's DataFrame path when it cannot be compiled). A
+background thread checks the alias and the online feature table's marker every ``ttl`` seconds:
+a new version is loaded, compiled and swapped in without a restart, and requests only ever read
+the current one. Requests are validated against a schema built from the champion's own features
+(see :mod:`serving.schema`), which is also the schema ``/openapi.json`` publishes. An in-flight
+limit per worker answers 503 with ``Retry-After`` when overloaded.
 
-Run it with ``riskstream api up`` (uvicorn on 127.0.0.1:8000, see :mod:`serving.processes`).
+Run it with ``riskstream api up`` (uvicorn on 127.0.0.1:8000, one worker per core, see
+:mod:`serving.processes`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pandas as pd
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from riskstream.settings import Settings
+from serving.compiled import CompiledScorer, NotCompilable, compile_champion
+from serving.online import OnlineStore
 from serving.registry import Champion, champion_version, load_champion
 from serving.schema import (
     MAX_APPLICATIONS,
     MAX_BODY_BYTES,
+    AccountScore,
+    Health,
+    ModelInfo,
     ScoreResponse,
     application_model,
     categories,
@@ -42,22 +53,31 @@ from serving.scoring import explain, reason_details, single_threaded
 logger = logging.getLogger(__name__)
 
 DEFAULT_TTL = 30.0
+DEFAULT_MAX_IN_FLIGHT = 256  # per worker; above it a request gets 503 + Retry-After at once
+INLINE_MAX = 32  # up to this many applications are scored on the event loop (sub-millisecond)
+MAX_ACCOUNT_ID = 64  # the event contract's limit on account_id
 
 
 @dataclass(frozen=True)
 class Loaded:
-    """One champion with the request model built for it (swapped as a whole)."""
+    """One champion with the request model and compiled scorer built for it (swapped whole)."""
 
     champion: Champion
     request_model: type[BaseModel]
     kinds: dict[str, str]
+    scorer: CompiledScorer | None = None  # None: the batch job's DataFrame path
 
 
 def prepare(champion: Champion) -> Loaded:
     single_threaded(champion.pipeline)
     kinds = feature_kinds(champion.pipeline, champion.input_schema)
     app_model = application_model(kinds, categories(champion.pipeline))
-    return Loaded(champion, request_model(app_model), kinds)
+    try:
+        scorer: CompiledScorer | None = compile_champion(champion)
+    except NotCompilable as exc:
+        logger.warning("champion %s is served by the DataFrame path: %s", champion, exc)
+        scorer = None
+    return Loaded(champion, request_model(app_model), kinds, scorer)
 
 
 class ChampionHolder:
@@ -69,8 +89,10 @@ class ChampionHolder:
         ttl: float = DEFAULT_TTL,
         loader: Callable[[Settings], Champion] = load_champion,
         version_of: Callable[[Settings], str | None] = champion_version,
+        online: OnlineStore | None = None,
     ) -> None:
         self.settings = settings
+        self.online = online
         self.ttl = ttl
         self._loader = loader
         self._version_of = version_of
@@ -107,8 +129,18 @@ class ChampionHolder:
         self._thread.start()
 
     def _run(self) -> None:
+        """Off the request path: requests only read ``self.current`` (one attribute read)."""
+        self._sync_online()
         while not self._stop.wait(self.ttl):
             self.refresh()
+            self._sync_online()
+
+    def _sync_online(self) -> None:
+        if self.online is not None:
+            try:
+                self.online.sync()
+            except Exception as exc:  # keep the old replica; get_item still answers
+                logger.warning("online replica refresh failed: %s", exc)
 
     def stop(self) -> None:
         self._stop.set()
@@ -148,13 +180,82 @@ def to_frame(
     return frame, ids
 
 
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": message, **extra})
+def score_compiled(loaded: Loaded, rows: list[dict[str, Any]], ids: list[str | None]) -> bytes:
+    """The lean path: validated rows -> compiled scorer -> JSON bytes."""
+    assert loaded.scorer is not None
+    champion = loaded.champion
+    return orjson.dumps(
+        {
+            "model_name": champion.name,
+            "model_version": champion.version,
+            "results": loaded.scorer.score(rows, ids),
+        }
+    )
 
 
-def create_app(settings: Settings, ttl: float = DEFAULT_TTL) -> FastAPI:
-    """The API for ``settings``; the champion is followed with a check every ``ttl`` seconds."""
-    holder = ChampionHolder(settings, ttl)
+def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = content if isinstance(content, bytes) else orjson.dumps(content)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _error(status: int, message: str, **extra: Any) -> Response:
+    return _json({"detail": message, **extra}, status)
+
+
+ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
+
+
+class InFlightLimit:
+    """ASGI middleware: at most ``limit`` requests in flight per worker; the next one gets
+    503 with ``Retry-After`` at once instead of queueing into a client timeout."""
+
+    def __init__(self, app: ASGIApp, limit: int, retry_after: int = 1, exempt=("/health",)):
+        self.app = app
+        self.limit = limit
+        self.retry_after = retry_after
+        self.exempt = tuple(exempt)
+        self.in_flight = 0
+        self.rejected = 0
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            self.rejected += 1
+            body = orjson.dumps(
+                {"detail": f"overloaded: {self.in_flight} requests in flight (limit {self.limit})"}
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"retry-after", str(self.retry_after).encode()),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+def create_app(
+    settings: Settings,
+    ttl: float = DEFAULT_TTL,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    online: OnlineStore | None = None,
+) -> FastAPI:
+    """The API for ``settings``; the champion and the online replica are followed with a check
+    every ``ttl`` seconds in a background thread."""
+    store = online if online is not None else OnlineStore(settings)
+    holder = ChampionHolder(settings, ttl, online=store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -166,27 +267,45 @@ def create_app(settings: Settings, ttl: float = DEFAULT_TTL) -> FastAPI:
         title="riskstream scoring API",
         version="1",
         description="Probability of default, 300-850 score, risk tier, decision and reason codes "
-        f"from the registry's champion. Up to {MAX_APPLICATIONS} applications per request.",
+        f"from the registry's champion. Up to {MAX_APPLICATIONS} applications per request; "
+        "existing accounts by id from the online feature table.",
         lifespan=lifespan,
     )
     app.state.holder = holder
+    app.state.online = store
+    limiter_box: list[InFlightLimit] = []
 
-    @app.get("/health")
-    def health() -> dict[str, Any]:
+    def limiter(inner: ASGIApp, limit: int) -> InFlightLimit:
+        made = InFlightLimit(inner, limit)
+        limiter_box.append(made)
+        return made
+
+    app.add_middleware(limiter, limit=max_in_flight)  # type: ignore[arg-type]
+    app.state.limiter = limiter_box
+    overloaded = {503: {"description": "no champion yet, or overloaded (with Retry-After)"}}
+
+    @app.get("/health", response_model=Health)
+    async def health() -> Response:
         current = holder.current
-        return {
-            "status": "ok" if current else "no-model",
-            "model_version": current.champion.version if current else None,
-            "checked_at": holder.checked_at,
-            "error": holder.last_error,
-        }
+        return _json(
+            {
+                "status": "ok" if current else "no-model",
+                "model_version": current.champion.version if current else None,
+                "checked_at": holder.checked_at,
+                "error": holder.last_error,
+                "online_accounts": len(store.replica),
+            }
+        )
 
-    @app.get("/model")
-    def model() -> JSONResponse:
+    @app.get("/model", response_model=ModelInfo, responses=overloaded)
+    async def model() -> Response:
         current = holder.current
         if current is None:
             return _error(503, f"no champion loaded: {holder.last_error or 'not checked yet'}")
-        return JSONResponse(current.champion.describe())
+        described = current.champion.describe()
+        described["scorer"] = "compiled" if current.scorer else "dataframe"
+        described["reason_method"] = current.scorer.reason_method if current.scorer else None
+        return _json(described)
 
     @app.post(
         "/score",
@@ -194,7 +313,7 @@ def create_app(settings: Settings, ttl: float = DEFAULT_TTL) -> FastAPI:
         responses={
             413: {"description": f"body larger than {MAX_BODY_BYTES} bytes"},
             422: {"description": "invalid application; `detail[].loc` names the field"},
-            503: {"description": "no champion in the registry yet"},
+            **overloaded,
         },
     )
     async def score(request: Request) -> Any:
@@ -223,9 +342,64 @@ def create_app(settings: Settings, ttl: float = DEFAULT_TTL) -> FastAPI:
                 }
                 for err in exc.errors(include_url=False, include_input=False)[:50]
             ]
-            return JSONResponse(status_code=422, content={"detail": errors})
-        frame, ids = to_frame(current, payload.applications)  # type: ignore[attr-defined]
-        return await run_in_threadpool(score_records, current, frame, ids)
+            return _json({"detail": errors}, 422)
+        applications = payload.applications  # type: ignore[attr-defined]
+        if current.scorer is not None:
+            rows = [a.__dict__ for a in applications]
+            ids = [r.get("application_id") for r in rows]
+            if len(rows) <= INLINE_MAX:  # sub-millisecond: cheaper than a thread hop
+                return _json(score_compiled(current, rows, ids))
+            return _json(await run_in_threadpool(score_compiled, current, rows, ids))
+        frame, ids = to_frame(current, applications)
+        return _json(await run_in_threadpool(score_records, current, frame, ids))
+
+    @app.get(
+        "/accounts/{account_id}/score",
+        response_model=AccountScore,
+        responses={404: {"description": "no such account in the online table"}, **overloaded},
+    )
+    async def account_score(
+        account_id: str = Path(min_length=1, max_length=MAX_ACCOUNT_ID),
+    ) -> Response:
+        """Score an existing account from its latest features in the online table."""
+        current = holder.current
+        if current is None:
+            return _error(503, f"no champion loaded: {holder.last_error or 'not checked yet'}")
+        features = store.replica.get(account_id)
+        if features is None:
+            try:
+                features = await run_in_threadpool(store.fetch, account_id)
+            except Exception as exc:
+                logger.warning("online table read failed for %r: %s", account_id, exc)
+                return _error(503, f"the online feature table {store.table} cannot be read: {exc}")
+        if features is None:
+            return _error(
+                404,
+                f"account_id {account_id!r} is not in the online feature table {store.table}; "
+                "is it materialized (the pipeline's score step, or riskstream score)?",
+            )
+        missing = [f for f in current.kinds if f not in features]
+        if missing:
+            return _error(
+                503,
+                f"the online features of {account_id!r} lack {missing[:5]} that champion "
+                f"v{current.champion.version} needs; rerun the features and score steps",
+            )
+        if current.scorer is not None:
+            result = current.scorer.score([features], [account_id])[0]
+        else:
+            frame = pd.DataFrame([features])
+            result = score_records(current, frame, [account_id])["results"][0]
+        result.pop("application_id", None)
+        return _json(
+            {
+                "model_name": current.champion.name,
+                "model_version": current.champion.version,
+                "account_id": account_id,
+                "obs_date": features.get("obs_date"),
+                **result,
+            }
+        )
 
     def openapi() -> dict[str, Any]:
         current = holder.current
@@ -259,10 +433,9 @@ def create_app(settings: Settings, ttl: float = DEFAULT_TTL) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """uvicorn factory (``serving.api:app_from_env``): the entry point that reads settings."""
-    import os
-
     from riskstream.logs import configure_logging
 
     configure_logging(os.environ.get("RISKSTREAM_LOG_LEVEL"))
     ttl = float(os.environ.get("RISKSTREAM_CHAMPION_TTL", DEFAULT_TTL))
-    return create_app(Settings.from_env(), ttl=ttl)
+    limit = int(os.environ.get("RISKSTREAM_API_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT))
+    return create_app(Settings.from_env(), ttl=ttl, max_in_flight=limit)

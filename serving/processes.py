@@ -7,6 +7,7 @@ registry and prefix as its parent.
 
 from __future__ import annotations
 
+import os
 import sys
 from urllib.parse import urlparse
 
@@ -35,6 +36,7 @@ def _uvicorn_spec(
     variable: str,
     settings: Settings,
     extra_env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> ServiceSpec:
     host, port = host_port(url, variable)
     return ServiceSpec(
@@ -50,7 +52,7 @@ def _uvicorn_spec(
             "--port",
             str(port),
             "--workers",
-            "1",
+            str(workers),
             "--no-access-log",
         ],
         host=host,
@@ -62,11 +64,26 @@ def _uvicorn_spec(
     )
 
 
-def api_service(settings: Settings, ttl: float | None = None) -> ManagedService:
-    """The scoring API on ``settings.api_url`` (default http://127.0.0.1:8000)."""
+def api_workers(settings: Settings) -> int:
+    """One uvicorn worker per core unless the settings say (``RISKSTREAM_API_WORKERS``): scoring
+    is CPU-bound and each worker is one Python process with its own GIL."""
+    return settings.api_workers or max(os.cpu_count() or 1, 1)
+
+
+def api_service(
+    settings: Settings, ttl: float | None = None, workers: int | None = None
+) -> ManagedService:
+    """The scoring API on ``settings.api_url`` (default http://127.0.0.1:8000), one worker per
+    core unless ``workers`` says otherwise."""
     extra = {"RISKSTREAM_CHAMPION_TTL": str(ttl)} if ttl is not None else None
     spec = _uvicorn_spec(
-        "api", "serving.api:app_from_env", settings.api_url, "RISKSTREAM_API_URL", settings, extra
+        "api",
+        "serving.api:app_from_env",
+        settings.api_url,
+        "RISKSTREAM_API_URL",
+        settings,
+        extra,
+        workers=workers or api_workers(settings),
     )
     return ManagedService(spec, settings.state_dir)
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 MAX_APPLICATIONS = 1000
 MAX_BODY_BYTES = 1_000_000
@@ -28,6 +28,13 @@ BOUNDS: tuple[tuple[str, float, float], ...] = (
     (r"repayment_status_m\d+", -2, 9),
     (r".*(utilization|ratio|rate|share).*", -1e3, 1e3),
 )
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's ``integer`` includes 3.0; accept it as 3 so the schema is what we accept."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def bounds_for(name: str) -> tuple[float, float]:
@@ -107,11 +114,20 @@ def application_model(
             fields[name] = (Annotated[bool, Field(strict=True)], ...)
         else:
             low, high = bounds_for(name)
-            py = int if kind == "int" else float
-            fields[name] = (
-                Annotated[py, Field(strict=True, ge=low, le=high, allow_inf_nan=False)],
-                ...,
-            )
+            if kind == "int":
+                fields[name] = (
+                    Annotated[
+                        int,
+                        Field(strict=True, ge=int(low), le=int(high)),
+                        BeforeValidator(_integral),  # after Field: keeps minimum/maximum
+                    ],
+                    ...,
+                )
+            else:
+                fields[name] = (
+                    Annotated[float, Field(strict=True, ge=low, le=high, allow_inf_nan=False)],
+                    ...,
+                )
     return create_model(  # type: ignore[call-overload, no-any-return]
         "Application", __config__=ConfigDict(extra="forbid"), **fields
     )
@@ -151,3 +167,38 @@ class ScoreResponse(BaseModel):
     model_name: str
     model_version: str
     results: list[ScoreResult]
+
+
+class AccountScore(BaseModel):
+    model_name: str
+    model_version: str
+    account_id: str
+    obs_date: str | None = None
+    pd: float
+    score: int
+    risk_tier: str
+    decision: str
+    reasons: list[Reason]
+
+
+class Health(BaseModel):
+    status: str
+    model_version: str | None = None
+    checked_at: float | None = None
+    error: str | None = None
+    online_accounts: int = 0
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    alias: str
+    run_id: str | None = None
+    model_type: str
+    threshold: float
+    metrics: dict[str, float]
+    decision_reason: str | None = None
+    features: list[str]
+    loaded_at: float
+    scorer: str
+    reason_method: str | None = None

@@ -9,7 +9,11 @@ from riskstream.settings import Settings
 
 
 def score(settings: Settings, score_date: dt.date | str | None = None) -> dict[str, Any]:
-    """Score the latest feature partition with the champion; return the run report."""
+    """Score the latest feature partition with the champion, then materialize each account's
+    latest features into the online table (for ``GET /accounts/{id}/score``); the run report."""
     from serving.batch import run_batch
+    from serving.online import materialize
 
-    return run_batch(settings, score_date)
+    report = run_batch(settings, score_date)
+    report["online"] = materialize(settings)
+    return report

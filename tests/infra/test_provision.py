@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 def test_provision_creates_everything_then_nothing(isolated_settings: Settings) -> None:
     first = provision(isolated_settings)
     assert {r.action for r in first} == {"created"}
-    assert len(first) == 9
+    assert len(first) == 10
 
     second = provision(isolated_settings)
     assert {r.action for r in second} == {"exists"}
@@ -26,6 +26,8 @@ def test_provision_creates_everything_then_nothing(isolated_settings: Settings) 
     assert stream["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE"
     table = make_client(s, "dynamodb").describe_table(TableName=s.checkpoint_table)["Table"]
     assert table["KeySchema"] == [{"AttributeName": "lease_key", "KeyType": "HASH"}]
+    online = make_client(s, "dynamodb").describe_table(TableName=s.online_table)["Table"]
+    assert online["KeySchema"] == [{"AttributeName": "account_id", "KeyType": "HASH"}]
     assert make_client(s, "glue").get_database(Name=s.glue_database)["Database"]["Name"] == (
         s.glue_database
     )

@@ -37,6 +37,7 @@ FIELDS = {
     "aws_secret_access_key": _word,
     "protected_attributes": st.lists(_word, unique=True, max_size=3).map(tuple),
     "allow_age": st.booleans(),
+    "api_workers": st.integers(0, 16),
 }
 
 

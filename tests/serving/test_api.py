@@ -6,16 +6,23 @@ import datetime as dt
 import json
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from serving.batch import run_batch
+from serving.online import META_KEY, latest_per_account, online_table, read_offline
 from serving.schema import MAX_APPLICATIONS, MAX_BODY_BYTES
+from serving.scoring import ScoringConfig
 from serving.storage import read_scores
+from serving.tasks import score as score_step
 from tests.serving.conftest import OBS_DATE, ServingWorld, register_champion
 from tests.serving.factory import CATEGORICAL, NUMERIC, features_frame, fit_pipeline
 
@@ -52,7 +59,8 @@ def test_health_and_model(client: httpx.Client, world: ServingWorld) -> None:
 
 def test_batch_and_api_agree_on_the_same_records(client: httpx.Client, world: ServingWorld) -> None:
     day = dt.date(2026, 2, 3)
-    run_batch(world.settings, day)
+    # the API explains XGBoost with exact TreeSHAP: the batch job's exact option is the reference
+    run_batch(world.settings, day, config=ScoringConfig(exact_contributions=True))
     batch = read_scores(world.settings, day).to_pandas().set_index("account_id")
     frame = features_frame(300, OBS_DATE, seed=2)
     rows = [application(r) for r in frame.head(50).to_dict("records")]
@@ -134,38 +142,75 @@ JUNK = st.one_of(
     st.booleans(),
     st.integers(-(10**20), 10**20),
     st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 3.0, 30.0, -2.0, 1e9, 18.0]),  # integral floats: JSON integers too
     st.text(max_size=50),
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
 )
 
 
+def _finite(value: Any) -> bool:
+    """JSON has no NaN or Infinity: a body holding one is invalid whatever the schema says."""
+    if isinstance(value, float):
+        return bool(np.isfinite(value))
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
+
+
+def _validator(spec: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
+    """A JSON Schema validator for one schema of the published document (its $refs resolved
+    against the document, as OpenAPI 3.1 defines them)."""
+    resource = Resource.from_contents(spec, default_specification=DRAFT202012)
+    registry: Registry[Any] = Registry().with_resource("urn:openapi", resource)
+    if "$ref" in schema:
+        schema = {"$ref": "urn:openapi" + schema["$ref"]}
+    return Draft202012Validator(schema, registry=registry)
+
+
 def test_fuzz_over_the_openapi_schema_never_gives_5xx(client: httpx.Client) -> None:
+    """Every published operation, fuzzed from the published schema: the API accepts a body
+    exactly when the schema does (200 or 404 for an unknown account), never 5xx."""
     spec = client.get("/openapi.json").json()
+    operations = {(path, method) for path, ops in spec["paths"].items() for method in ops}
+    assert operations == {
+        ("/health", "get"),
+        ("/model", "get"),
+        ("/score", "post"),
+        ("/accounts/{account_id}/score", "get"),
+    }
     schemas = spec["components"]["schemas"]
     ref = spec["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    request_validator = _validator(spec, ref)
     request_schema = schemas[ref["$ref"].rsplit("/", 1)[1]]
     item_ref = request_schema["properties"]["applications"]["items"]["$ref"]
     app_schema = schemas[item_ref.rsplit("/", 1)[1]]
     props = {k: v for k, v in app_schema["properties"].items() if k in app_schema["required"]}
     assert set(props) == set(NUMERIC + CATEGORICAL)
+    param = spec["paths"]["/accounts/{account_id}/score"]["get"]["parameters"][0]
+    id_validator = _validator(spec, param["schema"])
     valid = st.fixed_dictionaries({k: _valid_value(v) for k, v in props.items()})
     mutation = st.sampled_from(["none", "drop", "junk", "above", "below", "extra", "body"])
-    seen: dict[int, int] = {}
+    seen: dict[tuple[str, int], int] = {}
 
-    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+    def note(path: str, response: httpx.Response) -> None:
+        key = (path, response.status_code)
+        seen[key] = seen.get(key, 0) + 1
+        assert response.status_code < 500, (path, response.text)
+
+    @settings(
+        max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
     @given(valid, mutation, st.sampled_from(sorted(props)), JUNK)
-    def check(app: dict[str, Any], how: str, field: str, junk: Any) -> None:
+    def check_score(app: dict[str, Any], how: str, field: str, junk: Any) -> None:
         app = dict(app)
         target: Any = {"applications": [app]}
-        invalid = True
-        if how == "none":
-            invalid = False
-        elif how == "drop":
+        if how == "drop":
             app.pop(field)
         elif how == "junk":
             app[field] = junk
-            invalid = _valid_against(junk, props[field]) is False
         elif how in ("above", "below"):
             bound = props[field].get("maximum" if how == "above" else "minimum")
             if bound is None:
@@ -174,36 +219,81 @@ def test_fuzz_over_the_openapi_schema_never_gives_5xx(client: httpx.Client) -> N
                 app[field] = bound + 1 if how == "above" else bound - 1
         elif how == "extra":
             app["not_a_feature"] = junk
-        else:
+        elif how == "body":
             target = junk
         body = json.dumps(target, allow_nan=True).encode()
         response = client.post("/score", content=body, headers={"content-type": "application/json"})
-        seen[response.status_code] = seen.get(response.status_code, 0) + 1
-        assert response.status_code < 500, (target, response.text)
-        if invalid:
-            assert 400 <= response.status_code < 500, (target, response.text)
-        else:
+        note("/score", response)
+        accepted_by_schema = _finite(target) and request_validator.is_valid(target)
+        if accepted_by_schema:
             assert response.status_code == 200, (target, response.text)
             result = response.json()["results"][0]
             assert 0 <= result["pd"] <= 1 and 300 <= result["score"] <= 850
+        else:
+            assert response.status_code == 422, (target, response.text)
 
-    check()
-    assert seen.get(200, 0) > 0 and seen.get(422, 0) > 0
+    @settings(
+        max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    @given(st.one_of(st.text(max_size=40), st.text(min_size=129, max_size=200)))
+    def check_account(account_id: str) -> None:
+        response = client.get(f"/accounts/{quote(account_id, safe='')}/score")
+        note("/accounts", response)
+        if account_id in ("", ".", "..") or "/" in account_id:
+            assert response.status_code == 404  # another path altogether: no such route
+        elif id_validator.is_valid(account_id):
+            assert response.status_code == 404 and repr(account_id) in response.json()["detail"]
+        else:
+            assert response.status_code == 422
+
+    check_score()
+    check_account()
+    for path in ("/health", "/model", "/openapi.json", "/docs"):
+        note(path, client.get(path))
+        assert seen[(path, 200)] == 1
+    assert seen.get(("/score", 200), 0) > 0 and seen.get(("/score", 422), 0) > 0
+    assert seen.get(("/accounts", 404), 0) > 0 and seen.get(("/accounts", 422), 0) > 0
 
 
-def _valid_against(value: Any, spec: dict[str, Any]) -> bool | None:
-    """True/False when we can tell whether ``value`` satisfies ``spec``; None when unsure."""
-    if "enum" in spec:
-        return value in spec["enum"]
-    if spec.get("type") in ("integer", "number"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return False
-        if spec["type"] == "integer" and not isinstance(value, int):
-            return False
-        if isinstance(value, float) and not np.isfinite(value):
-            return False
-        return spec.get("minimum", -np.inf) <= value <= spec.get("maximum", np.inf)
-    return None
+def test_online_features_equal_the_offline_table_and_score_by_id(
+    client: httpx.Client, world: ServingWorld
+) -> None:
+    from riskstream.clients import make_client
+
+    settings_ = world.settings
+    day = dt.date(2026, 2, 4)
+    report = score_step(settings_, day)  # the pipeline's score step materializes the table
+    offline = latest_per_account(read_offline(settings_)).set_index("account_id")
+    assert report["online"]["accounts"] == len(offline) > 0
+    dynamodb = make_client(settings_, "dynamodb")
+    items: dict[str, dict[str, Any]] = {}
+    for page in dynamodb.get_paginator("scan").paginate(TableName=online_table(settings_)):
+        for item in page["Items"]:
+            items[item["account_id"]["S"]] = item
+    assert set(items) - {META_KEY} == set(offline.index)
+    for account_id, row in offline.iterrows():
+        online = json.loads(items[str(account_id)]["features"]["S"])
+        assert items[str(account_id)]["obs_date"]["S"] == str(row["obs_date"])[:10]
+        assert set(online) == set(row.index) - {"obs_date", "label"}
+        for name, value in online.items():
+            expected = row[name]
+            if isinstance(expected, float) and np.isnan(expected):
+                assert value is None, (account_id, name)
+            else:
+                assert value == (expected.item() if isinstance(expected, np.generic) else expected)
+    # GET /accounts/{id}/score equals the batch job's row for that account
+    batch = read_scores(settings_, day).to_pandas().set_index("account_id")
+    for account_id in list(offline.index[:20]):
+        response = client.get(f"/accounts/{account_id}/score")
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["account_id"] == account_id
+        assert body["pd"] == pytest.approx(batch.loc[account_id, "pd"], rel=1e-9, abs=1e-12)
+        assert body["score"] == batch.loc[account_id, "score"]
+        assert body["decision"] == batch.loc[account_id, "decision"]
+    missing = client.get("/accounts/no-such-account-42/score")
+    assert missing.status_code == 404
+    assert "no-such-account-42" in missing.json()["detail"]
 
 
 def test_new_champion_is_picked_up_without_restart(

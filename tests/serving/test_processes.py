@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from riskstream.settings import Settings
+from riskstream.settings import Settings, SettingsError
 from serving.processes import (
     ServiceConfigError,
     api_service,
@@ -47,3 +47,19 @@ def test_specs_use_the_configured_ports(tmp_path: Path) -> None:
 def test_bad_url_names_the_variable() -> None:
     with pytest.raises(ServiceConfigError, match="RISKSTREAM_API_URL='ftp://x'"):
         host_port("ftp://x", "RISKSTREAM_API_URL")
+
+
+def test_api_workers_follow_the_cores(tmp_path: Path) -> None:
+    import os
+
+    settings = Settings(api_url="http://127.0.0.1:8123", state_dir=tmp_path)
+    argv = api_service(settings).spec.argv
+    assert argv[argv.index("--workers") + 1] == str(os.cpu_count() or 1)
+    argv = api_service(
+        Settings.from_mapping({**settings.to_env(), "RISKSTREAM_API_WORKERS": "3"})
+    ).spec.argv
+    assert argv[argv.index("--workers") + 1] == "3"
+    dash = dashboard_service(settings).spec.argv
+    assert dash[dash.index("--workers") + 1] == "1"
+    with pytest.raises(SettingsError, match="RISKSTREAM_API_WORKERS='many'"):
+        Settings.from_mapping({"RISKSTREAM_API_WORKERS": "many"})

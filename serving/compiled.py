@@ -1,0 +1,520 @@
+"""The champion compiled into an array scorer for the real-time path (pure, no I/O).
+
+:func:`compile_champion` reads the fitted sklearn pipeline once and keeps only arrays and lookup
+dicts: the imputation values, the scaler's means and scales, the quantile-bin edges, the one-hot
+and ordinal category indexes, and the estimator's parameters. A request then costs a few numpy
+operations on a small matrix, with no DataFrame and no pipeline walk. The operations are the ones
+sklearn performs, in the same order and dtypes, so the probability equals the pipeline's
+``predict_proba`` to rounding (a test holds it to 1e-9 against the batch job).
+
+Reasons, per model (the ``reference`` of each is named in :attr:`CompiledScorer.reason_method`):
+
+- XGBoost: exact (path-dependent) TreeSHAP, the values of the booster's own ``pred_contribs``
+  with ``approx_contribs=False``, computed from a per-leaf table (:mod:`serving.treeshap`),
+  several times faster for one row; ``pred_contribs`` itself when the table would be too big;
+- logistic regression: ``coef * (x - training mean)`` on the preprocessed matrix. For the scaled
+  columns the training mean is 0 by construction (the scaler subtracts it); the one-hot and
+  quantile-bin indicator columns use 0 ("not this category") because the fitted pipeline does not
+  carry the category frequencies. This is the batch job's reference, term for term;
+- random forest: sklearn has no TreeSHAP, so this keeps the batch job's path decomposition
+  (Saabas): each split's change in the node's default rate is credited to the split's feature,
+  averaged over trees. It is computed from the compiled arrays and equals the batch job's.
+
+A pipeline with a step this module does not know raises :class:`NotCompilable`; the API then
+falls back to the batch job's DataFrame path for that champion (slower, same answers).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.special import expit
+
+from serving.scoring import (
+    N_REASONS,
+    ScoringConfig,
+    base_estimator,
+    human_name,
+    model_kind,
+    output_to_source,
+    pd_to_score,
+    source_features,
+    split_pipeline,
+)
+
+logger = logging.getLogger(__name__)
+
+Block = Callable[[Sequence[Mapping[str, Any]]], np.ndarray]
+
+
+class NotCompilable(ValueError):
+    """The pipeline has a step the compiler does not know; the message names it."""
+
+
+# ---- preprocessing ---------------------------------------------------------------------------
+def _numeric(rows: Sequence[Mapping[str, Any]], cols: list[str]) -> np.ndarray:
+    out = np.empty((len(rows), len(cols)), dtype=np.float64)
+    for i, row in enumerate(rows):
+        for j, c in enumerate(cols):
+            v = row.get(c)
+            out[i, j] = np.nan if v is None else v
+    return out
+
+
+def _objects(rows: Sequence[Mapping[str, Any]], cols: list[str]) -> list[list[Any]]:
+    return [[row.get(c) for c in cols] for row in rows]
+
+
+def _is_missing(v: Any) -> bool:
+    """Missing as sklearn's imputers see an object column: NaN only (None is a category)."""
+    return isinstance(v, float) and math.isnan(v)
+
+
+@dataclass
+class _Steps:
+    """One ColumnTransformer part: its columns and its fitted steps, compiled."""
+
+    cols: list[str]
+    steps: list[Any]
+
+    def compile(self) -> Block:
+        steps = list(self.steps)
+        cols = self.cols
+        names = [type(s).__name__ for s in steps]
+        categorical_tail = names and names[-1] in ("OneHotEncoder", "OrdinalEncoder")
+        if categorical_tail:
+            return self._categorical(steps, cols)
+        funcs = [_numeric_step(s) for s in steps]
+
+        def block(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+            x = _numeric(rows, cols)
+            for f in funcs:
+                x = f(x)
+            return x
+
+        return block
+
+    @staticmethod
+    def _categorical(steps: list[Any], cols: list[str]) -> Block:
+        fill: Any = None
+        for s in steps[:-1]:
+            if type(s).__name__ != "SimpleImputer" or s.strategy != "constant":
+                raise NotCompilable(f"categorical step {type(s).__name__} is not supported")
+            if getattr(s, "add_indicator", False):
+                raise NotCompilable("SimpleImputer(add_indicator=True) on categoricals")
+            fill = s.fill_value
+        enc = steps[-1]
+        if type(enc).__name__ == "OneHotEncoder":
+            if getattr(enc, "drop_idx_", None) is not None:
+                raise NotCompilable("OneHotEncoder(drop=...) is not supported")
+            if getattr(enc, "_infrequent_enabled", False):
+                raise NotCompilable("OneHotEncoder with infrequent categories is not supported")
+            if enc.handle_unknown not in ("ignore", "infrequent_if_exist", "warn"):
+                raise NotCompilable(f"OneHotEncoder(handle_unknown={enc.handle_unknown!r})")
+            offsets = np.cumsum([0] + [len(c) for c in enc.categories_])
+            index = [{_key(v): k for k, v in enumerate(cats)} for cats in enc.categories_]
+            width = int(offsets[-1])
+
+            def onehot(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+                out = np.zeros((len(rows), width), dtype=np.float64)
+                for i, vals in enumerate(_objects(rows, cols)):
+                    for j, v in enumerate(vals):
+                        k = index[j].get(_key(fill if _is_missing(v) else v))
+                        if k is not None:
+                            out[i, offsets[j] + k] = 1.0
+                return out
+
+            return onehot
+        if enc.handle_unknown != "use_encoded_value":
+            raise NotCompilable(f"OrdinalEncoder(handle_unknown={enc.handle_unknown!r})")
+        unknown = float(enc.unknown_value)
+        missing_code = float(getattr(enc, "encoded_missing_value", np.nan))
+        index = [{_key(v): float(k) for k, v in enumerate(cats)} for cats in enc.categories_]
+
+        def ordinal(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+            out = np.empty((len(rows), len(cols)), dtype=np.float64)
+            for i, vals in enumerate(_objects(rows, cols)):
+                for j, v in enumerate(vals):
+                    if _is_missing(v) and fill is None:
+                        out[i, j] = missing_code
+                    else:
+                        out[i, j] = index[j].get(_key(fill if _is_missing(v) else v), unknown)
+            return out
+
+        return ordinal
+
+
+def _key(v: Any) -> Any:
+    """Category lookup key: numbers by value (1 and 1.0 alike), strings as themselves."""
+    if v is None:
+        return ("none",)
+    if isinstance(v, (bool, np.bool_)):
+        return ("b", bool(v))
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return ("n", float(v))
+    return ("s", str(v))
+
+
+def _numeric_step(step: Any) -> Callable[[np.ndarray], np.ndarray]:
+    name = type(step).__name__
+    if name == "SimpleImputer":
+        if getattr(step, "add_indicator", False):
+            raise NotCompilable("SimpleImputer(add_indicator=True) is not supported")
+        stats = np.asarray(step.statistics_, dtype=np.float64)
+        if np.isnan(stats).any() and not getattr(step, "keep_empty_features", False):
+            raise NotCompilable("SimpleImputer with an all-missing training column")
+
+        def impute(x: np.ndarray) -> np.ndarray:
+            return np.where(np.isnan(x), stats, x)
+
+        return impute
+    if name == "StandardScaler":
+        mean = np.asarray(step.mean_, dtype=np.float64) if step.with_mean else None
+        scale = np.asarray(step.scale_, dtype=np.float64) if step.with_std else None
+
+        def standardise(x: np.ndarray) -> np.ndarray:
+            x = x.copy()
+            if mean is not None:
+                x -= mean
+            if scale is not None:
+                x /= scale
+            return x
+
+        return standardise
+    if name == "KBinsDiscretizer":
+        if step.encode not in ("onehot", "onehot-dense"):
+            raise NotCompilable(f"KBinsDiscretizer(encode={step.encode!r}) is not supported")
+        inner = [np.asarray(e[1:-1], dtype=np.float64) for e in step.bin_edges_]
+        n_bins = [int(b) for b in step.n_bins_]
+        offsets = np.cumsum([0, *n_bins])[:-1]
+        width = int(sum(n_bins))
+
+        def bins(x: np.ndarray) -> np.ndarray:
+            out = np.zeros((x.shape[0], width), dtype=np.float64)
+            rows = np.arange(x.shape[0])
+            for j, edges in enumerate(inner):
+                out[rows, offsets[j] + np.searchsorted(edges, x[:, j], side="right")] = 1.0
+            return out
+
+        return bins
+    if name == "FunctionTransformer" and step.func is None:
+        return lambda x: x
+    raise NotCompilable(f"numeric step {name} is not supported")
+
+
+def _compile_preprocess(preprocess: Any) -> tuple[list[str], list[Block]]:
+    inputs = source_features(preprocess)
+    transformers = getattr(preprocess, "transformers_", None)
+    if transformers is None:
+        raise NotCompilable(f"preprocess {type(preprocess).__name__} is not a ColumnTransformer")
+    blocks: list[Block] = []
+    for _name, trans, cols in transformers:
+        if trans == "drop":
+            continue
+        names = _column_names(cols, inputs)
+        if not names:
+            continue
+        if trans == "passthrough":
+            blocks.append(_Steps(names, []).compile())
+            continue
+        steps = [s for _n, s in trans.steps] if hasattr(trans, "steps") else [trans]
+        blocks.append(_Steps(names, steps).compile())
+    return inputs, blocks
+
+
+def _column_names(cols: Any, inputs: list[str]) -> list[str]:
+    if isinstance(cols, slice):
+        return inputs[cols]
+    values = list(np.atleast_1d(cols))
+    if values and isinstance(values[0], (bool, np.bool_)):
+        return [c for c, keep in zip(inputs, values, strict=True) if keep]
+    return [inputs[int(c)] if isinstance(c, (int, np.integer)) else str(c) for c in values]
+
+
+# ---- estimators ------------------------------------------------------------------------------
+@dataclass
+class _Forest:
+    """All trees of a random forest as flat arrays, walked together."""
+
+    roots: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    missing_left: np.ndarray
+    rate: np.ndarray  # positive-class share at every node
+    depth: int
+    n_trees: int
+
+    @classmethod
+    def of(cls, model: Any) -> _Forest:
+        classes = list(model.classes_)
+        pos = classes.index(1) if 1 in classes else len(classes) - 1
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("f", "t", "l", "r", "m", "v")}
+        roots, start, depth = [], 0, 0
+        for est in model.estimators_:
+            tr = est.tree_
+            n = tr.node_count
+            roots.append(start)
+            left, right = tr.children_left.astype(np.int64), tr.children_right.astype(np.int64)
+            leaf = left < 0
+            parts["l"].append(np.where(leaf, np.arange(n), left) + start)
+            parts["r"].append(np.where(leaf, np.arange(n), right) + start)
+            parts["f"].append(np.where(leaf, 0, tr.feature).astype(np.int64))
+            parts["t"].append(tr.threshold.astype(np.float64))
+            mgl = getattr(tr, "missing_go_to_left", None)
+            parts["m"].append(
+                np.zeros(n, dtype=bool) if mgl is None else np.asarray(mgl).astype(bool)
+            )
+            value = tr.value[:, 0, :]
+            parts["v"].append(value[:, pos] / np.maximum(value.sum(axis=1), 1e-300))
+            depth = max(depth, int(tr.max_depth))
+            start += n
+        return cls(
+            np.asarray(roots, dtype=np.int64),
+            *(np.concatenate(parts[k]) for k in ("f", "t", "l", "r", "m", "v")),
+            depth=depth,
+            n_trees=len(model.estimators_),
+        )
+
+    def walk(self, x: np.ndarray, with_path: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """(positive probability per row, Saabas contributions per row and column or None)."""
+        x32 = x.astype(np.float32).astype(np.float64)  # sklearn trees compare in float32
+        n = x.shape[0]
+        node = np.broadcast_to(self.roots, (n, self.n_trees)).copy()
+        rows = np.broadcast_to(np.arange(n)[:, None], node.shape)
+        contrib = np.zeros((n, x.shape[1]), dtype=np.float64) if with_path else None
+        for _ in range(self.depth):
+            feat = self.feature[node]
+            value = x32[rows, feat]
+            below = value <= self.threshold[node]
+            go_left = np.where(np.isnan(value), self.missing_left[node], below)
+            nxt = np.where(go_left, self.left[node], self.right[node])
+            if contrib is not None:
+                moved = nxt != node
+                delta = np.where(moved, self.rate[nxt] - self.rate[node], 0.0) / self.n_trees
+                np.add.at(contrib, (rows[moved], feat[moved]), delta[moved])
+            node = nxt
+        leaf = self.rate[node]
+        total = np.zeros(n, dtype=np.float64)
+        for t in range(self.n_trees):  # the forest adds its trees one by one
+            total += leaf[:, t]
+        return total / self.n_trees, contrib
+
+
+@dataclass
+class _Model:
+    kind: str
+    raw: Callable[[np.ndarray], np.ndarray]  # what the calibrator (if any) is fitted on
+    proba: Callable[[np.ndarray], np.ndarray]  # uncalibrated positive-class probability
+    contribs: Callable[[np.ndarray], np.ndarray] | None
+    calibrators: list[Any] = field(default_factory=list)
+    reason_method: str = ""
+
+
+def _compile_model(model: Any) -> _Model:
+    calibrators: list[Any] = []
+    if type(model).__name__ == "CalibratedClassifierCV":
+        if len(model.calibrated_classifiers_) != 1 or len(model.classes_) != 2:
+            raise NotCompilable("only a binary CalibratedClassifierCV with one calibrator")
+        cc = model.calibrated_classifiers_[0]
+        calibrators = list(cc.calibrators)
+        if len(calibrators) != 1:
+            raise NotCompilable("only binary calibration is supported")
+    est = base_estimator(model)
+    kind = model_kind(est)
+    if kind == "lr":
+        coef = np.asarray(est.coef_, dtype=np.float64)
+        intercept = np.asarray(est.intercept_, dtype=np.float64)
+        if coef.shape[0] != 1:
+            raise NotCompilable("multiclass logistic regression is not supported")
+
+        def decision(x: np.ndarray) -> np.ndarray:
+            return np.asarray(x @ coef.T + intercept).ravel()
+
+        return _Model(
+            "lr",
+            decision,
+            lambda x: expit(decision(x)),
+            lambda x: x * coef[0],
+            calibrators,
+            "coef x (x - training mean) on the preprocessed matrix",
+        )
+    if kind == "xgb":
+        import xgboost as xgb
+
+        booster = est.get_booster()
+        missing = getattr(est, "missing", np.nan)
+        missing = np.nan if missing is None else missing
+        best = None
+        try:
+            best = est.best_iteration
+        except AttributeError:
+            best = None
+        kwargs: dict[str, Any] = {"iteration_range": (0, int(best) + 1)} if best is not None else {}
+        objective = str(est.get_params().get("objective") or "binary:logistic")
+        if not objective.startswith("binary:"):
+            raise NotCompilable(f"XGBoost objective {objective!r} is not supported")
+
+        def xgb_proba(x: np.ndarray) -> np.ndarray:
+            return np.asarray(
+                booster.inplace_predict(x, predict_type="value", missing=missing, **kwargs)
+            )
+
+        def xgb_contribs(x: np.ndarray) -> np.ndarray:
+            dm = xgb.DMatrix(x, missing=missing, nthread=1)
+            out = booster.predict(dm, pred_contribs=True, approx_contribs=False, **kwargs)
+            return np.asarray(out)[:, :-1]
+
+        method = "exact TreeSHAP (XGBoost pred_contribs)"
+        contribs: Callable[[np.ndarray], np.ndarray] = xgb_contribs
+        if missing is np.nan or (isinstance(missing, float) and math.isnan(missing)):
+            from serving.treeshap import TreeShap
+
+            try:
+                shap = TreeShap.of(booster, kwargs.get("iteration_range"))
+                contribs = shap.contributions
+                method = "exact TreeSHAP (precomputed per leaf; = XGBoost pred_contribs)"
+            except ValueError as exc:  # too big or unsupported: XGBoost's own, same values
+                logger.info("TreeSHAP table not built (%s); using pred_contribs", exc)
+        return _Model("xgb", xgb_proba, xgb_proba, contribs, calibrators, method)
+    if kind == "rf":
+        forest = _Forest.of(est)
+
+        def rf_proba(x: np.ndarray) -> np.ndarray:
+            return forest.walk(x, with_path=False)[0]
+
+        def rf_contribs(x: np.ndarray) -> np.ndarray:
+            contrib = forest.walk(x, with_path=True)[1]
+            assert contrib is not None
+            return contrib
+
+        return _Model(
+            "rf", rf_proba, rf_proba, rf_contribs, calibrators, "path decomposition (Saabas)"
+        )
+    raise NotCompilable(f"estimator {type(est).__name__} is not supported")
+
+
+# ---- the scorer ------------------------------------------------------------------------------
+@dataclass
+class CompiledScorer:
+    """A champion as arrays: ``score(rows)`` -> one result dict per row (see the module doc)."""
+
+    features: list[str]
+    blocks: list[Block]
+    model: _Model
+    source_names: list[str]
+    source_index: np.ndarray  # preprocessed column -> source feature position
+    config: ScoringConfig
+    labels: list[str] = field(default_factory=list)
+    _agg: np.ndarray | None = field(default=None, repr=False)
+    _tiers: tuple[np.ndarray, list[str]] | None = field(default=None, repr=False)
+
+    @property
+    def kind(self) -> str:
+        return self.model.kind
+
+    @property
+    def reason_method(self) -> str:
+        return self.model.reason_method
+
+    def transform(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        parts = [b(rows) for b in self.blocks]
+        return parts[0] if len(parts) == 1 else np.hstack(parts)
+
+    def pd(self, xt: np.ndarray) -> np.ndarray:
+        if not self.model.calibrators:
+            return np.asarray(self.model.proba(xt), dtype=np.float64)
+        cal = self.model.calibrators[0]
+        raw = self.model.raw(xt)
+        if type(cal).__name__ == "_SigmoidCalibration":
+            return np.asarray(expit(-(cal.a_ * raw + cal.b_)), dtype=np.float64)
+        return np.asarray(cal.predict(raw), dtype=np.float64)
+
+    def source_contributions(self, xt: np.ndarray) -> np.ndarray | None:
+        if self.model.contribs is None:
+            return None
+        out = np.asarray(self.model.contribs(xt), dtype=np.float64)
+        if self._agg is None:
+            agg = np.zeros((len(self.source_index), len(self.source_names)), dtype=np.float64)
+            agg[np.arange(len(self.source_index)), self.source_index] = 1.0
+            self._agg = agg
+        return out @ self._agg  # one-hot and bin columns summed into their source feature
+
+    def score(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        ids: Sequence[str | None] | None = None,
+        with_reasons: bool = True,
+    ) -> list[dict[str, Any]]:
+        """One result per row: pd, score, risk_tier, decision, reasons (top risk-increasing)."""
+        if not rows:
+            return []
+        xt = self.transform(rows)
+        pd_values = self.pd(xt)
+        scores = pd_to_score(pd_values, self.config.scale)
+        if self._tiers is None:
+            cuts = self.config.tiers
+            self._tiers = (np.asarray(cuts.cuts[::-1], dtype=np.float64), list(cuts.names[::-1]))
+        ascending, names = self._tiers  # as assign_tiers: a score on a cut gets the better tier
+        tiers = [names[k] for k in np.searchsorted(ascending, scores, side="right")]
+        src = self.source_contributions(xt) if with_reasons else None
+        n_reasons = self.config.n_reasons
+        out: list[dict[str, Any]] = []
+        for i in range(len(rows)):
+            p = float(pd_values[i])
+            reasons: list[dict[str, Any]] = []
+            if src is not None:
+                values = src[i]
+                for k in np.argsort(-values, kind="stable")[:n_reasons]:
+                    if values[k] > 0:
+                        reasons.append(
+                            {
+                                "feature": self.source_names[k],
+                                "name": self.labels[k],
+                                "contribution": float(values[k]),
+                            }
+                        )
+            out.append(
+                {
+                    "application_id": ids[i] if ids is not None else None,
+                    "pd": p,
+                    "score": int(scores[i]),
+                    "risk_tier": str(tiers[i]),
+                    "decision": "decline" if p >= self.config.threshold else "approve",
+                    "reasons": reasons,
+                }
+            )
+        return out
+
+
+def compile_pipeline(pipeline: Any, config: ScoringConfig | None = None) -> CompiledScorer:
+    """Compile a fitted ``Pipeline([("preprocess", ...), ("model", ...)])``."""
+    preprocess, model = split_pipeline(pipeline)
+    features, blocks = _compile_preprocess(preprocess)
+    compiled_model = _compile_model(model)
+    out_sources = output_to_source(preprocess)
+    names = list(dict.fromkeys(out_sources))
+    position = {n: i for i, n in enumerate(names)}
+    return CompiledScorer(
+        features=features,
+        blocks=blocks,
+        model=compiled_model,
+        source_names=names,
+        source_index=np.asarray([position[s] for s in out_sources], dtype=np.int64),
+        config=config or ScoringConfig(),
+        labels=[human_name(n) for n in names],
+    )
+
+
+def compile_champion(champion: Any, config: ScoringConfig | None = None) -> CompiledScorer:
+    """Compile a loaded :class:`serving.registry.Champion` with its own threshold."""
+    return compile_pipeline(champion.pipeline, champion.config(config))
+
+
+__all__ = ["N_REASONS", "CompiledScorer", "NotCompilable", "compile_champion", "compile_pipeline"]
