@@ -29,7 +29,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ingestion.landing import FlushBuffer, flush_objects, judge
+from ingestion.landing import (
+    FlushBuffer,
+    after_page,
+    flush_objects,
+    judge,
+    replay_flush_due,
+    size_flush_due,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -429,12 +436,11 @@ class ShardReader:
                     )
                     self.buffer.add(verdict, seq, len(data), c.clock())
                     if pending is not None:
-                        if int(seq) >= int(pending):
+                        if replay_flush_due(seq, pending):
                             self._flush()
                             pending = None
-                    elif (
-                        self.buffer.records >= self.cfg.buffer_records
-                        or self.buffer.bytes >= self.cfg.buffer_bytes
+                    elif size_flush_due(
+                        self.buffer, self.cfg.buffer_records, self.cfg.buffer_bytes
                     ):
                         self._flush()
                 if c._abort.is_set():
@@ -449,27 +455,28 @@ class ShardReader:
                     c.store.commit(shard_id, SHARD_END)
                     logger.info("shard %s is closed and fully landed", shard_id)
                     break
-                # Time-based flushes are for latency at the tip of the stream; while draining a
-                # backlog (full GetRecords pages), size decides, so replays give fewer objects.
-                near_tip = len(records) < self.cfg.get_limit
-                aged = (
-                    near_tip
-                    and self.buffer.started is not None
-                    and c.clock() - self.buffer.started >= self.cfg.buffer_seconds
-                )
                 stopping = c._stop.is_set()
-                if pending is None and (aged or stopping or (caught_up and not follow)):
+                end = after_page(
+                    self.buffer,
+                    len(records),
+                    self.cfg.get_limit,
+                    c.clock(),
+                    self.cfg.buffer_seconds,
+                    caught_up=caught_up,
+                    follow=follow,
+                    stopping=stopping,
+                    replaying=pending is not None,
+                )
+                if end.flush and pending is not None:
+                    logger.warning(
+                        "shard %s: records up to %s were not found again (trimmed?); "
+                        "flushing what was read",
+                        shard_id,
+                        pending,
+                    )
+                if end.flush:
                     self._flush()
-                if stopping or (caught_up and not follow):
-                    if pending is not None and not stopping:
-                        logger.warning(
-                            "shard %s: records up to %s were not found again (trimmed?); "
-                            "flushing what was read",
-                            shard_id,
-                            pending,
-                        )
-                        self._flush()
-                    # Stopping before a replayed flush is complete: leave it for the next run.
+                if end.stop:
                     break
                 if caught_up:
                     time.sleep(self.cfg.idle_sleep)

@@ -154,3 +154,51 @@ def flush_objects(buffer: FlushBuffer, shard_id: str) -> list[tuple[str, str, by
         for dt, e in sorted(buffer.bad.items())
     ]
     return out
+
+
+# ---- when to flush (pure; ShardReader.run applies these) ----------------------------------------
+def size_flush_due(buffer: FlushBuffer, max_records: int, max_bytes: int) -> bool:
+    """A buffer is written once it holds ``max_records`` records or ``max_bytes`` bytes."""
+    return buffer.records >= max_records or buffer.bytes >= max_bytes
+
+
+def replay_flush_due(sequence_number: str, pending_last: str | None) -> bool:
+    """While replaying an unfinished flush, write exactly when its last record is read again,
+    so the object gets the same name as before (exactly-once)."""
+    return pending_last is not None and int(sequence_number) >= int(pending_last)
+
+
+@dataclass(frozen=True)
+class PageEnd:
+    """What to do once a GetRecords page has been judged: flush the buffer, stop reading."""
+
+    flush: bool
+    stop: bool
+
+
+def after_page(
+    buffer: FlushBuffer,
+    page_records: int,
+    get_limit: int,
+    now: float,
+    buffer_seconds: float,
+    caught_up: bool,
+    follow: bool,
+    stopping: bool,
+    replaying: bool,
+) -> PageEnd:
+    """The flush rules at the end of a page.
+
+    Time-based flushes are for latency at the tip of the stream; while draining a backlog (full
+    pages) size decides, so replays give fewer, larger objects. A replayed flush is written only
+    when its last record is read again, except when a drain ends before finding it (trimmed):
+    then what was read is written. Stopping before a replayed flush is complete leaves it for
+    the next run.
+    """
+    near_tip = page_records < get_limit
+    aged = near_tip and buffer.started is not None and now - buffer.started >= buffer_seconds
+    done = caught_up and not follow
+    stop = stopping or done
+    if not replaying:
+        return PageEnd(flush=aged or stop, stop=stop)
+    return PageEnd(flush=done and not stopping, stop=stop)
