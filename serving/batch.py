@@ -17,23 +17,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from riskstream.names import N_REASONS, SCORES_COLUMNS
 from riskstream.settings import Settings
 from serving import storage
 from serving.monitoring import PSI_ALERT, monitoring_report
 from serving.registry import Champion, load_champion
-from serving.scoring import ScoringConfig, explain
+from serving.scoring import ScoringConfig, build_scores_table, explain
 
 logger = logging.getLogger(__name__)
-
-_ARROW_TYPES = {
-    "string": pa.string(),
-    "date": pa.date32(),
-    "double": pa.float64(),
-    "int": pa.int32(),
-}
-SCORES_SCHEMA = pa.schema([(name, _ARROW_TYPES[kind]) for name, kind in SCORES_COLUMNS])
-"""The scores table's Arrow schema, from :data:`riskstream.names.SCORES_COLUMNS`."""
 
 
 class ScoringJobError(RuntimeError):
@@ -70,41 +60,7 @@ def scores_table(
 ) -> tuple[pa.Table, dict[str, Any]]:
     """Score ``features`` and build the Arrow table plus the PSI report for it."""
     result = explain(champion.pipeline, features, config)
-    n = len(features)
-    label = (
-        pd.to_numeric(features["label"], errors="coerce").to_numpy(dtype=np.float64)
-        if "label" in features.columns
-        else np.full(n, np.nan)
-    )
-    exposure = (
-        pd.to_numeric(features["credit_limit"], errors="coerce").to_numpy(dtype=np.float64)
-        if "credit_limit" in features.columns
-        else np.full(n, np.nan)
-    )
-    obs = (
-        pd.to_datetime(features["obs_date"]).dt.date.to_numpy()
-        if "obs_date" in features.columns
-        else np.full(n, None)
-    )
-    columns = {
-        "account_id": pa.array(features["account_id"].astype(str).to_numpy(), pa.string()),
-        "obs_date": pa.array(obs, pa.date32()),
-        "pd": pa.array(result.pd, pa.float64()),
-        "score": pa.array(result.score, pa.int32()),
-        "risk_tier": pa.array(result.risk_tier, pa.string()),
-        "decision": pa.array(result.decision, pa.string()),
-        **{
-            f"reason_{i}": pa.array(result.reasons[i - 1], pa.string())
-            for i in range(1, N_REASONS + 1)
-        },
-        "model_name": pa.array([champion.name] * n, pa.string()),
-        "model_version": pa.array([champion.version] * n, pa.string()),
-        "label": pa.array(
-            np.where(np.isnan(label), 0, label).astype(np.int32), pa.int32(), mask=np.isnan(label)
-        ),
-        "exposure": pa.array(exposure, pa.float64(), mask=np.isnan(exposure)),
-    }
-    table = pa.table(columns, schema=SCORES_SCHEMA)
+    table = build_scores_table(result, features, champion.name, champion.version)
     if result.source_contribs is not None and len(result.source_names):
         importance = np.abs(result.source_contribs).mean(axis=0)
         order = [result.source_names[i] for i in np.argsort(-importance, kind="stable")]

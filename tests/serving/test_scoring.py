@@ -15,6 +15,7 @@ from serving.scoring import (
     TierThresholds,
     aggregation_matrix,
     assign_tiers,
+    build_scores_table,
     contributions,
     decision_for,
     explain,
@@ -23,7 +24,6 @@ from serving.scoring import (
     output_to_source,
     pd_to_score,
     reason_details,
-    score_frame,
     split_pipeline,
 )
 from tests.serving.factory import CATEGORICAL, NUMERIC, features_frame, fit_pipeline
@@ -143,12 +143,11 @@ def test_reason_codes_are_the_largest_positive_contributions(kind: str, calibrat
         assert all(d["contribution"] > 0 for d in details)
 
 
-def test_score_frame_schema_and_ranges() -> None:
+def test_scores_table_schema_and_ranges() -> None:
     pipeline = fit_pipeline("xgb", TRAIN)
-    table = score_frame(
-        pipeline, SCORE, ScoringConfig(threshold=0.25), model_name="m", model_version="7"
-    )
-    assert list(table.columns[:9]) == [
+    result = explain(pipeline, SCORE, ScoringConfig(threshold=0.25))
+    table = build_scores_table(result, SCORE, model_name="m", model_version="7").to_pandas()
+    assert [c for c in table.columns if c != "obs_date"][:9] == [
         "account_id", "pd", "score", "risk_tier", "decision", "reason_1", "reason_2",
         "reason_3", "model_name",
     ]  # fmt: skip

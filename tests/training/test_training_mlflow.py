@@ -43,7 +43,7 @@ def _with_protected_and_ids(frame: pd.DataFrame) -> pd.DataFrame:
 
 def assert_registry_lawful(settings: Settings, sample: pd.DataFrame) -> int:
     """No protected attribute or identifier is a feature or a reason of any registered version."""
-    from serving.scoring import ScoringConfig, human_name, score_frame
+    from serving.scoring import ScoringConfig, build_scores_table, explain, human_name
     from training.lawful import InputPolicy, is_identifier
 
     client = MlflowClient(settings.mlflow_tracking_uri)
@@ -61,9 +61,8 @@ def assert_registry_lawful(settings: Settings, sample: pd.DataFrame) -> int:
         for column in inputs:
             assert not policy.is_protected(column) and not is_identifier(column), (v, column)
         assert set(v.tags["protected_attributes"].split(",")) >= {"sex", "marital_status", "age"}
-        scored = score_frame(
-            model, sample, ScoringConfig(threshold=0.5), model_name=name, model_version=v.version
-        )
+        result = explain(model, sample, ScoringConfig(threshold=0.5))
+        scored = build_scores_table(result, sample, name, v.version).to_pandas()
         reasons = {r for i in (1, 2, 3) for r in scored[f"reason_{i}"].dropna()}
         assert reasons and not reasons & banned_reasons, reasons & banned_reasons
         card = Path(client.download_artifacts(v.run_id, "model_card.md")).read_text()
