@@ -37,7 +37,7 @@ exactly the same events and ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -133,10 +133,105 @@ class SyntheticPortfolio:
             yield from _block_events(self, block)
 
 
+@dataclass(frozen=True)
+class _Accounts:
+    """What each account is, drawn once: the hidden risk ``z`` and the observable profile."""
+
+    z: np.ndarray
+    age: np.ndarray
+    income: np.ndarray
+    limit: np.ndarray
+    education: np.ndarray
+    marital: np.ndarray
+    sex: np.ndarray
+    spend_rate: np.ndarray
+    opened_days: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.z)
+
+
+@dataclass
+class _State:
+    """Each account's state as the months go by, plus the observable running summaries the
+    attainable ceiling is computed from."""
+
+    n: int
+    balance: np.ndarray = field(init=False)  # last statement balance
+    min_due: np.ndarray = field(init=False)
+    dpd: np.ndarray = field(init=False)  # cycles delinquent
+    shock_left: np.ndarray = field(init=False)
+    paid_full_prev: np.ndarray = field(init=False)
+    util: np.ndarray = field(init=False)
+    missed_hist: list[np.ndarray] = field(default_factory=list)
+    missed_total: np.ndarray = field(init=False)
+    full_total: np.ndarray = field(init=False)
+    util_total: np.ndarray = field(init=False)
+    purchases_total: np.ndarray = field(init=False)
+    spend_total: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        for name in ("balance", "min_due", "util", "missed_total", "full_total", "util_total"):
+            setattr(self, name, np.zeros(self.n))
+        for name in ("purchases_total", "spend_total"):
+            setattr(self, name, np.zeros(self.n))
+        self.dpd = np.zeros(self.n, dtype=int)
+        self.shock_left = np.zeros(self.n, dtype=int)
+        self.paid_full_prev = np.zeros(self.n, dtype=bool)
+
+
+_DAY = 86_400
+
+
 def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
-    """Run the simulation described in the module docstring."""
+    """Run the simulation described in the module docstring: draw the accounts, play the months
+    (payments, purchases, statements), then draw each account's outcome."""
     rng = np.random.default_rng(config.seed)
-    n = config.accounts
+    acc = _draw_accounts(rng, config.accounts)
+    state = _State(acc.n)
+    month_start_s = _month_starts(config)
+    blocks = [_play_month(rng, config, acc, state, m, month_start_s) for m in range(config.months)]
+    true_pd, attainable_pd = _risk(config, acc, state)
+    default = (rng.random(acc.n) < true_pd).astype(int)
+    observed_s = month_start_s(config.months + 1) - _DAY
+    epoch = np.datetime64(0, "s")
+    observed_date = (epoch + np.timedelta64(observed_s, "s")).astype("datetime64[D]").item()
+    blocks.append(
+        _Block(
+            np.arange(acc.n),
+            np.full(acc.n, observed_s + 23 * 3600 + 59 * 60 + 59),
+            np.full(acc.n, 4),
+            np.zeros(acc.n),
+            default.astype(float),
+        )
+    )
+    account_ids = [f"SYN{i:07d}" for i in range(acc.n)]
+    profile = pd.DataFrame(
+        {
+            "account_id": account_ids,
+            "opened_s": month_start_s(0) - acc.opened_days * _DAY + 10 * 3600,
+            "credit_limit": acc.limit,
+            "income": acc.income,
+            "age": acc.age,
+            "sex": np.array(SEX)[acc.sex],
+            "education": np.array(EDUCATION)[acc.education],
+            "marital_status": np.array(MARITAL)[acc.marital],
+        }
+    )
+    oracle = pd.DataFrame(
+        {
+            "account_id": pd.Series(account_ids, dtype="string"),
+            "true_pd": true_pd.astype(float),
+            "attainable_pd": attainable_pd.astype(float),
+            "observed_date": pd.Series([observed_date] * acc.n, dtype="object"),
+            "default_flag": default,
+        }
+    )
+    return SyntheticPortfolio(config, account_ids, profile, oracle, blocks)
+
+
+def _draw_accounts(rng: np.random.Generator, n: int) -> _Accounts:
     z = rng.standard_normal(n)
     age = np.clip(np.round(rng.normal(42, 12, n)), 18, 85).astype(int)
     income = np.round(np.exp(rng.normal(np.log(48_000) - 0.15 * z, 0.45)), -2)
@@ -148,204 +243,196 @@ def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
     sex = rng.choice(len(SEX), size=n, p=[0.52, 0.48])
     spend_rate = rng.uniform(0.6, 1.6, n) * np.exp(0.2 * z)
     opened_days = rng.integers(30, 3000, n)
+    return _Accounts(z, age, income, limit, education, marital, sex, spend_rate, opened_days)
 
-    account_ids = [f"SYN{i:07d}" for i in range(n)]
+
+def _month_starts(config: SyntheticConfig) -> Callable[[int], int]:
+    """Epoch seconds of the start of month ``m`` of the simulation."""
     month0 = np.datetime64(config.start, "M")
     epoch = np.datetime64(0, "s")
 
     def month_start_s(m: int) -> int:
         return int(((month0 + m).astype("datetime64[s]") - epoch).astype(np.int64))
 
-    # state
-    balance = np.zeros(n)  # last statement balance
-    min_due = np.zeros(n)
-    dpd = np.zeros(n, dtype=int)  # cycles delinquent
-    shock_left = np.zeros(n, dtype=int)
-    missed_hist: list[np.ndarray] = []
-    paid_full_prev = np.zeros(n, dtype=bool)
-    blocks: list[_Block] = []
-    util = np.zeros(n)
-    day = 86_400
-    # observable summaries for the attainable ceiling (see the module docstring, 5.)
-    missed_total = np.zeros(n)
-    full_total = np.zeros(n)
-    util_total = np.zeros(n)
-    purchases_total = np.zeros(n)
-    spend_total = np.zeros(n)
+    return month_start_s
 
-    for m in range(config.months):
-        start_s = month_start_s(m)
-        days_in_month = (month_start_s(m + 1) - start_s) // day
-        # shocks
-        new_shock = (shock_left == 0) & (rng.random(n) < 0.012 * np.exp(0.5 * z))
-        shock_left = np.where(new_shock, rng.integers(3, 10, n), shock_left)
-        shock = shock_left > 0
-        parts: list[_Block] = []
 
-        # payment of last month's statement, 15-24 days into this month
-        carry = balance.copy()
-        missed = np.zeros(n, dtype=bool)
-        if m > 0:
-            owed = balance > 0
-            u = (
-                0.9 * z
-                + 1.5 * shock
-                + 0.5 * np.minimum(dpd, 4)
-                + 0.8 * util
-                + rng.normal(0, 0.5, n)
-            )
-            logits = np.stack([1.2 - 1.2 * u, 0.2 + 0.3 * u, np.full(n, 0.4), -2.2 + 1.3 * u])
-            probs = np.exp(logits - logits.max(axis=0))
-            probs /= probs.sum(axis=0)
-            kind = (rng.random(n)[None, :] > np.cumsum(probs, axis=0)).sum(axis=0)
-            kind = np.minimum(kind, 3)
-            partial = min_due + rng.random(n) * np.maximum(balance - min_due, 0)
-            paid = np.select([kind == 0, kind == 1, kind == 2], [balance, min_due, partial], 0.0)
-            paid = np.where(owed, np.round(np.minimum(paid, balance), 2), 0.0)
-            missed = owed & (paid + 0.005 < min_due)
-            dpd = np.where(missed, dpd + 1, np.where(owed, 0, dpd))
-            paid_full_prev = owed & (paid + 0.005 >= balance)
-            pay_mask = owed & (paid > 0)
-            idx = np.nonzero(pay_mask)[0]
-            secs = start_s + rng.integers(14, 24, len(idx)) * day + rng.integers(0, day, len(idx))
-            prev_stmt = np.full(len(idx), float(start_s - day + 23 * 3600))
-            parts.append(
-                _Block(idx, secs, np.full(len(idx), 3), paid[idx], np.zeros(len(idx)), prev_stmt)
-            )
-            carry = balance - paid
-            past_due = np.where(missed, np.maximum(min_due - paid, 0), 0.0)
-            carry = np.where(carry > 0, carry * (1 + APR / 12), carry) + np.where(
-                missed, LATE_FEE, 0.0
-            )
-        else:
-            past_due = np.zeros(n)
-        missed_hist.append(missed)
-        missed_total += missed
-        full_total += paid_full_prev
+def _play_month(
+    rng: np.random.Generator,
+    config: SyntheticConfig,
+    acc: _Accounts,
+    st: _State,
+    m: int,
+    month_start_s: Callable[[int], int],
+) -> _Block:
+    """One month: shocks, the payment of last month's statement, purchases, the statement."""
+    n, z = acc.n, acc.z
+    start_s = month_start_s(m)
+    days_in_month = (month_start_s(m + 1) - start_s) // _DAY
+    new_shock = (st.shock_left == 0) & (rng.random(n) < 0.012 * np.exp(0.5 * z))
+    st.shock_left = np.where(new_shock, rng.integers(3, 10, n), st.shock_left)
+    shock = st.shock_left > 0
+    parts: list[_Block] = []
+    carry, past_due, missed = _pay_last_statement(rng, acc, st, m, start_s, shock, parts)
+    st.missed_hist.append(missed)
+    st.missed_total += missed
+    st.full_total += st.paid_full_prev
+    spend = _purchases(rng, config, acc, st, shock, carry, start_s, days_in_month, parts)
+    parts.append(_statement(acc, st, carry, spend, past_due, month_start_s(m + 1)))
+    return _concat(parts).sorted()
 
-        # purchases
-        lam = config.purchases_per_month * spend_rate * np.where(shock, 1.5, 1.0)
-        lam = np.where(dpd >= 3, 0.0, lam)
-        counts = rng.poisson(lam)
-        idx = np.repeat(np.arange(n), counts)
-        cat_p = np.broadcast_to(_CATEGORY_P, (len(idx), len(_CATEGORY_P))).copy()
-        cat_p[:, _CASH] += np.where(shock[idx], 0.15, 0.0) + np.where(z[idx] > 1, 0.03, 0.0)
-        cat_p /= cat_p.sum(axis=1, keepdims=True)
-        cats = (rng.random(len(idx))[:, None] > np.cumsum(cat_p, axis=1)).sum(axis=1)
-        cats = np.minimum(cats, len(MERCHANT_CATEGORIES) - 1)
-        amounts = _TICKET[cats] * rng.lognormal(0, 0.6, len(idx)) * np.sqrt(limit[idx] / 5_000)
-        spend = np.bincount(idx, weights=amounts, minlength=n)
-        available = np.maximum(limit - np.maximum(carry, 0), 0)
-        scale = np.where(spend > available, available / np.maximum(spend, 1e-9), 1.0)
-        amounts = np.round(amounts * scale[idx], 2)
-        keep = amounts >= 0.01
-        idx, cats, amounts = idx[keep], cats[keep], amounts[keep]
-        spend = np.bincount(idx, weights=amounts, minlength=n)
-        purchases_total += np.bincount(idx, minlength=n)
-        spend_total += spend
-        secs = start_s + rng.integers(0, days_in_month, len(idx)) * day
-        secs += rng.integers(0, day - 3600, len(idx))
-        parts.append(_Block(idx, secs, np.full(len(idx), 1), amounts, cats.astype(float)))
 
-        # statement at month end
-        balance = np.round(carry + spend, 2)
-        util = np.clip(balance / limit, 0, 2)
-        util_total += util
-        min_due = np.where(
-            balance > 0,
-            np.minimum(
-                balance, np.maximum(MIN_PAYMENT_FLOOR, MIN_PAYMENT_RATE * balance) + past_due
-            ),
-            0.0,
-        )
-        min_due = np.round(min_due, 2)
-        status = np.where(
-            (balance <= 0) & (spend == 0),
-            -2,
-            np.where(paid_full_prev, -1, np.where(dpd > 0, np.minimum(dpd, 9), 0)),
-        )
-        stmt_s = month_start_s(m + 1) - day + 23 * 3600
-        all_idx = np.arange(n)
-        parts.append(
-            _Block(
-                all_idx,
-                np.full(n, stmt_s),
-                np.full(n, 2),
-                balance,
-                status.astype(float),
-                min_due,
-            )
-        )
-        blocks.append(_concat(parts).sorted())
+def _pay_last_statement(
+    rng: np.random.Generator,
+    acc: _Accounts,
+    st: _State,
+    m: int,
+    start_s: int,
+    shock: np.ndarray,
+    parts: list[_Block],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Payments of last month's statement, 15-24 days into this month; returns the balance
+    carried, the amount past due and who missed the minimum."""
+    n, z = acc.n, acc.z
+    balance, min_due = st.balance, st.min_due
+    if m == 0:
+        return balance.copy(), np.zeros(n), np.zeros(n, dtype=bool)
+    owed = balance > 0
+    u = 0.9 * z + 1.5 * shock + 0.5 * np.minimum(st.dpd, 4) + 0.8 * st.util
+    u = u + rng.normal(0, 0.5, n)
+    logits = np.stack([1.2 - 1.2 * u, 0.2 + 0.3 * u, np.full(n, 0.4), -2.2 + 1.3 * u])
+    probs = np.exp(logits - logits.max(axis=0))
+    probs /= probs.sum(axis=0)
+    kind = (rng.random(n)[None, :] > np.cumsum(probs, axis=0)).sum(axis=0)
+    kind = np.minimum(kind, 3)
+    partial = min_due + rng.random(n) * np.maximum(balance - min_due, 0)
+    paid = np.select([kind == 0, kind == 1, kind == 2], [balance, min_due, partial], 0.0)
+    paid = np.where(owed, np.round(np.minimum(paid, balance), 2), 0.0)
+    missed = owed & (paid + 0.005 < min_due)
+    st.dpd = np.where(missed, st.dpd + 1, np.where(owed, 0, st.dpd))
+    st.paid_full_prev = owed & (paid + 0.005 >= balance)
+    idx = np.nonzero(owed & (paid > 0))[0]
+    secs = start_s + rng.integers(14, 24, len(idx)) * _DAY + rng.integers(0, _DAY, len(idx))
+    prev_stmt = np.full(len(idx), float(start_s - _DAY + 23 * 3600))
+    parts.append(_Block(idx, secs, np.full(len(idx), 3), paid[idx], np.zeros(len(idx)), prev_stmt))
+    carry = balance - paid
+    past_due = np.where(missed, np.maximum(min_due - paid, 0), 0.0)
+    carry = np.where(carry > 0, carry * (1 + APR / 12), carry) + np.where(missed, LATE_FEE, 0.0)
+    return carry, past_due, missed
 
-    # outcome at the end of the month after the last activity month
-    missed_3 = np.sum(missed_hist[-3:], axis=0)
+
+def _purchases(
+    rng: np.random.Generator,
+    config: SyntheticConfig,
+    acc: _Accounts,
+    st: _State,
+    shock: np.ndarray,
+    carry: np.ndarray,
+    start_s: int,
+    days_in_month: int,
+    parts: list[_Block],
+) -> np.ndarray:
+    """This month's purchases within the available credit; returns each account's spend."""
+    n, z, limit = acc.n, acc.z, acc.limit
+    lam = config.purchases_per_month * acc.spend_rate * np.where(shock, 1.5, 1.0)
+    lam = np.where(st.dpd >= 3, 0.0, lam)
+    counts = rng.poisson(lam)
+    idx = np.repeat(np.arange(n), counts)
+    cat_p = np.broadcast_to(_CATEGORY_P, (len(idx), len(_CATEGORY_P))).copy()
+    cat_p[:, _CASH] += np.where(shock[idx], 0.15, 0.0) + np.where(z[idx] > 1, 0.03, 0.0)
+    cat_p /= cat_p.sum(axis=1, keepdims=True)
+    cats = (rng.random(len(idx))[:, None] > np.cumsum(cat_p, axis=1)).sum(axis=1)
+    cats = np.minimum(cats, len(MERCHANT_CATEGORIES) - 1)
+    amounts = _TICKET[cats] * rng.lognormal(0, 0.6, len(idx)) * np.sqrt(limit[idx] / 5_000)
+    spend = np.bincount(idx, weights=amounts, minlength=n)
+    available = np.maximum(limit - np.maximum(carry, 0), 0)
+    scale = np.where(spend > available, available / np.maximum(spend, 1e-9), 1.0)
+    amounts = np.round(amounts * scale[idx], 2)
+    keep = amounts >= 0.01
+    idx, cats, amounts = idx[keep], cats[keep], amounts[keep]
+    spend = np.bincount(idx, weights=amounts, minlength=n)
+    st.purchases_total += np.bincount(idx, minlength=n)
+    st.spend_total += spend
+    secs = start_s + rng.integers(0, days_in_month, len(idx)) * _DAY
+    secs += rng.integers(0, _DAY - 3600, len(idx))
+    parts.append(_Block(idx, secs, np.full(len(idx), 1), amounts, cats.astype(float)))
+    return spend
+
+
+def _statement(
+    acc: _Accounts,
+    st: _State,
+    carry: np.ndarray,
+    spend: np.ndarray,
+    past_due: np.ndarray,
+    next_month_s: int,
+) -> _Block:
+    """The month-end statement of every account (no randomness)."""
+    n = acc.n
+    st.balance = np.round(carry + spend, 2)
+    st.util = np.clip(st.balance / acc.limit, 0, 2)
+    st.util_total += st.util
+    min_due = np.where(
+        st.balance > 0,
+        np.minimum(
+            st.balance, np.maximum(MIN_PAYMENT_FLOOR, MIN_PAYMENT_RATE * st.balance) + past_due
+        ),
+        0.0,
+    )
+    st.min_due = np.round(min_due, 2)
+    status = np.where(
+        (st.balance <= 0) & (spend == 0),
+        -2,
+        np.where(st.paid_full_prev, -1, np.where(st.dpd > 0, np.minimum(st.dpd, 9), 0)),
+    )
+    stmt_s = next_month_s - _DAY + 23 * 3600
+    return _Block(
+        np.arange(n),
+        np.full(n, stmt_s),
+        np.full(n, 2),
+        st.balance,
+        status.astype(float),
+        st.min_due,
+    )
+
+
+def _risk(config: SyntheticConfig, acc: _Accounts, st: _State) -> tuple[np.ndarray, np.ndarray]:
+    """The true PD after the last month, and the attainable PD: what the best model could know
+    from the observable history (the module docstring, 5.)."""
+    n, z = acc.n, acc.z
+    missed_3 = np.sum(st.missed_hist[-3:], axis=0)
     logit = (
         PD_INTERCEPT
         + 0.9 * z
-        + 0.55 * np.minimum(dpd, 6)
-        + 1.4 * (util - 0.3)
-        + 0.9 * (shock_left > 0)
+        + 0.55 * np.minimum(st.dpd, 6)
+        + 1.4 * (st.util - 0.3)
+        + 0.9 * (st.shock_left > 0)
         + 0.35 * missed_3
-        - 0.3 * np.log(income / 48_000)
+        - 0.3 * np.log(acc.income / 48_000)
     )
     true_pd = 1 / (1 + np.exp(-logit))
-    hidden = 0.9 * z + 0.9 * (shock_left > 0)
+    hidden = 0.9 * z + 0.9 * (st.shock_left > 0)
     observable = logit - hidden
     summaries = np.column_stack(
         [
             np.ones(n),
-            np.log(income),
-            np.log(limit),
-            np.minimum(dpd, 6),
-            util,
+            np.log(acc.income),
+            np.log(acc.limit),
+            np.minimum(st.dpd, 6),
+            st.util,
             missed_3,
-            missed_total,
-            full_total,
-            util_total / config.months,
-            purchases_total,
-            spend_total / limit,
+            st.missed_total,
+            st.full_total,
+            st.util_total / config.months,
+            st.purchases_total,
+            st.spend_total / acc.limit,
         ]
     )
     coef, *_ = np.linalg.lstsq(summaries, hidden, rcond=None)
     predicted = summaries @ coef
     s2 = float(np.var(hidden - predicted))
     attainable_pd = 1 / (1 + np.exp(-(observable + predicted) / np.sqrt(1 + np.pi * s2 / 8)))
-    default = (rng.random(n) < true_pd).astype(int)
-    observed_s = month_start_s(config.months + 1) - day
-    observed_date = (epoch + np.timedelta64(observed_s, "s")).astype("datetime64[D]").item()
-    blocks.append(
-        _Block(
-            np.arange(n),
-            np.full(n, observed_s + 23 * 3600 + 59 * 60 + 59),
-            np.full(n, 4),
-            np.zeros(n),
-            default.astype(float),
-        )
-    )
-    first_month_s = month_start_s(0)
-    profile = pd.DataFrame(
-        {
-            "account_id": account_ids,
-            "opened_s": first_month_s - opened_days * day + 10 * 3600,
-            "credit_limit": limit,
-            "income": income,
-            "age": age,
-            "sex": np.array(SEX)[sex],
-            "education": np.array(EDUCATION)[education],
-            "marital_status": np.array(MARITAL)[marital],
-        }
-    )
-    oracle = pd.DataFrame(
-        {
-            "account_id": pd.Series(account_ids, dtype="string"),
-            "true_pd": true_pd.astype(float),
-            "attainable_pd": attainable_pd.astype(float),
-            "observed_date": pd.Series([observed_date] * n, dtype="object"),
-            "default_flag": default,
-        }
-    )
-    return SyntheticPortfolio(config, account_ids, profile, oracle, blocks)
+    return true_pd, attainable_pd
 
 
 def _choice_shifted(rng: np.random.Generator, p: np.ndarray, shift: np.ndarray) -> np.ndarray:
