@@ -566,97 +566,67 @@ def _select_best(runs: list[Any], select_by: str) -> Any:
     )
 
 
-def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, Any]:
-    """Pick the execution's best model (on out-of-fold training scores), register it as
-    ``challenger``, compare it with the champion on the same test rows (DeLong's paired test)
-    and decide on promotion (recorded as version tags, with the model card). Does not move
-    ``champion``: see :func:`promote`."""
-    mlflow = _mlflow(settings)
-    client = _client(settings)
-    already = _already_registered(settings, parent_run_id)
-    if already is not None:  # a retried task: do not register a second version
-        return already
-    parent, config, prepared = _prepare_for_parent(settings, parent_run_id)
-    runs = [r for r in child_runs(settings, parent_run_id) if "roc_auc" in r.data.metrics]
-    if not runs:
-        raise TrainingError(
-            f"training run {parent_run_id} has no finished model runs; train a model first"
-        )
-    best = _select_best(runs, config.select_by)
-    m = best.data.metrics
-    kind = best.data.tags["model_type"]
-    challenger_model = mlflow.sklearn.load_model(best.data.tags["model_uri"])
-    p_challenger = challenger_model.predict_proba(prepared.test[prepared.columns.all])[:, 1]
-    y_test = prepared.test["label"].to_numpy()
+def _compare_with_champion(
+    settings: Settings, test_rows: pd.DataFrame, y_test: np.ndarray, p_challenger: np.ndarray
+) -> tuple[Any | None, Any | None, str | None]:
+    """The champion (if any), DeLong's paired test of the challenger against it on the same test
+    rows, and why it could not be evaluated (a schema change, a broken artifact), if so."""
     champion = _champion(settings)
-    champion_error: str | None = None
-    test = None
-    if champion is not None:
-        try:
-            p_champion = _predict_version(settings, str(champion.version), prepared.test)
-            test = paired_test(y_test, p_challenger, p_champion)
-        except Exception as exc:  # a schema change or a broken artifact: record why
-            champion_error = f"{type(exc).__name__}: {exc}"[:300]
-            logger.warning("cannot evaluate champion v%s: %s", champion.version, champion_error)
-    decision: Decision = decide(
-        m,
-        config.policy,
-        champion_version=None if champion is None else str(champion.version),
-        test=test,
-        champion_error=champion_error,
-    )
-    name = settings.registered_model_name
-    features = prepared.columns.all
-    version = mlflow.register_model(
-        best.data.tags["model_uri"],
-        name,
-        tags={
-            "model_type": kind,
-            "threshold": f"{m['threshold']:.6f}",
-            "roc_auc": f"{m['roc_auc']:.6f}",
-            "roc_auc_ci95": f"{m.get('roc_auc_ci_low', float('nan')):.4f}-"
-            f"{m.get('roc_auc_ci_high', float('nan')):.4f}",
-            "cv_roc_auc": f"{m.get('cv_roc_auc', float('nan')):.6f}",
-            "ks": f"{m['ks']:.6f}",
-            "ece": f"{m['ece']:.6f}",
-            "expected_cost": f"{m['expected_cost']:.6f}",
-            **decision.tags(),
-            "promote_override": str(config.promote_override).lower(),
-            "run_id": best.info.run_id,
-            "parent_run_id": parent_run_id,
-            "features_digest": prepared.table.digest,
-            "features": _join_tag(features),
-            "features_artifact": "features.json",
-            "protected_attributes": _join_tag(config.inputs.protected),
-            "protected_present_not_inputs": _join_tag(prepared.inputs.protected),
-            "identifiers_not_inputs": _join_tag(prepared.inputs.identifiers),
-            "allow_age": str(config.allow_age).lower(),
-            "fairness_artifact": "fairness/fairness.json",
-            "fairness_min_air": f"{m['fairness_min_air']:.4f}" if "fairness_min_air" in m else "",
-            "model_card_artifact": "model_card.md",
-            "champion_version_compared": "" if champion is None else str(champion.version),
-            "champion_roc_auc_same_test": "" if test is None else f"{test.auc_b:.6f}",
-        },
-    )
-    client.set_registered_model_alias(name, CHALLENGER, version.version)
-    fairness = json.loads(
-        Path(client.download_artifacts(best.info.run_id, "fairness/fairness.json")).read_text()
-    )
-    card = model_card(
-        name=name,
-        version=str(version.version),
-        kind=kind,
-        config=config.to_params(),
-        parent=parent,
-        best=best,
-        split=prepared.split_description,
-        features=prepared.features_document(config),
-        fairness=fairness,
-        decision=decision,
-        test_rows=len(prepared.test),
-    )
-    client.log_text(best.info.run_id, card, "model_card.md")
-    comparison = [
+    if champion is None:
+        return None, None, None
+    try:
+        p_champion = _predict_version(settings, str(champion.version), test_rows)
+        return champion, paired_test(y_test, p_challenger, p_champion), None
+    except Exception as exc:  # record why; the decision rule blocks promotion on it
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        logger.warning("cannot evaluate champion v%s: %s", champion.version, error)
+        return champion, None, error
+
+
+def version_tags(
+    m: Mapping[str, float],
+    kind: str,
+    decision: Decision,
+    config: TrainingConfig,
+    prepared: Prepared,
+    run_id: str,
+    parent_run_id: str,
+    champion: Any | None,
+    test: Any | None,
+) -> dict[str, str]:
+    """The registered version's tags: metrics, the decision, its inputs and what was left out."""
+    return {
+        "model_type": kind,
+        "threshold": f"{m['threshold']:.6f}",
+        "roc_auc": f"{m['roc_auc']:.6f}",
+        "roc_auc_ci95": f"{m.get('roc_auc_ci_low', float('nan')):.4f}-"
+        f"{m.get('roc_auc_ci_high', float('nan')):.4f}",
+        "cv_roc_auc": f"{m.get('cv_roc_auc', float('nan')):.6f}",
+        "ks": f"{m['ks']:.6f}",
+        "ece": f"{m['ece']:.6f}",
+        "expected_cost": f"{m['expected_cost']:.6f}",
+        **decision.tags(),
+        "promote_override": str(config.promote_override).lower(),
+        "run_id": run_id,
+        "parent_run_id": parent_run_id,
+        "features_digest": prepared.table.digest,
+        "features": _join_tag(prepared.columns.all),
+        "features_artifact": "features.json",
+        "protected_attributes": _join_tag(config.inputs.protected),
+        "protected_present_not_inputs": _join_tag(prepared.inputs.protected),
+        "identifiers_not_inputs": _join_tag(prepared.inputs.identifiers),
+        "allow_age": str(config.allow_age).lower(),
+        "fairness_artifact": "fairness/fairness.json",
+        "fairness_min_air": f"{m['fairness_min_air']:.4f}" if "fairness_min_air" in m else "",
+        "model_card_artifact": "model_card.md",
+        "champion_version_compared": "" if champion is None else str(champion.version),
+        "champion_roc_auc_same_test": "" if test is None else f"{test.auc_b:.6f}",
+    }
+
+
+def comparison_rows(runs: list[Any]) -> list[dict[str, Any]]:
+    """One row per model of the execution, best test ROC-AUC first (logged as comparison.json)."""
+    return [
         {
             "model": r.data.tags.get("model_type"),
             "run_id": r.info.run_id,
@@ -683,6 +653,91 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
         }
         for r in sorted(runs, key=lambda r: -r.data.metrics["roc_auc"])
     ]
+
+
+def evaluation_result(
+    decision: Decision,
+    version: str,
+    kind: str,
+    run_id: str,
+    m: Mapping[str, float],
+    champion: Any | None,
+    test: Any | None,
+) -> dict[str, Any]:
+    """What the evaluate step returns to the pipeline (the Choice reads ``promote``)."""
+    return {
+        "promote": decision.promote,
+        "reason": decision.reason,
+        "decision": decision.outcome,
+        "version": version,
+        "model": kind,
+        "run_id": run_id,
+        "roc_auc": m["roc_auc"],
+        "champion_version": None if champion is None else str(champion.version),
+        "champion_roc_auc": None if test is None else test.auc_b,
+        "p_value": None if test is None else test.p_one_sided,
+    }
+
+
+def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, Any]:
+    """Pick the execution's best model (on out-of-fold training scores), register it as
+    ``challenger``, compare it with the champion on the same test rows (DeLong's paired test)
+    and decide on promotion (recorded as version tags, with the model card). Does not move
+    ``champion``: see :func:`promote`."""
+    mlflow = _mlflow(settings)
+    client = _client(settings)
+    already = _already_registered(settings, parent_run_id)
+    if already is not None:  # a retried task: do not register a second version
+        return already
+    parent, config, prepared = _prepare_for_parent(settings, parent_run_id)
+    runs = [r for r in child_runs(settings, parent_run_id) if "roc_auc" in r.data.metrics]
+    if not runs:
+        raise TrainingError(
+            f"training run {parent_run_id} has no finished model runs; train a model first"
+        )
+    best = _select_best(runs, config.select_by)
+    m = best.data.metrics
+    kind = best.data.tags["model_type"]
+    challenger_model = mlflow.sklearn.load_model(best.data.tags["model_uri"])
+    p_challenger = challenger_model.predict_proba(prepared.test[prepared.columns.all])[:, 1]
+    y_test = prepared.test["label"].to_numpy()
+    champion, test, champion_error = _compare_with_champion(
+        settings, prepared.test, y_test, p_challenger
+    )
+    decision: Decision = decide(
+        m,
+        config.policy,
+        champion_version=None if champion is None else str(champion.version),
+        test=test,
+        champion_error=champion_error,
+    )
+    name = settings.registered_model_name
+    version = mlflow.register_model(
+        best.data.tags["model_uri"],
+        name,
+        tags=version_tags(
+            m, kind, decision, config, prepared, best.info.run_id, parent_run_id, champion, test
+        ),
+    )
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    fairness = json.loads(
+        Path(client.download_artifacts(best.info.run_id, "fairness/fairness.json")).read_text()
+    )
+    card = model_card(
+        name=name,
+        version=str(version.version),
+        kind=kind,
+        config=config.to_params(),
+        parent=parent,
+        best=best,
+        split=prepared.split_description,
+        features=prepared.features_document(config),
+        fairness=fairness,
+        decision=decision,
+        test_rows=len(prepared.test),
+    )
+    client.log_text(best.info.run_id, card, "model_card.md")
+    comparison = comparison_rows(runs)
     client.log_dict(
         parent_run_id,
         {
@@ -703,18 +758,9 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
         client.log_metric(parent_run_id, "delong_p_one_sided", test.p_one_sided)
     client.set_terminated(parent_run_id, status="FINISHED")
     logger.info("v%s (%s) registered as challenger; %s", version.version, kind, decision.reason)
-    return {
-        "promote": decision.promote,
-        "reason": decision.reason,
-        "decision": decision.outcome,
-        "version": str(version.version),
-        "model": kind,
-        "run_id": best.info.run_id,
-        "roc_auc": m["roc_auc"],
-        "champion_version": None if champion is None else str(champion.version),
-        "champion_roc_auc": None if test is None else test.auc_b,
-        "p_value": None if test is None else test.p_one_sided,
-    }
+    return evaluation_result(
+        decision, str(version.version), kind, best.info.run_id, m, champion, test
+    )
 
 
 # ---- step 4: promotion ---------------------------------------------------------------------
