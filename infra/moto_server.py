@@ -39,9 +39,6 @@ def patch_moto() -> None:
     models.Shard.get_max_sequence_number = _last_key  # type: ignore[method-assign]
 
 
-DURABLE_SERVICES = ("s3", "kinesis", "dynamodb", "glue", "stepfunctions", "sts", "iam")
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="infra.moto_server")
     parser.add_argument("-H", "--host", default="127.0.0.1")
@@ -62,9 +59,9 @@ def build_app(state: Path | None, fsync: bool = False) -> Any:
     app.debug = True  # type: ignore[attr-defined]
     if state is None:
         return app
-    from infra.durable import DurableApp, DurableStore, preload_services
+    from infra.durable import DurableApp, DurableStore, install_clock
 
-    preload_services(DURABLE_SERVICES)
+    install_clock()  # before any service module is imported, so each binds the pinned clock
     store = DurableStore(state, fsync=fsync)
     store.restore(app)
     if store.due():  # a long replay: do not make the next start repeat it
