@@ -111,6 +111,18 @@ def cloud_reset(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def state_line(settings: Settings) -> str:
+    """Where the cloud's saved state is and how big it is."""
+    from infra.cloud import cloud_state_dir
+
+    directory = cloud_state_dir(settings)
+    files = [f for f in directory.iterdir() if f.is_file()] if directory.is_dir() else []
+    if not files:
+        return f"state      none saved yet in {directory}"
+    sizes = ", ".join(f"{f.name} {f.stat().st_size / 1e6:,.1f} MB" for f in sorted(files))
+    return f"state      {directory} ({sizes})"
+
+
 def provision_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 

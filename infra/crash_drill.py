@@ -13,6 +13,7 @@ import threading
 import time
 
 from infra.cloud import cloud_service
+from infra.services import ManagedService
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 
@@ -84,9 +85,14 @@ def lost_writes(settings: Settings, acked: list[tuple[str, str]]) -> list[tuple[
     return lost
 
 
-def kill_trial(settings: Settings, rng: random.Random, max_writes: int = 120) -> tuple[int, int]:
+def kill_trial(
+    settings: Settings,
+    rng: random.Random,
+    max_writes: int = 120,
+    service: ManagedService | None = None,
+) -> tuple[int, int]:
     """Kill -9 the cloud after a seeded number of acknowledged writes; return (acked, lost)."""
-    service = cloud_service(settings)
+    service = service or cloud_service(settings)
     status = service.up()
     acked: list[tuple[str, str]] = []
     stop = threading.Event()

@@ -28,6 +28,7 @@ import logging
 import os
 import pickle
 import random
+import signal
 import struct
 import sys
 import threading
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 SNAPSHOT_NAME = "snapshot.pkl"
 WAL_NAME = "wal.log"
+PREV_WAL_NAME = "wal.prev"  # the log a background snapshot is covering, until it is done
 SNAPSHOT_MAGIC = b"RISKSTREAM-CLOUD-SNAPSHOT\n"
 FRAME_MAGIC = b"RSW1"
 FRAME_HEADER = struct.Struct(">4sQI")  # magic, payload length, crc32 of the payload
@@ -369,6 +371,28 @@ def _status_code(status: str) -> int:
         return 500
 
 
+_CAN_FORK = sys.platform.startswith("linux")
+
+
+def _child_setup(parent: int) -> None:
+    """In a snapshot child: die with the parent, and let go of every socket it inherited.
+
+    A child outliving a killed parent could otherwise overwrite a newer snapshot, or hold the
+    server's port while the next server starts.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent is already gone
+        os._exit(1)
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                os.close(int(fd))
+
+
 class DurableStore:
     """The state directory of one durable cloud: ``snapshot.pkl`` and ``wal.log``."""
 
@@ -377,7 +401,7 @@ class DurableStore:
         directory: Path,
         fsync: bool = False,
         snapshot_bytes: int = 256 * 1024 * 1024,
-        replay_budget: float = 3.0,
+        replay_budget: float = 2.0,
     ) -> None:
         self.directory = Path(directory)
         self.fsync = fsync
@@ -387,6 +411,10 @@ class DurableStore:
         self._wal_seconds = 0.0  # time the logged requests took to apply: about their replay time
         self.snapshot_path = self.directory / SNAPSHOT_NAME
         self.wal_path = self.directory / WAL_NAME
+        self.prev_wal_path = self.directory / PREV_WAL_NAME
+        self._child: int | None = None
+        self._child_seq = 0
+        self._child_started = 0.0
         self.next_seq = 1
         self.snapshot_seq = 0
         self._wal: io.BufferedWriter | None = None
@@ -401,18 +429,21 @@ class DurableStore:
         if self.snapshot_path.exists():
             self.snapshot_seq = load_snapshot(self.snapshot_path)
         loaded = time.perf_counter()
-        scan = scan_log(self.wal_path)
-        if scan.torn_bytes:
-            logger.warning(
-                "dropping %d bytes at the end of %s: a write that was never acknowledged",
-                scan.torn_bytes,
-                self.wal_path,
-            )
-            with open(self.wal_path, "r+b") as handle:
-                handle.truncate(scan.good_bytes)
+        entries: list[dict[str, Any]] = []
+        for path in (self.prev_wal_path, self.wal_path):  # an unfinished background snapshot's
+            scan = scan_log(path)  # log comes first
+            if scan.torn_bytes:
+                logger.warning(
+                    "dropping %d bytes at the end of %s: a write that was never acknowledged",
+                    scan.torn_bytes,
+                    path,
+                )
+                with open(path, "r+b") as handle:
+                    handle.truncate(scan.good_bytes)
+            entries += scan.entries
         last = self.snapshot_seq
         replayed = 0
-        for entry in scan.entries:
+        for entry in entries:
             seq = int(entry["seq"])
             if seq <= last:
                 continue  # already in the snapshot (a crash between snapshot and truncation)
@@ -433,7 +464,9 @@ class DurableStore:
             replayed += 1
         self.next_seq = last + 1
         done = time.perf_counter()
-        self._wal_bytes = scan.good_bytes
+        self._wal_bytes = sum(
+            p.stat().st_size for p in (self.prev_wal_path, self.wal_path) if p.exists()
+        )
         self._wal_entries = replayed
         self._wal_seconds = done - loaded
         logger.info(
@@ -467,24 +500,94 @@ class DurableStore:
         """Logged requests not yet in a snapshot."""
         return self._wal_entries
 
+    def clean(self) -> bool:
+        """True when the snapshot on disk holds every logged write."""
+        return not (self._wal_entries or self._child is not None or self.prev_wal_path.exists())
+
     def due(self) -> bool:
         """Snapshot when replaying the log would take longer than the budget (or it is large).
 
-        The budget grows with the snapshot's own cost (3x the last one), so snapshots of a large
-        state take at most about a quarter of the write time; a restart then costs one snapshot
-        load plus at most max(budget, 3 x snapshot time) of replay.
+        Snapshots run in a forked child (writers do not wait); the budget grows with the
+        snapshot's own cost (1.5x the last one), so a large state is not snapshotted back to back;
+        a restart then costs one snapshot load plus at most about two budgets of replay.
         """
-        budget = max(self.replay_budget, 3 * self.last_snapshot_seconds)
+        self.reap()
+        if self._child is not None:
+            return False  # a background snapshot is under way
+        budget = max(self.replay_budget, 1.5 * self.last_snapshot_seconds)
         return self._wal_bytes >= self.snapshot_bytes or self._wal_seconds >= budget
+
+    def snapshot_in_background(self) -> bool:
+        """Fork a child that writes the snapshot while writers go on with a fresh log.
+
+        The child sees the state as of the fork (copy-on-write), under the request lock, so it is
+        consistent. The current log becomes ``wal.prev`` until the child is done; a restore in
+        between replays ``wal.prev`` and then ``wal.log``. False when one already runs or the
+        platform cannot do it, or the last one failed (the caller then snapshots in the
+        foreground); True when one was started or already runs.
+        """
+        self.reap()
+        if self._child is not None:
+            return True  # one is under way; it will be collected by a later request
+        if self.prev_wal_path.exists() or not _CAN_FORK:
+            return False
+        if self._wal is not None:
+            self._wal.close()
+            self._wal = None
+        if self.wal_path.exists():
+            os.replace(self.wal_path, self.prev_wal_path)
+        seq = self.next_seq - 1
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: no logging, no locks, no sockets; exit without cleanup
+            code = 1
+            try:
+                _child_setup(parent)
+                write_snapshot(self.snapshot_path, seq, fsync=True)
+                code = 0
+            finally:
+                os._exit(code)
+        self._child, self._child_seq, self._child_started = pid, seq, time.perf_counter()
+        self._wal_bytes = 0
+        self._wal_entries = 0
+        self._wal_seconds = 0.0
+        return True
+
+    def reap(self, wait: bool = False) -> None:
+        """Collect a finished background snapshot: on success its log segment goes."""
+        if self._child is None:
+            return
+        pid, status = os.waitpid(self._child, 0 if wait else os.WNOHANG)
+        if pid == 0:
+            return
+        self._child = None
+        if os.waitstatus_to_exitcode(status) == 0:
+            self.snapshot_seq = self._child_seq
+            self.prev_wal_path.unlink(missing_ok=True)
+            self.last_snapshot_seconds = time.perf_counter() - self._child_started
+            logger.info(
+                "background snapshot of the local cloud at seq %d in %.2fs",
+                self._child_seq,
+                self.last_snapshot_seconds,
+            )
+        else:
+            logger.error(
+                "background snapshot failed (status %s); %s keeps its writes, the next snapshot "
+                "runs in the foreground",
+                status,
+                self.prev_wal_path,
+            )
 
     def snapshot(self) -> int:
         """Write a snapshot of everything applied so far and start an empty log."""
+        self.reap(wait=True)
         started = time.perf_counter()
         size = write_snapshot(self.snapshot_path, self.next_seq - 1, fsync=True)
         self.snapshot_seq = self.next_seq - 1
         if self._wal is not None:
             self._wal.close()
             self._wal = None
+        self.prev_wal_path.unlink(missing_ok=True)
         with open(self.wal_path, "wb") as handle:  # truncate: the snapshot holds it all
             handle.flush()
             os.fsync(handle.fileno())
@@ -542,7 +645,8 @@ class DurableApp:
     def _snapshot_quietly(self) -> None:
         """A failed snapshot must not fail the write that triggered it: the log still has it."""
         try:
-            self.store.snapshot()
+            if not self.store.snapshot_in_background():
+                self.store.snapshot()
         except Exception:
             logger.exception(
                 "snapshot of the local cloud failed; the log keeps every write, retrying later"
@@ -576,7 +680,7 @@ class DurableApp:
             logger.warning("a request still runs; the log alone will restore the state")
             return
         try:
-            if self.store.pending():
+            if not self.store.clean():
                 self.store.snapshot()
             self.store.close()
         finally:

@@ -39,19 +39,22 @@ def patch_moto() -> None:
     models.Shard.get_max_sequence_number = _last_key  # type: ignore[method-assign]
 
 
-DURABLE_SERVICES = ("s3", "kinesis", "dynamodb", "glue", "stepfunctions", "sts", "iam")
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="infra.moto_server")
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=4566)
     parser.add_argument("--state", type=Path, default=None, help="keep the state in this dir")
     parser.add_argument("--fsync", action="store_true", help="fsync each logged write")
+    parser.add_argument(
+        "--replay-budget",
+        type=float,
+        default=2.0,
+        help="snapshot once the log holds this many seconds of applied writes",
+    )
     return parser.parse_args(argv)
 
 
-def build_app(state: Path | None, fsync: bool = False) -> Any:
+def build_app(state: Path | None, fsync: bool = False, replay_budget: float = 2.0) -> Any:
     """moto's WSGI app; with ``state``, restored from it and wrapped to log every write."""
     import os
 
@@ -62,10 +65,10 @@ def build_app(state: Path | None, fsync: bool = False) -> Any:
     app.debug = True  # type: ignore[attr-defined]
     if state is None:
         return app
-    from infra.durable import DurableApp, DurableStore, preload_services
+    from infra.durable import DurableApp, DurableStore, install_clock
 
-    preload_services(DURABLE_SERVICES)
-    store = DurableStore(state, fsync=fsync)
+    install_clock()  # before any service module is imported, so each binds the pinned clock
+    store = DurableStore(state, fsync=fsync, replay_budget=replay_budget)
     store.restore(app)
     if store.due():  # a long replay: do not make the next start repeat it
         store.snapshot()
@@ -82,7 +85,7 @@ def main(argv: list[str]) -> None:
     from infra.durable import StateError
 
     try:
-        app = build_app(args.state, args.fsync)
+        app = build_app(args.state, args.fsync, args.replay_budget)
     except StateError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the launcher's last word, in its log
         raise SystemExit(2) from None

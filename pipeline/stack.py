@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infra.airflow import airflow_service, password_file, start_airflow
-from infra.cli import add_cloud_up_options, register_state_commands, start_cloud
+from infra.cli import add_cloud_up_options, register_state_commands, start_cloud, state_line
 from infra.cloud import cloud_service
 from infra.services import ManagedService
 from riskstream.settings import Settings
@@ -48,7 +48,10 @@ SERVICES: tuple[ServiceEntry, ...] = (
         "the embedded local cloud (moto)",
         cloud_service,
         start=start_cloud,
-        notes=lambda s: [f"target {s.target}, endpoint {s.endpoint_url}, region {s.region}"],
+        notes=lambda s: [
+            f"target {s.target}, endpoint {s.endpoint_url}, region {s.region}",
+            state_line(s),
+        ],
         embedded_only=True,
         up_options=add_cloud_up_options,
         more_commands=register_state_commands,

@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from infra.durable import (
     scan_log,
 )
 from infra.provision import provision
-from infra.services import ServiceError, free_port
+from infra.services import ManagedService, ServiceError, free_port
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 
@@ -242,18 +243,28 @@ def test_export_import_and_reset(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_kill_9_at_seeded_points_loses_no_acknowledged_write(tmp_path: Path) -> None:
+@pytest.mark.parametrize("budget", [None, 0.02], ids=["default", "snapshot-every-few-writes"])
+def test_kill_9_at_seeded_points_loses_no_acknowledged_write(
+    tmp_path: Path, budget: float | None
+) -> None:
+    """With a tiny replay budget, kills also land during background snapshots (wal.prev)."""
     settings = _settings(tmp_path)
     service = cloud_service(settings)
+    if budget is not None:
+        spec = replace(service.spec, argv=[*service.spec.argv, "--replay-budget", str(budget)])
+        service = ManagedService(spec, settings.state_dir)
     service.up()
     provision(settings)
     rng = random.Random(12)
     total = 0
     try:
         for _ in range(4):
-            acked, lost = kill_trial(settings, rng)
+            acked, lost = kill_trial(settings, rng, service=service)
             total += acked
             assert lost == 0
         assert total > 0
     finally:
         service.down()
+    if budget is not None:
+        log = service.log_file.read_text()
+        assert "background snapshot of the local cloud" in log

@@ -74,3 +74,40 @@ def test_the_whole_stack_listens_on_loopback_only(tmp_path: Path) -> None:
     finally:
         for service in reversed(services):
             service.down()
+
+
+@pytest.mark.integration
+def test_a_listener_on_every_interface_is_caught(tmp_path: Path) -> None:
+    """The check itself: a process listening on 0.0.0.0 is reported, one on 127.0.0.1 is not."""
+    import subprocess
+    import sys
+
+    wide, narrow = free_port(), free_port()
+    script = (
+        "import socket, sys, time\n"
+        "a = socket.socket(); a.bind(('0.0.0.0', int(sys.argv[1]))); a.listen()\n"
+        "b = socket.socket(); b.bind(('127.0.0.1', int(sys.argv[2]))); b.listen()\n"
+        "print('ready', flush=True); time.sleep(60)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, str(wide), str(narrow)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        found = {x.port: x.loopback for x in listeners(process_tree(process.pid))}
+        assert found == {wide: False, narrow: True}
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.unit
+def test_airflow_runs_its_health_check_on_loopback_and_no_log_servers(tmp_path: Path) -> None:
+    from infra.airflow import airflow_spec
+
+    settings = Settings.from_mapping({"RISKSTREAM_STATE_DIR": str(tmp_path)})
+    spec = airflow_spec(settings)
+    assert spec.env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"] == "127.0.0.1"
+    shim_dir = Path(spec.env["PATH"].split(":")[0])
+    shim = (shim_dir / "airflow").read_text()
+    assert "scheduler|triggerer" in shim and "--skip-serve-logs" in shim
