@@ -7,6 +7,7 @@ here reads the environment. See docs/etl.md "Spark tuning" for why each setting 
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,8 +68,10 @@ def spark_conf(settings: Settings, app_name: str = "riskstream-etl") -> dict[str
         # Fewer, larger input splits: per-task overhead dominates on 2 cores.
         "spark.sql.files.maxPartitionBytes": str(256 * 1024 * 1024),
         "spark.sql.files.openCostInBytes": str(8 * 1024 * 1024),
-        # The Python workers are only used by the rare UDF; reuse them.
+        # The Python workers are only used by the rare UDF; reuse them, and run them on this
+        # interpreter (the project's environment), not whatever `python3` is first on PATH.
         "spark.python.worker.reuse": "true",
+        "spark.pyspark.python": sys.executable,
         # The validation CASE compiles to one long method; HotSpot skips JIT for methods over
         # 8000 bytes unless told otherwise, which left that stage interpreted (several x slower).
         "spark.driver.extraJavaOptions": (
