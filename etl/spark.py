@@ -68,10 +68,8 @@ def spark_conf(settings: Settings, app_name: str = "riskstream-etl") -> dict[str
         # Fewer, larger input splits: per-task overhead dominates on 2 cores.
         "spark.sql.files.maxPartitionBytes": str(256 * 1024 * 1024),
         "spark.sql.files.openCostInBytes": str(8 * 1024 * 1024),
-        # The Python workers are only used by the rare UDF; reuse them, and run them on this
-        # interpreter (the project's environment), not whatever `python3` is first on PATH.
+        # The Python workers are only used by the rare UDF; reuse them.
         "spark.python.worker.reuse": "true",
-        "spark.pyspark.python": sys.executable,
         # The validation CASE compiles to one long method; HotSpot skips JIT for methods over
         # 8000 bytes unless told otherwise, which left that stage interpreted (several x slower).
         "spark.driver.extraJavaOptions": (
@@ -116,6 +114,9 @@ def spark_conf(settings: Settings, app_name: str = "riskstream-etl") -> dict[str
         return conf
     classpath = ":".join(str(j) for j in jars)
     if settings.spark_master.startswith("local"):
+        # Local Python workers run on this interpreter (the project's environment), not the
+        # first `python3` on PATH; a cluster's executors use their own.
+        conf["spark.pyspark.python"] = sys.executable
         # On the JVM's own classpath from the start: no copy through Spark's file server.
         conf["spark.driver.extraClassPath"] = classpath
     else:
