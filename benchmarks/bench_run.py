@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from common import ROOT, Row, cli, write_rows
 
@@ -19,7 +20,7 @@ from infra.services import free_port
 PIPELINE_PHASE = "pipeline run in Airflow"
 
 
-def one_run(accounts: str) -> tuple[float, int, dict[str, object]]:
+def one_run(accounts: str) -> tuple[float, int, dict[str, Any]]:
     """`riskstream run` on a fresh state dir and free ports: (seconds, exit code, timings)."""
     with tempfile.TemporaryDirectory() as state:
         env = {
@@ -48,6 +49,15 @@ def one_run(accounts: str) -> tuple[float, int, dict[str, object]]:
     return total, result.returncode, timings
 
 
+def _phases(timings: dict[str, Any]) -> list[tuple[str, float]]:
+    return [(str(name), float(seconds)) for name, seconds in timings["phases"]]
+
+
+def _phase(timings: dict[str, Any], name: str) -> float:
+    """Seconds of one phase of a run's timings (nan when the run never reached it)."""
+    return dict(_phases(timings)).get(name, float("nan"))
+
+
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.strip().lower()).strip("_")
 
@@ -62,10 +72,7 @@ def main() -> None:
     load_before = os.getloadavg()
     runs = [one_run(accounts) for _ in range(repeats)]
     load_after = os.getloadavg()
-    pipeline = [
-        dict((str(n), float(s)) for n, s in t["phases"]).get(PIPELINE_PHASE, float("nan"))  # type: ignore[union-attr]
-        for _, _, t in runs
-    ]
+    pipeline = [_phase(t, PIPELINE_PHASE) for _, _, t in runs]
     order = sorted(range(len(runs)), key=lambda i: pipeline[i])
     median_i = order[len(order) // 2]
     total, code, timings = runs[median_i]
@@ -100,7 +107,7 @@ def main() -> None:
             id="run.pipeline.seconds",
         ),
     ]
-    phases = [(str(name), float(seconds)) for name, seconds in timings["phases"]]  # type: ignore[union-attr]
+    phases = _phases(timings)
     slowest = max(phases, key=lambda p: p[1])
     for name, seconds in phases:
         rows.append(

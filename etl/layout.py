@@ -257,19 +257,26 @@ def sync_catalog(
     from riskstream.storage import glue_columns, register_table, storage_descriptor, to_s3
 
     key = manifest["key"]
-    register_table(glue, database, name, table, schema, key, description)
     columns = glue_columns(schema, skip=[key])
     current: dict[str, str] = {}
-    for page in glue.get_paginator("get_partitions").paginate(
-        DatabaseName=database, TableName=name
-    ):
-        for p in page.get("Partitions", []):
-            current[p["Values"][0]] = p["StorageDescriptor"]["Location"]
+    try:
+        glue.get_table(DatabaseName=database, Name=name)
+        exists = True
+    except glue.exceptions.EntityNotFoundException:
+        exists = False
+    if exists:
+        pages = glue.get_paginator("get_partitions").paginate(DatabaseName=database, TableName=name)
+        for page in pages:
+            for p in page.get("Partitions", []):
+                current[p["Values"][0]] = p["StorageDescriptor"]["Location"]
     base = to_s3(table).rstrip("/")
     wanted = {v: join(base, e["location"]) + "/" for v, e in manifest["partitions"].items()}
     added = [v for v in wanted if v not in current]
     moved = [v for v in wanted if v in current and current[v] != wanted[v]]
     dropped = [v for v in current if v not in wanted]
+    if exists and not (added or moved or dropped):
+        return {"added": 0, "moved": 0, "dropped": 0}  # in step: no catalog write at all
+    register_table(glue, database, name, table, schema, key, description)
     for start in range(0, len(added), 100):
         glue.batch_create_partition(
             DatabaseName=database,

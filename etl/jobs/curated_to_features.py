@@ -133,7 +133,17 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     }
     if not args.get("obs_dates", "").strip():
         # Deriving the date needs the statement dates of every month: one narrow column each.
-        whole = read_curated(spark, storage, source, manifests=manifests)
+        whole = {
+            t: layout.read_table(
+                spark,
+                storage,
+                join(source, t),
+                transforms.curated_schema(t),
+                layout.MONTH_KEY,
+                manifest=manifests[t],
+            )
+            for t in ("statement", "outcome")
+        }
     else:
         whole = {}
     obs_dates = _observation_dates(args.get("obs_dates", ""), run_date, whole)

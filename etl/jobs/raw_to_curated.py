@@ -237,6 +237,8 @@ def _mark_already_curated(
     """Anti-join the run's valid rows against the ids already curated in the months it touches."""
     from functools import reduce
 
+    if not any(manifests[t]["partitions"] for t in EVENT_TYPES):
+        return classified  # nothing curated yet: nothing to anti-join against
     touched = _months(classified)
     ids = [
         layout.read_table(
