@@ -39,6 +39,7 @@ from serving.scoring import (
     N_REASONS,
     ScoringConfig,
     base_estimator,
+    column_names,
     human_name,
     model_kind,
     output_to_source,
@@ -163,14 +164,19 @@ def _key(v: Any) -> Any:
 def _numeric_step(step: Any) -> Callable[[np.ndarray], np.ndarray]:
     name = type(step).__name__
     if name == "SimpleImputer":
-        if getattr(step, "add_indicator", False):
-            raise NotCompilable("SimpleImputer(add_indicator=True) is not supported")
         stats = np.asarray(step.statistics_, dtype=np.float64)
         if np.isnan(stats).any() and not getattr(step, "keep_empty_features", False):
             raise NotCompilable("SimpleImputer with an all-missing training column")
+        # add_indicator: sklearn appends one 0/1 column per feature that had missing values in
+        # training (MissingIndicator.features_), after the imputed columns.
+        indicator = getattr(step, "indicator_", None) if step.add_indicator else None
+        flagged = None if indicator is None else np.asarray(indicator.features_, dtype=np.intp)
 
         def impute(x: np.ndarray) -> np.ndarray:
-            return np.where(np.isnan(x), stats, x)
+            filled = np.where(np.isnan(x), stats, x)
+            if flagged is None:
+                return filled
+            return np.hstack([filled, np.isnan(x[:, flagged]).astype(np.float64)])
 
         return impute
     if name == "StandardScaler":
@@ -216,7 +222,7 @@ def _compile_preprocess(preprocess: Any) -> tuple[list[str], list[Block]]:
     for _name, trans, cols in transformers:
         if trans == "drop":
             continue
-        names = _column_names(cols, inputs)
+        names = column_names(cols, inputs)
         if not names:
             continue
         if trans == "passthrough":
@@ -225,15 +231,6 @@ def _compile_preprocess(preprocess: Any) -> tuple[list[str], list[Block]]:
         steps = [s for _n, s in trans.steps] if hasattr(trans, "steps") else [trans]
         blocks.append(_Steps(names, steps).compile())
     return inputs, blocks
-
-
-def _column_names(cols: Any, inputs: list[str]) -> list[str]:
-    if isinstance(cols, slice):
-        return inputs[cols]
-    values = list(np.atleast_1d(cols))
-    if values and isinstance(values[0], (bool, np.bool_)):
-        return [c for c, keep in zip(inputs, values, strict=True) if keep]
-    return [inputs[int(c)] if isinstance(c, (int, np.integer)) else str(c) for c in values]
 
 
 # ---- estimators ------------------------------------------------------------------------------

@@ -259,7 +259,7 @@ def output_to_source(preprocess: Any) -> list[str]:
     for _name, trans, cols in transformers:
         if trans == "drop":
             continue
-        col_names = _column_names(cols, inputs)
+        col_names = column_names(cols, inputs)
         if not col_names:
             continue
         if trans == "passthrough":
@@ -270,7 +270,8 @@ def output_to_source(preprocess: Any) -> list[str]:
     return mapping
 
 
-def _column_names(cols: Any, inputs: list[str]) -> list[str]:
+def column_names(cols: Any, inputs: list[str]) -> list[str]:
+    """The input columns a ColumnTransformer entry selects (names, indices, a mask, a slice)."""
     if isinstance(cols, slice):
         return inputs[cols]
     values = list(np.atleast_1d(cols))
