@@ -90,6 +90,11 @@ def read_feature_table(settings: Settings, uri: str | None = None) -> FeatureTab
         frames.append(frame)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     frame = normalise(frame)
+    # A fixed row order, whatever order Spark wrote the rows in: the split and every fit that
+    # follows depend on it, and the same data must give the same model.
+    key = [c for c in ("obs_date", "account_id") if c in frame.columns]
+    if key:
+        frame = frame.sort_values(key, kind="stable").reset_index(drop=True)
     hasher = hashlib.sha256()
     for obj in objects:
         hasher.update(f"{obj['Key']}:{obj.get('ETag', '')}:{obj.get('Size', '')}\n".encode())

@@ -36,8 +36,11 @@ def test_flat_applicant_csv_runs_end_to_end(
         "csv_path": str(DATA / "applicants.csv"),
         "csv_mapping": str(DATA / "applicants.mapping.json"),
         "models": "lr,xgb",
-        # ~270 test applicants cannot measure calibration to the production cap of 0.05
+        # ~270 test applicants cannot measure calibration to the production cap of 0.05, and the
+        # table's signal is weak (cross-validated LR ROC-AUC about 0.65): this test is about the
+        # flow, so the gates are loose enough that a first model always becomes champion
         "max_ece": 0.25,
+        "min_ks": 0.05,
     }
     log = Path(__file__).resolve().parents[1] / "artifacts" / "applicant-csv-e2e.log"
     out = run_dag_test(airflow_home, settings, ASL_PATH, params, timeout=1500, log=log)
