@@ -164,6 +164,7 @@ def synthetic_worker(accounts: int, months: int, max_trials: int) -> None:
     spark = (
         SparkSession.builder.master("local[2]")
         .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "4g")
         .config("spark.sql.shuffle.partitions", "4")
         .getOrCreate()
     )
