@@ -144,7 +144,6 @@ def reproducible_worker(data: str, max_trials: int) -> None:
 
 def synthetic_worker(accounts: int, months: int, max_trials: int) -> None:
     """In a subprocess: simulate -> events -> curated -> features -> train; gap to the ceiling."""
-    import tempfile
     from datetime import UTC, datetime
 
     from pyspark.sql import SparkSession
@@ -163,34 +162,27 @@ def synthetic_worker(accounts: int, months: int, max_trials: int) -> None:
     spark = (
         SparkSession.builder.master("local[2]")
         .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "4g")
         .config("spark.sql.shuffle.partitions", "4")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "events.jsonl"
-        with path.open("w") as handle:
-            for event in portfolio.events():
-                handle.write(serialize(event).decode() + "\n")
-        lines = spark.read.text(str(path)).selectExpr(
-            "value",
-            "substring(get_json_object(value, '$.event_time'), 1, 10) as dt",
-            "'f' as source_file",
-        )
-        validated = transforms.validate_events(transforms.parse_lines(lines), datetime.now(UTC))
-        classified = transforms.classify_events(validated).cache()
-        tables = {t: transforms.curated_table(classified, t) for t in transforms.EVENT_TYPES}
-        obs = features.default_observation_date(tables["statement"], tables["outcome"])
-        windows = features.FeatureWindows(lookback_months=max(6, min(24, months)))
-        frame = features.build_features(
-            tables["account_opened"],
-            tables["statement"],
-            tables["payment"],
-            tables["purchase"],
-            tables["outcome"],
-            [obs],
-            windows,
-        ).toPandas()
+    rows_in = [(serialize(e).decode(), str(e["event_time"])[:10], "f") for e in portfolio.events()]
+    lines = spark.createDataFrame(rows_in, "value string, dt string, source_file string")
+    validated = transforms.validate_events(transforms.parse_lines(lines), datetime.now(UTC))
+    classified = transforms.classify_events(validated).cache()
+    tables = {t: transforms.curated_table(classified, t) for t in transforms.EVENT_TYPES}
+    obs = features.default_observation_date(tables["statement"], tables["outcome"])
+    windows = features.FeatureWindows(lookback_months=max(6, min(24, months)))
+    frame = features.build_features(
+        tables["account_opened"],
+        tables["statement"],
+        tables["payment"],
+        tables["purchase"],
+        tables["outcome"],
+        [obs],
+        windows,
+    ).toPandas()
     spark.stop()
     rows = labelled(frame, "synthetic")
     cols, _, _ = select_columns(rows, InputPolicy(), "synthetic")
