@@ -223,9 +223,9 @@ def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
         {
             "account_id": pd.Series(account_ids, dtype="string"),
             "true_pd": true_pd.astype(float),
-            "attainable_pd": attainable_pd.astype(float),
             "observed_date": pd.Series([observed_date] * acc.n, dtype="object"),
             "default_flag": default,
+            "attainable_pd": attainable_pd.astype(float),
         }
     )
     return SyntheticPortfolio(config, account_ids, profile, oracle, blocks)

@@ -105,9 +105,9 @@ def test_cli_cloud_lifecycle_and_provision_twice(tmp_path: Path) -> None:
         assert "running" in status.stdout
         first = _cli(tmp_path, port, "provision")
         assert first.returncode == 0, first.stderr
-        assert "9 created" in first.stdout
+        assert "10 created" in first.stdout  # 6 buckets, stream, 2 tables, database
         second = _cli(tmp_path, port, "provision")
-        assert "nothing to do: all 9 resources already exist" in second.stdout
+        assert "nothing to do: all 10 resources already exist" in second.stdout
     finally:
         down = _cli(tmp_path, port, "cloud", "down")
     assert down.returncode == 0
