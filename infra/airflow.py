@@ -58,8 +58,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": f"http://{host}:{port}",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
-        # loopback only: the health check's host is a setting (default 0.0.0.0); the log
-        # servers' host is not (Airflow 3.3 binds them to every interface), so the airflow
+        # loopback only: the health check's host is a setting (by default every interface);
+        # the log servers' host is not (Airflow 3.3 binds them to every interface), so the airflow
         # shim below starts the scheduler and triggerer with --skip-serve-logs: the API server
         # reads task logs from the local files, on this same machine.
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": "127.0.0.1",
