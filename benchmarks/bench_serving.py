@@ -121,7 +121,7 @@ def batch_rows(sizes: list[int], repeats: int) -> list[Row]:
         rows.append(
             Row(
                 "serving",
-                f"batch scoring with top-3 reason codes (pred_contribs, approx), {label}",
+                f"batch scoring with top-3 reason codes (exact TreeSHAP pred_contribs), {label}",
                 explained,
                 "rows/s",
                 reference="raw Booster.inplace_predict, same matrix",
