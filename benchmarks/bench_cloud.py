@@ -188,7 +188,10 @@ def _last_sequence_numbers(settings: Settings) -> dict[str, str]:
 
 def _restore_line(log: Path) -> str:
     lines = [x for x in log.read_text(errors="replace").splitlines() if "restored the local" in x]
-    return lines[-1].split("restored the local cloud from ", 1)[-1] if lines else "?"
+    if not lines:
+        return "?"
+    # "<state dir>: snapshot ..., N requests replayed ...": keep the figures, not the machine path
+    return lines[-1].split("restored the local cloud from ", 1)[-1].split(": ", 1)[-1]
 
 
 def restart_seconds(quick: bool) -> list[Row]:
