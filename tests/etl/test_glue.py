@@ -97,3 +97,13 @@ def test_spark_conf_points_s3a_at_the_local_endpoint() -> None:
     aws = spark_conf(Settings.from_mapping({"RISKSTREAM_TARGET": "aws"}))
     assert "spark.hadoop.fs.s3a.endpoint" not in aws
     assert "spark.hadoop.fs.s3a.access.key" not in aws
+
+
+def test_only_a_local_driver_stops_at_the_quick_jit_compiler() -> None:
+    local = spark_conf(Settings.from_mapping({"RISKSTREAM_SPARK_MASTER": "local[2]"}))
+    assert "-XX:TieredStopAtLevel=1" in local["spark.driver.extraJavaOptions"]
+    cluster = spark_conf(
+        Settings.from_mapping({"RISKSTREAM_SPARK_MASTER": "spark://10.0.0.5:7077"})
+    )
+    assert "TieredStopAtLevel" not in cluster["spark.driver.extraJavaOptions"]
+    assert "TieredStopAtLevel" not in cluster["spark.executor.extraJavaOptions"]
