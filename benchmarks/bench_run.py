@@ -31,6 +31,7 @@ def one_run(accounts: str) -> tuple[float, int, dict[str, Any]]:
             "RISKSTREAM_AIRFLOW_URL": f"http://127.0.0.1:{free_port()}",
             "RISKSTREAM_API_URL": f"http://127.0.0.1:{free_port()}",
             "RISKSTREAM_DASHBOARD_URL": f"http://127.0.0.1:{free_port()}",
+            "RISKSTREAM_SPARK_SESSION_URL": f"http://127.0.0.1:{free_port()}",
             "RISKSTREAM_PREFIX": "benchrun",
         }
         riskstream = [str(Path(sys.executable).with_name("riskstream"))]

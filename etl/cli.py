@@ -137,6 +137,7 @@ def compact_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from botocore.exceptions import EndpointConnectionError
 
     from etl import tasks
+    from etl.session import SessionJobError
     from etl.spark import SparkSetupError
 
     try:
@@ -146,7 +147,7 @@ def compact_cmd(args: argparse.Namespace, settings: Settings) -> int:
             f"cannot reach the cloud at {settings.endpoint_url}; start it with "
             "`riskstream cloud up`"
         ) from None
-    except (SparkSetupError, ValueError) as exc:
+    except (SparkSetupError, SessionJobError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     _print(report)
     print(f"{report['partitions_compacted']} partition(s) compacted")

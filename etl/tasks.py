@@ -1,13 +1,21 @@
-"""Entry functions the Airflow DAG calls (docs/CONTRACTS.md); each returns its run report."""
+"""Entry functions the Airflow DAG calls (docs/CONTRACTS.md); each returns its run report.
+
+Each Spark job runs on the warm Spark session when one serves these settings
+(:mod:`etl.session`, started by ``riskstream run`` or ``riskstream spark up``), otherwise in a
+session of its own in this process. :data:`SESSION_JOBS` are the bodies both paths run.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from riskstream.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
 
@@ -18,12 +26,7 @@ def _iso(day: date | str) -> str:
 
 def raw_to_curated(settings: Settings, run_date: date | str, reset: bool = False) -> dict[str, Any]:
     """Curate the raw partitions not processed yet (all of them with ``reset``)."""
-    from etl.jobs import raw_to_curated as job
-    from etl.spark import build_spark
-
-    spark = build_spark(settings, job.JOB_NAME)
-    args = job.options(settings, run_date=_iso(run_date), reset=str(reset).lower())
-    return job.run(spark, settings, args)
+    return _run(settings, "raw_to_curated", {"run_date": _iso(run_date), "reset": reset})
 
 
 def curated_to_features(
@@ -32,13 +35,8 @@ def curated_to_features(
     obs_dates: Sequence[date | str] | None = None,
 ) -> dict[str, Any]:
     """Build features for ``obs_dates`` (derived from the data when None)."""
-    from etl.jobs import curated_to_features as job
-    from etl.spark import build_spark
-
-    spark = build_spark(settings, job.JOB_NAME)
-    chosen = ",".join(_iso(d) for d in obs_dates) if obs_dates else ""
-    args = job.options(settings, run_date=_iso(run_date), obs_dates=chosen)
-    return job.run(spark, settings, args)
+    chosen = [_iso(d) for d in obs_dates] if obs_dates else []
+    return _run(settings, "curated_to_features", {"run_date": _iso(run_date), "obs_dates": chosen})
 
 
 def scoring_features(settings: Settings, score_date: date | str) -> dict[str, Any]:
@@ -50,16 +48,12 @@ def compact(
     settings: Settings, tables: Sequence[str] | None = None, curated: str | None = None
 ) -> dict[str, Any]:
     """Merge the small files of the curated tables' partitions, then point the catalog at them."""
-    from etl.compact import compact_curated
-    from etl.jobs import raw_to_curated as r2c
     from etl.jobs.common import default_locations, storage_for
     from etl.layout import load_manifest
-    from etl.spark import build_spark
     from etl.transforms import EVENT_TYPES
-    from riskstream.storage import is_s3, join
+    from riskstream.storage import join
 
-    where = default_locations(settings)
-    target = curated or where["curated"]
+    target = curated or default_locations(settings)["curated"]
     storage = storage_for(settings, target)
     names = list(tables) if tables else list(EVENT_TYPES)
     # Reading the manifests is cheap; a JVM start is not: only start Spark when there is work.
@@ -73,11 +67,63 @@ def compact(
             "tables": {t: {"partitions_compacted": []} for t in names},
             "partitions_compacted": 0,
         }
-    spark = build_spark(settings, "compact")
-    report = compact_curated(spark, storage, target, tables)
-    if is_s3(target) and report["partitions_compacted"]:
-        chosen = r2c._tables(target, where["quarantine"])
+    return _run(
+        settings, "compact", {"tables": list(tables) if tables else None, "curated": target}
+    )
+
+
+def _run(settings: Settings, job: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``job`` on the warm session if one serves these settings, else on a session of our own."""
+    from etl.session import submit
+
+    report = submit(settings, job, kwargs)
+    if report is not None:
+        return report
+    from etl.spark import build_spark
+
+    return SESSION_JOBS[job](build_spark(settings, job), settings, **kwargs)
+
+
+# ---- the job bodies: the same on the warm session and in a task's own process -----------------
+def _raw_to_curated_job(
+    spark: SparkSession, settings: Settings, run_date: str, reset: bool = False
+) -> dict[str, Any]:
+    from etl.jobs import raw_to_curated as job
+
+    args = job.options(settings, run_date=run_date, reset=str(bool(reset)).lower())
+    return job.run(spark, settings, args)
+
+
+def _curated_to_features_job(
+    spark: SparkSession, settings: Settings, run_date: str, obs_dates: Sequence[str] = ()
+) -> dict[str, Any]:
+    from etl.jobs import curated_to_features as job
+
+    args = job.options(settings, run_date=run_date, obs_dates=",".join(obs_dates))
+    return job.run(spark, settings, args)
+
+
+def _compact_job(
+    spark: SparkSession, settings: Settings, tables: Sequence[str] | None, curated: str
+) -> dict[str, Any]:
+    from etl.compact import compact_curated
+    from etl.jobs import raw_to_curated as r2c
+    from etl.jobs.common import default_locations, storage_for
+    from etl.layout import load_manifest
+    from riskstream.storage import is_s3
+
+    storage = storage_for(settings, curated)
+    report = compact_curated(spark, storage, curated, tables)
+    if is_s3(curated) and report["partitions_compacted"]:
+        chosen = r2c._tables(curated, default_locations(settings)["quarantine"])
         chosen = {t: v for t, v in chosen.items() if t in report["tables"]}
         manifests = {t: load_manifest(storage, uri, key) for t, (uri, key) in chosen.items()}
         r2c._catalog(settings, chosen, manifests)
     return report
+
+
+SESSION_JOBS: dict[str, Callable[..., dict[str, Any]]] = {
+    "raw_to_curated": _raw_to_curated_job,
+    "curated_to_features": _curated_to_features_job,
+    "compact": _compact_job,
+}

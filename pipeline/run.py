@@ -75,6 +75,11 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
             resources = provision(settings)
             created = sum(r.action == "created" for r in resources)
             print(f"    {created} created, {len(resources) - created} already existed")
+        with phases.phase("spark session"):
+            try:
+                _start(settings, "spark")
+            except (ServiceError, ValueError) as exc:  # the jobs then start Spark themselves
+                logger.warning("no warm Spark session (%s); each ETL task starts its own", exc)
         with phases.phase("mlflow"):
             _start(settings, "mlflow")
         with phases.phase("airflow"):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from etl.session_process import session_service
 from infra.airflow import airflow_service, password_file, start_airflow
 from infra.cli import add_cloud_up_options, register_state_commands, start_cloud, state_line
 from infra.cloud import cloud_service
@@ -55,6 +56,12 @@ SERVICES: tuple[ServiceEntry, ...] = (
         embedded_only=True,
         up_options=add_cloud_up_options,
         more_commands=register_state_commands,
+    ),
+    ServiceEntry(
+        "spark",
+        "the warm Spark session the ETL jobs share",
+        session_service,
+        notes=lambda s: [f"master {s.spark_master}; jobs fall back to their own session when down"],
     ),
     ServiceEntry(
         "mlflow",

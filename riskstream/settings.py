@@ -64,6 +64,8 @@ class Settings:
     airflow_url: str = "http://127.0.0.1:8080"
     api_url: str = "http://127.0.0.1:8000"
     dashboard_url: str = "http://127.0.0.1:8050"
+    # The warm Spark session the ETL tasks of a DAG run share (etl.session); 8998 is Livy's port.
+    spark_session_url: str = "http://127.0.0.1:8998"
     spark_master: str = "local[2]"
     spark_jars_dir: Path = field(default_factory=lambda: REPO_ROOT / ".jars")
     aws_access_key_id: str | None = LOCAL_ACCESS_KEY
@@ -166,6 +168,7 @@ class Settings:
             "RISKSTREAM_AIRFLOW_URL": self.airflow_url,
             "RISKSTREAM_API_URL": self.api_url,
             "RISKSTREAM_DASHBOARD_URL": self.dashboard_url,
+            "RISKSTREAM_SPARK_SESSION_URL": self.spark_session_url,
             "RISKSTREAM_SPARK_MASTER": self.spark_master,
             "RISKSTREAM_SPARK_JARS_DIR": str(self.spark_jars_dir),
         }
@@ -241,6 +244,7 @@ class Settings:
             "RISKSTREAM_AIRFLOW_URL": "airflow_url",
             "RISKSTREAM_API_URL": "api_url",
             "RISKSTREAM_DASHBOARD_URL": "dashboard_url",
+            "RISKSTREAM_SPARK_SESSION_URL": "spark_session_url",
             "RISKSTREAM_SPARK_MASTER": "spark_master",
         }
         for var, attr in simple.items():

@@ -93,3 +93,29 @@ def write_raw(
             handle.write("\n".join(lines) + "\n")
         written.append(path)
     return written
+
+
+MONTH_ENDS = ["2005-07-31", "2005-08-31", "2005-09-30"]
+
+
+def small_history() -> list[Any]:
+    """Three accounts over three months, one duplicate, one bad line, one unknown account."""
+    events: list[Any] = []
+    n = 0
+    for a in range(3):
+        account = f"A{a}"
+        events.append(opened(n := n + 1, account, "2005-06-01"))
+        for i, month_end in enumerate(MONTH_ENDS):
+            events.append(statement(n := n + 1, account, month_end, 100.0 * (i + a + 1)))
+            events.append(payment(n := n + 1, account, month_end, 10.0 * (a + 1)))
+            events.append(purchase(n := n + 1, account, month_end, 5.0 * (i + 1)))
+        events.append(outcome(n := n + 1, account, "2005-10-31", a % 2))
+    events.append(events[2])  # a duplicate of A0's first statement
+    events.append(purchase(n + 1, "Z9", "2005-07-31", 3.0))  # no such account
+    return events
+
+
+def upload_events(s3: Any, bucket: str, events: list[Any], dt: str, name: str) -> None:
+    """Land ``events`` as one gzip JSON-lines object under the arrival hour ``dt=/hr=12``."""
+    body = gzip.compress(("\n".join(line(e) for e in events) + "\n").encode())
+    s3.put_object(Bucket=bucket, Key=f"events/dt={dt}/hr=12/{name}", Body=body)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -17,27 +16,9 @@ from etl.jobs import raw_to_curated as r2c
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from riskstream.storage import Storage
-from tests.etl.helpers import line, opened, outcome, payment, purchase, statement, write_raw
+from tests.etl.helpers import purchase, small_history, upload_events, write_raw
 
 RUN_DATE = "2026-01-15"
-MONTH_ENDS = ["2005-07-31", "2005-08-31", "2005-09-30"]
-
-
-def _history() -> list[Any]:
-    """Three accounts over three months, one duplicate, one bad line, one unknown account."""
-    events: list[Any] = []
-    n = 0
-    for a in range(3):
-        account = f"A{a}"
-        events.append(opened(n := n + 1, account, "2005-06-01"))
-        for i, month_end in enumerate(MONTH_ENDS):
-            events.append(statement(n := n + 1, account, month_end, 100.0 * (i + a + 1)))
-            events.append(payment(n := n + 1, account, month_end, 10.0 * (a + 1)))
-            events.append(purchase(n := n + 1, account, month_end, 5.0 * (i + 1)))
-        events.append(outcome(n := n + 1, account, "2005-10-31", a % 2))
-    events.append(events[2])  # a duplicate of A0's first statement
-    events.append(purchase(n + 1, "Z9", "2005-07-31", 3.0))  # no such account
-    return events
 
 
 def _files(folder: Path) -> dict[str, int]:
@@ -69,7 +50,7 @@ def _manifest(root: Path, table: str) -> dict[str, Any]:
 def test_job_on_local_files_balances_and_bookmarks(
     spark: SparkSession, cloud_settings: Settings, tmp_path: Path
 ) -> None:
-    history = _history()
+    history = small_history()
     write_raw(tmp_path / "raw", history)
     write_raw(tmp_path / "raw", ["{oops"], dt="2005-07-31", name="bad.jsonl.gz")
     args = _local_args(cloud_settings, tmp_path)
@@ -180,7 +161,7 @@ class InjectedCrash(RuntimeError):
 def test_a_crash_between_write_and_commit_keeps_the_previous_data_and_the_next_run_completes(
     spark: SparkSession, cloud_settings: Settings, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    write_raw(tmp_path / "raw", _history())
+    write_raw(tmp_path / "raw", small_history())
     args = _local_args(cloud_settings, tmp_path)
     r2c.run(spark, cloud_settings, args)
     previous = sorted(r["event_id"] for r in _table(spark, tmp_path, "purchase").collect())
@@ -213,11 +194,6 @@ def test_a_crash_between_write_and_commit_keeps_the_previous_data_and_the_next_r
     assert len(list((tmp_path / "curated" / "purchase").glob("event_month=2005-07/v=*"))) == 1
 
 
-def _upload(s3: Any, bucket: str, events: list[Any], dt: str, name: str) -> None:
-    body = gzip.compress(("\n".join(line(e) for e in events) + "\n").encode())
-    s3.put_object(Bucket=bucket, Key=f"events/dt={dt}/hr=12/{name}", Body=body)
-
-
 @pytest.mark.integration
 def test_s3a_run_on_the_local_cloud_fills_the_catalog(
     spark: SparkSession, provisioned: Settings
@@ -227,17 +203,17 @@ def test_s3a_run_on_the_local_cloud_fills_the_catalog(
     glue = make_client(settings, "glue")
     raw = settings.bucket("raw")
     by_dt: dict[str, list[Any]] = {}
-    for event in _history():
+    for event in small_history():
         by_dt.setdefault(str(event["event_time"])[:10], []).append(event)
     for dt, events in by_dt.items():
-        _upload(s3, raw, events, dt, "part-0.jsonl.gz")
+        upload_events(s3, raw, events, dt, "part-0.jsonl.gz")
 
     report = tasks.raw_to_curated(settings, RUN_DATE)
     assert report["balanced"] is True
     assert report["rows_in"] == (
         report["rows_out_total"] + report["quarantined_total"] + report["duplicates_removed"]
     )
-    assert report["rows_in"] == len(_history())
+    assert report["rows_in"] == len(small_history())
     bucket, key = report["report_uri"][len("s3://") :].split("/", 1)
     saved = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     assert saved["rows_out"] == report["rows_out"]

@@ -31,6 +31,7 @@ FIELDS = {
     "airflow_url": _url,
     "api_url": _url,
     "dashboard_url": _url,
+    "spark_session_url": _url,
     "spark_master": st.sampled_from(["local[2]", "local[*]", "spark://host:7077"]),
     "spark_jars_dir": _path,
     "aws_access_key_id": _word,

@@ -1,0 +1,145 @@
+"""The warm Spark session: a real session server on loopback runs the DAG's Spark jobs in turn."""
+
+from __future__ import annotations
+
+import json
+import logging
+import stat
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from etl import tasks
+from etl.session import SessionJobError, settings_fingerprint, submit
+from etl.session_process import SessionConfigError, session_address, session_service
+from etl.session_server import FINGERPRINT_HEADER, TOKEN_HEADER, token_file
+from infra.services import ManagedService, process_tree
+from infra.sockets import listeners
+from riskstream.clients import make_client
+from riskstream.settings import Settings
+from tests.conftest import up_on_a_free_port
+from tests.etl.helpers import small_history, upload_events
+
+RUN_DATE = "2026-01-15"
+
+
+@pytest.fixture
+def session(provisioned: Settings) -> Iterator[tuple[Settings, ManagedService]]:
+    def start(port: int) -> tuple[Settings, ManagedService]:
+        settings = provisioned.with_overrides(spark_session_url=f"http://127.0.0.1:{port}")
+        service = session_service(settings)
+        service.up()
+        return settings, service
+
+    settings, service = up_on_a_free_port(start)
+    try:
+        yield settings, service
+    finally:
+        service.down()
+
+
+def _post(settings: Settings, job: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        f"{settings.spark_session_url}/jobs/{job}", data=body, headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.integration
+def test_the_dag_jobs_run_in_turn_on_one_warm_session(
+    session: tuple[Settings, ManagedService], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, service = session
+    status = service.status()
+    assert status.state == "running" and status.pid is not None
+    found = listeners(process_tree(status.pid, status.pid))
+    assert session_address(settings)[1] in {x.port for x in found}
+    assert [x.line() for x in found if not x.loopback] == []  # the JVM's ports too
+    mode = stat.S_IMODE(token_file(settings).stat().st_mode)
+    assert mode == 0o600, oct(mode)
+
+    s3 = make_client(settings, "s3")
+    by_dt: dict[str, list[Any]] = {}
+    for event in small_history():
+        by_dt.setdefault(str(event["event_time"])[:10], []).append(event)
+    for dt, events in by_dt.items():
+        upload_events(s3, settings.bucket("raw"), events, dt, "part-0.jsonl.gz")
+
+    with caplog.at_level(logging.INFO):
+        curated = tasks.raw_to_curated(settings, RUN_DATE)
+    assert curated["balanced"] is True and curated["rows_in"] == len(small_history())
+    # the job's own log lines come back to the caller's log
+    assert any("rows in" in r.getMessage() for r in caplog.records if r.name.startswith("etl"))
+    features = tasks.curated_to_features(settings, RUN_DATE)
+    assert (features["rows_out"], features["obs_dates"]) == (3, ["2005-10-01"])
+    first, second = curated["spark_session"], features["spark_session"]
+    assert first["app_id"] == second["app_id"]  # one JVM, one Spark application
+    assert (first["job"], second["job"]) == (1, 2)
+
+    # The job's error reaches the caller whole, and the session goes on serving.
+    with pytest.raises(SessionJobError, match="obs_dates"):
+        tasks.curated_to_features(settings, RUN_DATE, obs_dates=["2005-13-01"])
+    with urllib.request.urlopen(f"{settings.spark_session_url}/health", timeout=10) as answer:
+        health = json.loads(answer.read())
+    assert (health["jobs_served"], health["app_id"]) == (3, first["app_id"])
+
+
+@pytest.mark.integration
+def test_the_session_refuses_strangers_and_other_settings(
+    session: tuple[Settings, ManagedService],
+) -> None:
+    settings, _ = session
+    token = token_file(settings).read_text().strip()
+    ours = settings_fingerprint(settings)
+    good = {TOKEN_HEADER: token, FINGERPRINT_HEADER: ours}
+    assert _post(settings, "raw_to_curated", b"{}", {FINGERPRINT_HEADER: ours})[0] == 401
+    code, body = _post(settings, "raw_to_curated", b"{}", {**good, FINGERPRINT_HEADER: "x"})
+    assert code == 409 and ours in body["error"]
+    code, body = _post(settings, "no_such_job", b"{}", good)
+    assert code == 404 and "raw_to_curated" in body["error"]
+    code, body = _post(settings, "raw_to_curated", b"{}", good)  # run_date is required
+    assert code == 400 and "run_date" in body["error"]
+    code, body = _post(settings, "raw_to_curated", b"[1]", good)
+    assert code == 400 and "JSON object" in body["error"]
+    # Settings other than the session's: the caller is told no, and runs the job itself.
+    other = settings.with_overrides(prefix=f"{settings.prefix}x")
+    assert submit(other, "raw_to_curated", {"run_date": RUN_DATE}) is None
+
+
+@pytest.mark.unit
+def test_no_token_means_no_session(tmp_path: Any) -> None:
+    settings = Settings.from_mapping({"RISKSTREAM_STATE_DIR": str(tmp_path)})
+    assert submit(settings, "raw_to_curated", {"run_date": RUN_DATE}) is None
+
+
+@pytest.mark.unit
+def test_a_stale_token_with_nothing_listening_means_no_session(tmp_path: Any) -> None:
+    from infra.services import free_port
+
+    settings = Settings.from_mapping(
+        {
+            "RISKSTREAM_STATE_DIR": str(tmp_path),
+            "RISKSTREAM_SPARK_SESSION_URL": f"http://127.0.0.1:{free_port()}",
+        }
+    )
+    token_file(settings).parent.mkdir(parents=True)
+    token_file(settings).write_text("left by a session that was killed")
+    assert submit(settings, "raw_to_curated", {"run_date": RUN_DATE}) is None
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "url",
+    ["http://192.0.2.7:8998", "https://127.0.0.1:8998", "http://127.0.0.1", "http://10.1.2.3:1"],
+)
+def test_the_session_serves_on_loopback_only(url: str) -> None:
+    settings = Settings.from_mapping({"RISKSTREAM_SPARK_SESSION_URL": url})
+    with pytest.raises(SessionConfigError, match="RISKSTREAM_SPARK_SESSION_URL"):
+        session_address(settings)
