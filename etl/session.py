@@ -60,7 +60,7 @@ def submit(settings: Settings, job: str, kwargs: dict[str, Any]) -> dict[str, An
     except urllib.error.HTTPError as exc:
         body = _json(exc.read())
         _replay(body.get("logs"))
-        if exc.code in (401, 409):
+        if exc.code in (401, 409, 503):
             logger.warning(
                 "not using the Spark session at %s (%s); running %s in this process",
                 settings.spark_session_url,

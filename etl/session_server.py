@@ -88,8 +88,20 @@ class SessionServer:
         self.lock = threading.Lock()
         self.jobs_served = 0
 
-    def health(self) -> dict[str, Any]:
-        return {
+    def alive(self) -> bool:
+        """Whether the session's JVM still answers (a crashed JVM takes the session with it)."""
+        try:
+            return not self.spark.sparkContext._jsc.sc().isStopped()  # type: ignore[union-attr]
+        except Exception:  # py4j: the gateway is gone
+            return False
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        if not self.alive():
+            return HTTPStatus.SERVICE_UNAVAILABLE, {
+                "status": "down",
+                "error": "the session's JVM is gone; `riskstream spark down` then `up`",
+            }
+        return HTTPStatus.OK, {
             "status": "ok",
             "spark": self.spark.version,
             "app_id": self.spark.sparkContext.applicationId,
@@ -116,6 +128,10 @@ class SessionServer:
         capture = _Capture()
         root = logging.getLogger()
         with self.lock:
+            if not self.alive():
+                return HTTPStatus.SERVICE_UNAVAILABLE, {
+                    "error": "the session's JVM is gone; `riskstream spark down` then `up`"
+                }
             root.addHandler(capture)
             started = time.perf_counter()
             try:
@@ -156,7 +172,7 @@ class SessionServer:
 
             def do_GET(self) -> None:
                 if urlparse(self.path).path == "/health":
-                    self._answer(HTTPStatus.OK, server.health())
+                    self._answer(*server.health())
                 else:
                     self._answer(HTTPStatus.NOT_FOUND, {"error": "GET /health only"})
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import stat
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,6 +115,30 @@ def test_the_session_refuses_strangers_and_other_settings(
     # Settings other than the session's: the caller is told no, and runs the job itself.
     other = settings.with_overrides(prefix=f"{settings.prefix}x")
     assert submit(other, "raw_to_curated", {"run_date": RUN_DATE}) is None
+
+
+@pytest.mark.integration
+def test_a_session_whose_jvm_died_says_so_and_the_jobs_run_elsewhere(
+    session: tuple[Settings, ManagedService],
+) -> None:
+    settings, service = session
+    status = service.status()
+    assert status.pid is not None
+    java = [
+        pid
+        for pid in process_tree(status.pid, status.pid)
+        if Path(f"/proc/{pid}/comm").read_text().strip() == "java"
+    ]
+    assert len(java) == 1, java
+    os.kill(java[0], signal.SIGKILL)
+    deadline = time.monotonic() + 60  # py4j notices the lost gateway at its next call
+    while time.monotonic() < deadline and service.healthy():
+        time.sleep(0.5)
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(f"{settings.spark_session_url}/health", timeout=10)
+    assert answer.value.code == 503
+    assert "riskstream spark down" in json.loads(answer.value.read())["error"]
+    assert submit(settings, "raw_to_curated", {"run_date": RUN_DATE}) is None
 
 
 @pytest.mark.unit
