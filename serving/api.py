@@ -290,8 +290,12 @@ def score_raw(loaded: Loaded, applications: list[BaseModel]) -> bytes:
         except ValueError as exc:  # e.g. a model that takes no missing value
             logger.info("raw applications not scorable: %s", exc)
             raise RawApplicationError([unscorable(i) for i in range(len(rows))]) from None
-    for result, row in zip(results, rows, strict=True):
+    for result, row, used in zip(results, rows, inputs, strict=True):
         result["obs_date"] = row["obs_date"].isoformat()
+        result["features"] = {  # what was scored: a valid precomputed-form application
+            name: int(v) if loaded.kinds[name] == "int" and v is not None else v
+            for name, v in used.items()
+        }
     if errors:
         raise RawApplicationError(errors)
     champion = loaded.champion

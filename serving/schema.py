@@ -319,6 +319,9 @@ class Reason(BaseModel):
 class ScoreResult(BaseModel):
     application_id: str | None = None
     obs_date: str | None = Field(None, description="raw form only: the observation date used")
+    features: dict[str, Any] | None = Field(
+        None, description="raw form only: the features computed and scored (null: unknown)"
+    )
     pd: float
     score: int
     risk_tier: str
