@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from etl import features, transforms
 from ingestion.synthetic import SyntheticConfig, simulate
@@ -66,25 +67,17 @@ def _tables(spark: SparkSession) -> dict[str, DataFrame]:  # noqa: F811
     return {t: transforms.curated_table(classified, t) for t in transforms.EVENT_TYPES}
 
 
-def _day(moment: Any) -> dt.date:
-    """The UTC date of a curated event_time (the session runs in UTC)."""
-    if isinstance(moment, dt.datetime):
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(dt.UTC)
-        return moment.date()
-    return pd.Timestamp(moment).date()
-
-
 def raw_facts(tables: dict[str, DataFrame]) -> dict[str, dict[str, Any]]:
     """Each account's raw application, from its curated events (as a caller would send it)."""
     apps: dict[str, dict[str, Any]] = {}
-    opened = tables["account_opened"].orderBy("event_time", "event_id").collect()
+    day = F.to_date("event_time").alias("day")  # Spark's own event date (the session is UTC)
+    opened = tables["account_opened"].orderBy("event_time", "event_id").select("*", day).collect()
     for r in opened:
         if r["account_id"] in apps:
             continue
         apps[r["account_id"]] = {
             "application_id": r["account_id"],
-            "opened_on": _day(r["event_time"]),
+            "opened_on": r["day"],
             "credit_limit": r["credit_limit"],
             "income": r["income"],
             "age": r["age"],
@@ -107,14 +100,14 @@ def raw_facts(tables: dict[str, DataFrame]) -> dict[str, dict[str, Any]]:
                 "credit_limit": r["credit_limit"],
             }
         )
-    for r in tables["payment"].collect():
+    for r in tables["payment"].select("*", day).collect():
         lists[("payments", r["account_id"])].append(  # type: ignore[index]
-            {"date": _day(r["event_time"]), "amount": r["amount"]}
+            {"date": r["day"], "amount": r["amount"]}
         )
-    for r in tables["purchase"].collect():
+    for r in tables["purchase"].select("*", day).collect():
         lists[("purchases", r["account_id"])].append(  # type: ignore[index]
             {
-                "date": _day(r["event_time"]),
+                "date": r["day"],
                 "amount": r["amount"],
                 "merchant_category": r["merchant_category"],
             }
@@ -128,7 +121,7 @@ def raw_facts(tables: dict[str, DataFrame]) -> dict[str, dict[str, Any]]:
 def same(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
-    if isinstance(a, str) or isinstance(b, str):
+    if isinstance(a, str | dt.date) or isinstance(b, str | dt.date):
         return a == b
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
 
