@@ -287,7 +287,7 @@ def score_raw(loaded: Loaded, applications: list[BaseModel]) -> bytes:
         frame = pd.DataFrame(inputs, columns=list(loaded.kinds))
         try:
             results = score_records(loaded, frame, ids)["results"]
-        except ValueError as exc:  # e.g. a model that takes no missing value
+        except (ValueError, TypeError) as exc:  # e.g. a model that takes no missing value
             logger.info("raw applications not scorable: %s", exc)
             raise RawApplicationError([unscorable(i) for i in range(len(rows))]) from None
     for result, row, used in zip(results, rows, inputs, strict=True):

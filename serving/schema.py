@@ -33,7 +33,7 @@ BOUNDS: tuple[tuple[str, float, float], ...] = (
     (r"bill_amt_m\d+", -1e9, 1e9),
     (r"pay_amt_m\d+", 0, 1e9),
     (r"repayment_status_m\d+", -2, 9),
-    (r".*(utilization|utilisation|ratio|rate|share).*", -1e3, 1e3),
+    (r".*(utilization|ratio|rate|share).*", -1e3, 1e3),
 )
 
 
