@@ -256,6 +256,19 @@ def score_raw(loaded: Loaded, applications: list[BaseModel]) -> bytes:
     if errors:
         raise RawApplicationError(errors)
     rows = build_rows(facts, lookback_for(list(loaded.kinds)))
+    unknown = [n for n in loaded.kinds if n not in rows[0] and not n.startswith("attr_")]
+    if unknown:  # an absent attribute is null, as in the pipeline; other features must exist
+        raise RawApplicationError(
+            [
+                {
+                    "loc": ["body", "raw_applications"],
+                    "msg": f"champion v{loaded.champion.version} takes {unknown[:8]}, which the "
+                    "pipeline's features job does not compute from raw facts: send "
+                    "`applications` (precomputed features) instead",
+                    "type": "value_error",
+                }
+            ]
+        )
     for i, row in enumerate(rows):
         for name in loaded.kinds:
             problem = _check_feature(loaded, name, row.get(name))

@@ -7,6 +7,7 @@ as here) and tests/serving/test_raw_features.py compares the two backends row fo
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pytest
@@ -139,3 +140,74 @@ def test_a_correction_replaces_the_statement_of_its_month() -> None:
     fixed = dict(app["statements"][-1], balance=6100.0)
     app["statements"] = [*app["statements"], fixed]  # same date, later in the list
     assert build_rows([app])[0]["bill_amt_m1"] == 6100.0
+
+
+def _app_with(features: list[str], model: str = "lr") -> Any:
+    """The real API app (no server, no registry) serving a small champion on ``features``."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    from riskstream.settings import Settings
+    from serving.api import create_app, prepare
+    from serving.registry import Champion
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({f: rng.normal(size=200) for f in features})
+    label = (frame[features[0]] + rng.normal(size=200) > 0).astype(int)
+    pipeline = Pipeline(
+        [
+            ("preprocess", ColumnTransformer([("num", "passthrough", features)])),
+            ("model", LogisticRegression()),
+        ]
+    )
+    pipeline.fit(frame, label)
+    app = create_app(Settings(), ttl=3600)
+    app.state.holder.current = prepare(Champion("t", "1", None, pipeline, {}, None, []))
+    return app
+
+
+def _post(app: Any, body: dict) -> Any:
+    import asyncio
+
+    import httpx
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.post("/score", json=body)
+
+    return asyncio.run(call())
+
+
+RAW = {
+    "opened_on": "2025-01-10",
+    "credit_limit": 5000.0,
+    "statements": [
+        {"statement_date": "2025-05-31", "balance": 1200.0, "minimum_due": 50.0},
+        {"statement_date": "2025-06-30", "balance": 1500.0, "minimum_due": 60.0},
+    ],
+    "payments": [{"date": "2025-06-12", "amount": 100.0}],
+}
+
+
+def test_the_raw_form_refuses_what_it_cannot_score_by_name() -> None:
+    app = _app_with(["credit_limit", "bill_amt_m1", "utilisation_m1"])
+    ok = _post(app, {"raw_applications": [RAW]})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["results"][0]["features"]["utilisation_m1"] == 0.3
+    # a logistic regression without an imputer takes no null: no statements -> null bills
+    bare = _post(app, {"raw_applications": [dict(RAW, statements=[])]})
+    assert bare.status_code == 422
+    assert bare.json()["detail"][0]["loc"] == ["body", "raw_applications", 0, "statements"]
+    assert "bill_amt_m1" in bare.json()["detail"][0]["msg"]
+    # protected facts are no input of this champion: refused by name
+    sex = _post(app, {"raw_applications": [dict(RAW, sex="F", marital_status="single")]})
+    assert sex.status_code == 422
+    assert {tuple(e["loc"][-1:]) for e in sex.json()["detail"]} == {("sex",), ("marital_status",)}
+    assert all("protected attribute" in e["msg"] for e in sex.json()["detail"])
+    # a feature the features job does not compute: use the precomputed form
+    other = _app_with(["credit_limit", "bureau_score"])
+    refused = _post(other, {"raw_applications": [RAW]})
+    assert refused.status_code == 422 and "bureau_score" in refused.text
