@@ -17,7 +17,6 @@ Population at ``obs_date``: accounts opened before it that had not already defau
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -26,7 +25,9 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from riskstream import featuredefs
 from riskstream.events import MERCHANT_CATEGORIES
+from riskstream.featuredefs import attribute_name
 
 KEY = ["account_id", "obs_date"]
 
@@ -111,11 +112,6 @@ def attribute_columns(opened: DataFrame) -> dict[str, str]:
     row = opened.agg(*checks).first()
     assert row is not None
     return {key: ("double" if row[f"c{i}"] else "string") for i, key in enumerate(keys)}
-
-
-def attribute_name(key: str) -> str:
-    """A CSV header -> a safe feature column name (``attr_`` + lower snake case)."""
-    return "attr_" + (re.sub(r"[^0-9a-zA-Z]+", "_", key).strip("_").lower() or "unnamed")
 
 
 def build_features(
@@ -298,111 +294,48 @@ def _spend(purchases: DataFrame, keys: DataFrame, obs: DataFrame, months: int) -
     )
 
 
-def _ratio(numerator: Column, denominator: Column) -> Column:
-    """numerator / denominator, null when the denominator is not positive (no guessing)."""
-    return F.when(denominator > 0, numerator / denominator)
+class SparkOps:
+    """The Spark Column backend of :mod:`riskstream.featuredefs` (plain Column expressions)."""
+
+    def col(self, name: str) -> Column:
+        return F.col(name)
+
+    def lit(self, value: float | int | bool) -> Column:
+        return F.lit(value)
+
+    def when(self, condition: Column, value: Column, otherwise: Column | None = None) -> Column:
+        out = F.when(condition, value)
+        return out if otherwise is None else out.otherwise(otherwise)
+
+    def coalesce(self, *values: Column) -> Column:
+        return F.coalesce(*values)
+
+    def is_not_null(self, value: Column) -> Column:
+        return value.isNotNull()
+
+    def is_true(self, condition: Column) -> Column:
+        return F.coalesce(condition, F.lit(False))
+
+    def greatest(self, *values: Column) -> Column:
+        return F.greatest(*values)
+
+    def sqrt(self, value: Column) -> Column:
+        return F.sqrt(value)
+
+    def as_int(self, value: Column) -> Column:
+        return value.cast("int")
+
+
+SPARK_OPS = SparkOps()
 
 
 def _derived(frame: DataFrame, months: int) -> DataFrame:
-    # Sums over no events are zero (an account with no payment paid nothing); levels such as a
-    # bill or a repayment status stay null when there was no statement.
-    zero_when_absent = {
-        **{f"pay_amt_m{k}": 0.0 for k in range(1, months + 1)},
-        "statement_count": 0,
-        "delinquent_months": 0,
-    }
-    frame = frame.fillna(zero_when_absent)
-    limit = F.coalesce(F.col("statement_credit_limit"), F.col("credit_limit_at_open"))
-    frame = frame.withColumn("credit_limit", limit)
-    util = {k: _ratio(F.col(f"bill_amt_m{k}"), F.col("credit_limit")) for k in range(1, months + 1)}
-    recent = [F.col(f"bill_amt_m{k}") for k in range(1, 4)]
-    every = [F.col(f"bill_amt_m{k}") for k in range(1, 7)]
-    derived: list[Column] = [
-        util[1].alias("utilisation_m1"),
-        _ratio(_mean(recent), F.col("credit_limit")).alias("utilisation_avg_3m"),
-        _ratio(_mean(every), F.col("credit_limit")).alias("utilisation_avg_6m"),
-        (util[1] - util[3]).alias("utilisation_trend_3m"),
-        (util[1] - util[6]).alias("utilisation_trend_6m"),
-    ]
-    # The payment made in month k settles the statement of month k + 1.
-    for k in range(1, months):
-        derived.append(
-            _ratio(F.col(f"pay_amt_m{k}"), F.col(f"bill_amt_m{k + 1}")).alias(f"pay_to_bill_m{k}")
-        )
-    paid = sum((F.col(f"pay_amt_m{k}") for k in range(1, months)), F.lit(0.0))
-    billed = sum(
-        (F.greatest(F.col(f"bill_amt_m{k}"), F.lit(0.0)) for k in range(2, months + 1)),
-        F.lit(0.0),
-    )
-    derived.append(_ratio(paid, billed).alias("pay_to_bill_avg"))
-    missed = [
-        F.when(
-            (F.col(f"minimum_due_m{k + 1}") > 0)
-            & (F.col(f"pay_amt_m{k}") < F.col(f"minimum_due_m{k + 1}")),
-            1,
-        ).otherwise(0)
-        for k in range(1, months)
-    ]
-    derived.append(sum(missed, F.lit(0)).alias("missed_minimum_count"))
-    derived += _history(months, util)
-    frame = frame.select("*", *derived)
+    """The derived and history features, from the definitions shared with the scoring API."""
+    frame = frame.fillna(featuredefs.zero_when_absent(months))
+    frame = frame.withColumn("credit_limit", featuredefs.credit_limit(SPARK_OPS))
+    derived = featuredefs.derived(SPARK_OPS, months)
+    frame = frame.select("*", *[expr.alias(name) for name, expr in derived.items()])
     return frame.drop(*[f"minimum_due_m{k}" for k in range(1, months + 1)])
-
-
-def _history(months: int, util: dict[int, Column]) -> list[Column]:
-    """Evidence from the statement history known to carry signal in card-default data.
-
-    - ``months_since_delinquency``: the most recent month k with repayment status >= 1 (1 = the
-      last month), null when none in the lookback; ``longest_delinquent_run``: the longest run
-      of consecutive delinquent months;
-    - ``paid_in_full_m1`` / ``paid_in_full_count``: the payment made in month k covered the
-      positive statement of month k + 1 (the one it settles);
-    - ``unpaid_to_limit_m1`` / ``unpaid_to_limit_avg``: (bill - payment) / limit, last month and
-      the mean over the lookback;
-    - ``bill_growth_1m``: (bill m1 - bill m2) / limit; ``bill_volatility``: the standard deviation
-      of the monthly utilisation;
-    - ``status_delta_1m`` / ``status_delta_3m``: repayment status m1 minus m2 / m3.
-    """
-    status = {k: F.col(f"repayment_status_m{k}") for k in range(1, months + 1)}
-    bill = {k: F.col(f"bill_amt_m{k}") for k in range(1, months + 1)}
-    pay = {k: F.col(f"pay_amt_m{k}") for k in range(1, months + 1)}
-    limit = F.col("credit_limit")
-    late = {k: F.coalesce(status[k] >= 1, F.lit(False)) for k in status}
-    since = F.coalesce(*[F.when(late[k], F.lit(k)) for k in range(1, months + 1)])
-    run: Column = F.lit(0)
-    longest: Column = F.lit(0)
-    for k in range(1, months + 1):
-        run = F.when(late[k], run + 1).otherwise(F.lit(0))
-        longest = F.greatest(longest, run)
-    full = {
-        k: F.when((bill[k + 1] > 0) & (pay[k] >= bill[k + 1] - 0.005), 1).otherwise(0)
-        for k in range(1, months)
-    }
-    unpaid = [_ratio(bill[k] - pay[k], limit) for k in range(1, months + 1)]
-    utils = [util[k] for k in range(1, months + 1)]
-    mean_util = _mean(utils)
-    mean_sq = _mean([u * u for u in utils])
-    return [
-        since.cast("int").alias("months_since_delinquency"),
-        longest.cast("int").alias("longest_delinquent_run"),
-        full[1].cast("int").alias("paid_in_full_m1"),
-        sum(full.values(), F.lit(0)).cast("int").alias("paid_in_full_count"),
-        unpaid[0].alias("unpaid_to_limit_m1"),
-        _mean(unpaid).alias("unpaid_to_limit_avg"),
-        _ratio(bill[1] - bill[2], limit).alias("bill_growth_1m"),
-        F.when(
-            mean_util.isNotNull(), F.sqrt(F.greatest(mean_sq - mean_util * mean_util, F.lit(0.0)))
-        ).alias("bill_volatility"),
-        (status[1] - status[2]).alias("status_delta_1m"),
-        (status[1] - status[3]).alias("status_delta_3m"),
-    ]
-
-
-def _mean(columns: list[Column]) -> Column:
-    """Mean of the non-null columns, null when all are null."""
-    present = sum((F.when(c.isNotNull(), 1).otherwise(0) for c in columns), F.lit(0))
-    total = sum((F.coalesce(c, F.lit(0.0)) for c in columns), F.lit(0.0))
-    return F.when(present > 0, total / present)
 
 
 def _label(outcomes: DataFrame, obs: DataFrame, performance_months: int) -> DataFrame:

@@ -24,6 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 from fastapi import FastAPI, Path, Request
@@ -35,10 +36,12 @@ from starlette.concurrency import run_in_threadpool
 from riskstream.settings import Settings
 from serving.compiled import CompiledScorer, NotCompilable, compile_champion
 from serving.online import OnlineStore
+from serving.rawfeatures import build_rows, lookback_for, observation_date
 from serving.registry import Champion, champion_version, load_champion
 from serving.schema import (
     MAX_APPLICATIONS,
     MAX_BODY_BYTES,
+    PROTECTED_FACTS,
     AccountScore,
     Health,
     ModelInfo,
@@ -46,7 +49,10 @@ from serving.schema import (
     application_model,
     categories,
     feature_kinds,
+    raw_application_model,
+    raw_request_model,
     request_model,
+    score_request_model,
 )
 from serving.scoring import explain, reason_details, single_threaded
 
@@ -63,21 +69,32 @@ class Loaded:
     """One champion with the request model and compiled scorer built for it (swapped whole)."""
 
     champion: Champion
-    request_model: type[BaseModel]
+    request_model: type[BaseModel]  # either form, as validated
     kinds: dict[str, str]
     scorer: CompiledScorer | None = None  # None: the batch job's DataFrame path
+    published: tuple[type[BaseModel], ...] = ()  # the two forms, as /openapi.json shows them
+    allowed: dict[str, list[str] | None] | None = None  # closed categorical values
 
 
 def prepare(champion: Champion) -> Loaded:
     single_threaded(champion.pipeline)
     kinds = feature_kinds(champion.pipeline, champion.input_schema)
-    app_model = application_model(kinds, categories(champion.pipeline))
+    allowed = categories(champion.pipeline)
+    app_model = application_model(kinds, allowed)
+    raw_model = raw_application_model(kinds, allowed)
     try:
         scorer: CompiledScorer | None = compile_champion(champion)
     except NotCompilable as exc:
         logger.warning("champion %s is served by the DataFrame path: %s", champion, exc)
         scorer = None
-    return Loaded(champion, request_model(app_model), kinds, scorer)
+    return Loaded(
+        champion,
+        score_request_model(app_model, raw_model),
+        kinds,
+        scorer,
+        published=(request_model(app_model), raw_request_model(raw_model)),
+        allowed=allowed,
+    )
 
 
 class ChampionHolder:
@@ -193,6 +210,113 @@ def score_compiled(loaded: Loaded, rows: list[dict[str, Any]], ids: list[str | N
     )
 
 
+class RawApplicationError(ValueError):
+    """Raw applications that validate field by field but cannot be scored; ``errors`` are
+    422 details in the request validator's shape."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(errors)} invalid raw applications")
+        self.errors = errors
+
+
+def _raw_error(i: int, field: str, msg: str) -> dict[str, Any]:
+    return {"loc": ["body", "raw_applications", i, field], "msg": msg, "type": "value_error"}
+
+
+def _check_feature(loaded: Loaded, name: str, value: Any) -> str | None:
+    """Why a computed feature cannot go to the champion (only attributes can be off-type)."""
+    kind = loaded.kinds[name]
+    values = (loaded.allowed or {}).get(name)
+    if value is None:
+        return f"is required, one of {values}" if kind == "str" and values else None
+    if kind == "str":
+        if not isinstance(value, str) or (values and value not in values):
+            return f"must be one of {values}" if values else "must be a string"
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        return f"must be a number (the champion's {name} is {kind})"
+    return None
+
+
+def score_raw(loaded: Loaded, applications: list[BaseModel]) -> bytes:
+    """The raw form: facts -> the pipeline's features (:mod:`serving.rawfeatures`) -> the same
+    scorer as the precomputed form. Runs in a worker thread (it costs more than the lean path)."""
+    facts = [a.model_dump() for a in applications]
+    errors: list[dict[str, Any]] = []
+    for i, app in enumerate(facts):
+        obs = observation_date(app)
+        if app["opened_on"] >= obs:
+            errors.append(
+                _raw_error(
+                    i,
+                    "opened_on",
+                    f"opened_on {app['opened_on']} is not before the observation date {obs}: "
+                    "give an obs_date after the opening, or statements after it",
+                )
+            )
+    if errors:
+        raise RawApplicationError(errors)
+    rows = build_rows(facts, lookback_for(list(loaded.kinds)))
+    unknown = [n for n in loaded.kinds if n not in rows[0] and not n.startswith("attr_")]
+    if unknown:  # an absent attribute is null, as in the pipeline; other features must exist
+        raise RawApplicationError(
+            [
+                {
+                    "loc": ["body", "raw_applications"],
+                    "msg": f"champion v{loaded.champion.version} takes {unknown[:8]}, which the "
+                    "pipeline's features job does not compute from raw facts: send "
+                    "`applications` (precomputed features) instead",
+                    "type": "value_error",
+                }
+            ]
+        )
+    for i, row in enumerate(rows):
+        for name in loaded.kinds:
+            problem = _check_feature(loaded, name, row.get(name))
+            if problem is not None:
+                key = name.removeprefix("attr_")
+                errors.append(_raw_error(i, "attributes", f"attribute {key!r} {problem}"))
+    if errors:
+        raise RawApplicationError(errors)
+    ids = [a["application_id"] for a in facts]
+    inputs = [{name: row.get(name) for name in loaded.kinds} for row in rows]
+
+    def unscorable(i: int) -> dict[str, Any]:
+        missing = [name for name in loaded.kinds if rows[i].get(name) is None]
+        return _raw_error(
+            i,
+            "statements",
+            f"champion v{loaded.champion.version} cannot score missing values and "
+            f"{missing[:8]} are null at {rows[i]['obs_date']}: send the statements, "
+            "payments and account facts of the lookback months",
+        )
+
+    if loaded.scorer is not None:
+        pd_values = loaded.scorer.pd(loaded.scorer.transform(inputs))
+        bad = [i for i in range(len(rows)) if not np.isfinite(pd_values[i])]
+        if bad:
+            raise RawApplicationError([unscorable(i) for i in bad])
+        results = loaded.scorer.score(inputs, ids)
+    else:
+        frame = pd.DataFrame(inputs, columns=list(loaded.kinds))
+        try:
+            results = score_records(loaded, frame, ids)["results"]
+        except (ValueError, TypeError) as exc:  # e.g. a model that takes no missing value
+            logger.info("raw applications not scorable: %s", exc)
+            raise RawApplicationError([unscorable(i) for i in range(len(rows))]) from None
+    for result, row, used in zip(results, rows, inputs, strict=True):
+        result["obs_date"] = row["obs_date"].isoformat()
+        result["features"] = {  # what was scored: a valid precomputed-form application
+            name: int(v) if loaded.kinds[name] == "int" and v is not None else v
+            for name, v in used.items()
+        }
+    if errors:
+        raise RawApplicationError(errors)
+    champion = loaded.champion
+    return orjson.dumps(
+        {"model_name": champion.name, "model_version": champion.version, "results": results}
+    )
+
+
 def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = content if isinstance(content, bytes) else orjson.dumps(content)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
@@ -283,6 +407,16 @@ def create_app(
     app.add_middleware(limiter, limit=max_in_flight)  # type: ignore[arg-type]
     app.state.limiter = limiter_box
     overloaded = {503: {"description": "no champion yet, or overloaded (with Retry-After)"}}
+    protected = {*PROTECTED_FACTS, *settings.protected_attributes}
+
+    def _protected_msg(err: Any) -> str | None:
+        loc = err["loc"]
+        if err["type"] == "extra_forbidden" and loc and str(loc[-1]).lower() in protected:
+            return (
+                f"{loc[-1]} is a protected attribute and never an input of this champion: "
+                "leave it out"
+            )
+        return None
 
     @app.get("/health", response_model=Health)
     async def health() -> Response:
@@ -317,7 +451,9 @@ def create_app(
         },
     )
     async def score(request: Request) -> Any:
-        """Score one or many applications: ``{"applications": [{...features...}, ...]}``."""
+        """Score one or many applications, by their features ``{"applications": [{...}]}`` or
+        by their raw facts ``{"raw_applications": [{"opened_on": ..., "statements": [...]}]}``
+        (features computed with the pipeline's definitions)."""
         current = holder.current
         if current is None:
             return _error(503, f"no champion loaded: {holder.last_error or 'not checked yet'}")
@@ -337,12 +473,18 @@ def create_app(
             errors = [
                 {
                     "loc": ["body", *err["loc"]],
-                    "msg": err["msg"],
+                    "msg": _protected_msg(err) or err["msg"],
                     "type": err["type"],
                 }
                 for err in exc.errors(include_url=False, include_input=False)[:50]
             ]
             return _json({"detail": errors}, 422)
+        raw = payload.raw_applications  # type: ignore[attr-defined]
+        if raw is not None:
+            try:
+                return _json(await run_in_threadpool(score_raw, current, raw))
+            except RawApplicationError as exc:
+                return _json({"detail": exc.errors[:50]}, 422)
         applications = payload.applications  # type: ignore[attr-defined]
         if current.scorer is not None:
             rows = [a.__dict__ for a in applications]
@@ -410,12 +552,18 @@ def create_app(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         if current is not None:
-            req = current.request_model.model_json_schema(
-                ref_template="#/components/schemas/{model}"
-            )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(req.pop("$defs", {}))
-            components["ScoreRequest"] = req
+            forms = []
+            for model in current.published:
+                req = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(req.pop("$defs", {}))
+                components[model.__name__] = req
+                forms.append({"$ref": f"#/components/schemas/{model.__name__}"})
+            components["ScoreRequest"] = {
+                "title": "ScoreRequest",
+                "description": "precomputed features, or raw account facts",
+                "oneOf": forms,
+            }
             schema["paths"]["/score"]["post"]["requestBody"] = {
                 "required": True,
                 "content": {

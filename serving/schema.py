@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
+
+from riskstream.events import MERCHANT_CATEGORIES, PAYLOAD_SCHEMAS, FieldSpec
 
 MAX_APPLICATIONS = 1000
 MAX_BODY_BYTES = 1_000_000
+MAX_EVENTS = 600  # statements, payments or purchases per raw application (50 years monthly)
+# The contract's account facts that are protected attributes: a raw application may carry one
+# only when the champion takes it as an input (as the precomputed form), else 422 names it.
+PROTECTED_FACTS = ("age", "sex", "marital_status")
 MAX_STRING = 64
 DEFAULT_BOUND = 1e12
 
@@ -133,10 +140,165 @@ def application_model(
     )
 
 
+Day = Annotated[date, Field(strict=True, description="YYYY-MM-DD")]
+
+
+def _contract(spec: FieldSpec, required: bool | None = None) -> tuple[Any, Any]:
+    """One field with the event contract's type and bounds (:data:`PAYLOAD_SCHEMAS`)."""
+    needed = spec.required if required is None else required
+    kind: Any
+    if spec.kind == "number":
+        kind = Annotated[
+            float, Field(strict=True, ge=spec.minimum, le=spec.maximum, allow_inf_nan=False)
+        ]
+    elif spec.kind == "integer":
+        kind = Annotated[
+            int,
+            Field(strict=True, ge=int(spec.minimum or 0), le=int(spec.maximum or 0)),
+            BeforeValidator(_integral),
+        ]
+    elif spec.kind == "date":
+        kind = Day
+    elif spec.choices:
+        kind = Literal[tuple(spec.choices)]  # type: ignore[misc]
+    else:
+        kind = Annotated[str, Field(min_length=1, max_length=MAX_STRING)]
+    if spec.nullable or not needed:
+        kind = kind | None
+    return (kind, ... if needed else None)
+
+
+def _event_model(name: str, event_type: str, fields: dict[str, Any]) -> type[BaseModel]:
+    schema = PAYLOAD_SCHEMAS[event_type]
+    spec = {k: _contract(schema[k]) for k in fields.pop("_from_contract")}
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        name, __config__=ConfigDict(extra="forbid"), **spec, **fields
+    )
+
+
+Statement = _event_model(
+    "Statement",
+    "statement",
+    {
+        "_from_contract": ["statement_date", "balance", "minimum_due", "repayment_status"],
+        "credit_limit": _contract(PAYLOAD_SCHEMAS["statement"]["credit_limit"]),
+        "due_date": _contract(PAYLOAD_SCHEMAS["statement"]["due_date"], required=False),
+    },
+)
+Payment = _event_model(
+    "Payment",
+    "payment",
+    {"_from_contract": ["amount"], "date": (Day, ...)},
+)
+Purchase = _event_model(
+    "Purchase",
+    "purchase",
+    {
+        "_from_contract": ["amount"],
+        "merchant_category": (Literal[MERCHANT_CATEGORIES], ...),  # type: ignore[valid-type]
+        "date": (Day, ...),
+    },
+)
+Scalar = Annotated[str, Field(max_length=MAX_STRING)] | float | bool | None
+
+
+def raw_application_model(
+    kinds: dict[str, str], allowed: dict[str, list[str] | None]
+) -> type[BaseModel]:
+    """One application by its raw facts: the contract's ``account_opened`` facts, the statement
+    history, the payments and the purchases, and an optional observation date.
+
+    A categorical fact the champion takes with a closed list of values is required and limited
+    to that list, as in the precomputed form; a protected fact (:data:`PROTECTED_FACTS`) is a
+    field only when the champion takes it as an input.
+    """
+    opened = PAYLOAD_SCHEMAS["account_opened"]
+    fields: dict[str, Any] = {
+        "application_id": (
+            Annotated[str | None, Field(max_length=MAX_STRING, description="echoed back")],
+            None,
+        ),
+        "obs_date": (
+            Day | None,
+            Field(None, description="default: the first day of the month after the last statement"),
+        ),
+        "opened_on": (Day, Field(..., description="the account_opened event's date")),
+    }
+    for fact in ("credit_limit", "income", "education", "age", "sex", "marital_status"):
+        if fact in PROTECTED_FACTS and fact not in kinds:
+            continue
+        values = allowed.get(fact) if kinds.get(fact) == "str" else None
+        if values:
+            fields[fact] = (Literal[tuple(values)], ...)  # type: ignore[misc]
+        else:
+            fields[fact] = _contract(opened[fact])
+    fields["attributes"] = (
+        Annotated[dict[Annotated[str, Field(max_length=MAX_STRING)], Scalar], Field(max_length=200)]
+        | None,
+        None,
+    )
+    for name, model in (("statements", Statement), ("payments", Payment), ("purchases", Purchase)):
+        fields[name] = (
+            Annotated[list[model], Field(max_length=MAX_EVENTS)],  # type: ignore[valid-type]
+            [],
+        )
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "RawApplication", __config__=ConfigDict(extra="forbid"), **fields
+    )
+
+
+class _ExactlyOneForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> _ExactlyOneForm:
+        given = [k for k in self.model_fields_set if getattr(self, k) is not None]
+        if len(given) != 1 or len(self.model_fields_set) != 1:
+            raise ValueError(
+                "send exactly one of `applications` (precomputed features) or "
+                "`raw_applications` (account facts, statements, payments)"
+            )
+        return self
+
+
+def score_request_model(
+    application: type[BaseModel], raw_application: type[BaseModel]
+) -> type[BaseModel]:
+    """``{"applications": [...]}`` or ``{"raw_applications": [...]}``, 1..MAX_APPLICATIONS items."""
+
+    def items(model: type[BaseModel]) -> Any:
+        return Annotated[
+            list[model] | None,  # type: ignore[valid-type]
+            Field(min_length=1, max_length=MAX_APPLICATIONS),
+        ]
+
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "ScoreRequest",
+        __base__=_ExactlyOneForm,
+        applications=(items(application), None),
+        raw_applications=(items(raw_application), None),
+    )
+
+
+def raw_request_model(raw_application: type[BaseModel]) -> type[BaseModel]:
+    """The published schema of the raw form: ``{"raw_applications": [...]}``."""
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        "RawScoreRequest",
+        __config__=ConfigDict(extra="forbid"),
+        raw_applications=(  # type: ignore[arg-type]
+            Annotated[
+                list[raw_application],  # type: ignore[valid-type]
+                Field(min_length=1, max_length=MAX_APPLICATIONS),
+            ],
+            ...,
+        ),
+    )
+
+
 def request_model(application: type[BaseModel]) -> type[BaseModel]:
     """``{"applications": [Application, ...]}`` with 1..MAX_APPLICATIONS items."""
     return create_model(  # type: ignore[call-overload, no-any-return]
-        "ScoreRequest",
+        "FeatureScoreRequest",
         __config__=ConfigDict(extra="forbid"),
         applications=(  # type: ignore[arg-type]
             Annotated[
@@ -156,6 +318,10 @@ class Reason(BaseModel):
 
 class ScoreResult(BaseModel):
     application_id: str | None = None
+    obs_date: str | None = Field(None, description="raw form only: the observation date used")
+    features: dict[str, Any] | None = Field(
+        None, description="raw form only: the features computed and scored (null: unknown)"
+    )
     pd: float
     score: int
     risk_tier: str

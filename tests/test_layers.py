@@ -28,7 +28,7 @@ def test_import_contracts_are_kept() -> None:
 def test_importing_the_foundation_loads_no_heavy_library() -> None:
     code = (
         "import sys, riskstream, riskstream.settings, riskstream.names, riskstream.storage, "
-        "riskstream.events, riskstream.logs, riskstream.commands\n"
+        "riskstream.events, riskstream.logs, riskstream.commands, riskstream.featuredefs\n"
         "heavy = sorted({'boto3', 'botocore', 'pandas', 'pyarrow', 'pyspark', 'numpy'} "
         "& set(sys.modules))\n"
         "print(','.join(heavy))"

@@ -23,7 +23,7 @@ NUMERIC = [
     *[f"bill_amt_m{i}" for i in range(1, 4)],
     *[f"pay_amt_m{i}" for i in range(1, 4)],
     *[f"repayment_status_m{i}" for i in range(1, 4)],
-    "utilization_mean",
+    "utilisation_avg_3m",
 ]
 CATEGORICAL = ["education", "marital_status"]
 EDUCATION = ["graduate_school", "university", "high_school", "other"]
@@ -55,7 +55,7 @@ def features_frame(n: int, obs_date: dt.date, seed: int = 0, shift: float = 0.0)
         frame[f"bill_amt_m{i + 1}"] = bills[:, i]
         frame[f"pay_amt_m{i + 1}"] = pays[:, i]
         frame[f"repayment_status_m{i + 1}"] = status[:, i]
-    frame["utilization_mean"] = bills.mean(axis=1) / limit
+    frame["utilisation_avg_3m"] = bills.mean(axis=1) / limit
     frame["education"] = edu
     frame["marital_status"] = rng.choice(MARITAL, size=n, p=[0.45, 0.5, 0.05])
     return frame

@@ -125,6 +125,103 @@ def test_payload_caps(client: httpx.Client) -> None:
     assert client.post("/score", json=[1, 2]).status_code == 422
 
 
+def raw_application(row: dict[str, Any]) -> dict[str, Any]:
+    """The raw facts whose features are ``row`` (features_frame's columns) at 2026-01-01:
+    three month-end statements, a payment in each month, no purchase."""
+    ends = {1: "2025-12-31", 2: "2025-11-30", 3: "2025-10-31"}
+
+    def plain(value: Any) -> Any:
+        return value.item() if isinstance(value, np.generic) else value
+
+    return {
+        "application_id": str(row["account_id"]),
+        "opened_on": "2023-05-17",
+        "credit_limit": plain(row["credit_limit"]),
+        "age": plain(row["age"]),
+        "education": row["education"],
+        "marital_status": row["marital_status"],
+        "statements": [
+            {
+                "statement_date": ends[k],
+                "balance": plain(row[f"bill_amt_m{k}"]),
+                "minimum_due": 0.0,
+                "repayment_status": plain(row[f"repayment_status_m{k}"]),
+            }
+            for k in (3, 2, 1)
+        ],
+        "payments": [
+            {"date": ends[k][:8] + "20", "amount": plain(row[f"pay_amt_m{k}"])} for k in (3, 2, 1)
+        ],
+    }
+
+
+def test_raw_and_precomputed_forms_agree(client: httpx.Client) -> None:
+    frame = features_frame(40, OBS_DATE, seed=7).to_dict("records")
+    raw = client.post("/score", json={"raw_applications": [raw_application(r) for r in frame]})
+    pre = client.post("/score", json={"applications": [application(r) for r in frame]})
+    assert raw.status_code == 200, raw.text
+    assert pre.status_code == 200, pre.text
+    for got, want in zip(raw.json()["results"], pre.json()["results"], strict=True):
+        assert got["application_id"] == want["application_id"]
+        assert got["obs_date"] == "2026-01-01"  # the default: the month after the last statement
+        assert got["pd"] == pytest.approx(want["pd"], rel=1e-9, abs=1e-12)
+        assert (got["score"], got["decision"]) == (want["score"], want["decision"])
+        assert [r["feature"] for r in got["reasons"]] == [r["feature"] for r in want["reasons"]]
+    # the features a raw answer reports are a valid precomputed application with the same score
+    reported = [
+        dict(r["features"], application_id=r["application_id"]) for r in raw.json()["results"]
+    ]
+    again = client.post("/score", json={"applications": reported})
+    assert again.status_code == 200, again.text
+    assert [r["pd"] for r in again.json()["results"]] == [r["pd"] for r in raw.json()["results"]]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "loc", "words"),
+    [
+        (lambda a: a.update(sex="F"), ["sex"], "protected attribute"),
+        (lambda a: a.pop("opened_on"), ["opened_on"], "Field required"),
+        (lambda a: a.update(opened_on="2026-03-01"), ["opened_on"], "not before"),
+        (lambda a: a.update(obs_date="01/02/2026"), ["obs_date"], "date"),
+        (lambda a: a.update(education="x" * 500), ["education"], "64 characters"),
+        (lambda a: a["statements"][0].update(balance="lots"), ["statements", 0, "balance"], ""),
+        (
+            lambda a: a["statements"][1].update(repayment_status=12),
+            ["statements", 1, "repayment_status"],
+            "9",
+        ),
+        (lambda a: a["payments"][0].update(amount=-1), ["payments", 0, "amount"], "0"),
+        (
+            lambda a: a.update(
+                purchases=[{"date": "2025-12-01", "amount": 5.0, "merchant_category": "x"}]
+            ),
+            ["purchases", 0, "merchant_category"],
+            "grocery",
+        ),
+        (lambda a: a["payments"][0].pop("date"), ["payments", 0, "date"], "Field required"),
+    ],
+)
+def test_bad_raw_fields_get_422_naming_the_field(
+    client: httpx.Client, mutate: Any, loc: list[Any], words: str
+) -> None:
+    app = raw_application(features_frame(1, OBS_DATE, seed=5).to_dict("records")[0])
+    mutate(app)
+    response = client.post("/score", json={"raw_applications": [app]})
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    named = [e for e in detail if e["loc"] == ["body", "raw_applications", 0, *loc]]
+    assert named, detail
+    assert words in named[0]["msg"]
+
+
+def test_one_form_per_request(client: httpx.Client) -> None:
+    row = features_frame(1, OBS_DATE, seed=5).to_dict("records")[0]
+    both = {"applications": [application(row)], "raw_applications": [raw_application(row)]}
+    response = client.post("/score", json=both)
+    assert response.status_code == 422
+    assert "exactly one" in response.json()["detail"][0]["msg"]
+
+
 def _valid_value(spec: dict[str, Any]) -> st.SearchStrategy[Any]:
     if "enum" in spec:
         return st.sampled_from(spec["enum"])
@@ -162,12 +259,51 @@ def _finite(value: Any) -> bool:
 
 def _validator(spec: dict[str, Any], schema: dict[str, Any]) -> Draft202012Validator:
     """A JSON Schema validator for one schema of the published document (its $refs resolved
-    against the document, as OpenAPI 3.1 defines them)."""
+    against the document, as OpenAPI 3.1 defines them); ``format: date`` is checked."""
     resource = Resource.from_contents(spec, default_specification=DRAFT202012)
     registry: Registry[Any] = Registry().with_resource("urn:openapi", resource)
     if "$ref" in schema:
         schema = {"$ref": "urn:openapi" + schema["$ref"]}
-    return Draft202012Validator(schema, registry=registry)
+    return Draft202012Validator(
+        schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def _schema_of(spec: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+    return spec["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]
+
+
+def _one(spec: dict[str, Any]) -> dict[str, Any]:
+    """A field's non-null branch (``X | None`` is published as anyOf [X, null])."""
+    branches = [b for b in spec.get("anyOf", [spec]) if b.get("type") != "null"]
+    return branches[0]
+
+
+DAYS_BEFORE = st.dates(dt.date(2015, 1, 1), dt.date(2023, 12, 31)).map(dt.date.isoformat)
+DAYS_AFTER = st.dates(dt.date(2024, 1, 1), dt.date(2025, 12, 31)).map(dt.date.isoformat)
+
+
+def _valid_event(spec: dict[str, Any], schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    fields = {}
+    for name, prop in schema["properties"].items():
+        one = _one(prop)
+        if name in schema.get("required", []) or name == "repayment_status":
+            fields[name] = DAYS_AFTER if one.get("format") == "date" else _valid_value(one)
+    return st.fixed_dictionaries(fields)
+
+
+def _raw_strategy(spec: dict[str, Any], raw_schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Valid raw applications: the account opened before every dated event, so the default
+    observation date (the month after the last statement) always follows the opening."""
+    props = raw_schema["properties"]
+    fields: dict[str, Any] = {"opened_on": DAYS_BEFORE}
+    for name in ("credit_limit", "income", "age", "education", "marital_status"):
+        if name in props:
+            fields[name] = _valid_value(_one(props[name]))
+    for name in ("statements", "payments", "purchases"):
+        item = _schema_of(spec, props[name]["items"])
+        fields[name] = st.lists(_valid_event(spec, item), max_size=8)
+    return st.fixed_dictionaries(fields)
 
 
 def test_fuzz_over_the_openapi_schema_never_gives_5xx(client: httpx.Client) -> None:
@@ -181,12 +317,11 @@ def test_fuzz_over_the_openapi_schema_never_gives_5xx(client: httpx.Client) -> N
         ("/score", "post"),
         ("/accounts/{account_id}/score", "get"),
     }
-    schemas = spec["components"]["schemas"]
     ref = spec["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     request_validator = _validator(spec, ref)
-    request_schema = schemas[ref["$ref"].rsplit("/", 1)[1]]
-    item_ref = request_schema["properties"]["applications"]["items"]["$ref"]
-    app_schema = schemas[item_ref.rsplit("/", 1)[1]]
+    feature_form, raw_form = (_schema_of(spec, f) for f in _schema_of(spec, ref)["oneOf"])
+    app_schema = _schema_of(spec, feature_form["properties"]["applications"]["items"])
+    raw_schema = _schema_of(spec, raw_form["properties"]["raw_applications"]["items"])
     props = {k: v for k, v in app_schema["properties"].items() if k in app_schema["required"]}
     assert set(props) == set(NUMERIC + CATEGORICAL)
     param = spec["paths"]["/accounts/{account_id}/score"]["get"]["parameters"][0]
@@ -232,6 +367,49 @@ def test_fuzz_over_the_openapi_schema_never_gives_5xx(client: httpx.Client) -> N
         else:
             assert response.status_code == 422, (target, response.text)
 
+    raw_fields = sorted(raw_schema["properties"])
+    raw_mutation = st.sampled_from(
+        ["none", "drop", "junk", "extra", "protected", "event_junk", "event_drop", "both"]
+    )
+
+    @settings(
+        max_examples=150, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
+    )
+    @given(_raw_strategy(spec, raw_schema), raw_mutation, st.sampled_from(raw_fields), JUNK)
+    def check_raw(app: dict[str, Any], how: str, field: str, junk: Any) -> None:
+        app = dict(app)
+        target: Any = {"raw_applications": [app]}
+        events = [k for k in ("statements", "payments", "purchases") if app[k]]
+        if how == "drop":
+            app.pop(field, None)
+        elif how == "junk":
+            app[field] = junk
+        elif how == "extra":
+            app["not_a_fact"] = junk
+        elif how == "protected":
+            app["sex"] = "F"  # not an input of this champion: refused by name
+        elif how in ("event_junk", "event_drop") and events:
+            first = dict(app[events[0]][0])
+            key = sorted(first)[len(field) % len(first)]
+            if how == "event_junk":
+                first[key] = junk
+            else:
+                first.pop(key)
+            app[events[0]] = [first, *app[events[0]][1:]]
+        elif how == "both":
+            target["applications"] = []
+        body = json.dumps(target, allow_nan=True).encode()
+        response = client.post("/score", content=body, headers={"content-type": "application/json"})
+        note("/score raw", response)
+        if _finite(target) and request_validator.is_valid(target):
+            assert response.status_code == 200, (target, response.text)
+            result = response.json()["results"][0]
+            assert 0 <= result["pd"] <= 1 and 300 <= result["score"] <= 850
+        else:
+            assert response.status_code == 422, (target, response.text)
+            if how == "protected":
+                assert "protected attribute" in response.text
+
     @settings(
         max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
     )
@@ -247,11 +425,13 @@ def test_fuzz_over_the_openapi_schema_never_gives_5xx(client: httpx.Client) -> N
             assert response.status_code == 422
 
     check_score()
+    check_raw()
     check_account()
     for path in ("/health", "/model", "/openapi.json", "/docs"):
         note(path, client.get(path))
         assert seen[(path, 200)] == 1
     assert seen.get(("/score", 200), 0) > 0 and seen.get(("/score", 422), 0) > 0
+    assert seen.get(("/score raw", 200), 0) > 0 and seen.get(("/score raw", 422), 0) > 0
     assert seen.get(("/accounts", 404), 0) > 0 and seen.get(("/accounts", 422), 0) > 0
 
 

@@ -36,7 +36,7 @@ def with_gaps(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Missing values in a fifth of two numeric and one categorical column."""
     rng = np.random.default_rng(seed)
     out = frame.copy()
-    for col in ("bill_amt_m1", "utilization_mean"):
+    for col in ("bill_amt_m1", "utilisation_avg_3m"):
         out.loc[rng.random(len(out)) < 0.2, col] = np.nan
     out["education"] = out["education"].astype(object)
     out.loc[rng.random(len(out)) < 0.2, "education"] = None
