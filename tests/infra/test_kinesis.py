@@ -1,4 +1,4 @@
-"""Reading a whole stream back: every shard from its oldest record, stopping at an empty page."""
+"""Kinesis helpers: listing every shard across pages; reading a whole stream back."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from infra.kinesis import read_stream_records
+from infra.kinesis import list_shards, read_stream_records
 
 pytestmark = pytest.mark.unit
 
@@ -44,3 +44,17 @@ def test_every_record_of_every_shard_in_order_until_an_empty_page_or_a_closed_sh
     got = [(shard, r["SequenceNumber"]) for shard, r in read_stream_records(kinesis, "s")]
     assert got == [("shard-a", "1"), ("shard-a", "2"), ("shard-a", "3"), ("shard-b", "9")]
     assert kinesis.limits == [10_000] * 4
+
+
+def test_list_shards_follows_next_tokens() -> None:
+    calls: list[dict[str, str]] = []
+
+    class Paged:
+        def list_shards(self, **kwargs: str) -> dict[str, Any]:
+            calls.append(kwargs)
+            if "NextToken" not in kwargs:
+                return {"Shards": [{"ShardId": "a"}], "NextToken": "t1"}
+            return {"Shards": [{"ShardId": "b"}]}
+
+    assert list_shards(Paged(), "s") == [{"ShardId": "a"}, {"ShardId": "b"}]
+    assert calls == [{"StreamName": "s"}, {"NextToken": "t1"}]
