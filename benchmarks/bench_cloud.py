@@ -20,6 +20,7 @@ from common import Row, cli, local_cloud, write_rows
 
 from infra.cloud import cloud_service
 from infra.crash_drill import kill_trial
+from infra.kinesis import read_stream_records
 from infra.provision import provision
 from infra.services import ManagedService, free_port
 from riskstream.clients import make_client
@@ -171,18 +172,8 @@ def _last_sequence_numbers(settings: Settings) -> dict[str, str]:
     """Each shard's last sequence number (read once, before the restarts)."""
     kinesis = make_client(settings, "kinesis")
     last = {}
-    for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=settings.stream_name,
-            ShardId=shard["ShardId"],
-            ShardIteratorType="TRIM_HORIZON",
-        )["ShardIterator"]
-        while iterator:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            if not page["Records"]:
-                break
-            last[shard["ShardId"]] = page["Records"][-1]["SequenceNumber"]
-            iterator = page["NextShardIterator"]
+    for shard_id, record in read_stream_records(kinesis, settings.stream_name):
+        last[shard_id] = record["SequenceNumber"]
     return last
 
 

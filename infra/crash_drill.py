@@ -13,6 +13,7 @@ import threading
 import time
 
 from infra.cloud import cloud_service
+from infra.kinesis import read_stream_records
 from infra.services import ManagedService
 from riskstream.clients import make_client
 from riskstream.settings import Settings
@@ -50,19 +51,7 @@ def writer(settings: Settings, acked: list[tuple[str, str]], stop: threading.Eve
 def lost_writes(settings: Settings, acked: list[tuple[str, str]]) -> list[tuple[str, str]]:
     kinesis = make_client(settings, "kinesis")
     s3 = make_client(settings, "s3")
-    seen: set[str] = set()
-    for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=settings.stream_name,
-            ShardId=shard["ShardId"],
-            ShardIteratorType="TRIM_HORIZON",
-        )["ShardIterator"]
-        while iterator:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            seen |= {r["Data"].decode() for r in page["Records"]}
-            if not page["Records"]:
-                break
-            iterator = page["NextShardIterator"]
+    seen = {r["Data"].decode() for _, r in read_stream_records(kinesis, settings.stream_name)}
     keys = {
         o["Key"]
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket("raw"))

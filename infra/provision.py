@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from riskstream.settings import Settings
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "lease_key"
+_NOT_FOUND = ("ResourceNotFoundException",)
 
 
 @dataclass(frozen=True)
@@ -51,29 +53,24 @@ def provision(settings: Settings, wait: bool = True) -> list[Resource]:
 
 
 def ensure_bucket(s3: Any, name: str, region: str) -> Resource:
-    try:
-        s3.head_bucket(Bucket=name)
+    if _describe(s3.head_bucket, ("404", "NoSuchBucket", "NotFound"), Bucket=name) is not None:
         return Resource("s3 bucket", name, "exists")
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        if code not in ("404", "NoSuchBucket", "NotFound"):
-            raise
     kwargs: dict[str, Any] = {"Bucket": name}
     if region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
     try:
         s3.create_bucket(**kwargs)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "BucketAlreadyOwnedByYou":
+        if _error_code(exc) == "BucketAlreadyOwnedByYou":
             return Resource("s3 bucket", name, "exists")
         raise
     return Resource("s3 bucket", name, "created")
 
 
 def ensure_stream(kinesis: Any, name: str, shards: int, wait: bool = True) -> Resource:
-    try:
-        summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
-        have = summary.get("OpenShardCount")
+    found = _describe(kinesis.describe_stream_summary, _NOT_FOUND, StreamName=name)
+    if found is not None:
+        have = found["StreamDescriptionSummary"].get("OpenShardCount")
         if have is not None and have != shards:
             logger.warning(
                 "stream %s has %s open shards, settings ask for %s; leaving it as it is "
@@ -83,9 +80,6 @@ def ensure_stream(kinesis: Any, name: str, shards: int, wait: bool = True) -> Re
                 shards,
             )
         return Resource("kinesis stream", name, "exists")
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            raise
     kinesis.create_stream(StreamName=name, ShardCount=shards)
     if wait:
         _wait_for(
@@ -104,12 +98,8 @@ def ensure_checkpoint_table(
     dynamodb: Any, name: str, wait: bool = True, key: str = CHECKPOINT_KEY
 ) -> Resource:
     """A pay-per-request table with one string hash key (checkpoints, online features)."""
-    try:
-        dynamodb.describe_table(TableName=name)
+    if _describe(dynamodb.describe_table, _NOT_FOUND, TableName=name) is not None:
         return Resource("dynamodb table", name, "exists")
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
-            raise
     dynamodb.create_table(
         TableName=name,
         AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
@@ -125,12 +115,8 @@ def ensure_checkpoint_table(
 
 
 def ensure_glue_database(glue: Any, name: str, settings: Settings) -> Resource:
-    try:
-        glue.get_database(Name=name)
+    if _describe(glue.get_database, ("EntityNotFoundException",), Name=name) is not None:
         return Resource("glue database", name, "exists")
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "EntityNotFoundException":
-            raise
     glue.create_database(
         DatabaseInput={
             "Name": name,
@@ -139,6 +125,22 @@ def ensure_glue_database(glue: Any, name: str, settings: Settings) -> Resource:
         }
     )
     return Resource("glue database", name, "created")
+
+
+def _describe(call: Callable[..., Any], missing: Collection[str], **kwargs: Any) -> Any:
+    """``call(**kwargs)``'s answer, or None when it fails with one of the ``missing`` error codes
+    (the resource does not exist yet); any other error is raised."""
+    try:
+        return call(**kwargs)
+    except ClientError as exc:
+        if _error_code(exc) not in missing:
+            raise
+    return None
+
+
+def _error_code(exc: ClientError) -> str | None:
+    code: str | None = exc.response.get("Error", {}).get("Code")
+    return code
 
 
 def _wait_for(check: Any, what: str, timeout: float = 60.0) -> None:

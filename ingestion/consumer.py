@@ -29,6 +29,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from infra.kinesis import list_shards
 from ingestion.landing import (
     FlushBuffer,
     after_page,
@@ -348,15 +349,7 @@ class Consumer:
         return report
 
     def _list_shards(self) -> list[dict[str, Any]]:
-        shards: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"StreamName": self.stream_name}
-        while True:
-            page = self.kinesis.list_shards(**kwargs)
-            shards.extend(page.get("Shards", []))
-            token = page.get("NextToken")
-            if not token:
-                return shards
-            kwargs = {"NextToken": token}
+        return list_shards(self.kinesis, self.stream_name)
 
     def _shard(self, shard: dict[str, Any], follow: bool) -> None:
         shard_id = shard["ShardId"]

@@ -28,6 +28,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from infra.kinesis import list_shards
 from ingestion.csv_replay import RowError
 from ingestion.records import (
     MAX_BATCH_BYTES,
@@ -273,15 +274,7 @@ class Producer:
     # ---- internals --------------------------------------------------------------------------
     def _ranges(self) -> list[ShardRange]:
         try:
-            shards: list[dict[str, Any]] = []
-            kwargs: dict[str, Any] = {"StreamName": self.stream_name}
-            while True:
-                page = self.kinesis.list_shards(**kwargs)
-                shards.extend(page.get("Shards", []))
-                token = page.get("NextToken")
-                if not token:
-                    break
-                kwargs = {"NextToken": token}
+            shards = list_shards(self.kinesis, self.stream_name)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code == "ResourceNotFoundException":

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from ingestion.ids import uuid5_text
-from riskstream.events import MERCHANT_CATEGORIES, SCHEMA_VERSION
+from riskstream.events import MERCHANT_CATEGORIES, envelope
 
 SOURCE = "synthetic"
 
@@ -478,15 +478,7 @@ def _event_id(config: SyntheticConfig, account: str, kind: str, when: str, n: in
 def _envelope(
     config: SyntheticConfig, kind: str, account: str, when: str, n: int, payload: dict[str, Any]
 ) -> dict[str, Any]:
-    return {
-        "event_id": _event_id(config, account, kind, when, n),
-        "event_type": kind,
-        "account_id": account,
-        "event_time": when,
-        "schema_version": SCHEMA_VERSION,
-        "source": SOURCE,
-        "payload": payload,
-    }
+    return envelope(_event_id(config, account, kind, when, n), kind, account, when, SOURCE, payload)
 
 
 def _opened_events(portfolio: SyntheticPortfolio) -> Iterator[dict[str, Any]]:

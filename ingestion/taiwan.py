@@ -31,7 +31,7 @@ import pandas as pd
 
 from ingestion.ids import event_id
 from riskstream import datasets
-from riskstream.events import SCHEMA_VERSION
+from riskstream.events import envelope
 
 SOURCE = "taiwan"
 # The copy shipped in data/taiwan_default/ (licence, source and sha256 beside it).
@@ -177,12 +177,4 @@ def _month_dates(month: int) -> tuple[str, str, str]:
 
 
 def _event(kind: str, account: str, when: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "event_id": event_id(SOURCE, account, kind, when),
-        "event_type": kind,
-        "account_id": account,
-        "event_time": when,
-        "schema_version": SCHEMA_VERSION,
-        "source": SOURCE,
-        "payload": payload,
-    }
+    return envelope(event_id(SOURCE, account, kind, when), kind, account, when, SOURCE, payload)

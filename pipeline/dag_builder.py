@@ -21,7 +21,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeline.asl import ASL_PATH, AslError, Step, Workflow, load_workflow, task_id_for
+from pipeline.asl import (
+    ASL_PATH,
+    AslError,
+    RetryPolicy,
+    Step,
+    Workflow,
+    load_workflow,
+    task_id_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -170,15 +178,7 @@ def _operator(
 ) -> Any:
     common: dict[str, Any] = {"task_id": step.task_id, "doc_md": step.comment or None}
     if step.retry is not None:
-        common.update(
-            retries=step.retry.max_attempts,
-            retry_delay=timedelta(seconds=step.retry.interval_seconds),
-            retry_exponential_backoff=(
-                step.retry.backoff_rate if step.retry.backoff_rate > 1 else 0
-            ),
-        )
-        if step.retry.max_delay_seconds is not None:
-            common["max_retry_delay"] = timedelta(seconds=step.retry.max_delay_seconds)
+        common.update(retry_args(step.retry))
     upstream = workflow.upstream(step.name)
     if step.name in workflow.failure_handlers:
         common["trigger_rule"] = "one_failed"
@@ -206,6 +206,18 @@ def _operator(
     if step.kind == "Fail":
         return python_operator(python_callable=fail_run, op_kwargs={"state": step.name}, **common)
     return empty_operator(**common)
+
+
+def retry_args(retry: RetryPolicy) -> dict[str, Any]:
+    """An ASL Retry as Airflow operator arguments (a backoff rate of 1 or less means none)."""
+    args: dict[str, Any] = {
+        "retries": retry.max_attempts,
+        "retry_delay": timedelta(seconds=retry.interval_seconds),
+        "retry_exponential_backoff": retry.backoff_rate if retry.backoff_rate > 1 else 0,
+    }
+    if retry.max_delay_seconds is not None:
+        args["max_retry_delay"] = timedelta(seconds=retry.max_delay_seconds)
+    return args
 
 
 def _lookup(registry: Mapping[str, StepFunction], step: Step) -> StepFunction:
@@ -306,12 +318,14 @@ def build_linear_dag(
         max_active_runs=1,
         params=pipeline_params(),
         tags=["riskstream"],
-        default_args={
-            "retries": retries,
-            "retry_delay": timedelta(seconds=retry_delay_seconds),
-            "retry_exponential_backoff": 2.0,
-            "max_retry_delay": timedelta(minutes=10),
-        },
+        default_args=retry_args(
+            RetryPolicy(
+                interval_seconds=retry_delay_seconds,
+                backoff_rate=2.0,
+                max_attempts=retries,
+                max_delay_seconds=10 * 60,
+            )
+        ),
     ) as dag:
         chain(
             *[

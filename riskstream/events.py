@@ -121,14 +121,36 @@ def new_event(
     event_id: str | None = None,
 ) -> dict[str, Any]:
     """Build one event dict in the contract's shape (not yet validated)."""
+    return envelope(
+        event_id or str(uuid.uuid4()),
+        event_type,
+        account_id,
+        format_time(event_time),
+        source,
+        dict(payload),
+    )
+
+
+def envelope(
+    event_id: str,
+    event_type: str,
+    account_id: str,
+    event_time: str,
+    source: str,
+    payload: dict[str, Any],
+) -> dict[str, Any]:
+    """One event dict in the contract's shape, its time already formatted (not yet validated).
+
+    For sources that build many events with precomputed ids and times; ``payload`` is not copied.
+    """
     return {
-        "event_id": event_id or str(uuid.uuid4()),
+        "event_id": event_id,
         "event_type": event_type,
         "account_id": account_id,
-        "event_time": format_time(event_time),
+        "event_time": event_time,
         "schema_version": SCHEMA_VERSION,
         "source": source,
-        "payload": dict(payload),
+        "payload": payload,
     }
 
 

@@ -8,10 +8,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from riskstream.settings import Settings
 
 _HOME = Path(tempfile.mkdtemp(prefix="rs-airflow-home-"))
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
@@ -60,7 +63,7 @@ def run_dag_test(
     params: dict[str, object],
     timeout: float,
     log: Path | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Write a DAG file built from ``asl_path`` into the Airflow home, run `dag.test()` on it in
     a process of its own pointed at ``settings``, and return its task states (run_dag_test.py)."""
     import json
@@ -97,3 +100,33 @@ def run_dag_test(
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert lines, result.stdout[-4000:] + result.stderr[-4000:]
     return dict(json.loads(lines[-1].removeprefix("RESULT ")))
+
+
+def run_pipeline_end_to_end(
+    home: Path,
+    base: Settings,
+    tmp_path: Path,
+    prefix: str,
+    params: dict[str, object],
+    log_name: str,
+    succeeded: Iterable[str],
+) -> tuple[Settings, dict[str, Any]]:
+    """Run the pipeline's own DAG (from the real ASL) on fresh, provisioned settings derived from
+    ``base``; assert the run and every task in ``succeeded`` succeeded. Returns the settings and
+    the run's result; the whole output goes to tests/artifacts/``log_name``."""
+    import uuid
+
+    from infra.provision import provision
+    from pipeline.asl import ASL_PATH
+
+    settings = base.with_overrides(
+        prefix=f"{prefix}{uuid.uuid4().hex[:8]}", state_dir=tmp_path / "state"
+    )
+    provision(settings)
+    log = REPO / "tests" / "artifacts" / log_name
+    out = run_dag_test(home, settings, ASL_PATH, params, timeout=1500, log=log)
+    failed = {t: s for t, s in out["states"].items() if s not in ("success", "skipped")}
+    assert out["run"] == "success", f"{failed}; the whole output is in {log}"
+    for task in succeeded:
+        assert out["states"][task] == "success", (task, out["states"])
+    return settings, out

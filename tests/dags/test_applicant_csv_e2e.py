@@ -9,15 +9,12 @@ column; tests/data/applicants.mapping.json gives the observation date.
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
 
-from infra.provision import provision
-from pipeline.asl import ASL_PATH
 from riskstream.settings import Settings
-from tests.dags.conftest import run_dag_test
+from tests.dags.conftest import run_pipeline_end_to_end
 
 pytestmark = pytest.mark.e2e
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -27,10 +24,6 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 def test_flat_applicant_csv_runs_end_to_end(
     airflow_home: Path, mlflow_settings: Settings, tmp_path: Path
 ) -> None:
-    settings = mlflow_settings.with_overrides(
-        prefix=f"csv{uuid.uuid4().hex[:8]}", state_dir=tmp_path / "state"
-    )
-    provision(settings)
     params = {
         "source": "csv",
         "csv_path": str(DATA / "applicants.csv"),
@@ -42,23 +35,26 @@ def test_flat_applicant_csv_runs_end_to_end(
         "max_ece": 0.25,
         "min_ks": 0.05,
     }
-    log = Path(__file__).resolve().parents[1] / "artifacts" / "applicant-csv-e2e.log"
-    out = run_dag_test(airflow_home, settings, ASL_PATH, params, timeout=1500, log=log)
-    failed = {t: s for t, s in out["states"].items() if s not in ("success", "skipped")}
-    assert out["run"] == "success", f"{failed}; the whole output is in {log}"
-    for task in (
-        "produce_events",
-        "land_events",
-        "raw_to_curated",
-        "curated_to_features",
-        "start_training",
-        "train_lr",
-        "train_xgb",
-        "evaluate_and_register",
-        "promote_champion",
-        "score_portfolio",
-    ):
-        assert out["states"][task] == "success", (task, out["states"])
+    settings, _ = run_pipeline_end_to_end(
+        airflow_home,
+        mlflow_settings,
+        tmp_path,
+        prefix="csv",
+        params=params,
+        log_name="applicant-csv-e2e.log",
+        succeeded=(
+            "produce_events",
+            "land_events",
+            "raw_to_curated",
+            "curated_to_features",
+            "start_training",
+            "train_lr",
+            "train_xgb",
+            "evaluate_and_register",
+            "promote_champion",
+            "score_portfolio",
+        ),
+    )
 
     from mlflow import MlflowClient
 

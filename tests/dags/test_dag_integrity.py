@@ -99,6 +99,15 @@ def test_pipeline_dag_mirrors_the_state_machine(dagbag) -> None:  # type: ignore
         assert task.max_retry_delay == timedelta(seconds=retry["MaxDelaySeconds"]), name
 
 
+def test_scheduled_dags_retry_twice_with_a_capped_backoff(dagbag) -> None:  # type: ignore[no-untyped-def]
+    for dag_id in ("continuous_landing", "daily_scoring"):
+        for task in dagbag.dags[dag_id].tasks:
+            assert task.retries == 2, task.task_id
+            assert task.retry_delay == timedelta(seconds=30), task.task_id
+            assert task.retry_exponential_backoff == 2.0, task.task_id
+            assert task.max_retry_delay == timedelta(minutes=10), task.task_id
+
+
 def test_catch_and_choice_become_trigger_rules(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["credit_risk_pipeline"]
     assert dag.get_task("handle_failure").trigger_rule == "one_failed"

@@ -23,6 +23,7 @@ from infra.durable import (
     read_snapshot_header,
     scan_log,
 )
+from infra.kinesis import read_stream_records
 from infra.provision import provision
 from infra.services import ManagedService, ServiceError, free_port
 from riskstream.clients import make_client
@@ -129,16 +130,7 @@ def _read(settings: Settings, machine: str) -> dict[str, object]:
     s3 = make_client(settings, "s3")
     kinesis = make_client(settings, "kinesis")
     bucket = settings.bucket("raw")
-    seqs = []
-    for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=settings.stream_name,
-            ShardId=shard["ShardId"],
-            ShardIteratorType="TRIM_HORIZON",
-        )["ShardIterator"]
-        seqs += [
-            r["SequenceNumber"] for r in kinesis.get_records(ShardIterator=iterator)["Records"]
-        ]
+    seqs = [r["SequenceNumber"] for _, r in read_stream_records(kinesis, settings.stream_name)]
     executions = make_client(settings, "stepfunctions").list_executions(stateMachineArn=machine)
     return {
         "etag": s3.head_object(Bucket=bucket, Key="a/b.json")["ETag"],

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from infra.kinesis import read_stream_records
 from ingestion.ids import event_id
 from riskstream.clients import make_client as _make_client
 from riskstream.events import new_event
@@ -47,21 +48,10 @@ def small_events(accounts: int = 20, per_account: int = 10, days: int = 3) -> li
 def read_stream(settings: Settings) -> list[dict[str, Any]]:
     """Every record on every shard, in shard order (for checking what the producer sent)."""
     kinesis = make_client(settings, "kinesis")
-    out = []
-    for shard in kinesis.list_shards(StreamName=settings.stream_name)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=settings.stream_name,
-            ShardId=shard["ShardId"],
-            ShardIteratorType="TRIM_HORIZON",
-        )["ShardIterator"]
-        while iterator:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
-            for record in page["Records"]:
-                out.append({"shard": shard["ShardId"], **record})
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
-    return out
+    return [
+        {"shard": shard_id, **record}
+        for shard_id, record in read_stream_records(kinesis, settings.stream_name)
+    ]
 
 
 def _objects(settings: Settings, role: str, prefix: str) -> dict[str, bytes]:
