@@ -46,7 +46,7 @@ from typing import Any
 import pandas as pd
 
 from ingestion.ids import event_id
-from riskstream.events import SCHEMA_VERSION, format_time
+from riskstream.events import envelope, format_time
 
 logger = logging.getLogger(__name__)
 
@@ -292,15 +292,7 @@ def _row_events(row: dict[str, Any], mapping: ColumnMapping) -> Iterator[dict[st
 def _event(
     source: str, kind: str, account: str, when: str, payload: dict[str, Any]
 ) -> dict[str, Any]:
-    return {
-        "event_id": event_id(source, account, kind, when),
-        "event_type": kind,
-        "account_id": account,
-        "event_time": when,
-        "schema_version": SCHEMA_VERSION,
-        "source": source,
-        "payload": payload,
-    }
+    return envelope(event_id(source, account, kind, when), kind, account, when, source, payload)
 
 
 def _label(value: Any, column: str) -> int | None:
