@@ -30,14 +30,22 @@ def curated_to_features(
     settings: Settings,
     run_date: date | str,
     obs_dates: Sequence[date | str] | None = None,
+    lookback_months: int | None = None,
+    performance_months: int | None = None,
 ) -> dict[str, Any]:
-    """Build features for ``obs_dates`` (derived from the data when None)."""
+    """Build features for ``obs_dates`` (derived from the data when None); the windows default to
+    the job's (``etl.jobs.curated_to_features.options``)."""
     from etl.jobs import curated_to_features as job
     from etl.spark import build_spark
 
     spark = build_spark(settings, job.JOB_NAME)
     chosen = ",".join(_iso(d) for d in obs_dates) if obs_dates else ""
-    args = job.options(settings, run_date=_iso(run_date), obs_dates=chosen)
+    windows: dict[str, str] = {}
+    if lookback_months is not None:
+        windows["lookback_months"] = str(lookback_months)
+    if performance_months is not None:
+        windows["performance_months"] = str(performance_months)
+    args = job.options(settings, run_date=_iso(run_date), obs_dates=chosen, **windows)
     return job.run(spark, settings, args)
 
 
