@@ -33,10 +33,18 @@ def curated_to_features(
     settings: Settings,
     run_date: date | str,
     obs_dates: Sequence[date | str] | None = None,
+    lookback_months: int | None = None,
+    performance_months: int | None = None,
 ) -> dict[str, Any]:
-    """Build features for ``obs_dates`` (derived from the data when None)."""
+    """Build features for ``obs_dates`` (derived from the data when None); the windows default to
+    the job's (``etl.jobs.curated_to_features.options``)."""
     chosen = [_iso(d) for d in obs_dates] if obs_dates else []
-    return _run(settings, "curated_to_features", {"run_date": _iso(run_date), "obs_dates": chosen})
+    kwargs: dict[str, Any] = {"run_date": _iso(run_date), "obs_dates": chosen}
+    if lookback_months is not None:
+        kwargs["lookback_months"] = lookback_months
+    if performance_months is not None:
+        kwargs["performance_months"] = performance_months
+    return _run(settings, "curated_to_features", kwargs)
 
 
 def scoring_features(settings: Settings, score_date: date | str) -> dict[str, Any]:
@@ -95,11 +103,21 @@ def _raw_to_curated_job(
 
 
 def _curated_to_features_job(
-    spark: SparkSession, settings: Settings, run_date: str, obs_dates: Sequence[str] = ()
+    spark: SparkSession,
+    settings: Settings,
+    run_date: str,
+    obs_dates: Sequence[str] = (),
+    lookback_months: int | None = None,
+    performance_months: int | None = None,
 ) -> dict[str, Any]:
     from etl.jobs import curated_to_features as job
 
-    args = job.options(settings, run_date=run_date, obs_dates=",".join(obs_dates))
+    windows: dict[str, str] = {}
+    if lookback_months is not None:
+        windows["lookback_months"] = str(lookback_months)
+    if performance_months is not None:
+        windows["performance_months"] = str(performance_months)
+    args = job.options(settings, run_date=run_date, obs_dates=",".join(obs_dates), **windows)
     return job.run(spark, settings, args)
 
 

@@ -76,10 +76,19 @@ def compact_curated(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     return dict(compact(settings))
 
 
+def feature_lookback(source: str, months: int) -> int | None:
+    """The features' lookback for a run: a synthetic portfolio's whole history (its ``months``,
+    within the features job's 6-24), the job's default (None) for other sources."""
+    if source != "synthetic":
+        return None
+    return max(6, min(24, int(months)))
+
+
 def curated_to_features(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     from etl.tasks import curated_to_features as job
 
-    return dict(job(settings, ctx.run_date))
+    lookback = feature_lookback(str(ctx.param("source")), int(ctx.param("months")))
+    return dict(job(settings, ctx.run_date, lookback_months=lookback))
 
 
 def _chosen_models(ctx: StepContext) -> list[str]:
@@ -98,6 +107,9 @@ def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
         min_ks=float(ctx.param("min_ks")),
         max_ece=float(ctx.param("max_ece")),
         promote_override=bool(ctx.param("promote_override")),
+        # recorded with the model (params, version tags, model card); 0 = not known
+        lookback_months=int(features.get("lookback_months") or 0),
+        performance_months=int(features.get("performance_months") or 0),
     )
     return {"parent_run_id": start(settings, uri, config), "features_uri": uri}
 

@@ -2,8 +2,12 @@
 
 ``GET /`` serves the page, ``GET /api/summary`` the figures it draws (see
 :mod:`serving.portfolio`), computed from the last two score partitions and every PSI report in
-the scores bucket; the summary is cached for ``cache_seconds``. ``GET /health`` answers the
-service manager. Run it with ``riskstream dashboard up`` (127.0.0.1:8050).
+the scores bucket; the summary is cached for ``cache_seconds``. The page also shows, server-side
+rendered, the registered model versions (champion first) with each one's fairness report
+(approval rate and adverse impact ratio per group, flagged below 0.8) and a link to its model
+card, ``GET /models/{version}/card`` (see :mod:`serving.modelview`); ``GET /api/models`` gives
+the same as JSON. ``GET /health`` answers the service manager. Run it with
+``riskstream dashboard up`` (127.0.0.1:8050).
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import time
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from riskstream.settings import Settings
-from serving import portfolio, storage
+from serving import modelview, portfolio, storage
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +76,43 @@ def create_app(settings: Settings, cache_seconds: float = 30.0, lgd: float = 1.0
             )
         return JSONResponse(value)
 
+    models_cache: dict[str, Any] = {"at": 0.0, "value": None}
+
+    def cached_models() -> list[dict[str, Any]]:
+        with lock:
+            fresh = time.monotonic() - models_cache["at"] <= cache_seconds
+            if models_cache["value"] is None or not fresh:
+                models_cache["value"] = modelview.registered_models(settings)
+                models_cache["at"] = time.monotonic()
+            return models_cache["value"]  # type: ignore[no-any-return]
+
+    @app.get("/api/models")
+    async def api_models() -> JSONResponse:
+        try:
+            value = await run_in_threadpool(cached_models)
+        except Exception as exc:
+            logger.exception("cannot read the model registry")
+            return JSONResponse(
+                status_code=502, content={"detail": f"cannot read the model registry: {exc}"}
+            )
+        return JSONResponse(value)
+
+    @app.get("/models/{version}/card", response_class=PlainTextResponse)
+    async def model_card(version: str) -> PlainTextResponse:
+        try:
+            text = await run_in_threadpool(modelview.model_card_text, settings, version)
+        except modelview.ModelCardMissing as exc:
+            return PlainTextResponse(str(exc), status_code=404)
+        return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
+
     @app.get("/", response_class=HTMLResponse)
-    def page() -> str:
-        return PAGE
+    async def page() -> str:
+        try:
+            section = modelview.models_html(await run_in_threadpool(cached_models))
+        except Exception as exc:  # the portfolio figures still show when MLflow is down
+            logger.warning("cannot read the model registry: %s", exc)
+            section = modelview.models_html(None, error=str(exc))
+        return PAGE.replace("<!--MODELS-->", section)
 
     return app
 
@@ -110,6 +148,8 @@ PAGE = """<!doctype html>
  td.num,th.num{text-align:right} .flag{color:#b42318;font-weight:600}
  #error{grid-column:1/-1;color:#b42318;display:none}
  svg text{font-size:11px;fill:#3b4352}
+ .model h3{font-size:14px;margin:12px 0 4px} table.fairness{margin:6px 0 10px}
+ table.fairness caption{text-align:left;font-weight:600;padding:4px 0}
 </style></head>
 <body>
 <header><h1>Portfolio credit risk</h1><span id="meta">loading...</span></header>
@@ -134,6 +174,7 @@ PAGE = """<!doctype html>
   <svg id="psi" width="100%" height="220"></svg></section>
  <section class="card wide"><h2>Highest-risk accounts (click a header to sort)</h2>
   <table id="highrisk"><thead></thead><tbody></tbody></table></section>
+ <!--MODELS-->
 </main>
 <script>
 const TIER_COLORS={"Prime":"#2e7d32","Near-prime":"#9bbb3b","Subprime":"#f0a020",

@@ -45,7 +45,10 @@ def model_card(
         f"{split.get('test_default_rate')}",
         f"- Observation dates: train {split.get('train_obs_dates', split.get('obs_dates'))}, "
         f"test {split.get('test_obs_dates', split.get('obs_dates'))}",
-        "- Features use only events before each observation date (lookback window of the "
+        f"- Windows: lookback {_months(config.get('lookback_months'))} before each "
+        f"observation date, performance window {_months(config.get('performance_months'))} "
+        "after it.",
+        "- Features use only events before each observation date (the lookback window of the "
         "features job); the label is the worst default flag in the performance window that "
         "starts at the observation date (docs/etl.md).",
         "",
@@ -96,3 +99,13 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _months(raw: object) -> str:
+    """``12`` -> "12 months"; 0, empty or absent -> "not recorded" (features built outside the
+    pipeline)."""
+    try:
+        value = int(str(raw))
+    except ValueError:
+        return "not recorded"
+    return f"{value} months" if value > 0 else "not recorded"

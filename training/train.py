@@ -98,6 +98,11 @@ class TrainingConfig:
     cv_folds: int = 3
     protected_extra: tuple[str, ...] = ()  # added to training.lawful.DEFAULT_PROTECTED
     allow_age: bool = False  # age as a model input, only where the law allows it
+    # The feature table's windows, recorded with the model (0 = not known, e.g. a table built
+    # outside the pipeline): months of history before each observation date, months after it in
+    # which a default makes the label.
+    lookback_months: int = 0
+    performance_months: int = 0
 
     def __post_init__(self) -> None:
         for kind in self.models:
@@ -542,6 +547,16 @@ def _already_registered(settings: Settings, parent_run_id: str) -> dict[str, Any
     }
 
 
+def _obs_dates(split: Mapping[str, object]) -> list[str]:
+    """Every observation date of the split description (one list, or train and test lists)."""
+    dates: set[str] = set()
+    for key in ("obs_dates", "train_obs_dates", "test_obs_dates"):
+        value = split.get(key)
+        if isinstance(value, list | tuple):
+            dates.update(str(d) for d in value)
+    return sorted(dates)
+
+
 def _join_tag(values: Sequence[str], limit: int = 4800) -> str:
     text = ",".join(values)
     return text if len(text) <= limit else f"{len(values)} columns: see features.json"
@@ -616,6 +631,9 @@ def version_tags(
         "protected_present_not_inputs": _join_tag(prepared.inputs.protected),
         "identifiers_not_inputs": _join_tag(prepared.inputs.identifiers),
         "allow_age": str(config.allow_age).lower(),
+        "lookback_months": str(config.lookback_months or "unknown"),
+        "performance_months": str(config.performance_months or "unknown"),
+        "obs_dates": _join_tag(_obs_dates(prepared.split_description)),
         "fairness_artifact": "fairness/fairness.json",
         "fairness_min_air": f"{m['fairness_min_air']:.4f}" if "fairness_min_air" in m else "",
         "model_card_artifact": "model_card.md",

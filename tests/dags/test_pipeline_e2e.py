@@ -66,3 +66,5 @@ def test_pipeline_runs_end_to_end(
     champion = client.get_model_version_by_alias(settings.registered_model_name, "champion")
     assert champion.tags.get("model_type") in {"lr", "rf", "xgb"}
     assert "decision_reason" in champion.tags
+    # the whole 6-month history, recorded with the model (tags and card)
+    assert (champion.tags["lookback_months"], champion.tags["performance_months"]) == ("6", "1")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -100,7 +101,8 @@ def test_three_models_tracked_and_registered(
     settings = training_settings
     write_features(settings, _with_protected_and_ids(taiwan_small))
     _oracle(settings, taiwan_small)
-    report = run_training(settings, TINY)
+    # the windows the pipeline's features job reports, recorded with the model
+    report = run_training(settings, replace(TINY, lookback_months=6, performance_months=1))
     client = MlflowClient(settings.mlflow_tracking_uri)
 
     parent = client.get_run(report.parent_run_id)
@@ -158,6 +160,12 @@ def test_three_models_tracked_and_registered(
     for tag in ("threshold", "roc_auc", "ks", "decision_reason", "features", "roc_auc_ci95"):
         assert version.tags[tag], tag
     assert version.tags["identifiers_not_inputs"] == "attr_client_id"
+    assert (version.tags["lookback_months"], version.tags["performance_months"]) == ("6", "1")
+    dates = sorted(str(pd.Timestamp(d).date()) for d in taiwan_small["obs_date"].unique())
+    assert version.tags["obs_dates"] == ",".join(dates)
+    card = Path(client.download_artifacts(version.run_id, "model_card.md")).read_text()
+    assert "lookback 6 months before each observation date" in card
+    assert "performance window 1 months after it" in card
     assert set(version.tags["protected_present_not_inputs"].split(",")) == {
         "sex",
         "marital_status",

@@ -1,0 +1,46 @@
+"""The feature windows recorded with a model: the pipeline's lookback for a synthetic portfolio,
+the training config's round trip through MLflow params, and the model card's wording. Pure."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
+
+from pipeline.steps import StepContext, feature_lookback
+from riskstream.names import PIPELINE_DEFAULTS
+from training.modelcard import _months
+from training.train import TrainingConfig, _obs_dates
+
+pytestmark = pytest.mark.unit
+
+
+def test_synthetic_portfolio_uses_its_whole_history() -> None:
+    assert feature_lookback("synthetic", 12) == 12
+    assert feature_lookback("synthetic", 24) == 24
+    assert feature_lookback("synthetic", 3) == 6  # the features job needs 6-24 months
+    assert feature_lookback("synthetic", 60) == 24
+    assert feature_lookback("taiwan", 12) is None  # the job's default
+    assert feature_lookback("csv", 12) is None
+    ctx = StepContext("r", "2026-01-01", params={})
+    assert feature_lookback(ctx.param("source"), ctx.param("months")) == max(
+        6, min(24, int(PIPELINE_DEFAULTS["months"]))
+    )
+
+
+def test_windows_round_trip_through_params() -> None:
+    config = dataclasses.replace(TrainingConfig(), lookback_months=12, performance_months=1)
+    params = config.to_params()
+    assert params["lookback_months"] == "12" and params["performance_months"] == "1"
+    assert TrainingConfig.from_params(params) == config
+    assert TrainingConfig().lookback_months == 0  # not known unless the pipeline says
+
+
+def test_card_and_tags_wording() -> None:
+    assert _months("12") == "12 months"
+    assert _months("0") == "not recorded" and _months(None) == "not recorded"
+    assert _obs_dates({"obs_dates": ["2025-01-31"]}) == ["2025-01-31"]
+    split = {"train_obs_dates": ["2025-01-31", "2025-02-28"], "test_obs_dates": ["2025-03-31"]}
+    assert _obs_dates(split) == ["2025-01-31", "2025-02-28", "2025-03-31"]
+    assert _obs_dates(SimpleNamespace().__dict__) == []
