@@ -282,31 +282,22 @@ def score_request_model(
 
 def raw_request_model(raw_application: type[BaseModel]) -> type[BaseModel]:
     """The published schema of the raw form: ``{"raw_applications": [...]}``."""
-    return create_model(  # type: ignore[call-overload, no-any-return]
-        "RawScoreRequest",
-        __config__=ConfigDict(extra="forbid"),
-        raw_applications=(  # type: ignore[arg-type]
-            Annotated[
-                list[raw_application],  # type: ignore[valid-type]
-                Field(min_length=1, max_length=MAX_APPLICATIONS),
-            ],
-            ...,
-        ),
-    )
+    return _list_request("RawScoreRequest", "raw_applications", raw_application)
 
 
 def request_model(application: type[BaseModel]) -> type[BaseModel]:
     """``{"applications": [Application, ...]}`` with 1..MAX_APPLICATIONS items."""
+    return _list_request("FeatureScoreRequest", "applications", application)
+
+
+def _list_request(name: str, field: str, item: type[BaseModel]) -> type[BaseModel]:
+    """A model named ``name`` with one required field: a list of 1..MAX_APPLICATIONS ``item``s."""
+    items = Annotated[
+        list[item],  # type: ignore[valid-type]
+        Field(min_length=1, max_length=MAX_APPLICATIONS),
+    ]
     return create_model(  # type: ignore[call-overload, no-any-return]
-        "FeatureScoreRequest",
-        __config__=ConfigDict(extra="forbid"),
-        applications=(  # type: ignore[arg-type]
-            Annotated[
-                list[application],  # type: ignore[valid-type]
-                Field(min_length=1, max_length=MAX_APPLICATIONS),
-            ],
-            ...,
-        ),
+        name, __config__=ConfigDict(extra="forbid"), **{field: (items, ...)}
     )
 
 
