@@ -119,3 +119,58 @@ def upload_events(s3: Any, bucket: str, events: list[Any], dt: str, name: str) -
     """Land ``events`` as one gzip JSON-lines object under the arrival hour ``dt=/hr=12``."""
     body = gzip.compress(("\n".join(line(e) for e in events) + "\n").encode())
     s3.put_object(Bucket=bucket, Key=f"events/dt={dt}/hr=12/{name}", Body=body)
+
+
+# The features of the worked example account A1 (limit 10,000; six statements of 1,000..6,000 with
+# statuses -1..4; payments 100..600; six purchases): what every backend of the feature
+# definitions must compute (tests/etl/test_features.py with Spark, tests/serving with numpy).
+A1_FEATURES: dict[str, Any] = {
+    **{f"bill_amt_m{k}": 1000.0 * (7 - k) for k in range(1, 7)},
+    **{f"pay_amt_m{k}": 100.0 * (7 - k) for k in range(1, 7)},
+    **{f"repayment_status_m{k}": 5 - k for k in range(1, 7)},
+    "delinquent_months": 4,
+    "worst_delinquency": 4,
+    "utilisation_m1": 0.6,
+    "utilisation_avg_3m": 0.5,
+    "utilisation_avg_6m": 0.35,
+    "utilisation_trend_3m": 0.2,
+    "pay_to_bill_m1": 600 / 5000,
+    "pay_to_bill_avg": 2000 / 15000,
+    # minimum due 350: the payments in m4 (300) and m5 (200) fell short of the next minimum
+    "missed_minimum_count": 2,
+    "spend_3m": 150.0,
+    "spend_6m": 210.0,
+    "spend_prev_3m": 60.0,
+    "purchase_count_6m": 6,
+    "spend_share_grocery": 120 / 210,
+    "spend_share_travel": 0.0,
+    "months_on_book": 7,
+    "attr_region": "N",
+    # statement-history evidence (statuses 4, 3, 2, 1, 0, -1 from m1)
+    "months_since_delinquency": 1,
+    "longest_delinquent_run": 4,
+    "paid_in_full_m1": 0,
+    "paid_in_full_count": 0,
+    "unpaid_to_limit_m1": (6000 - 600) / 10000,
+    "unpaid_to_limit_avg": (21000 - 2100) / 6 / 10000,
+    "bill_growth_1m": 0.1,
+    "bill_volatility": 0.1 * (35 / 12) ** 0.5,
+    "status_delta_1m": 1,
+    "status_delta_3m": 2,
+}
+
+
+def assert_features(row: Mapping[str, Any], expected: Mapping[str, Any]) -> None:
+    """Every expected feature, floats to a relative 1e-6, the rest exactly; all wrong ones named."""
+    import pytest
+
+    wrong = {
+        name: (row.get(name), want)
+        for name, want in expected.items()
+        if not (
+            row.get(name) == pytest.approx(want)
+            if isinstance(want, float)
+            else row.get(name) == want
+        )
+    }
+    assert not wrong, f"features (got, expected): {wrong}"
