@@ -31,7 +31,12 @@ SHUFFLE_PARTITIONS = 4
 # cut a cold run of both ETL jobs on the default portfolio from 105 s to 68 s on the 2-core
 # machine (same load, same data; docs/etl.md "Spark tuning"). Long-lived cluster executors keep
 # the JVM's default.
-LOCAL_JIT = "-XX:TieredStopAtLevel=1"
+#
+# With C1 alone the JVM reserves only 48 MB for compiled code. A session that runs both jobs twice
+# filled it ("CodeCache is full. Compiler has been disabled"), and from then on every new method
+# ran interpreted: the warm session (etl.session_server) got slower with each job instead of
+# faster. 256 MB is reserved address space, committed only as it fills.
+LOCAL_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
 
 
 class SparkSetupError(RuntimeError):

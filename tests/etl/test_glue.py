@@ -102,6 +102,8 @@ def test_spark_conf_points_s3a_at_the_local_endpoint() -> None:
 def test_only_a_local_driver_stops_at_the_quick_jit_compiler() -> None:
     local = spark_conf(Settings.from_mapping({"RISKSTREAM_SPARK_MASTER": "local[2]"}))
     assert "-XX:TieredStopAtLevel=1" in local["spark.driver.extraJavaOptions"]
+    # C1 alone reserves 48 MB of code cache, which a warm session fills (then runs interpreted).
+    assert "-XX:ReservedCodeCacheSize=256m" in local["spark.driver.extraJavaOptions"]
     cluster = spark_conf(
         Settings.from_mapping({"RISKSTREAM_SPARK_MASTER": "spark://10.0.0.5:7077"})
     )
