@@ -92,7 +92,13 @@ def compact_curated(
                 f"table {name!r} is not a curated table; use one of {transforms.EVENT_TYPES}"
             )
     reports = {
-        name: compact_table(spark, storage, join(curated, name), transforms.curated_schema(name))
+        name: compact_table(
+            spark,
+            storage,
+            join(curated, name),
+            transforms.curated_schema(name),
+            layout.table_key(name),
+        )
         for name in names
     }
     return {

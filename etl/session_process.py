@@ -30,12 +30,18 @@ def session_address(settings: Settings) -> tuple[str, int]:
     return host, parsed.port
 
 
-def session_service(settings: Settings) -> ManagedService:
-    """The warm Spark session on ``settings.spark_session_url`` (default port 8998)."""
+def session_service(settings: Settings, warm_up: bool = True) -> ManagedService:
+    """The warm Spark session on ``settings.spark_session_url`` (default port 8998); it warms
+    itself up after start unless ``warm_up`` is false (:mod:`etl.warmup`)."""
     host, port = session_address(settings)
     spec = ServiceSpec(
         name="spark",
-        argv=[sys.executable, "-m", "etl.session_server"],
+        argv=[
+            sys.executable,
+            "-m",
+            "etl.session_server",
+            *([] if warm_up else ["--no-warm-up"]),
+        ],
         host=host,
         port=port,
         health_path="/health",

@@ -12,7 +12,10 @@ Apache Livy):
   records the job wrote (the caller re-emits them, so an Airflow task log reads as if the job
   ran in the task). A job that raises answers 500 with the error's type and message.
 
-Jobs run one at a time (a lock), each with the caches cleared after it. Every request carries the
+Jobs run one at a time (a lock), each with the caches cleared after it. Right after start the
+session warms itself up (:func:`etl.warmup.warm_up`: both jobs over a small built-in portfolio in
+a scratch folder, about 10-25 s) under the same lock, so a job sent meanwhile waits for it and
+then runs on a warm JVM; ``--no-warm-up`` skips it. Every request carries the
 token the server wrote to ``<state_dir>/run/spark-session.token`` (mode 0600) at start; the
 caller's settings fingerprint must equal the server's, otherwise the caller runs the job in its
 own process (:func:`etl.session.submit`).
@@ -87,6 +90,27 @@ class SessionServer:
         self.start_seconds = time.perf_counter() - started
         self.lock = threading.Lock()
         self.jobs_served = 0
+        self.warmup: dict[str, Any] = {"state": "off"}
+
+    def start_warm_up(self) -> threading.Thread:
+        """Warm the session up in the background, holding the job lock while it runs."""
+        self.lock.acquire()  # taken here, so no job can slip in before the thread starts
+        self.warmup = {"state": "running"}
+        thread = threading.Thread(target=self._warm_up, name="warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def _warm_up(self) -> None:
+        from etl.warmup import warm_up
+
+        try:
+            self.warmup = {"state": "done", **warm_up(self.spark, self.settings)}
+        except Exception as exc:  # a failed warm-up costs speed, not correctness
+            logger.warning("warm-up failed (the jobs will run on a cold session): %s", exc)
+            self.warmup = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            self.spark.catalog.clearCache()
+            self.lock.release()
 
     def alive(self) -> bool:
         """Whether the session's JVM still answers (a crashed JVM takes the session with it)."""
@@ -109,6 +133,7 @@ class SessionServer:
             "jobs_served": self.jobs_served,
             "busy": self.lock.locked(),
             "start_seconds": round(self.start_seconds, 2),
+            "warm_up": self.warmup,
             "settings": self.fingerprint,
         }
 
@@ -211,11 +236,14 @@ class SessionServer:
         return Handler
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    """Build the session, then serve until terminated."""
+def serve(settings: Settings, host: str, port: int, warm_up: bool = True) -> None:
+    """Build the session, warm it up in the background (unless told not to), serve until
+    terminated."""
     import signal
 
     session = SessionServer(settings)
+    if warm_up:
+        session.start_warm_up()
     httpd = ThreadingHTTPServer((host, port), session.handler())
     httpd.daemon_threads = True
 
@@ -238,14 +266,21 @@ def serve(settings: Settings, host: str, port: int) -> None:
         token_file(settings).unlink(missing_ok=True)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
     from etl.session_process import session_address
     from riskstream.logs import configure_logging
 
+    parser = argparse.ArgumentParser(description="the warm Spark session (settings from env)")
+    parser.add_argument(
+        "--no-warm-up", action="store_true", help="serve at once, without the warm-up run"
+    )
+    args = parser.parse_args(argv)
     configure_logging()
     settings = Settings.from_env()
     host, port = session_address(settings)
-    serve(settings, host, port)
+    serve(settings, host, port, warm_up=not args.no_warm_up)
     return 0
 
 

@@ -57,7 +57,7 @@ def compact(
 ) -> dict[str, Any]:
     """Merge the small files of the curated tables' partitions, then point the catalog at them."""
     from etl.jobs.common import default_locations, storage_for
-    from etl.layout import load_manifest
+    from etl.layout import load_manifest, table_key
     from etl.transforms import EVENT_TYPES
     from riskstream.storage import join
 
@@ -68,7 +68,7 @@ def compact(
     if all(t in EVENT_TYPES for t in names) and not any(
         len(entry["files"]) > 1
         for t in names
-        for entry in load_manifest(storage, join(target, t), "event_month")["partitions"].values()
+        for entry in load_manifest(storage, join(target, t), table_key(t))["partitions"].values()
     ):
         logger.info("compaction: every curated partition is one file; nothing to do")
         return {

@@ -430,6 +430,17 @@ def with_event_month(frame: DataFrame) -> DataFrame:
     return frame.withColumn("event_month", F.date_format("event_time", "yyyy-MM"))
 
 
+PARTITION_FORMATS = {"event_month": "yyyy-MM", "event_year": "yyyy"}
+
+
+def with_partition_key(frame: DataFrame, key: str) -> DataFrame:
+    """Add the partition column ``key`` (``event_month`` or ``event_year`` of the UTC
+    ``event_time``)."""
+    if key not in PARTITION_FORMATS:
+        raise ValueError(f"no partition key {key!r}; use one of {sorted(PARTITION_FORMATS)}")
+    return frame.withColumn(key, F.date_format("event_time", PARTITION_FORMATS[key]))
+
+
 def mark_already_curated(classified: DataFrame, curated_ids: DataFrame) -> DataFrame:
     """Valid rows whose ``event_id`` is already in a curated table become ``duplicate``.
 

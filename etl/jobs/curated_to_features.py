@@ -96,7 +96,7 @@ def read_curated(
             storage,
             join(source, t),
             transforms.curated_schema(t),
-            layout.MONTH_KEY,
+            layout.table_key(t),
             months.get(t),
             manifests.get(t),
         )
@@ -129,7 +129,7 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     job = Job(bookmark_store(settings, storage, target)).init(args["JOB_NAME"], args)
 
     manifests = {
-        t: layout.load_manifest(storage, join(source, t), layout.MONTH_KEY) for t in TABLES
+        t: layout.load_manifest(storage, join(source, t), layout.table_key(t)) for t in TABLES
     }
     if not args.get("obs_dates", "").strip():
         # Deriving the date needs the statement dates of every month: one narrow column each.
@@ -139,7 +139,7 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
                 storage,
                 join(source, t),
                 transforms.curated_schema(t),
-                layout.MONTH_KEY,
+                layout.table_key(t),
                 manifest=manifests[t],
             )
             for t in ("statement", "outcome")

@@ -62,6 +62,7 @@ CONTEXT = "raw_events"  # the bookmark's transformation context
 REQUIRED = ("JOB_NAME",)
 QUARANTINE_TABLE = "etl_quarantine"
 QUARANTINE_KEY = "dt"  # the UTC date the quarantined lines arrived
+PARTITION = "partition_value"  # the staged union's partition column (each table's own key)
 
 
 class UnbalancedRunError(RuntimeError):
@@ -93,6 +94,20 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     storage = storage_for(settings, source, target, quarantine)
     store = bookmark_store(settings, storage, target)
     rebuild = parse_flag("reset", args.get("reset", "false"))
+    tables = _tables(target, quarantine)
+    relaid = {
+        t: found
+        for t, (uri, key) in tables.items()
+        if (found := layout.stored_key(storage, uri)) not in (None, key)
+    }
+    if relaid and not rebuild:
+        logger.warning(
+            "%s: the lake was written with another layout (%s); rebuilding every table from the "
+            "whole raw history, as --reset does",
+            args["JOB_NAME"],
+            ", ".join(f"{t} by {k}, now by {tables[t][1]}" for t, k in sorted(relaid.items())),
+        )
+        rebuild = True
     if rebuild:
         store.reset(args["JOB_NAME"])
     job = Job(store).init(args["JOB_NAME"], args)
@@ -113,7 +128,6 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         "partitions_processed": pending,
         "files_read": sum(len(listed[p]) for p in pending),
     }
-    tables = _tables(target, quarantine)
     manifests = {
         t: ({"key": key, "partitions": {}} if rebuild else layout.load_manifest(storage, uri, key))
         for t, (uri, key) in tables.items()
@@ -179,7 +193,7 @@ def before_commit(report: Mapping[str, Any]) -> None:
 
 def _tables(target: str, quarantine: str) -> dict[str, tuple[str, str]]:
     """Every table the job writes: name -> (base URI, partition key)."""
-    out = {t: (join(target, t), layout.MONTH_KEY) for t in EVENT_TYPES}
+    out = {t: (join(target, t), layout.table_key(t)) for t in EVENT_TYPES}
     out[QUARANTINE_TABLE] = (quarantine, QUARANTINE_KEY)
     return out
 
@@ -239,13 +253,16 @@ def _mark_already_curated(
 
     if not any(manifests[t]["partitions"] for t in EVENT_TYPES):
         return classified  # nothing curated yet: nothing to anti-join against
-    touched = _months(classified)
+    touched = {
+        t: sorted({layout.key_value(tables[t][1], m) for m in months})
+        for t, months in _months(classified).items()
+    }
     ids = [
         layout.read_table(
-            spark, storage, tables[t][0], _schema(t), tables[t][1], months, manifests[t]
+            spark, storage, tables[t][0], _schema(t), tables[t][1], values, manifests[t]
         ).select("event_id")
-        for t, months in touched.items()
-        if set(months) & set(manifests[t]["partitions"])
+        for t, values in touched.items()
+        if set(values) & set(manifests[t]["partitions"])
     ]
     if not ids:
         return classified
@@ -353,11 +370,11 @@ def _write(
             new = transforms.quarantine_table(classified)
             values = {r["dt"] for r in counts if r["status"] == transforms.STATUS_QUARANTINED}
         else:
-            new = transforms.with_event_month(transforms.curated_table(classified, table)).drop(
-                "dt"
-            )
+            new = transforms.with_partition_key(
+                transforms.curated_table(classified, table), key
+            ).drop("dt")
             values = {
-                r["event_month"]
+                layout.key_value(key, r["event_month"])
                 for r in counts
                 if r["status"] == transforms.STATUS_OK and r["event_type"] == table
             }
@@ -376,7 +393,7 @@ def _write(
                     "dt", F.regexp_extract("source_file", r"dt=([^/]+)/hr=", 1)
                 )
             else:
-                old = transforms.with_event_month(old)
+                old = transforms.with_partition_key(old, key)
             new = new.unionByName(old.where(F.col(key).isin(*chosen)))
         if table == QUARANTINE_TABLE:
             out = staging / table
@@ -391,7 +408,7 @@ def _write(
                     for c in wide
                 ],
                 F.lit(table).alias("event_type"),
-                F.col(layout.MONTH_KEY),
+                F.col(key).alias(PARTITION),
             )
         )
     if frames:
@@ -401,15 +418,15 @@ def _write(
         union = reduce(lambda a, b: a.unionByName(b), frames)
         # One file per partition: without the shuffle every task writes a file into every
         # partition it touches, and on S3 each file costs several requests.
-        union.repartition("event_type", layout.MONTH_KEY).write.mode("overwrite").partitionBy(
-            "event_type", layout.MONTH_KEY
+        union.repartition("event_type", PARTITION).write.mode("overwrite").partitionBy(
+            "event_type", PARTITION
         ).parquet(str(out))
         for table in EVENT_TYPES:
             folder = out / f"event_type={table}"
             if folder.is_dir():
-                narrow = staging / "narrow" / table
-                layout.narrow_staged(folder, narrow, [f.name for f in _schema(table).fields])
                 uri, key = tables[table]
+                narrow = staging / "narrow" / table
+                layout.narrow_staged(folder, narrow, [f.name for f in _schema(table).fields], key)
                 entries[table] = layout.upload_staged(storage, narrow, uri, key, run_id)
     return entries
 

@@ -195,6 +195,32 @@ def test_a_crash_between_write_and_commit_keeps_the_previous_data_and_the_next_r
 
 
 @pytest.mark.integration
+def test_a_lake_written_with_another_layout_is_rebuilt_in_this_one(
+    spark: SparkSession, cloud_settings: Settings, tmp_path: Path
+) -> None:
+    history = small_history()
+    write_raw(tmp_path / "raw", history)
+    args = _local_args(cloud_settings, tmp_path)
+    first = r2c.run(spark, cloud_settings, args)
+    opened = tmp_path / "curated" / "account_opened"
+    assert sorted(p.name for p in opened.glob("event_year=*")) == ["event_year=2005"]
+    # As an earlier release left it: accounts opened partitioned by month.
+    stale = json.loads((opened / layout.MANIFEST).read_text())
+    stale["key"] = layout.MONTH_KEY
+    stale["partitions"] = {"2005-06": stale["partitions"]["2005"]}
+    (opened / layout.MANIFEST).write_text(json.dumps(stale))
+
+    again = r2c.run(spark, cloud_settings, args)  # no new raw data, but another layout
+    assert again["rebuild"] is True
+    assert again["rows_out"] == first["rows_out"]  # every table rebuilt from the raw history
+    manifest = layout.load_manifest(Storage(), str(opened), layout.YEAR_KEY)
+    assert sorted(manifest["partitions"]) == ["2005"]
+    schema = transforms.curated_schema("account_opened")
+    rows = layout.read_table(spark, Storage(), str(opened), schema, layout.YEAR_KEY).collect()
+    assert sorted(r["account_id"] for r in rows) == ["A0", "A1", "A2"]
+
+
+@pytest.mark.integration
 def test_s3a_run_on_the_local_cloud_fills_the_catalog(
     spark: SparkSession, provisioned: Settings
 ) -> None:
@@ -235,6 +261,11 @@ def test_s3a_run_on_the_local_cloud_fills_the_catalog(
     curated = settings.bucket("curated")
     for month, location in found.items():  # each partition points at its committed version
         assert location == f"s3://{curated}/statement/event_month={month}/v={report['run_id']}/"
+    # Accounts opened are one row per account, read whole: partitioned by year, not month.
+    opened_table = tables["curated_account_opened"]
+    assert opened_table["PartitionKeys"] == [{"Name": "event_year", "Type": "string"}]
+    opened = glue.get_partitions(DatabaseName=database, TableName="curated_account_opened")
+    assert [p["Values"] for p in opened["Partitions"]] == [["2005"]]
 
     bookmark = s3.get_object(
         Bucket=settings.bucket("artifacts"), Key="etl/bookmarks/raw_to_curated.json"

@@ -20,6 +20,7 @@ from etl import tasks
 from etl.session import SessionJobError, settings_fingerprint, submit
 from etl.session_process import SessionConfigError, session_address, session_service
 from etl.session_server import FINGERPRINT_HEADER, TOKEN_HEADER, token_file
+from etl.warmup import WARMUP_ACCOUNTS
 from infra.services import ManagedService, process_tree
 from infra.sockets import listeners
 from riskstream.clients import make_client
@@ -30,11 +31,10 @@ from tests.etl.helpers import small_history, upload_events
 RUN_DATE = "2026-01-15"
 
 
-@pytest.fixture
-def session(provisioned: Settings) -> Iterator[tuple[Settings, ManagedService]]:
+def _session(provisioned: Settings, warm_up: bool) -> Iterator[tuple[Settings, ManagedService]]:
     def start(port: int) -> tuple[Settings, ManagedService]:
         settings = provisioned.with_overrides(spark_session_url=f"http://127.0.0.1:{port}")
-        service = session_service(settings)
+        service = session_service(settings, warm_up=warm_up)
         service.up()
         return settings, service
 
@@ -43,6 +43,18 @@ def session(provisioned: Settings) -> Iterator[tuple[Settings, ManagedService]]:
         yield settings, service
     finally:
         service.down()
+
+
+@pytest.fixture
+def session(provisioned: Settings) -> Iterator[tuple[Settings, ManagedService]]:
+    """A session that serves at once (no warm-up run)."""
+    yield from _session(provisioned, warm_up=False)
+
+
+@pytest.fixture
+def warm_session(provisioned: Settings) -> Iterator[tuple[Settings, ManagedService]]:
+    """A session as `riskstream run` starts it: it warms itself up first."""
+    yield from _session(provisioned, warm_up=True)
 
 
 def _post(settings: Settings, job: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
@@ -58,9 +70,9 @@ def _post(settings: Settings, job: str, body: bytes, headers: dict[str, str]) ->
 
 @pytest.mark.integration
 def test_the_dag_jobs_run_in_turn_on_one_warm_session(
-    session: tuple[Settings, ManagedService], caplog: pytest.LogCaptureFixture
+    warm_session: tuple[Settings, ManagedService], caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings, service = session
+    settings, service = warm_session
     status = service.status()
     assert status.state == "running" and status.pid is not None
     found = listeners(process_tree(status.pid, status.pid))
@@ -93,6 +105,10 @@ def test_the_dag_jobs_run_in_turn_on_one_warm_session(
     with urllib.request.urlopen(f"{settings.spark_session_url}/health", timeout=10) as answer:
         health = json.loads(answer.read())
     assert (health["jobs_served"], health["app_id"]) == (3, first["app_id"])
+    # The warm-up ran first (the first job waited for it) and is not counted as a job served.
+    warm = health["warm_up"]
+    assert warm["state"] == "done", warm
+    assert warm["features"] == WARMUP_ACCOUNTS and warm["quarantined"] == 2
 
 
 @pytest.mark.integration
