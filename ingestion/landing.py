@@ -12,6 +12,7 @@ shard and the sequence range of the flush, and the hour from each record's
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import json
 from collections import defaultdict
@@ -76,8 +77,14 @@ def judge(
 
 def arrival_partition(arrived: datetime) -> str:
     """``dt=YYYY-MM-DD/hr=HH`` of a UTC arrival time (Hive style, as Firehose lays out S3)."""
-    arrived = arrived.astimezone(UTC)
-    return f"dt={arrived.date().isoformat()}/hr={arrived.hour:02d}"
+    return _hour_partition(int(arrived.timestamp()) // 3600)
+
+
+@functools.lru_cache(maxsize=256)
+def _hour_partition(hour: int) -> str:
+    """The partition of the ``hour``-th hour since the epoch (records of a page share a few)."""
+    start = datetime.fromtimestamp(hour * 3600, UTC)
+    return f"dt={start.date().isoformat()}/hr={start.hour:02d}"
 
 
 @dataclass

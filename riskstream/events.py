@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import orjson
+
 SCHEMA_VERSION = 1
 MAX_RECORD_BYTES = 1_000_000  # Kinesis: 1 MB per record (data + partition key)
 EARLIEST_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -179,13 +181,26 @@ def serialize(event: Mapping[str, Any]) -> bytes:
 
 
 def decode(data: bytes) -> dict[str, Any]:
-    """Bytes -> dict, raising :class:`EventValidationError` for bad UTF-8 or JSON."""
+    """Bytes -> dict, raising :class:`EventValidationError` for bad UTF-8 or JSON.
+
+    orjson first (strict RFC 8259: it accepts no more than the standard parser below with
+    constants refused, and is several times faster: the landing consumer decodes every record);
+    anything it refuses goes through the standard parser, which accepts a few more texts
+    (integers wider than 64 bits, lone surrogates) and gives the precise reason otherwise.
+    """
+    try:
+        found = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if isinstance(found, dict):
+            return found
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EventValidationError("bad_utf8", f"not UTF-8 at byte {exc.start}") from None
     try:
-        obj = json.loads(text, parse_constant=_reject_constant)
+        obj = _DECODER.decode(text)
     except (json.JSONDecodeError, ValueError) as exc:
         raise EventValidationError("bad_json", str(exc)) from None
     if not isinstance(obj, dict):
@@ -195,6 +210,9 @@ def decode(data: bytes) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one, not one per record
 
 
 def validate(event: Mapping[str, Any], now: datetime) -> dict[str, Any]:

@@ -47,6 +47,11 @@ STATEMENT = {
 }
 
 
+def _amount(text: str) -> bytes:
+    """The good purchase with its amount written as ``text`` (raw JSON)."""
+    return json.dumps(good()).replace('"amount": 12.5', f'"amount": {text}').encode()
+
+
 def malformed() -> list[tuple[str, bytes, str]]:
     """(name, bytes, expected reason)."""
     nan_amount = json.dumps(good()).replace('"amount": 12.5', '"amount": NaN')
@@ -59,6 +64,10 @@ def malformed() -> list[tuple[str, bytes, str]]:
         ("json null", b"null", "bad_json"),
         ("json string", b'"purchase"', "bad_json"),
         ("NaN literal", nan_amount.encode(), "bad_json"),
+        ("byte order mark", b"\xef\xbb\xbf" + json.dumps(good()).encode(), "bad_json"),
+        # Texts the fast parser refuses but the standard one reads: the rules still apply.
+        ("amount overflows a double", _amount("1e400"), "bad_type"),
+        ("amount wider than 64 bits", _amount("1" * 30), "out_of_range"),
         ("missing event_id", _with(event_id=_DROP), "missing_field"),
         ("missing payload", _with(payload=_DROP), "missing_field"),
         ("missing event_time", _with(event_time=_DROP), "missing_field"),
