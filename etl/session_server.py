@@ -86,7 +86,7 @@ class SessionServer:
         self.fingerprint = settings_fingerprint(settings)
         self.token = write_token(settings)
         started = time.perf_counter()
-        self.spark = build_spark(settings, "riskstream-session")
+        self.spark = build_spark(settings, "riskstream-session", long_lived=True)
         self.start_seconds = time.perf_counter() - started
         self.lock = threading.Lock()
         self.jobs_served = 0

@@ -104,6 +104,11 @@ def test_only_a_local_driver_stops_at_the_quick_jit_compiler() -> None:
     assert "-XX:TieredStopAtLevel=1" in local["spark.driver.extraJavaOptions"]
     # C1 alone reserves 48 MB of code cache, which a warm session fills (then runs interpreted).
     assert "-XX:ReservedCodeCacheSize=256m" in local["spark.driver.extraJavaOptions"]
+    # The warm session lives for many jobs: the optimizing compiler pays off there.
+    warm = spark_conf(
+        Settings.from_mapping({"RISKSTREAM_SPARK_MASTER": "local[2]"}), long_lived=True
+    )
+    assert "TieredStopAtLevel" not in warm["spark.driver.extraJavaOptions"]
     cluster = spark_conf(
         Settings.from_mapping({"RISKSTREAM_SPARK_MASTER": "spark://10.0.0.5:7077"})
     )
