@@ -172,9 +172,9 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     )
     if done:
         logger.info("%s: curated inputs unchanged since the last run; nothing written", job.name)
+        summary = _summary(spark, target, obs_dates)
     else:
-        _write(spark, storage, frame, target)
-    summary = _summary(spark, target, obs_dates)
+        summary = _write(spark, storage, frame, target)
     rows_read = _row_counts(tables)
     report: dict[str, Any] = {
         "job": job.name,
@@ -264,9 +264,10 @@ def _signature(
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _write(spark: SparkSession, storage: Storage, frame: DataFrame, target: str) -> None:
+def _write(spark: SparkSession, storage: Storage, frame: DataFrame, target: str) -> dict[str, Any]:
     """One file per observation date, staged locally and uploaded to a fixed key
-    (``obs_date=D/part-00000.parquet``): one PUT replaces a partition, no rename on S3."""
+    (``obs_date=D/part-00000.parquet``): one PUT replaces a partition, no rename on S3.
+    Returns the summary counts read back from the staged files, the bytes that were uploaded."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="riskstream-stage-") as staging:
@@ -284,6 +285,30 @@ def _write(spark: SparkSession, storage: Storage, frame: DataFrame, target: str)
         layout.put_files(storage, jobs)
         for uri in stale:  # after the new files are in place
             storage.delete(uri)
+        return _staged_summary(layout.staged_partitions(out, "obs_date"))
+
+
+def _staged_summary(partitions: Mapping[str, Sequence[Path]]) -> dict[str, Any]:
+    """:func:`_summary`'s counts from the staged feature files (obs date -> files), by pyarrow."""
+    import pyarrow.parquet as pq
+
+    rows = keys = pos = neg = unknown = 0
+    for files in partitions.values():
+        accounts: set[str] = set()  # one obs date per partition: a key is an account there
+        for path in files:
+            table = pq.read_table(path, columns=["account_id", "label"])
+            labels = table.column("label").to_pylist()
+            rows += table.num_rows
+            accounts.update(table.column("account_id").to_pylist())
+            pos += sum(1 for v in labels if v == 1)
+            neg += sum(1 for v in labels if v == 0)
+            unknown += sum(1 for v in labels if v is None)
+        keys += len(accounts)
+    return {
+        "rows_out": rows,
+        "unique_keys": rows == keys,
+        "labels": {"1": pos, "0": neg, "null": unknown},
+    }
 
 
 def _observation_dates(text: str, run_date: date, tables: Mapping[str, DataFrame]) -> list[date]:
