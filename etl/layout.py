@@ -102,10 +102,10 @@ def load_manifest(storage: Storage, table: str, key: str) -> dict[str, Any]:
     return dict(found)
 
 
-def stored_key(storage: Storage, table: str) -> str | None:
-    """The partition key the table's manifest was written with (None when there is none)."""
+def stored_manifest(storage: Storage, table: str) -> dict[str, Any] | None:
+    """The table's manifest as stored, whatever its key (None when there is none)."""
     found = storage.get_json(join(table, MANIFEST))
-    return str(found["key"]) if found and "key" in found else None
+    return dict(found) if found else None
 
 
 def partition_files(

@@ -95,10 +95,9 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     store = bookmark_store(settings, storage, target)
     rebuild = parse_flag("reset", args.get("reset", "false"))
     tables = _tables(target, quarantine)
+    stored = {t: layout.stored_manifest(storage, uri) for t, (uri, _) in tables.items()}
     relaid = {
-        t: found
-        for t, (uri, key) in tables.items()
-        if (found := layout.stored_key(storage, uri)) not in (None, key)
+        t: m.get("key") for t, m in stored.items() if m is not None and m.get("key") != tables[t][1]
     }
     if relaid and not rebuild:
         logger.warning(
@@ -129,8 +128,8 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         "files_read": sum(len(listed[p]) for p in pending),
     }
     manifests = {
-        t: ({"key": key, "partitions": {}} if rebuild else layout.load_manifest(storage, uri, key))
-        for t, (uri, key) in tables.items()
+        t: (stored[t] if stored[t] is not None and not rebuild else {"key": key, "partitions": {}})
+        for t, (_, key) in tables.items()
     }
     if not pending:
         logger.info(
