@@ -220,8 +220,8 @@ def search_space(kind: str) -> dict[str, list[Any]]:
         "lr": {"variant": ["scaled", "binned"], "C": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0]},
         "rf": {
             "n_estimators": [150, 250],
-            "max_depth": [6, 8, 10, 14, None],
-            "min_samples_leaf": [1, 5, 10, 25, 50],
+            "max_depth": [6, 8, 10, 12, 14],
+            "min_samples_leaf": [5, 10, 25, 50, 100],
             "max_features": ["sqrt", 0.3, 0.5],
         },
         "xgb": {
