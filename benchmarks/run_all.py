@@ -1,6 +1,9 @@
 """Run every benchmarks/bench_*.py and write one table: benchmarks/results.md and .json.
 
-python benchmarks/run_all.py [--only NAME] [--quick]
+python benchmarks/run_all.py [--only NAME] [--quick] [--merge]
+
+``--merge`` (with ``--only``) keeps the last results and replaces only the rows the re-run
+scripts wrote, by id; the machine line then says what was re-run and when.
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", action="append", help="run only bench_<NAME>.py (repeatable)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: replace only the re-run scripts' rows (by id) in the last results",
+    )
     args = parser.parse_args()
+    if args.merge and not args.only:
+        parser.error("--merge needs --only NAME: it replaces the rows of the scripts re-run")
     scripts = sorted(HERE.glob("bench_*.py"))
     if args.only:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in args.only]
@@ -45,6 +55,8 @@ def main() -> int:
         f"{platform.machine()}, {_cores()} cores, Python {platform.python_version()}, "
         f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average at the end {load}"
     )
+    if args.merge:
+        rows, machine = _merge(rows, machine, [s.stem.removeprefix("bench_") for s in scripts])
     missing = [str(r.get("figure")) for r in rows if not r.get("id")]
     if missing:
         failures.append(f"rows without a stable id: {missing}")
@@ -56,6 +68,19 @@ def main() -> int:
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _merge(
+    new: list[dict[str, object]], machine: str, names: list[str]
+) -> tuple[list[dict[str, object]], str]:
+    """The last results with each re-run row in its place (rows with new ids at the end), and
+    a machine line naming both runs."""
+    last = json.loads((HERE / "results.json").read_text())
+    fresh = {r["id"]: r for r in new}
+    merged = [fresh.pop(row["id"], row) for row in last["rows"]]  # type: ignore[call-overload]
+    merged += list(fresh.values())
+    rerun = ", ".join(f"bench_{n}.py" for n in names)
+    return merged, f"{last['machine']}; {rerun} re-run on: {machine}"
 
 
 def render(rows: list[dict[str, object]], machine: str, quick: bool) -> str:
