@@ -88,8 +88,7 @@ def cv_worker(kind: str, data: str, max_trials: int) -> None:
     from training.lawful import InputPolicy
     from training.models import (
         SearchBudget,
-        build_estimator,
-        build_preprocess,
+        configured_pipeline,
         fit_with_search,
         plain_pipeline,
     )
@@ -99,13 +98,12 @@ def cv_worker(kind: str, data: str, max_trials: int) -> None:
     cols, _, _ = select_columns(rows, InputPolicy(), data)
     y_all = rows["label"].to_numpy()
     searched, plain, ceiling = [], [], []
+    budget = SearchBudget(max_trials=max_trials)
     folds = StratifiedKFold(5, shuffle=True, random_state=42)
     for train_idx, test_idx in folds.split(np.zeros(len(rows)), y_all):
         train, test = rows.iloc[train_idx], rows.iloc[test_idx]
         y = train["label"].to_numpy()
-        fitted = fit_with_search(
-            kind, train[cols.all], y, cols, SearchBudget(max_trials=max_trials)
-        )
+        fitted = fit_with_search(kind, train[cols.all], y, cols, budget)
         searched.append(
             roc_auc_score(test["label"], fitted.pipeline.predict_proba(test[cols.all])[:, 1])
         )
@@ -116,11 +114,8 @@ def cv_worker(kind: str, data: str, max_trials: int) -> None:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Bins whose width are too small")
             for trial in fitted.trials:
-                variant = trial.params.get("variant", "scaled")
-                pre = build_preprocess(kind, cols, variant)
-                model = build_estimator(kind, trial.params, pos_weight, seed=42)
-                model.fit(pre.fit_transform(train[cols.all]), y)
-                p_test = model.predict_proba(pre.transform(test[cols.all]))[:, 1]
+                model = configured_pipeline(kind, cols, trial.params, pos_weight, budget)
+                p_test = model.fit(train[cols.all], y).predict_proba(test[cols.all])[:, 1]
                 trial_aucs.append(roc_auc_score(test["label"], p_test))
         ceiling.append(max(trial_aucs))
     print(json.dumps({"searched": searched, "plain": plain, "ceiling": ceiling}))

@@ -281,6 +281,28 @@ def plain_pipeline(
     )
 
 
+def configured_pipeline(
+    kind: str,
+    columns: FeatureColumns,
+    params: dict[str, Any],
+    pos_weight: float,
+    budget: SearchBudget = SearchBudget(),
+) -> Pipeline:
+    """An unfitted pipeline for one searched configuration (its ``variant`` picks the linear
+    preprocessing), as the protocol refits it on all training rows."""
+    return Pipeline(
+        [
+            ("preprocess", build_preprocess(kind, columns, params.get("variant", "scaled"))),
+            (
+                "model",
+                build_estimator(
+                    kind, params, pos_weight, budget.n_jobs, budget.seed, budget.xgb_threads
+                ),
+            ),
+        ]
+    )
+
+
 # ---- search --------------------------------------------------------------------------------
 def _response(estimator: Any, t: np.ndarray) -> np.ndarray:
     """What sigmoid calibration of a frozen estimator reads: the decision function where there
@@ -406,21 +428,10 @@ def fit_with_search(
             best = (auc, found)
     assert best is not None  # at least one trial always runs
     _, params = best
-    variant = params.get("variant", "scaled")
     full_weight = float((y == 0).sum() / max((y == 1).sum(), 1))
 
     def make() -> Pipeline:
-        return Pipeline(
-            [
-                ("preprocess", build_preprocess(kind, columns, variant)),
-                (
-                    "model",
-                    build_estimator(
-                        kind, params, full_weight, budget.n_jobs, budget.seed, budget.xgb_threads
-                    ),
-                ),
-            ]
-        )
+        return configured_pipeline(kind, columns, params, full_weight, budget)
 
     oof_raw = np.empty(len(x), dtype=float)
     folds = StratifiedKFold(budget.cv_folds, shuffle=True, random_state=budget.seed)
