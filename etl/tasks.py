@@ -36,10 +36,14 @@ def curated_to_features(
     lookback_months: int | None = None,
     performance_months: int | None = None,
 ) -> dict[str, Any]:
-    """Build features for ``obs_dates`` (derived from the data when None); the windows default to
-    the job's (``etl.jobs.curated_to_features.options``)."""
+    """Build the settings' portfolio's features for ``obs_dates`` (derived from its data when
+    None); the windows default to the job's (``etl.jobs.curated_to_features.options``)."""
     chosen = [_iso(d) for d in obs_dates] if obs_dates else []
-    kwargs: dict[str, Any] = {"run_date": _iso(run_date), "obs_dates": chosen}
+    kwargs: dict[str, Any] = {
+        "run_date": _iso(run_date),
+        "obs_dates": chosen,
+        "portfolio": settings.portfolio,
+    }
     if lookback_months is not None:
         kwargs["lookback_months"] = lookback_months
     if performance_months is not None:
@@ -109,9 +113,11 @@ def _curated_to_features_job(
     obs_dates: Sequence[str] = (),
     lookback_months: int | None = None,
     performance_months: int | None = None,
+    portfolio: str | None = None,
 ) -> dict[str, Any]:
     from etl.jobs import curated_to_features as job
 
+    settings = settings.for_portfolio(portfolio)
     windows: dict[str, str] = {}
     if lookback_months is not None:
         windows["lookback_months"] = str(lookback_months)

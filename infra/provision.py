@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 
@@ -121,7 +122,7 @@ def ensure_glue_database(glue: Any, name: str, settings: Settings) -> Resource:
         DatabaseInput={
             "Name": name,
             "Description": "riskstream curated, feature and score tables",
-            "LocationUri": f"s3://{settings.bucket('curated')}/",
+            "LocationUri": names.curated_location(settings) + "/",
         }
     )
     return Resource("glue database", name, "created")

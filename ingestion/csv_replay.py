@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -47,6 +48,7 @@ import pandas as pd
 
 from ingestion.ids import event_id
 from riskstream.events import envelope, format_time
+from riskstream.settings import PORTFOLIO_RE
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ MAPPING_KEYS = (
     "attributes",
     "protected",
     "source",
+    "portfolio",
+    "lookback_months",
     *KNOWN_FIELDS,
 )
 PROTECTED_ATTRIBUTE_PREFIX = "protected_"
@@ -86,6 +90,17 @@ class ColumnMapping:
     observation_date: datetime | None = None  # midnight UTC
     performance_months: int | None = None
     protected: tuple[str, ...] = ()
+    portfolio: str | None = None  # the mapping's own name for its portfolio, if it gives one
+    lookback_months: int | None = None
+
+    def windows(self) -> dict[str, Any]:
+        """What the features job needs from the mapping: its observation date and windows
+        (empty values when the mapping leaves them to the data)."""
+        return {
+            "obs_dates": self.observation_date.date().isoformat() if self.observation_date else "",
+            "performance_months": self.performance_months or 0,
+            "lookback_months": self.lookback_months or 0,
+        }
 
     def columns(self) -> list[str]:
         cols = [self.entity_id, self.event_time, self.credit_limit, *self.fields.values()]
@@ -148,6 +163,17 @@ def parse_mapping(raw: Mapping[str, Any]) -> ColumnMapping:
     source = raw.get("source", SOURCE)
     if not isinstance(source, str) or not source:
         raise MappingError(f"mapping 'source' must be a non-empty string, got {source!r}")
+    portfolio = raw.get("portfolio")
+    if portfolio is not None and not (isinstance(portfolio, str) and PORTFOLIO_RE.match(portfolio)):
+        raise MappingError(
+            f"mapping 'portfolio' {portfolio!r} must be 2-40 lowercase letters, digits or "
+            'hyphens, e.g. "home-credit"'
+        )
+    lookback = raw.get("lookback_months")
+    if lookback is not None and (
+        isinstance(lookback, bool) or not isinstance(lookback, int) or not 1 <= lookback <= 24
+    ):
+        raise MappingError(f"mapping 'lookback_months' must be 1-24 months, got {lookback!r}")
     return ColumnMapping(
         entity_id=raw["entity_id"],
         event_time=raw.get("event_time") or None,
@@ -160,7 +186,24 @@ def parse_mapping(raw: Mapping[str, Any]) -> ColumnMapping:
         observation_date=observation,
         performance_months=months,
         protected=tuple(lists["protected"]),
+        portfolio=portfolio,
+        lookback_months=lookback,
     )
+
+
+def portfolio_name(mapping: ColumnMapping, path: str | Path) -> str:
+    """The portfolio a table's events belong to: the mapping's ``portfolio``, else the file's
+    name made a portfolio name (``Give Me Credit.csv`` -> ``give-me-credit``), so that two
+    tables never share a portfolio by accident."""
+    if mapping.portfolio:
+        return mapping.portfolio
+    slug = re.sub(r"[^a-z0-9]+", "-", Path(path).stem.lower()).strip("-")[:40].strip("-")
+    if not PORTFOLIO_RE.match(slug):
+        raise MappingError(
+            f"cannot name a portfolio after the file {Path(path).name!r}; add "
+            '"portfolio": "<name>" (2-40 lowercase letters, digits or hyphens) to the mapping'
+        )
+    return slug
 
 
 def _observation_date(value: Any) -> datetime | None:

@@ -20,10 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from riskstream import names
 from riskstream.events import EventValidationError, decode, validate
-
-RAW_PREFIX = "events"
-QUARANTINE_PREFIX = "ingest"
 
 
 @dataclass(frozen=True)
@@ -131,11 +129,11 @@ def object_name(shard_id: str, first_seq: str, last_seq: str) -> str:
 
 def raw_key(partition: str, shard_id: str, first_seq: str, last_seq: str) -> str:
     """``events/dt=YYYY-MM-DD/hr=HH/<shard>-<first>-<last>.jsonl.gz``."""
-    return f"{RAW_PREFIX}/{partition}/{object_name(shard_id, first_seq, last_seq)}"
+    return names.raw_event_key(partition, object_name(shard_id, first_seq, last_seq))
 
 
 def quarantine_key(partition: str, shard_id: str, first_seq: str, last_seq: str) -> str:
-    return f"{QUARANTINE_PREFIX}/{partition}/{object_name(shard_id, first_seq, last_seq)}"
+    return names.ingest_quarantine_key(partition, object_name(shard_id, first_seq, last_seq))
 
 
 def gzip_lines(lines: list[bytes]) -> bytes:

@@ -11,7 +11,7 @@ import io
 import itertools
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,17 +23,18 @@ import pyarrow.parquet as pq
 from ingestion.consumer import Consumer, LandingConfig, LandingReport
 from ingestion.csv_replay import RowError
 from ingestion.producer import Producer, ProduceReport, RateLimit
+from riskstream import names
 from riskstream.clients import make_client
-from riskstream.names import ORACLE_KEY
 from riskstream.settings import Settings
+from riskstream.storage import split_s3
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("synthetic", "taiwan", "csv")
+SOURCES = names.SOURCES
 # `make run` default: about a minute to produce and land on the embedded cloud.
-DEFAULT_ACCOUNTS = 2000
-DEFAULT_MONTHS = 12
-DEFAULT_SEED = 7
+DEFAULT_ACCOUNTS = names.DEFAULT_ACCOUNTS
+DEFAULT_MONTHS = names.DEFAULT_MONTHS
+DEFAULT_SEED = names.DEFAULT_SEED
 
 
 class SourceError(ValueError):
@@ -48,6 +49,57 @@ class Source:
     events: Iterable[Mapping[str, Any] | RowError]
     total: int | None
     oracle: pd.DataFrame | None = None
+    portfolio: str = ""  # the portfolio its events belong to (their envelope's ``source``)
+    windows: dict[str, Any] | None = None  # a mapping's observation date and windows
+
+
+def portfolio_for(
+    source: str,
+    *,
+    portfolio: str | None = None,
+    path: str | Path | None = None,
+    mapping: str | Path | Mapping[str, Any] | None = None,
+) -> str:
+    """The portfolio a run of ``source`` belongs to, without reading the data: the name given,
+    else the source's own (synthetic, taiwan), else the CSV mapping's or the file's name."""
+    if source not in SOURCES:
+        raise SourceError(f"source {source!r} is not one of {', '.join(SOURCES)}")
+    if source != names.SOURCE_CSV:
+        default = names.default_portfolio(source)
+        if portfolio and portfolio != default:
+            raise SourceError(
+                f"--portfolio {portfolio!r}: the {source} source's events are the {default!r} "
+                f"portfolio (their ids are the same whatever the name); leave --portfolio out"
+            )
+        return default
+    if portfolio:
+        return portfolio
+    if path is None or mapping is None:
+        raise SourceError("--source csv needs --path (CSV or Parquet) and --mapping (JSON)")
+    from ingestion import csv_replay
+
+    try:
+        return csv_replay.portfolio_name(_column_map(mapping), path)
+    except csv_replay.MappingError as exc:
+        raise SourceError(str(exc)) from None
+
+
+def mapping_windows(mapping: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """A CSV mapping's observation date and windows (``ColumnMapping.windows``)."""
+    from ingestion import csv_replay
+
+    try:
+        return dict(_column_map(mapping).windows())
+    except csv_replay.MappingError as exc:
+        raise SourceError(str(exc)) from None
+
+
+def _column_map(mapping: str | Path | Mapping[str, Any]) -> Any:
+    from ingestion import csv_replay
+
+    if isinstance(mapping, Mapping):
+        return csv_replay.parse_mapping(mapping)
+    return csv_replay.load_mapping(mapping)
 
 
 def build_source(
@@ -59,8 +111,11 @@ def build_source(
     start: str | date | None = None,
     path: str | Path | None = None,
     mapping: str | Path | Mapping[str, Any] | None = None,
+    portfolio: str | None = None,
 ) -> Source:
-    """Turn CLI/DAG parameters into a :class:`Source` (no I/O except reading the input file)."""
+    """Turn CLI/DAG parameters into a :class:`Source` (no I/O except reading the input file);
+    ``portfolio`` names a CSV table's portfolio (default: the mapping's, else the file's name)."""
+    name = portfolio_for(source, portfolio=portfolio, path=path, mapping=mapping)
     if source == "synthetic":
         from ingestion.synthetic import SyntheticConfig, simulate
 
@@ -71,7 +126,7 @@ def build_source(
             portfolio = simulate(SyntheticConfig(**kwargs))
         except ValueError as exc:
             raise SourceError(str(exc)) from None
-        return Source(source, portfolio.events(), portfolio.n_events, portfolio.oracle)
+        return Source(source, portfolio.events(), portfolio.n_events, portfolio.oracle, name)
     if source == "taiwan":
         from ingestion import taiwan
 
@@ -80,7 +135,7 @@ def build_source(
         except taiwan.TaiwanDataError as exc:
             raise SourceError(str(exc)) from None
         return Source(
-            source, taiwan.frame_events(frame), len(frame) * taiwan.EVENTS_PER_CLIENT, None
+            source, taiwan.frame_events(frame), len(frame) * taiwan.EVENTS_PER_CLIENT, None, name
         )
     if source == "csv":
         from ingestion import csv_replay
@@ -88,17 +143,20 @@ def build_source(
         if path is None or mapping is None:
             raise SourceError("--source csv needs --path (CSV or Parquet) and --mapping (JSON)")
         try:
-            column_map = (
-                csv_replay.parse_mapping(mapping)
-                if isinstance(mapping, Mapping)
-                else csv_replay.load_mapping(mapping)
-            )
+            column_map = replace(_column_map(mapping), source=name)
             frame = csv_replay.load_frame(path)
             csv_replay.check_columns(frame, column_map)
         except csv_replay.MappingError as exc:
             raise SourceError(str(exc)) from None
         labelled = int(frame[column_map.label].notna().sum()) if column_map.label else 0
-        return Source(source, csv_replay.frame_events(frame, column_map), len(frame) + labelled)
+        return Source(
+            source,
+            csv_replay.frame_events(frame, column_map),
+            len(frame) + labelled,
+            None,
+            name,
+            column_map.windows(),
+        )
     raise SourceError(f"source {source!r} is not one of {', '.join(SOURCES)}")
 
 
@@ -111,7 +169,7 @@ def _month(value: str | date) -> date:
         raise SourceError(f"start={value!r} is not YYYY-MM or YYYY-MM-DD") from None
 
 
-def write_oracle(s3: Any, bucket: str, oracle: pd.DataFrame) -> str:
+def write_oracle(s3: Any, location: str, oracle: pd.DataFrame) -> str:
     """Write ``account_id, true_pd, observed_date`` (and ``attainable_pd``, the ceiling from what
     the stream shows) as Parquet beside the stream; return its URI."""
     table = pa.table(
@@ -128,8 +186,9 @@ def write_oracle(s3: Any, bucket: str, oracle: pd.DataFrame) -> str:
     )
     sink = io.BytesIO()
     pq.write_table(table, sink)
-    s3.put_object(Bucket=bucket, Key=ORACLE_KEY, Body=sink.getvalue())
-    return f"s3://{bucket}/{ORACLE_KEY}"
+    bucket, key = split_s3(location)
+    s3.put_object(Bucket=bucket, Key=key, Body=sink.getvalue())
+    return location
 
 
 def run_producer(
@@ -144,7 +203,9 @@ def run_producer(
     oracle_uri = None
     if source.oracle is not None:
         oracle_uri = write_oracle(
-            make_client(settings, "s3"), settings.bucket("artifacts"), source.oracle
+            make_client(settings, "s3"),
+            names.oracle_location(settings, source.portfolio or None),
+            source.oracle,
         )
         logger.info("true PD for %d accounts written to %s", len(source.oracle), oracle_uri)
     events = source.events
@@ -177,6 +238,9 @@ def produce(settings: Settings, source: str, **params: Any) -> dict[str, Any]:
     )
     summary = report.summary()
     summary["source"] = source
+    summary["portfolio"] = built.portfolio
+    if built.windows:
+        summary["windows"] = built.windows
     summary["stream"] = settings.stream_name
     if oracle_uri:
         summary["oracle_uri"] = oracle_uri
@@ -211,6 +275,6 @@ def land(
         follow=follow, max_seconds=max_seconds
     )
     summary = report.summary()
-    summary["raw_uri"] = f"s3://{settings.bucket('raw')}/events/"
-    summary["quarantine_uri"] = f"s3://{settings.bucket('quarantine')}/ingest/"
+    summary["raw_uri"] = names.raw_events_location(settings) + "/"
+    summary["quarantine_uri"] = names.ingest_quarantine_location(settings) + "/"
     return summary

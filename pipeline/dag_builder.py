@@ -93,13 +93,22 @@ def pipeline_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     from airflow.sdk import Param
 
     from riskstream.names import PIPELINE_DEFAULTS as d
+    from riskstream.names import SOURCES
+    from riskstream.settings import PORTFOLIO_RE
 
     params = {
         "source": Param(
             d["source"],
             type="string",
-            enum=["synthetic", "taiwan", "csv"],
+            enum=list(SOURCES),
             description="where the events come from",
+        ),
+        "portfolio": Param(
+            d["portfolio"],
+            type="string",
+            pattern=r"^$|" + PORTFOLIO_RE.pattern,
+            description="the portfolio this run trains and scores (empty = the source's name, "
+            "or for csv the mapping's 'portfolio' or the file's name)",
         ),
         "accounts": Param(
             d["accounts"],

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from riskstream.commands import CommandError
-from riskstream.names import DEFAULT_SOURCE
+from riskstream.names import DEFAULT_SOURCE, SOURCES
 from riskstream.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,13 @@ def register(subparsers: Any) -> None:
         help="start the cloud and services, then run the pipeline end to end through Airflow",
         description="What `make run` does after set-up. Parameters become the DAG run's params.",
     )
-    run.add_argument("--source", choices=["synthetic", "taiwan", "csv"], default=DEFAULT_SOURCE)
+    run.add_argument("--source", choices=SOURCES, default=DEFAULT_SOURCE)
+    run.add_argument(
+        "--portfolio",
+        default=None,
+        help="the portfolio this run trains and scores (default: the source's name; csv: the "
+        "mapping's 'portfolio', else the file's name)",
+    )
     run.add_argument("--accounts", type=int, default=None, help="synthetic: number of accounts")
     run.add_argument("--months", type=int, default=None, help="synthetic: months of activity")
     run.add_argument("--models", default=None, help="comma-separated subset of lr,rf,xgb")
@@ -84,6 +90,7 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
         key: value
         for key, value in {
             "source": args.source,
+            "portfolio": args.portfolio,
             "accounts": args.accounts,
             "months": args.months,
             "models": args.models,
@@ -92,6 +99,7 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
         }.items()
         if value is not None
     }
+    portfolio = _portfolio(args)
     client = AirflowClient.for_settings(settings)
     try:
         client.wait_for_dag(PIPELINE_DAG_ID)
@@ -100,6 +108,7 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
     except AirflowError as exc:
         raise CommandError(str(exc)) from None
     print(f"==> pipeline: triggered {PIPELINE_DAG_ID} run {run_id} with {conf}")
+    print(f"    portfolio {portfolio!r}: its own features, model, champion and scores")
     print(f"    follow it at {settings.airflow_url}/dags/{PIPELINE_DAG_ID}")
     with phases.phase("pipeline run in Airflow"):
         states = follow(client, PIPELINE_DAG_ID, run_id, args.timeout, phases)
@@ -113,13 +122,36 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
             except ServiceError as exc:
                 logger.warning("could not start a serving service: %s", exc)
     results = {task: client.xcom(PIPELINE_DAG_ID, run_id, task) for task in states}
-    print_summary(settings, final, states, results, phases, time.monotonic() - total_started)
+    print_summary(
+        settings.for_portfolio(portfolio),
+        final,
+        states,
+        results,
+        phases,
+        time.monotonic() - total_started,
+    )
     _save_timings(settings, run_id, final, phases)
     if final != "success":
         failed = [t for t, ti in states.items() if ti.get("state") == "failed"]
         _explain_failure(settings, PIPELINE_DAG_ID, run_id, failed, states)
         return 1
     return 0
+
+
+def _portfolio(args: argparse.Namespace) -> str:
+    """The run's portfolio, resolved before anything is triggered: a bad mapping or name is said
+    here, once, with its fix."""
+    from ingestion.tasks import SourceError, portfolio_for
+
+    try:
+        return portfolio_for(
+            args.source,
+            portfolio=args.portfolio,
+            path=getattr(args, "csv_path", None),
+            mapping=getattr(args, "csv_mapping", None),
+        )
+    except SourceError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _start_side_by_side(settings: Settings) -> None:
@@ -202,7 +234,7 @@ def print_summary(
     phases: Phases,
     total: float,
 ) -> None:
-    print(f"\n==> pipeline {final.upper()}\n")
+    print(f"\n==> pipeline {final.upper()} (portfolio {settings.portfolio})\n")
     order = sorted(states, key=lambda t: states[t].get("start_date") or "~")
     for task_id in order:
         ti = states[task_id]

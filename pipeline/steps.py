@@ -13,8 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from riskstream.names import FEATURES_PREFIX, PIPELINE_DEFAULTS, PIPELINE_RUNS_PREFIX, s3_uri
+from riskstream import names
+from riskstream.names import PIPELINE_DEFAULTS
 from riskstream.settings import Settings
+from riskstream.storage import split_s3
 
 logger = logging.getLogger(__name__)
 
@@ -39,22 +41,42 @@ class StepContext:
     def param(self, name: str) -> Any:
         return self.params.get(name, DEFAULT_PARAMS.get(name))
 
+    def portfolio(self) -> str:
+        """The run's portfolio (ingestion.tasks.portfolio_for): every step below ingestion reads
+        and writes that portfolio's features, model, champion and scores only."""
+        from ingestion.tasks import portfolio_for
+
+        return portfolio_for(
+            str(self.param("source")),
+            portfolio=self.param("portfolio") or None,
+            path=self.param("csv_path") or None,
+            mapping=self.param("csv_mapping") or None,
+        )
+
+    def windows(self) -> dict[str, Any]:
+        """The observation date and windows a CSV mapping sets (empty for other sources)."""
+        if self.param("source") != names.SOURCE_CSV or not self.param("csv_mapping"):
+            return {}
+        from ingestion.tasks import mapping_windows
+
+        return mapping_windows(self.param("csv_mapping"))
+
 
 def produce_events(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     from ingestion.tasks import produce
 
     source = ctx.param("source")
-    params: dict[str, Any] = {}
-    if source == "synthetic":
-        params = {
+    params: dict[str, Any] = {"portfolio": ctx.portfolio()}
+    if source == names.SOURCE_SYNTHETIC:
+        params |= {
             "accounts": int(ctx.param("accounts")),
             "months": int(ctx.param("months")),
             "seed": int(ctx.param("seed")),
         }
-    elif source == "taiwan" and ctx.param("taiwan_path"):
-        params = {"path": ctx.param("taiwan_path")}
-    elif source == "csv":
-        params = {"path": ctx.param("csv_path"), "mapping": ctx.param("csv_mapping")}
+    elif source == names.SOURCE_TAIWAN and ctx.param("taiwan_path"):
+        params |= {"path": ctx.param("taiwan_path")}
+    elif source == names.SOURCE_CSV:
+        params |= {"path": ctx.param("csv_path"), "mapping": ctx.param("csv_mapping")}
     return dict(produce(settings, source, **params))
 
 
@@ -79,16 +101,30 @@ def compact_curated(settings: Settings, ctx: StepContext) -> dict[str, Any]:
 def feature_lookback(source: str, months: int) -> int | None:
     """The features' lookback for a run: a synthetic portfolio's whole history (its ``months``,
     within the features job's 6-24), the job's default (None) for other sources."""
-    if source != "synthetic":
+    if source != names.SOURCE_SYNTHETIC:
         return None
     return max(6, min(24, int(months)))
 
 
 def curated_to_features(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+    """The run's portfolio's features, at the mapping's observation date and windows when a
+    CSV mapping sets them (else derived from the portfolio's own data)."""
     from etl.tasks import curated_to_features as job
 
-    lookback = feature_lookback(str(ctx.param("source")), int(ctx.param("months")))
-    return dict(job(settings, ctx.run_date, lookback_months=lookback))
+    windows = ctx.windows()
+    lookback = windows.get("lookback_months") or feature_lookback(
+        str(ctx.param("source")), int(ctx.param("months"))
+    )
+    obs = windows.get("obs_dates")
+    return dict(
+        job(
+            settings.for_portfolio(ctx.portfolio()),
+            ctx.run_date,
+            obs_dates=[obs] if obs else None,
+            lookback_months=lookback,
+            performance_months=windows.get("performance_months") or None,
+        )
+    )
 
 
 def _chosen_models(ctx: StepContext) -> list[str]:
@@ -99,8 +135,9 @@ def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     from training.tasks import start_training as start
     from training.train import TrainingConfig
 
+    settings = settings.for_portfolio(ctx.portfolio())
     features = ctx.results.get("CuratedToFeatures") or {}
-    uri = features.get("target") or s3_uri(settings.bucket("features"), FEATURES_PREFIX) + "/"
+    uri = features.get("target") or names.features_location(settings) + "/"
     config = TrainingConfig(
         models=tuple(_chosen_models(ctx)),
         budget_seconds=float(ctx.param("train_budget_seconds")),
@@ -120,7 +157,7 @@ def _train(settings: Settings, ctx: StepContext, model: str) -> dict[str, Any]:
     if model not in _chosen_models(ctx):
         raise StepSkipped(f"model {model!r} not in models={ctx.param('models')!r}")
     parent = ctx.results["StartTraining"]["parent_run_id"]
-    return dict(train_model(settings, parent, model))
+    return dict(train_model(settings.for_portfolio(ctx.portfolio()), parent, model))
 
 
 def train_lr(settings: Settings, ctx: StepContext) -> dict[str, Any]:
@@ -138,19 +175,21 @@ def train_xgb(settings: Settings, ctx: StepContext) -> dict[str, Any]:
 def evaluate_and_register(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     from training.tasks import evaluate_and_register as evaluate
 
-    return dict(evaluate(settings, ctx.results["StartTraining"]["parent_run_id"]))
+    scoped = settings.for_portfolio(ctx.portfolio())
+    return dict(evaluate(scoped, ctx.results["StartTraining"]["parent_run_id"]))
 
 
 def promote_champion(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     from training.tasks import promote
 
-    return dict(promote(settings, ctx.results["EvaluateAndRegister"]["version"]))
+    scoped = settings.for_portfolio(ctx.portfolio())
+    return dict(promote(scoped, ctx.results["EvaluateAndRegister"]["version"]))
 
 
 def score_portfolio(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     from serving.tasks import score
 
-    return dict(score(settings, ctx.run_date))
+    return dict(score(settings.for_portfolio(ctx.portfolio()), ctx.run_date))
 
 
 def handle_failure(settings: Settings, ctx: StepContext) -> dict[str, Any]:
@@ -158,8 +197,7 @@ def handle_failure(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     from riskstream.clients import make_client
 
     s3 = make_client(settings, "s3")
-    bucket = settings.bucket("artifacts")
-    prefix = f"{PIPELINE_RUNS_PREFIX}/{ctx.run_id}/failures/"
+    bucket, prefix = split_s3(names.pipeline_run_location(settings, ctx.run_id, "failures") + "/")
     failures = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
@@ -177,11 +215,10 @@ def handle_failure(settings: Settings, ctx: StepContext) -> dict[str, Any]:
         "failed_steps": [f["step"] for f in failures],
         "failures": failures,
     }
-    s3.put_object(
-        Bucket=bucket,
-        Key=f"{PIPELINE_RUNS_PREFIX}/{ctx.run_id}/failure-summary.json",
-        Body=json.dumps(summary, indent=2).encode(),
+    bucket, key = split_s3(
+        names.pipeline_run_location(settings, ctx.run_id, "failure-summary.json")
     )
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(summary, indent=2).encode())
     return summary
 
 
@@ -213,9 +250,10 @@ def record_failure(
     try:
         from riskstream.clients import make_client
 
+        bucket, key = split_s3(_failure_note(settings, ctx, state))
         make_client(settings, "s3").put_object(
-            Bucket=settings.bucket("artifacts"),
-            Key=f"{PIPELINE_RUNS_PREFIX}/{ctx.run_id}/failures/{state}.json",
+            Bucket=bucket,
+            Key=key,
             Body=json.dumps(
                 {
                     "step": state,
@@ -233,9 +271,11 @@ def clear_failure(settings: Settings, ctx: StepContext, state: str) -> None:
     try:
         from riskstream.clients import make_client
 
-        make_client(settings, "s3").delete_object(
-            Bucket=settings.bucket("artifacts"),
-            Key=f"{PIPELINE_RUNS_PREFIX}/{ctx.run_id}/failures/{state}.json",
-        )
+        bucket, key = split_s3(_failure_note(settings, ctx, state))
+        make_client(settings, "s3").delete_object(Bucket=bucket, Key=key)
     except Exception:
         logger.debug("no failure note to clear for %s", state)
+
+
+def _failure_note(settings: Settings, ctx: StepContext, state: str) -> str:
+    return names.pipeline_run_location(settings, ctx.run_id, "failures", f"{state}.json")

@@ -8,16 +8,22 @@ prefixes and keys below are the paths inside those buckets.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from datetime import date
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from riskstream.settings import Settings
 
 # ---- S3 locations inside the role buckets (bucket role -> prefix or key) ---------------------
+# Read through the location functions below; the prefixes are their building blocks.
 RAW_EVENTS_PREFIX: Final = "events"  # raw bucket: landed events (gzip JSON lines)
 INGEST_QUARANTINE_PREFIX: Final = "ingest"  # quarantine bucket: bad records from the stream
 ETL_QUARANTINE_PREFIX: Final = "etl"  # quarantine bucket: rows the ETL refused
-FEATURES_PREFIX: Final = "features"  # features bucket: the feature table
-SCORES_PREFIX: Final = "scores"  # scores bucket: the scores table
-MONITORING_PREFIX: Final = "monitoring"  # scores bucket: PSI reports per score date
-ORACLE_KEY: Final = "oracle/synthetic/true_pd.parquet"  # artifacts bucket: synthetic true PDs
+FEATURES_PREFIX: Final = "features"  # features bucket: the feature tables, one per portfolio
+SCORES_PREFIX: Final = "scores"  # scores bucket: the scores tables, one per portfolio
+MONITORING_PREFIX: Final = "monitoring"  # scores bucket: PSI reports per portfolio and score date
+ORACLE_PREFIX: Final = "oracle"  # artifacts bucket: a synthetic portfolio's true PDs
+ORACLE_FILE: Final = "true_pd.parquet"
 ETL_BOOKMARKS_PREFIX: Final = "etl/bookmarks"  # artifacts bucket: Glue-style job bookmarks
 PIPELINE_RUNS_PREFIX: Final = "pipeline-runs"  # artifacts bucket: failure notes and summaries
 MLFLOW_ARTIFACTS_PREFIX: Final = "mlflow"  # artifacts bucket: MLflow's artifact store
@@ -27,8 +33,8 @@ OBS_DATE: Final = "obs_date"  # features: the observation date
 SCORE_DATE: Final = "score_date"  # scores and monitoring: the score date
 
 # ---- Glue catalog tables (in the database Settings.glue_database) -----------------------------
-FEATURES_TABLE: Final = "features"
-SCORES_TABLE: Final = "scores"
+FEATURES_TABLE: Final = "features"  # features_<portfolio>: see features_table()
+SCORES_TABLE: Final = "scores"  # scores_<portfolio>: see scores_table()
 CURATED_TABLE_PREFIX: Final = "curated_"  # curated_<event type>
 
 
@@ -37,18 +43,166 @@ def curated_table_name(event_type: str) -> str:
     return f"{CURATED_TABLE_PREFIX}{event_type}"
 
 
+# ---- sources and portfolios -------------------------------------------------------------------
+SOURCE_SYNTHETIC: Final = "synthetic"
+SOURCE_TAIWAN: Final = "taiwan"
+SOURCE_CSV: Final = "csv"
+SOURCES: Final[tuple[str, ...]] = (SOURCE_SYNTHETIC, SOURCE_TAIWAN, SOURCE_CSV)
+"""What a producer streams: the synthetic portfolio, the Taiwan replay, or a user's own table."""
+
+
+def default_portfolio(source: str) -> str:
+    """The portfolio a source's events belong to when none is named: the source itself (a CSV
+    run is named by its mapping's ``portfolio`` key or its file's name, ingestion.csv_replay)."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    return source
+
+
+def _portfolio(settings: Settings, portfolio: str | None) -> str:
+    return portfolio or settings.portfolio
+
+
+def _sql_name(name: str) -> str:
+    return name.replace("-", "_")
+
+
+# ---- locations: every path one capability writes and another reads, built here only ----------
+# A location is a URI without a trailing slash; callers that need a folder add it themselves.
+def raw_events_location(settings: Settings) -> str:
+    """Landed events, all portfolios: ``.../events/dt=YYYY-MM-DD/hr=HH/<object>``."""
+    return s3_uri(settings.bucket("raw"), RAW_EVENTS_PREFIX)
+
+
+def raw_event_key(partition: str, object_name: str) -> str:
+    """The key of one landed object inside the raw bucket (``partition`` is ``dt=.../hr=...``)."""
+    return f"{RAW_EVENTS_PREFIX}/{partition}/{object_name}"
+
+
+def ingest_quarantine_location(settings: Settings) -> str:
+    """Records the consumer refused, all portfolios."""
+    return s3_uri(settings.bucket("quarantine"), INGEST_QUARANTINE_PREFIX)
+
+
+def ingest_quarantine_key(partition: str, object_name: str) -> str:
+    """The key of one quarantined object inside the quarantine bucket."""
+    return f"{INGEST_QUARANTINE_PREFIX}/{partition}/{object_name}"
+
+
+def etl_quarantine_location(settings: Settings) -> str:
+    """Rows the ETL refused, all portfolios."""
+    return s3_uri(settings.bucket("quarantine"), ETL_QUARANTINE_PREFIX)
+
+
+def curated_location(settings: Settings, table: str | None = None) -> str:
+    """The curated lake (all portfolios, each row carries its ``source`` = portfolio), or one
+    table of it."""
+    return s3_uri(settings.bucket("curated"), *([table] if table else []))
+
+
+def bookmarks_location(settings: Settings) -> str:
+    """The Glue-style job bookmarks."""
+    return s3_uri(settings.bucket("artifacts"), ETL_BOOKMARKS_PREFIX)
+
+
+def features_location(
+    settings: Settings, obs_date: date | str | None = None, portfolio: str | None = None
+) -> str:
+    """A portfolio's feature table, or its partition for one observation date."""
+    base = s3_uri(settings.bucket("features"), FEATURES_PREFIX, _portfolio(settings, portfolio))
+    return base if obs_date is None else f"{base}/{OBS_DATE}={_iso(obs_date)}"
+
+
+def scores_location(
+    settings: Settings, score_date: date | str | None = None, portfolio: str | None = None
+) -> str:
+    """A portfolio's scores table, or its partition for one score date."""
+    base = s3_uri(settings.bucket("scores"), SCORES_PREFIX, _portfolio(settings, portfolio))
+    return base if score_date is None else f"{base}/{SCORE_DATE}={_iso(score_date)}"
+
+
+def monitoring_location(
+    settings: Settings, score_date: date | str | None = None, portfolio: str | None = None
+) -> str:
+    """A portfolio's PSI reports, or the report of one score date."""
+    base = s3_uri(settings.bucket("scores"), MONITORING_PREFIX, _portfolio(settings, portfolio))
+    if score_date is None:
+        return base
+    return f"{base}/{SCORE_DATE}={_iso(score_date)}/psi.json"
+
+
+def oracle_key(portfolio: str) -> str:
+    """The key (artifacts bucket) of a synthetic portfolio's true PDs."""
+    return f"{ORACLE_PREFIX}/{portfolio}/{ORACLE_FILE}"
+
+
+def oracle_location(settings: Settings, portfolio: str | None = None) -> str:
+    """A synthetic portfolio's true PDs, beside the stream and never in it."""
+    return s3_uri(settings.bucket("artifacts"), oracle_key(_portfolio(settings, portfolio)))
+
+
+def pipeline_run_location(settings: Settings, run_id: str, *parts: str) -> str:
+    """A pipeline run's notes (failures, summary) in the artifacts bucket."""
+    return s3_uri(settings.bucket("artifacts"), PIPELINE_RUNS_PREFIX, run_id, *parts)
+
+
+def mlflow_artifacts_location(settings: Settings) -> str:
+    """MLflow's artifact store."""
+    return s3_uri(settings.bucket("artifacts"), MLFLOW_ARTIFACTS_PREFIX)
+
+
+def experiment_name(settings: Settings, portfolio: str | None = None) -> str:
+    """A portfolio's MLflow experiment (its training executions)."""
+    return f"{settings.prefix}-{_portfolio(settings, portfolio)}-training"
+
+
+def features_table(portfolio: str) -> str:
+    """A portfolio's Glue feature table, e.g. ``features_synthetic``."""
+    return f"{FEATURES_TABLE}_{_sql_name(portfolio)}"
+
+
+def scores_table(portfolio: str) -> str:
+    """A portfolio's Glue scores table (and SQL view), e.g. ``scores_synthetic``."""
+    return f"{SCORES_TABLE}_{_sql_name(portfolio)}"
+
+
+def model_name(settings: Settings, portfolio: str | None = None) -> str:
+    """A portfolio's registered model (its versions and its champion)."""
+    return settings.for_portfolio(_portfolio(settings, portfolio)).registered_model_name
+
+
+def online_table(settings: Settings, portfolio: str | None = None) -> str:
+    """A portfolio's online feature table (DynamoDB), keyed by account_id."""
+    return settings.for_portfolio(_portfolio(settings, portfolio)).online_table
+
+
+def _iso(day: date | str) -> str:
+    return day if isinstance(day, str) else day.isoformat()
+
+
 # ---- the model registry -----------------------------------------------------------------------
 CHAMPION_ALIAS: Final = "champion"
 CHALLENGER_ALIAS: Final = "challenger"
-# model version tags (docs/CONTRACTS.md)
-TAG_MODEL_TYPE: Final = "model_type"  # lr | rf | xgb
+# model version tags (docs/CONTRACTS.md): training writes them, serving and the pipeline read them
+TAG_MODEL_TYPE: Final = "model_type"  # the model kind (modelkinds registry)
+TAG_PORTFOLIO: Final = "portfolio"  # the portfolio the version was trained on
 TAG_THRESHOLD: Final = "threshold"  # the cost-optimal decision threshold
 TAG_ROC_AUC: Final = "roc_auc"
 TAG_KS: Final = "ks"
+TAG_DECISION: Final = "decision"  # promote | keep (training.promotion)
 TAG_DECISION_REASON: Final = "decision_reason"
 TAG_PROMOTED_AT: Final = "promoted_at"
 TAG_REPLACED_BY: Final = "replaced_by"
-BASELINE_ARTIFACT: Final = "baseline/baseline.json"  # PSI baseline in the model's run
+TAG_FEATURES: Final = "features"  # the model's input columns, comma-separated
+TAG_FEATURES_URI: Final = "features_uri"  # the feature table it was trained on
+TAG_FEATURES_DIGEST: Final = "features_digest"
+TAG_FAIRNESS_ARTIFACT: Final = "fairness_artifact"
+TAG_MODEL_CARD_ARTIFACT: Final = "model_card_artifact"
+# artifacts in a model's run
+BASELINE_ARTIFACT: Final = "baseline/baseline.json"  # PSI baseline
+FEATURES_ARTIFACT: Final = "features.json"  # the feature document (columns, windows, dates)
+FAIRNESS_ARTIFACT: Final = "fairness/fairness.json"
+MODEL_CARD_ARTIFACT: Final = "model_card.md"
 
 # ---- the scores table: each column and the module that computes it ---------------------------
 N_REASONS: Final = 3
@@ -67,7 +221,7 @@ SCORES_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
 )
 
 # ---- pipeline defaults: DAG params, CLI defaults and the training config read these ------------
-DEFAULT_SOURCE: Final = "synthetic"
+DEFAULT_SOURCE: Final = SOURCE_SYNTHETIC
 DEFAULT_ACCOUNTS: Final = 2000
 DEFAULT_MONTHS: Final = 12
 DEFAULT_SEED: Final = 7
@@ -79,6 +233,7 @@ DEFAULT_MAX_ECE: Final = 0.05
 
 PIPELINE_DEFAULTS: Final[dict[str, Any]] = {
     "source": DEFAULT_SOURCE,
+    "portfolio": "",  # empty: the source's own (ingestion.tasks.portfolio_for)
     "accounts": DEFAULT_ACCOUNTS,
     "months": DEFAULT_MONTHS,
     "seed": DEFAULT_SEED,

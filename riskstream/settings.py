@@ -35,6 +35,9 @@ BUCKET_ROLES: tuple[str, ...] = (
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}[a-z0-9]$")
+# A portfolio's name becomes part of a model name, an S3 path, a DynamoDB table and a Glue table.
+PORTFOLIO_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$")
+DEFAULT_PORTFOLIO = "synthetic"
 
 
 class SettingsError(ValueError):
@@ -76,6 +79,9 @@ class Settings:
     protected_attributes: tuple[str, ...] = ()
     allow_age: bool = False
     api_workers: int = 0  # scoring API worker processes; 0: one per core
+    # The portfolio this process works on (docs/CONTRACTS.md "Portfolios"): everything below
+    # ingestion (features, model, scores, online table, dashboard, API) is per portfolio.
+    portfolio: str = DEFAULT_PORTFOLIO
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -91,6 +97,12 @@ class Settings:
         if self.api_workers < 0:
             raise SettingsError(
                 f"RISKSTREAM_API_WORKERS={self.api_workers} must be 0 (one per core) or more"
+            )
+        if not PORTFOLIO_RE.match(self.portfolio):
+            raise SettingsError(
+                f"portfolio {self.portfolio!r} must be 2-40 lowercase letters, digits or hyphens, "
+                "starting and ending with a letter or digit (set RISKSTREAM_PORTFOLIO, "
+                "--portfolio, or the mapping's 'portfolio' key)"
             )
         if not 1 <= self.shard_count <= 64:
             raise SettingsError(f"RISKSTREAM_SHARDS={self.shard_count} must be between 1 and 64")
@@ -116,8 +128,8 @@ class Settings:
 
     @property
     def online_table(self) -> str:
-        """Each account's latest features, keyed by account_id (serving.online)."""
-        return f"{self.prefix}-online-features"
+        """This portfolio's accounts' latest features, keyed by account_id (serving.online)."""
+        return f"{self.prefix}-{self.portfolio}-online"
 
     @property
     def glue_database(self) -> str:
@@ -126,7 +138,14 @@ class Settings:
 
     @property
     def registered_model_name(self) -> str:
-        return f"{self.prefix}-default-risk"
+        """This portfolio's registered model: its versions and its champion."""
+        return f"{self.prefix}-{self.portfolio}-risk"
+
+    def for_portfolio(self, portfolio: str | None) -> Settings:
+        """These settings scoped to ``portfolio`` (unchanged when it is empty or None)."""
+        if not portfolio or portfolio == self.portfolio:
+            return self
+        return replace(self, portfolio=portfolio)
 
     def endpoint_for(self, service: str) -> str | None:
         """The endpoint for one AWS service: a per-service override, else the common one."""
@@ -171,6 +190,7 @@ class Settings:
             "RISKSTREAM_SPARK_SESSION_URL": self.spark_session_url,
             "RISKSTREAM_SPARK_MASTER": self.spark_master,
             "RISKSTREAM_SPARK_JARS_DIR": str(self.spark_jars_dir),
+            "RISKSTREAM_PORTFOLIO": self.portfolio,
         }
         if self.endpoint_url:
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
@@ -246,6 +266,7 @@ class Settings:
             "RISKSTREAM_DASHBOARD_URL": "dashboard_url",
             "RISKSTREAM_SPARK_SESSION_URL": "spark_session_url",
             "RISKSTREAM_SPARK_MASTER": "spark_master",
+            "RISKSTREAM_PORTFOLIO": "portfolio",
         }
         for var, attr in simple.items():
             if env.get(var):

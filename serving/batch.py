@@ -1,9 +1,9 @@
 """The batch scoring job: champion + latest feature partition -> scores partition + PSI report.
 
-Reads ``s3://{prefix}-features/features/obs_date=.../``, writes
-``s3://{prefix}-scores/scores/score_date=YYYY-MM-DD/part-00000.parquet`` (a rerun replaces the
-partition), registers the ``scores`` table and partition in the Glue catalog, and stores the PSI
-report at ``s3://{prefix}-scores/monitoring/score_date=YYYY-MM-DD/psi.json``.
+One portfolio at a time (the settings'): reads its feature partitions
+(``names.features_location``), writes ``names.scores_location(settings, score_date)`` (a rerun
+replaces the partition), registers the portfolio's scores table and partition in the Glue
+catalog, and stores the PSI report at ``names.monitoring_location(settings, score_date)``.
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ def run_batch(
         logger.warning("PSI above %.2f for score_date=%s: see %s", PSI_ALERT, day, psi_uri)
     tiers = pd.Series(table.column("risk_tier").to_pylist()).value_counts().to_dict()
     report = {
+        "portfolio": settings.portfolio,
         "score_date": day.isoformat(),
         "obs_date": obs_date.isoformat(),
         "rows": table.num_rows,

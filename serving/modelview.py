@@ -17,14 +17,22 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from riskstream import names
 from riskstream.names import CHAMPION_ALIAS
 from riskstream.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-FAIRNESS_ARTIFACT = "fairness/fairness.json"
-CARD_ARTIFACT = "model_card.md"
-SHOWN_TAGS = ("model_type", "roc_auc", "roc_auc_ci95", "decision", "threshold")
+FAIRNESS_ARTIFACT = names.FAIRNESS_ARTIFACT
+CARD_ARTIFACT = names.MODEL_CARD_ARTIFACT
+SHOWN_TAGS = (
+    names.TAG_MODEL_TYPE,
+    names.TAG_PORTFOLIO,
+    names.TAG_ROC_AUC,
+    "roc_auc_ci95",
+    names.TAG_DECISION,
+    names.TAG_THRESHOLD,
+)
 
 
 class ModelCardMissing(LookupError):
@@ -68,7 +76,9 @@ def registered_models(settings: Settings, limit: int = 10) -> list[dict[str, Any
     for mv in versions:
         aliases = sorted(by_version.get(str(mv.version), []))
         tags = dict(mv.tags or {})
-        raw = _artifact_text(client, mv.run_id, tags.get("fairness_artifact", FAIRNESS_ARTIFACT))
+        raw = _artifact_text(
+            client, mv.run_id, tags.get(names.TAG_FAIRNESS_ARTIFACT, FAIRNESS_ARTIFACT)
+        )
         fairness = None
         if raw is not None:
             try:
@@ -81,7 +91,7 @@ def registered_models(settings: Settings, limit: int = 10) -> list[dict[str, Any
                 "aliases": aliases,
                 "tags": {k: tags[k] for k in SHOWN_TAGS if k in tags},
                 "fairness": fairness,
-                "has_card": tags.get("model_card_artifact") is not None,
+                "has_card": tags.get(names.TAG_MODEL_CARD_ARTIFACT) is not None,
             }
         )
     out.sort(key=lambda m: (CHAMPION_ALIAS not in m["aliases"], -int(m["version"])))
@@ -101,7 +111,7 @@ def model_card_text(settings: Settings, version: str) -> str:
         raise ModelCardMissing(
             f"{settings.registered_model_name} has no version {version}: {exc}"
         ) from exc
-    path = (mv.tags or {}).get("model_card_artifact", CARD_ARTIFACT)
+    path = (mv.tags or {}).get(names.TAG_MODEL_CARD_ARTIFACT, CARD_ARTIFACT)
     text = _artifact_text(client, mv.run_id, path)
     if text is None:
         raise ModelCardMissing(

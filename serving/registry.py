@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from riskstream import names
 from riskstream.names import CHAMPION_ALIAS
 from riskstream.settings import Settings
 from serving.scoring import ScoringConfig, model_kind, source_features, split_pipeline
 
 logger = logging.getLogger(__name__)
 
-BASELINE_PATH = "baseline/baseline.json"
+BASELINE_PATH = names.BASELINE_ARTIFACT
 
 
 class ChampionError(RuntimeError):
@@ -42,7 +43,7 @@ class Champion:
 
     @property
     def threshold(self) -> float:
-        raw = self.tags.get("threshold")
+        raw = self.tags.get(names.TAG_THRESHOLD)
         try:
             value = float(raw) if raw is not None else 0.5
         except ValueError:
@@ -55,7 +56,7 @@ class Champion:
 
     @property
     def model_type(self) -> str:
-        return self.tags.get("model_type") or model_kind(split_pipeline(self.pipeline)[1])
+        return self.tags.get(names.TAG_MODEL_TYPE) or model_kind(split_pipeline(self.pipeline)[1])
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -86,10 +87,10 @@ class Champion:
             "version": self.version,
             "alias": CHAMPION_ALIAS,
             "run_id": self.run_id,
-            "model_type": self.model_type,
+            names.TAG_MODEL_TYPE: self.model_type,
             "threshold": self.threshold,
             "metrics": self.metrics,
-            "decision_reason": self.tags.get("decision_reason"),
+            names.TAG_DECISION_REASON: self.tags.get(names.TAG_DECISION_REASON),
             "features": self.features,
             "loaded_at": self.loaded_at,
         }
@@ -137,6 +138,12 @@ def load_champion(settings: Settings) -> Champion:
         raise ChampionError(
             f"cannot read the registry at {settings.mlflow_tracking_uri}: {exc}"
         ) from None
+    trained_on = (mv.tags or {}).get(names.TAG_PORTFOLIO)
+    if trained_on and trained_on != settings.portfolio:
+        raise ChampionError(
+            f"{name} v{mv.version} was trained on portfolio {trained_on!r}, not "
+            f"{settings.portfolio!r}: a portfolio is scored by its own champion only"
+        )
     uri = f"models:/{name}/{mv.version}"
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)

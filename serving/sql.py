@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from riskstream import names as contract
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from serving.storage import s3_filesystem
@@ -95,6 +96,15 @@ def connect(settings: Settings) -> tuple[Any, list[str]]:
         con.register(f"_ds_{table['name']}", dataset)
         con.execute(f'CREATE VIEW "{table["name"]}" AS SELECT * FROM "_ds_{table["name"]}"')
         names.append(table["name"])
+    # ``scores`` and ``features`` mean the settings' portfolio's tables (each portfolio's own are
+    # there as scores_<portfolio>, features_<portfolio>): one portfolio never reads as another's.
+    for short, own in (
+        (contract.SCORES_TABLE, contract.scores_table(settings.portfolio)),
+        (contract.FEATURES_TABLE, contract.features_table(settings.portfolio)),
+    ):
+        if own in names and short not in names:
+            con.execute(f'CREATE VIEW "{short}" AS SELECT * FROM "{own}"')
+            names.append(short)
     return con, names
 
 

@@ -22,7 +22,6 @@ from riskstream.storage import (
     read_parquet,
     register_partitions,
     register_table,
-    s3_join,
     write_parquet,
 )
 
@@ -44,22 +43,17 @@ def _storage(settings: Settings) -> Storage:
 
 
 def features_uri(settings: Settings, obs_date: dt.date | None = None) -> str:
-    base = s3_join(settings.bucket("features"), names.FEATURES_PREFIX)
-    return base if obs_date is None else f"{base}/{names.OBS_DATE}={obs_date.isoformat()}"
+    """This portfolio's feature table, or one observation date of it."""
+    return names.features_location(settings, obs_date)
 
 
 def scores_uri(settings: Settings, score_date: dt.date | None = None) -> str:
-    base = s3_join(settings.bucket("scores"), names.SCORES_PREFIX)
-    return base if score_date is None else f"{base}/{names.SCORE_DATE}={score_date.isoformat()}"
+    """This portfolio's scores, or one score date of them."""
+    return names.scores_location(settings, score_date)
 
 
 def monitoring_uri(settings: Settings, score_date: dt.date) -> str:
-    return s3_join(
-        settings.bucket("scores"),
-        names.MONITORING_PREFIX,
-        f"{names.SCORE_DATE}={score_date.isoformat()}",
-        "psi.json",
-    )
+    return names.monitoring_location(settings, score_date)
 
 
 def feature_partitions(settings: Settings) -> list[dt.date]:
@@ -97,7 +91,7 @@ def write_monitoring(settings: Settings, score_date: dt.date, report: dict[str, 
 def read_monitoring(settings: Settings) -> list[dict[str, Any]]:
     """Every stored PSI report, oldest first."""
     storage = _storage(settings)
-    base = s3_join(settings.bucket("scores"), names.MONITORING_PREFIX)
+    base = names.monitoring_location(settings)
     out = []
     for day in storage.partition_dates(base, names.SCORE_DATE):
         report = storage.get_json(monitoring_uri(settings, day))
@@ -113,7 +107,7 @@ def register_scores_partition(settings: Settings, schema: pa.Schema, score_date:
     register_table(
         glue,
         settings.glue_database,
-        names.SCORES_TABLE,
+        names.scores_table(settings.portfolio),
         location,
         schema,
         names.SCORE_DATE,
@@ -123,7 +117,7 @@ def register_scores_partition(settings: Settings, schema: pa.Schema, score_date:
     register_partitions(
         glue,
         settings.glue_database,
-        names.SCORES_TABLE,
+        names.scores_table(settings.portfolio),
         location,
         schema,
         names.SCORE_DATE,

@@ -20,8 +20,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
+from riskstream import names
 from riskstream.clients import make_client
-from riskstream.names import FEATURES_PREFIX, ORACLE_KEY, s3_uri
 from riskstream.settings import Settings
 from riskstream.storage import Storage, split_s3
 from training.dataset import TrainingDataError
@@ -40,7 +40,8 @@ class FeatureTable:
 
 
 def default_features_uri(settings: Settings) -> str:
-    return s3_uri(settings.bucket("features"), FEATURES_PREFIX)
+    """This portfolio's feature table (every observation date)."""
+    return names.features_location(settings)
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -125,7 +126,8 @@ def read_oracle(settings: Settings) -> pd.DataFrame | None:
     """The synthetic generator's true PDs, when that portfolio was produced (else None)."""
     s3 = make_client(settings, "s3")
     try:
-        body = s3.get_object(Bucket=settings.bucket("artifacts"), Key=ORACLE_KEY)["Body"].read()
+        bucket, key = split_s3(names.oracle_location(settings))
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NoSuchBucket"):
             return None
@@ -133,7 +135,7 @@ def read_oracle(settings: Settings) -> pd.DataFrame | None:
     oracle = pq.read_table(io.BytesIO(body)).to_pandas()
     if not {"account_id", "true_pd"} <= set(oracle.columns):
         raise TrainingDataError(
-            f"s3://{settings.bucket('artifacts')}/{ORACLE_KEY} lacks account_id/true_pd; "
+            f"{names.oracle_location(settings)} lacks account_id/true_pd; "
             f"columns are {list(oracle.columns)}"
         )
     return oracle

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from infra.services import ManagedService, ServiceSpec
-from riskstream.names import MLFLOW_ARTIFACTS_PREFIX, s3_uri
+from riskstream import names
 from riskstream.settings import Settings
 
 
@@ -34,7 +34,7 @@ def tracking_host_port(settings: Settings) -> tuple[str, int]:
 
 def artifacts_destination(settings: Settings) -> str:
     """Where the server stores run artifacts: the artifacts bucket of the configured cloud."""
-    return s3_uri(settings.bucket("artifacts"), MLFLOW_ARTIFACTS_PREFIX)
+    return names.mlflow_artifacts_location(settings)
 
 
 def mlflow_state_dir(settings: Settings) -> Path:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from riskstream import names
 from training.delong import PairedAuc
 
 
@@ -38,9 +39,9 @@ class Decision:
     def tags(self) -> dict[str, str]:
         """The decision as model-version tags."""
         out = {
-            "decision": self.outcome,
+            names.TAG_DECISION: self.outcome,
             "promote": str(self.promote).lower(),
-            "decision_reason": self.reason[:4900],
+            names.TAG_DECISION_REASON: self.reason[:4900],
             "promotion_test": "delong_1988_paired" if self.test else "none",
         }
         if self.test is not None:

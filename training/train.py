@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from riskstream import names
 from riskstream.names import (
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
@@ -192,7 +193,7 @@ def _client(settings: Settings) -> Any:
 
 
 def experiment_name(settings: Settings) -> str:
-    return f"{settings.prefix}-training"
+    return names.experiment_name(settings)
 
 
 def ensure_experiment(settings: Settings) -> str:
@@ -223,6 +224,7 @@ class Prepared:
     split_description: dict[str, object]
     inputs: InputSelection
     dropped_empty: tuple[str, ...] = ()
+    portfolio: str = ""
 
     def features_document(self, config: TrainingConfig) -> dict[str, object]:
         """``features.json``: what the model reads, and what was kept out of it and why."""
@@ -232,7 +234,8 @@ class Prepared:
             "categorical": list(self.columns.categorical),
             "protected_present_not_inputs": list(self.inputs.protected),
             "identifiers_not_inputs": list(self.inputs.identifiers),
-            "dropped_all_empty": list(self.dropped_empty),
+            "dropped_all_empty_or_constant": list(self.dropped_empty),
+            "portfolio": self.portfolio,
             "policy": config.inputs.describe(),
         }
 
@@ -241,12 +244,17 @@ def select_columns(
     rows: pd.DataFrame, policy: InputPolicy, where: str
 ) -> tuple[FeatureColumns, InputSelection, tuple[str, ...]]:
     """The model inputs of a labelled table: no protected attribute, no identifier, no column
-    that is empty in every row (a note says which were dropped)."""
+    that is empty or constant in every row (one note says which were dropped: a flat applicant
+    table has no statement history, so its history features are all empty)."""
     candidates = [c for c in rows.columns if c not in KEY_COLUMNS]
     selection = select_inputs(candidates, policy)
-    empty = tuple(c for c in selection.features if rows[c].isna().all())
+    empty = tuple(c for c in selection.features if rows[c].nunique(dropna=False) <= 1)
     if empty:
-        logger.warning("columns %s are empty in every labelled row: not model inputs", list(empty))
+        logger.info(
+            "%d columns are empty or constant in every labelled row, not model inputs: %s",
+            len(empty),
+            ", ".join(empty),
+        )
     usable = [c for c in selection.features if c not in empty]
     if not usable:
         raise TrainingDataError(
@@ -260,6 +268,7 @@ def select_columns(
 
 def prepare(settings: Settings, features_uri: str, config: TrainingConfig) -> Prepared:
     table = read_feature_table(settings, features_uri)
+    check_portfolio(table.frame, settings.portfolio, table.uri)
     rows = labelled(table.frame, table.uri)
     columns, selection, empty = select_columns(rows, config.inputs, table.uri)
     # Integers become doubles: a missing value at scoring time must not break the signature.
@@ -275,7 +284,20 @@ def prepare(settings: Settings, features_uri: str, config: TrainingConfig) -> Pr
         split.description,
         selection,
         empty,
+        settings.portfolio,
     )
+
+
+def check_portfolio(frame: pd.DataFrame, portfolio: str, where: str) -> None:
+    """A model is trained on one portfolio's rows only: refuse a table holding another's."""
+    if "source" not in frame.columns or frame.empty:
+        return
+    found = sorted(str(v) for v in frame["source"].dropna().unique())
+    if found != [portfolio]:
+        raise TrainingDataError(
+            f"feature table {where} holds rows of portfolio(s) {found}, not only {portfolio!r}: "
+            "train each portfolio on its own features (names.features_location)"
+        )
 
 
 def _prepare_for_parent(
@@ -284,9 +306,9 @@ def _prepare_for_parent(
     client = _client(settings)
     parent = client.get_run(parent_run_id)
     config = TrainingConfig.from_params(parent.data.params)
-    uri = parent.data.tags.get("features_uri") or default_features_uri(settings)
+    uri = parent.data.tags.get(names.TAG_FEATURES_URI) or default_features_uri(settings)
     prepared = prepare(settings, uri, config)
-    expected = parent.data.tags.get("features_digest")
+    expected = parent.data.tags.get(names.TAG_FEATURES_DIGEST)
     if expected and prepared.table.digest != expected:
         raise TrainingError(
             f"the feature table {uri} changed since training run {parent_run_id} started "
@@ -324,8 +346,8 @@ def start_training(
         mlflow.log_params(config.to_params())
         mlflow.set_tags(
             {
-                "features_uri": table.uri,
-                "features_digest": table.digest,
+                names.TAG_FEATURES_URI: table.uri,
+                names.TAG_FEATURES_DIGEST: table.digest,
                 "features_files": str(len(table.keys)),
                 "split_strategy": str(prepared.split_description["strategy"]),
                 "registered_model": settings.registered_model_name,
@@ -422,7 +444,7 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
         run_name=title,
         parent_run_id=parent_run_id,
         nested=True,
-        tags={"model_type": model, "features_digest": prepared.table.digest},
+        tags={names.TAG_MODEL_TYPE: model, names.TAG_FEATURES_DIGEST: prepared.table.digest},
     ) as run:
         mlflow.log_params({f"best_{k}": v for k, v in fitted.best_params.items()})
         mlflow.log_params(
@@ -436,8 +458,8 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
                 "refit_rows": fitted.extra["fit_rows"],
             }
         )
-        mlflow.log_dict(prepared.features_document(config), "features.json")
-        mlflow.log_dict(fairness, "fairness/fairness.json")
+        mlflow.log_dict(prepared.features_document(config), names.FEATURES_ARTIFACT)
+        mlflow.log_dict(fairness, names.FAIRNESS_ARTIFACT)
         mlflow.log_metrics(metrics)
         for step, trial in enumerate(fitted.trials):
             mlflow.log_metric("search_validation_auc", trial.validation_auc, step=step)
@@ -461,7 +483,7 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
         )
         p_train = fitted.pipeline.predict_proba(x_train)[:, 1]
         mlflow.log_dict(
-            build_baseline(p_train, x_train, prepared.columns.numeric), "baseline/baseline.json"
+            build_baseline(p_train, x_train, prepared.columns.numeric), names.BASELINE_ARTIFACT
         )
         log_dataset_inputs(prepared.table, prepared.train, prepared.test)
         example = x_train.head(5)
@@ -536,10 +558,10 @@ def _already_registered(settings: Settings, parent_run_id: str) -> dict[str, Any
     )
     return {
         "promote": tags.get("promote") == "true",
-        "reason": tags.get("decision_reason", ""),
+        "reason": tags.get(names.TAG_DECISION_REASON, ""),
         "decision": tags.get("decision", ""),
         "version": str(version),
-        "model": tags.get("model_type"),
+        "model": tags.get(names.TAG_MODEL_TYPE),
         "run_id": tags.get("run_id"),
         "roc_auc": float(tags.get("roc_auc", "nan")),
         "champion_version": None,
@@ -570,13 +592,15 @@ def _select_best(runs: list[Any], select_by: str) -> Any:
         return float(r.data.metrics.get(key, r.data.metrics[fallback]))
 
     if select_by == "roc_auc":
-        return min(runs, key=lambda r: (-cv(r, "cv_roc_auc", "roc_auc"), r.data.tags["model_type"]))
+        return min(
+            runs, key=lambda r: (-cv(r, "cv_roc_auc", "roc_auc"), r.data.tags[names.TAG_MODEL_TYPE])
+        )
     return min(
         runs,
         key=lambda r: (
             round(cv(r, "cv_expected_cost", "expected_cost"), 12),
             -cv(r, "cv_roc_auc", "roc_auc"),
-            r.data.tags["model_type"],
+            r.data.tags[names.TAG_MODEL_TYPE],
         ),
     )
 
@@ -611,22 +635,23 @@ def version_tags(
 ) -> dict[str, str]:
     """The registered version's tags: metrics, the decision, its inputs and what was left out."""
     return {
-        "model_type": kind,
-        "threshold": f"{m['threshold']:.6f}",
-        "roc_auc": f"{m['roc_auc']:.6f}",
+        names.TAG_MODEL_TYPE: kind,
+        names.TAG_PORTFOLIO: prepared.portfolio,
+        names.TAG_THRESHOLD: f"{m['threshold']:.6f}",
+        names.TAG_ROC_AUC: f"{m['roc_auc']:.6f}",
         "roc_auc_ci95": f"{m.get('roc_auc_ci_low', float('nan')):.4f}-"
         f"{m.get('roc_auc_ci_high', float('nan')):.4f}",
         "cv_roc_auc": f"{m.get('cv_roc_auc', float('nan')):.6f}",
-        "ks": f"{m['ks']:.6f}",
+        names.TAG_KS: f"{m['ks']:.6f}",
         "ece": f"{m['ece']:.6f}",
         "expected_cost": f"{m['expected_cost']:.6f}",
         **decision.tags(),
         "promote_override": str(config.promote_override).lower(),
         "run_id": run_id,
         "parent_run_id": parent_run_id,
-        "features_digest": prepared.table.digest,
-        "features": _join_tag(prepared.columns.all),
-        "features_artifact": "features.json",
+        names.TAG_FEATURES_DIGEST: prepared.table.digest,
+        names.TAG_FEATURES: _join_tag(prepared.columns.all),
+        "features_artifact": names.FEATURES_ARTIFACT,
         "protected_attributes": _join_tag(config.inputs.protected),
         "protected_present_not_inputs": _join_tag(prepared.inputs.protected),
         "identifiers_not_inputs": _join_tag(prepared.inputs.identifiers),
@@ -634,9 +659,9 @@ def version_tags(
         "lookback_months": str(config.lookback_months or "unknown"),
         "performance_months": str(config.performance_months or "unknown"),
         "obs_dates": _join_tag(_obs_dates(prepared.split_description)),
-        "fairness_artifact": "fairness/fairness.json",
+        names.TAG_FAIRNESS_ARTIFACT: names.FAIRNESS_ARTIFACT,
         "fairness_min_air": f"{m['fairness_min_air']:.4f}" if "fairness_min_air" in m else "",
-        "model_card_artifact": "model_card.md",
+        names.TAG_MODEL_CARD_ARTIFACT: names.MODEL_CARD_ARTIFACT,
         "champion_version_compared": "" if champion is None else str(champion.version),
         "champion_roc_auc_same_test": "" if test is None else f"{test.auc_b:.6f}",
     }
@@ -646,7 +671,7 @@ def comparison_rows(runs: list[Any]) -> list[dict[str, Any]]:
     """One row per model of the execution, best test ROC-AUC first (logged as comparison.json)."""
     return [
         {
-            "model": r.data.tags.get("model_type"),
+            "model": r.data.tags.get(names.TAG_MODEL_TYPE),
             "run_id": r.info.run_id,
             **{
                 k: r.data.metrics.get(k)
@@ -715,7 +740,7 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
         )
     best = _select_best(runs, config.select_by)
     m = best.data.metrics
-    kind = best.data.tags["model_type"]
+    kind = best.data.tags[names.TAG_MODEL_TYPE]
     challenger_model = mlflow.sklearn.load_model(best.data.tags["model_uri"])
     p_challenger = challenger_model.predict_proba(prepared.test[prepared.columns.all])[:, 1]
     y_test = prepared.test["label"].to_numpy()
@@ -739,7 +764,7 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
     )
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     fairness = json.loads(
-        Path(client.download_artifacts(best.info.run_id, "fairness/fairness.json")).read_text()
+        Path(client.download_artifacts(best.info.run_id, names.FAIRNESS_ARTIFACT)).read_text()
     )
     card = model_card(
         name=name,
@@ -754,7 +779,7 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
         decision=decision,
         test_rows=len(prepared.test),
     )
-    client.log_text(best.info.run_id, card, "model_card.md")
+    client.log_text(best.info.run_id, card, names.MODEL_CARD_ARTIFACT)
     comparison = comparison_rows(runs)
     client.log_dict(
         parent_run_id,
@@ -769,7 +794,7 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
     )
     client.set_tag(parent_run_id, "best_model", kind)
     client.set_tag(parent_run_id, "registered_version", str(version.version))
-    client.set_tag(parent_run_id, "decision_reason", decision.reason[:4900])
+    client.set_tag(parent_run_id, names.TAG_DECISION_REASON, decision.reason[:4900])
     client.set_tag(parent_run_id, "decision", decision.outcome)
     if test is not None:
         client.log_metric(parent_run_id, "champion_roc_auc_same_test", test.auc_b)
@@ -790,10 +815,15 @@ def promote(settings: Settings, version: str) -> dict[str, Any]:
     client.get_model_version(name, str(version))  # fails clearly if there is no such version
     client.set_registered_model_alias(name, CHAMPION, str(version))
     client.set_model_version_tag(
-        name, str(version), "promoted_at", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        name,
+        str(version),
+        names.TAG_PROMOTED_AT,
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     )
     if previous is not None and str(previous.version) != str(version):
-        client.set_model_version_tag(name, str(previous.version), "replaced_by", str(version))
+        client.set_model_version_tag(
+            name, str(previous.version), names.TAG_REPLACED_BY, str(version)
+        )
     logger.info("%s v%s is now champion", name, version)
     return {
         "version": str(version),

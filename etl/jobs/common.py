@@ -13,7 +13,6 @@ from etl.glue import BookmarkStore, GlueArgumentError
 from etl.spark import to_spark_uri
 from riskstream import names
 from riskstream.clients import make_client
-from riskstream.names import s3_uri
 from riskstream.settings import Settings
 from riskstream.storage import Storage, is_s3, join
 
@@ -27,11 +26,11 @@ logger = logging.getLogger(__name__)
 def default_locations(settings: Settings) -> dict[str, str]:
     """Where the layers live by default (docs/CONTRACTS.md)."""
     return {
-        "raw": s3_uri(settings.bucket("raw"), names.RAW_EVENTS_PREFIX) + "/",
-        "curated": s3_uri(settings.bucket("curated")) + "/",
-        "quarantine": s3_uri(settings.bucket("quarantine"), names.ETL_QUARANTINE_PREFIX) + "/",
-        "features": s3_uri(settings.bucket("features"), names.FEATURES_PREFIX) + "/",
-        "bookmarks": s3_uri(settings.bucket("artifacts"), names.ETL_BOOKMARKS_PREFIX) + "/",
+        "raw": names.raw_events_location(settings) + "/",
+        "curated": names.curated_location(settings) + "/",
+        "quarantine": names.etl_quarantine_location(settings) + "/",
+        "features": names.features_location(settings) + "/",
+        "bookmarks": names.bookmarks_location(settings) + "/",
     }
 
 

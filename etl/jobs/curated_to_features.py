@@ -6,12 +6,14 @@ Runs unchanged from ``riskstream etl curated-to-features`` and from spark-submit
     .venv/bin/spark-submit --driver-class-path "$JARS" \\
         etl/jobs/curated_to_features.py --JOB_NAME curated_to_features --run_date 2026-11-21
 
-Arguments (all but JOB_NAME default from settings): ``--source`` curated base, ``--target``
-features base, ``--run_date``, ``--obs_dates`` (comma-separated; empty = derived from the data,
-``run_date`` = scoring features at the run date), ``--lookback_months`` (6),
-``--performance_months`` (1), ``--job-bookmark-option``. Features depend on each account's whole
-history, so every run recomputes the requested observation dates and replaces their partitions;
-the bookmark records what was built.
+Arguments (all but JOB_NAME default from settings): ``--portfolio`` (whose events: the curated
+rows whose ``source`` is it; the settings' portfolio by default), ``--source`` curated base,
+``--target`` features base (the portfolio's feature table), ``--run_date``, ``--obs_dates``
+(comma-separated; empty = derived from the portfolio's data, ``run_date`` = scoring features at
+the run date), ``--lookback_months`` (6), ``--performance_months`` (1),
+``--job-bookmark-option``. Features depend on each account's whole history, so every run
+recomputes the requested observation dates and replaces their partitions; the bookmark
+records what was built.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ from etl.jobs.common import (
     storage_for,
 )
 from etl.spark import to_spark_uri
+from riskstream import names
 from riskstream.clients import make_client
-from riskstream.names import FEATURES_TABLE
 from riskstream.settings import Settings
 from riskstream.storage import Storage, is_s3, join, register_partitions, register_table
 
@@ -57,9 +59,12 @@ class NoObservationDateError(ValueError):
 
 
 def options(settings: Settings, **overrides: str) -> dict[str, str]:
+    portfolio = overrides.get("portfolio") or settings.portfolio
+    settings = settings.for_portfolio(portfolio)
     where = default_locations(settings)
     values = {
         "JOB_NAME": JOB_NAME,
+        "portfolio": portfolio,
         "source": where["curated"],
         "target": where["features"],
         "run_date": datetime.now(UTC).date().isoformat(),
@@ -85,13 +90,19 @@ def read_curated(
     source: str,
     months: Mapping[str, Sequence[str] | None] | None = None,
     manifests: Mapping[str, Any] | None = None,
+    portfolio: str | None = None,
+    tables: Sequence[str] = TABLES,
 ) -> dict[str, DataFrame]:
     """Every curated table (empty, with its schema, when nothing was written yet); ``months``
-    limits a table to those event months (partition pruning: only their files are read)."""
+    limits a table to those event months (partition pruning: only their files are read);
+    ``portfolio`` keeps that portfolio's rows only (the lake holds every portfolio's events)."""
+    from pyspark.sql import functions as F
+
     months = months or {}
     manifests = manifests or {}
-    return {
-        t: layout.read_table(
+    out = {}
+    for t in tables:
+        frame = layout.read_table(
             spark,
             storage,
             join(source, t),
@@ -100,8 +111,8 @@ def read_curated(
             months.get(t),
             manifests.get(t),
         )
-        for t in TABLES
-    }
+        out[t] = frame if portfolio is None else frame.where(F.col("source") == portfolio)
+    return out
 
 
 def months_needed(obs_dates: Sequence[date], windows: features.FeatureWindows) -> list[str]:
@@ -125,6 +136,8 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         lookback_months=_int(args, "lookback_months"),
         performance_months=_int(args, "performance_months"),
     )
+    portfolio = args.get("portfolio") or settings.portfolio
+    settings = settings.for_portfolio(portfolio)
     storage = storage_for(settings, source, target)
     job = Job(bookmark_store(settings, storage, target)).init(args["JOB_NAME"], args)
 
@@ -133,17 +146,9 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     }
     if not args.get("obs_dates", "").strip():
         # Deriving the date needs the statement dates of every month: one narrow column each.
-        whole = {
-            t: layout.read_table(
-                spark,
-                storage,
-                join(source, t),
-                transforms.curated_schema(t),
-                layout.table_key(t),
-                manifest=manifests[t],
-            )
-            for t in ("statement", "outcome")
-        }
+        whole = read_curated(
+            spark, storage, source, None, manifests, portfolio, ("statement", "outcome")
+        )
     else:
         whole = {}
     obs_dates = _observation_dates(args.get("obs_dates", ""), run_date, whole)
@@ -154,10 +159,11 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     # Cached: each table is read by several actions (attributes, counts, the build, the summary)
     # and a Parquet file on S3 costs a HEAD and two GETs every time it is opened.
     tables = {
-        t: f.cache() for t, f in read_curated(spark, storage, source, pruned, manifests).items()
+        t: f.cache()
+        for t, f in read_curated(spark, storage, source, pruned, manifests, portfolio).items()
     }
     signature = _signature(manifests, needed, obs_dates, windows, run_date)
-    done = job.pending("inputs", {"features": signature}) == []
+    done = job.pending("inputs", {portfolio: signature}) == []
     attributes = features.attribute_columns(tables["account_opened"])
     frame = features.build_features(
         tables["account_opened"],
@@ -180,6 +186,7 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         "job": job.name,
         "run_id": job.run_id,
         "run_date": run_date.isoformat(),
+        "portfolio": portfolio,
         "source": source,
         "target": target,
         "bookmark_option": job.option,
@@ -208,16 +215,17 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         glue = make_client(settings, "glue")
         schema = frame.schema
         description = "one row per account and observation date (riskstream)"
+        table = names.features_table(portfolio)
         register_table(
-            glue, settings.glue_database, FEATURES_TABLE, target, schema, "obs_date", description
+            glue, settings.glue_database, table, target, schema, names.OBS_DATE, description
         )
         register_partitions(
             glue,
             settings.glue_database,
-            FEATURES_TABLE,
+            table,
             target,
             schema,
-            "obs_date",
+            names.OBS_DATE,
             report["obs_dates"],
         )
     for frame in tables.values():
@@ -226,8 +234,8 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     uri = join(target, "_runs", job.name, f"{job.run_id}.json")
     storage.put_json(uri, report)
     report["report_uri"] = uri
-    job.mark("features", {d: run_date.isoformat() for d in report["obs_dates"]})
-    job.mark("inputs", {"features": signature})
+    job.mark(portfolio, {d: run_date.isoformat() for d in report["obs_dates"]})
+    job.mark("inputs", {portfolio: signature})
     job.commit()
     return report
 

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from riskstream import names
 from riskstream.settings import Settings
 from tests.training.conftest import write_features
-from training.data import ORACLE_KEY
 from training.dataset import TrainingDataError
 from training.train import TrainingConfig, evaluate_and_register, run_training, start_training
 
@@ -91,7 +91,9 @@ def _oracle(settings: Settings, frame: pd.DataFrame) -> None:
         {"account_id": frame["account_id"], "true_pd": true_pd, "observed_date": frame["obs_date"]}
     ).to_parquet(buf, index=False)
     make_client(settings, "s3").put_object(
-        Bucket=settings.bucket("artifacts"), Key=ORACLE_KEY, Body=buf.getvalue()
+        Bucket=settings.bucket("artifacts"),
+        Key=names.oracle_key(settings.portfolio),
+        Body=buf.getvalue(),
     )
 
 
