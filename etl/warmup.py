@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from riskstream.events import MERCHANT_CATEGORIES, new_event, serialize
 from riskstream.settings import Settings
 
+WARMUP_PORTFOLIO = "warmup"  # the built-in events' portfolio (their envelope source)
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -58,7 +60,7 @@ def warmup_lines(accounts: int = WARMUP_ACCOUNTS, months: int = WARMUP_MONTHS) -
         nonlocal n
         n += 1
         eid = f"00000000-0000-4000-9000-{n:012d}"
-        events.append(new_event(kind, account, moment, payload, "warmup", event_id=eid))
+        events.append(new_event(kind, account, moment, payload, WARMUP_PORTFOLIO, event_id=eid))
 
     for a in range(accounts):
         account = f"W{a:05d}"
@@ -116,7 +118,7 @@ def warmup_lines(accounts: int = WARMUP_ACCOUNTS, months: int = WARMUP_MONTHS) -
         "W-UNKNOWN",
         _at(WARMUP_START),
         {"amount": 1.0, "merchant_category": MERCHANT_CATEGORIES[0]},
-        "warmup",
+        WARMUP_PORTFOLIO,
         event_id="00000000-0000-4000-9fff-000000000000",
     )
     lines.append(serialize(stranger))
@@ -157,6 +159,7 @@ def warm_up(
             c2f.options(
                 settings,
                 JOB_NAME="warmup_curated_to_features",
+                portfolio=WARMUP_PORTFOLIO,
                 source=str(base / "curated"),
                 target=str(base / "features"),
                 run_date=RUN_DATE,

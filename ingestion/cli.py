@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from riskstream import names
 from riskstream.commands import CommandError
 from riskstream.settings import Settings
 
@@ -20,7 +21,7 @@ def register(subparsers: Any) -> None:
         description="Send events with PutRecords (partition key account_id). Invalid or oversize "
         "events are reported with a reason, never dropped silently.",
     )
-    produce.add_argument("--source", choices=SOURCES, default="synthetic")
+    produce.add_argument("--source", choices=SOURCES, default=names.DEFAULT_SOURCE)
     produce.add_argument(
         "--accounts", type=int, default=DEFAULT_ACCOUNTS, help="synthetic: number of accounts"
     )

@@ -47,12 +47,13 @@ from typing import Any
 import pandas as pd
 
 from ingestion.ids import event_id
+from riskstream import names
 from riskstream.events import envelope, format_time
 from riskstream.settings import PORTFOLIO_RE
 
 logger = logging.getLogger(__name__)
 
-SOURCE = "csv"
+SOURCE = names.SOURCE_CSV
 KNOWN_FIELDS = ("credit_limit", "income", "age", "sex", "education", "marital_status")
 MAPPING_KEYS = (
     "entity_id",

@@ -46,9 +46,10 @@ import numpy as np
 import pandas as pd
 
 from ingestion.ids import uuid5_text
+from riskstream import names
 from riskstream.events import MERCHANT_CATEGORIES, envelope
 
-SOURCE = "synthetic"
+SOURCE = names.SOURCE_SYNTHETIC
 
 EDUCATION = ("graduate_school", "university", "high_school", "other")
 MARITAL = ("married", "single", "other")

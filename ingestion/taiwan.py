@@ -30,10 +30,10 @@ from typing import Any
 import pandas as pd
 
 from ingestion.ids import event_id
-from riskstream import datasets
+from riskstream import datasets, names
 from riskstream.events import envelope
 
-SOURCE = "taiwan"
+SOURCE = names.SOURCE_TAIWAN
 # The copy shipped in data/taiwan_default/ (licence, source and sha256 beside it).
 TAIWAN_CSV = datasets.TAIWAN_CSV
 DEFAULT_PATH = TAIWAN_CSV

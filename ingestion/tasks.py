@@ -116,7 +116,7 @@ def build_source(
     """Turn CLI/DAG parameters into a :class:`Source` (no I/O except reading the input file);
     ``portfolio`` names a CSV table's portfolio (default: the mapping's, else the file's name)."""
     name = portfolio_for(source, portfolio=portfolio, path=path, mapping=mapping)
-    if source == "synthetic":
+    if source == names.SOURCE_SYNTHETIC:
         from ingestion.synthetic import SyntheticConfig, simulate
 
         kwargs: dict[str, Any] = {"accounts": accounts, "months": months, "seed": seed}
@@ -127,7 +127,7 @@ def build_source(
         except ValueError as exc:
             raise SourceError(str(exc)) from None
         return Source(source, portfolio.events(), portfolio.n_events, portfolio.oracle, name)
-    if source == "taiwan":
+    if source == names.SOURCE_TAIWAN:
         from ingestion import taiwan
 
         try:
@@ -137,7 +137,7 @@ def build_source(
         return Source(
             source, taiwan.frame_events(frame), len(frame) * taiwan.EVENTS_PER_CLIENT, None, name
         )
-    if source == "csv":
+    if source == names.SOURCE_CSV:
         from ingestion import csv_replay
 
         if path is None or mapping is None:

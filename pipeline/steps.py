@@ -148,7 +148,7 @@ def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
         lookback_months=int(features.get("lookback_months") or 0),
         performance_months=int(features.get("performance_months") or 0),
     )
-    return {"parent_run_id": start(settings, uri, config), "features_uri": uri}
+    return {"parent_run_id": start(settings, uri, config), names.TAG_FEATURES_URI: uri}
 
 
 def _train(settings: Settings, ctx: StepContext, model: str) -> dict[str, Any]:

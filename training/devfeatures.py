@@ -14,6 +14,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
+from riskstream import names
 from riskstream.events import MERCHANT_CATEGORIES
 
 TAIWAN_OBS_DATE = dt.date(2005, 10, 1)  # the ETL derives it: the month after the last statement
@@ -39,7 +40,7 @@ def taiwan_features(raw: pd.DataFrame, obs_date: dt.date = TAIWAN_OBS_DATE) -> p
             "account_id": [f"TW{int(i):05d}" for i in raw["ID"]],  # the replay's ids
             "obs_date": obs_date,
             "label": raw["default payment next month"].astype("int64"),
-            "source": "taiwan",
+            "source": names.SOURCE_TAIWAN,
             "months_on_book": _months_between(obs_date, TAIWAN_OPENED),
             "credit_limit_at_open": limit_raw,
             "income": np.nan,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from riskstream import names
 from training.fairness import to_markdown
 from training.promotion import Decision
 
@@ -38,8 +39,8 @@ def model_card(
         "observation date; used to score, tier and decide (approve/review) accounts.",
         "",
         "## Data and windows",
-        f"- Feature table: `{tags.get('features_uri', '')}` (digest "
-        f"`{tags.get('features_digest', '')}`, {tags.get('features_files', '?')} files)",
+        f"- Feature table: `{tags.get(names.TAG_FEATURES_URI, '')}` (digest "
+        f"`{tags.get(names.TAG_FEATURES_DIGEST, '')}`, {tags.get('features_files', '?')} files)",
         f"- Split: {split.get('strategy')}; train rows {split.get('train_rows')}, default rate "
         f"{split.get('train_default_rate')}; test rows {split.get('test_rows')}, default rate "
         f"{split.get('test_default_rate')}",

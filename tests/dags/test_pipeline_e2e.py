@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
+from riskstream.storage import split_s3
 from tests.dags.conftest import run_pipeline_end_to_end
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +59,8 @@ def test_pipeline_runs_end_to_end(
     s3 = make_client(settings, "s3")
     raw = s3.list_objects_v2(Bucket=settings.bucket("raw"), Prefix="events/")
     assert raw.get("KeyCount", 0) > 0
-    scores = s3.list_objects_v2(Bucket=settings.bucket("scores"), Prefix="scores/")
+    bucket, prefix = split_s3(names.scores_location(settings) + "/")
+    scores = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
     assert any(o["Key"].endswith(".parquet") for o in scores.get("Contents", []))
 
     from mlflow import MlflowClient

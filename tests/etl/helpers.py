@@ -10,6 +10,8 @@ from typing import Any
 
 from riskstream.events import new_event, serialize
 
+PORTFOLIO = "test"  # the envelope source of every event built here
+
 
 def eid(n: int) -> str:
     """A deterministic UUID-shaped event id."""
@@ -23,7 +25,7 @@ def at(day: str, hour: int = 12) -> datetime:
 def opened(n: int, account: str, day: str, **payload: Any) -> dict[str, Any]:
     body = {"credit_limit": 10000.0, "age": 35, "sex": "2", "education": "1"}
     body.update(payload)
-    return new_event("account_opened", account, at(day), body, "test", event_id=eid(n))
+    return new_event("account_opened", account, at(day), body, PORTFOLIO, event_id=eid(n))
 
 
 def statement(
@@ -41,23 +43,23 @@ def statement(
         "due_date": month_end,
         "repayment_status": status,
     }
-    return new_event("statement", account, at(month_end, 23), payload, "test", event_id=eid(n))
+    return new_event("statement", account, at(month_end, 23), payload, PORTFOLIO, event_id=eid(n))
 
 
 def payment(n: int, account: str, day: str, amount: float) -> dict[str, Any]:
-    return new_event("payment", account, at(day), {"amount": amount}, "test", event_id=eid(n))
+    return new_event("payment", account, at(day), {"amount": amount}, PORTFOLIO, event_id=eid(n))
 
 
 def purchase(
     n: int, account: str, day: str, amount: float, category: str = "grocery"
 ) -> dict[str, Any]:
     payload = {"amount": amount, "merchant_category": category}
-    return new_event("purchase", account, at(day), payload, "test", event_id=eid(n))
+    return new_event("purchase", account, at(day), payload, PORTFOLIO, event_id=eid(n))
 
 
 def outcome(n: int, account: str, observed: str, flag: int) -> dict[str, Any]:
     payload = {"default_flag": flag, "observed_date": observed}
-    return new_event("outcome", account, at(observed), payload, "test", event_id=eid(n))
+    return new_event("outcome", account, at(observed), payload, PORTFOLIO, event_id=eid(n))
 
 
 def line(event: Mapping[str, Any] | str) -> str:

@@ -13,10 +13,11 @@ from pyspark.sql import functions as F
 from etl import layout, tasks, transforms
 from etl.jobs import curated_to_features as c2f
 from etl.jobs import raw_to_curated as r2c
+from riskstream import names as contract
 from riskstream.clients import make_client
 from riskstream.settings import Settings
-from riskstream.storage import Storage
-from tests.etl.helpers import purchase, small_history, upload_events, write_raw
+from riskstream.storage import Storage, split_s3
+from tests.etl.helpers import PORTFOLIO, purchase, small_history, upload_events, write_raw
 
 RUN_DATE = "2026-01-15"
 
@@ -130,6 +131,7 @@ def test_job_on_local_files_balances_and_bookmarks(
 
     features_args = c2f.options(
         cloud_settings,
+        portfolio=PORTFOLIO,
         source=str(tmp_path / "curated"),
         target=str(tmp_path / "features"),
         run_date=RUN_DATE,
@@ -275,21 +277,21 @@ def test_s3a_run_on_the_local_cloud_fills_the_catalog(
     again = tasks.raw_to_curated(settings, RUN_DATE)
     assert (again["partitions_processed"], again["rows_in"]) == ([], 0)
 
-    features = tasks.curated_to_features(settings, RUN_DATE)
+    features = tasks.curated_to_features(settings.for_portfolio(PORTFOLIO), RUN_DATE)
     assert (features["rows_out"], features["obs_dates"]) == (3, ["2005-10-01"])
-    table = glue.get_table(DatabaseName=database, Name="features")["Table"]
-    assert table["StorageDescriptor"]["Location"] == f"s3://{settings.bucket('features')}/features/"
+    own = contract.features_table(settings.portfolio)
+    table = glue.get_table(DatabaseName=database, Name=own)["Table"]
+    assert table["StorageDescriptor"]["Location"] == contract.features_location(settings) + "/"
     names = [c["Name"] for c in table["StorageDescriptor"]["Columns"]]
     assert names[:3] == ["account_id", "label", "source"]
     assert "bill_amt_m1" in names
-    parts = glue.get_partitions(DatabaseName=database, TableName="features")["Partitions"]
+    parts = glue.get_partitions(DatabaseName=database, TableName=own)["Partitions"]
     assert [p["Values"] for p in parts] == [["2005-10-01"]]
-    listed = s3.list_objects_v2(
-        Bucket=settings.bucket("features"), Prefix="features/obs_date=2005-10-01/"
-    )
+    bucket, prefix = split_s3(contract.features_location(settings, "2005-10-01") + "/")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
     assert any(o["Key"].endswith(".parquet") for o in listed.get("Contents", []))
 
-    scoring = tasks.scoring_features(settings, RUN_DATE)
+    scoring = tasks.scoring_features(settings.for_portfolio(PORTFOLIO), RUN_DATE)
     assert scoring["obs_dates"] == [RUN_DATE]
     # A1 defaulted in October 2005, so it is no longer scored; the others are, without label.
     assert scoring["labels"]["null"] == scoring["rows_out"] == 2

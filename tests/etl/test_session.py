@@ -26,7 +26,7 @@ from infra.sockets import listeners
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from tests.conftest import up_on_a_free_port
-from tests.etl.helpers import small_history, upload_events
+from tests.etl.helpers import PORTFOLIO, small_history, upload_events
 
 RUN_DATE = "2026-01-15"
 
@@ -93,7 +93,7 @@ def test_the_dag_jobs_run_in_turn_on_one_warm_session(
     assert curated["balanced"] is True and curated["rows_in"] == len(small_history())
     # the job's own log lines come back to the caller's log
     assert any("rows in" in r.getMessage() for r in caplog.records if r.name.startswith("etl"))
-    features = tasks.curated_to_features(settings, RUN_DATE)
+    features = tasks.curated_to_features(settings.for_portfolio(PORTFOLIO), RUN_DATE)
     assert (features["rows_out"], features["obs_dates"]) == (3, ["2005-10-01"])
     first, second = curated["spark_session"], features["spark_session"]
     assert first["app_id"] == second["app_id"]  # one JVM, one Spark application
@@ -101,7 +101,9 @@ def test_the_dag_jobs_run_in_turn_on_one_warm_session(
 
     # The job's error reaches the caller whole, and the session goes on serving.
     with pytest.raises(SessionJobError, match="obs_dates"):
-        tasks.curated_to_features(settings, RUN_DATE, obs_dates=["2005-13-01"])
+        tasks.curated_to_features(
+            settings.for_portfolio(PORTFOLIO), RUN_DATE, obs_dates=["2005-13-01"]
+        )
     with urllib.request.urlopen(f"{settings.spark_session_url}/health", timeout=10) as answer:
         health = json.loads(answer.read())
     assert (health["jobs_served"], health["app_id"]) == (3, first["app_id"])

@@ -18,6 +18,7 @@ import pytest
 
 from infra.provision import provision
 from infra.services import ManagedService
+from riskstream import names
 from riskstream.settings import Settings
 from serving.processes import api_service
 from serving.storage import s3_filesystem
@@ -82,7 +83,7 @@ def write_features(settings: Settings, frame: pd.DataFrame, obs_date: dt.date) -
         "obs_date",
         pa.array(list(frame["obs_date"]), pa.date32()),
     )
-    path = f"{settings.bucket('features')}/features/obs_date={obs_date.isoformat()}/part-0.parquet"
+    path = names.features_location(settings, obs_date).removeprefix("s3://") + "/part-0.parquet"
     pq.write_table(table, path, filesystem=s3_filesystem(settings))
 
 

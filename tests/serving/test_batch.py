@@ -8,7 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from riskstream import names
 from riskstream.clients import make_client
+from riskstream.storage import split_s3
 from serving.batch import ScoringJobError, run_batch
 from serving.storage import read_scores, score_partitions
 from tests.serving.conftest import OBS_DATE, ServingWorld
@@ -46,18 +48,15 @@ def test_batch_scores_latest_partition_and_registers_it(world: ServingWorld) -> 
     assert merged["exposure"].equals(frame["credit_limit"].astype(float))
 
     glue = make_client(settings, "glue")
-    tbl = glue.get_table(DatabaseName=settings.glue_database, Name="scores")["Table"]
+    own = names.scores_table(settings.portfolio)
+    tbl = glue.get_table(DatabaseName=settings.glue_database, Name=own)["Table"]
     assert [k["Name"] for k in tbl["PartitionKeys"]] == ["score_date"]
-    parts = glue.get_partitions(DatabaseName=settings.glue_database, TableName="scores")
+    parts = glue.get_partitions(DatabaseName=settings.glue_database, TableName=own)
     assert [SCORE_DATE.isoformat()] in [p["Values"] for p in parts["Partitions"]]
 
     s3 = make_client(settings, "s3")
-    psi = json.loads(
-        s3.get_object(
-            Bucket=settings.bucket("scores"),
-            Key=f"monitoring/score_date={SCORE_DATE.isoformat()}/psi.json",
-        )["Body"].read()
-    )
+    bucket, key = split_s3(names.monitoring_location(settings, SCORE_DATE))
+    psi = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     assert psi["model_version"] == world.version
     assert psi["score"]["on"] == "pd"
     assert 0 <= psi["score"]["psi"] < 0.25  # same population as training
@@ -70,9 +69,8 @@ def test_rerun_replaces_the_partition(world: ServingWorld) -> None:
     run_batch(settings, day)
     run_batch(settings, day)
     s3 = make_client(settings, "s3")
-    keys = s3.list_objects_v2(
-        Bucket=settings.bucket("scores"), Prefix=f"scores/score_date={day.isoformat()}/"
-    )["Contents"]
+    bucket, prefix = split_s3(names.scores_location(settings, day) + "/")
+    keys = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
     assert len(keys) == 1
     assert read_scores(settings, day).num_rows == 300
     assert day in score_partitions(settings)

@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from riskstream import names
 from riskstream.clients import make_client
 from serving.batch import run_batch
 from serving.sql import SqlError, run_sql
@@ -27,10 +28,10 @@ def scored(world: ServingWorld) -> ServingWorld:
         glue.create_table(
             DatabaseName=world.settings.glue_database,
             TableInput={
-                "Name": "features",
+                "Name": names.features_table(world.settings.portfolio),
                 "StorageDescriptor": {
                     "Columns": [{"Name": "account_id", "Type": "string"}],
-                    "Location": f"s3://{world.settings.bucket('features')}/features/",
+                    "Location": names.features_location(world.settings) + "/",
                 },
                 "PartitionKeys": [{"Name": "obs_date", "Type": "date"}],
             },
