@@ -80,7 +80,7 @@ def contract_problems(path: Path, text: str) -> list[str]:
             and node.value in CONTRACT_VALUES
             and (rel, node.value) not in NOT_THE_CONTRACT
         ):
-            problems.append(f"{rel}:{node.lineno}: the literal {node.value!r}; use riskstream.names")
+            problems.append(f"{rel}:{node.lineno}: the literal {node.value!r}; use names")
         elif isinstance(node, ast.Call):
             func = node.func
             called = getattr(func, "id", None) or getattr(func, "attr", None)
