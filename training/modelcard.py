@@ -70,8 +70,10 @@ def model_card(
         + (", ".join(f"`{c}`" for c in features.get("protected_present_not_inputs", [])) or "none"),
         "- Identifiers, never inputs: "
         + (", ".join(f"`{c}`" for c in features.get("identifiers_not_inputs", [])) or "none"),
-        "- Dropped as empty in every row: "
-        + (", ".join(f"`{c}`" for c in features.get("dropped_all_empty", [])) or "none"),
+        "- Dropped as empty or constant in every labelled row: "
+        + (
+            ", ".join(f"`{c}`" for c in features.get("dropped_all_empty_or_constant", [])) or "none"
+        ),
         f"- Protected list in force: {', '.join(features.get('policy', {}).get('protected', []))} "
         f"(age allowed: {features.get('policy', {}).get('allow_age')})",
         "",

@@ -277,7 +277,8 @@ def test_s3a_run_on_the_local_cloud_fills_the_catalog(
     again = tasks.raw_to_curated(settings, RUN_DATE)
     assert (again["partitions_processed"], again["rows_in"]) == ([], 0)
 
-    features = tasks.curated_to_features(settings.for_portfolio(PORTFOLIO), RUN_DATE)
+    settings = settings.for_portfolio(PORTFOLIO)  # the events' portfolio
+    features = tasks.curated_to_features(settings, RUN_DATE)
     assert (features["rows_out"], features["obs_dates"]) == (3, ["2005-10-01"])
     own = contract.features_table(settings.portfolio)
     table = glue.get_table(DatabaseName=database, Name=own)["Table"]
@@ -291,7 +292,7 @@ def test_s3a_run_on_the_local_cloud_fills_the_catalog(
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
     assert any(o["Key"].endswith(".parquet") for o in listed.get("Contents", []))
 
-    scoring = tasks.scoring_features(settings.for_portfolio(PORTFOLIO), RUN_DATE)
+    scoring = tasks.scoring_features(settings, RUN_DATE)
     assert scoring["obs_dates"] == [RUN_DATE]
     # A1 defaulted in October 2005, so it is no longer scored; the others are, without label.
     assert scoring["labels"]["null"] == scoring["rows_out"] == 2

@@ -1,0 +1,223 @@
+"""Portfolios side by side in one stack: the synthetic portfolio first, then two flat applicant
+tables of this test's own making, each through the pipeline's own DAG under `dag.test()` (real
+moto over HTTP, real Spark, a real MLflow: the same path as `riskstream run --source csv`).
+
+Table A: an unnamed id column, missing incomes, a 12-month performance window, protected columns,
+a column empty in every row and one row whose label is not 0/1; named after its file. Table B:
+coded categoricals, a 24-month performance window, named by its mapping's ``portfolio``.
+
+For each table: every labelled row of the file (and only those) reaches training, the portfolio
+gets its own champion, every applicant is scored; the synthetic portfolio's champion and scores
+are untouched by both runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from infra.provision import provision
+from pipeline.asl import ASL_PATH
+from riskstream import names
+from riskstream.clients import make_client
+from riskstream.settings import Settings
+from riskstream.storage import split_s3
+from tests.dags.conftest import REPO, run_dag_test
+
+pytestmark = pytest.mark.e2e
+
+OBS_DATE = "2024-01-01"
+# Small tables cannot measure calibration to the production cap, and a first model of a fresh
+# registry is what this test is about: the gates are loose enough that it becomes champion.
+LOOSE_GATES = {"max_ece": 0.3, "min_ks": 0.05, "train_budget_seconds": 5, "models": "lr"}
+
+
+def applicants_a(rows: int = 500, seed: int = 3) -> pd.DataFrame:
+    """Table A; its first column has no name (written from a DataFrame index)."""
+    rng = np.random.default_rng(seed)
+    debt = rng.uniform(0, 1.2, rows).round(4)
+    late = rng.poisson(0.6, rows)
+    score = -2.2 + 2.0 * debt + 0.8 * late
+    bad = (rng.uniform(size=rows) < 1 / (1 + np.exp(-score))).astype(int)
+    income = rng.lognormal(10.5, 0.5, rows).round(0)
+    income[rng.uniform(size=rows) < 0.15] = np.nan  # missing incomes
+    frame = pd.DataFrame(
+        {
+            "bad": bad.astype(object),
+            "income": income,
+            "debt_ratio": debt,
+            "late_30d_count": late,
+            "housing": rng.choice(["rent", "own", "mortgage"], rows),
+            "age": rng.integers(21, 75, rows),
+            "sex": rng.choice(["F", "M"], rows),
+            "religion": rng.choice(["r1", "r2", "r3"], rows),
+            "branch_note": [None] * rows,  # empty in every row
+        },
+        index=[f"H{i:05d}" for i in range(rows)],
+    )
+    frame.loc["H00007", "bad"] = 2  # one bad row: a label that is neither 0 nor 1
+    return frame
+
+
+def applicants_b(rows: int = 400, seed: int = 5) -> pd.DataFrame:
+    """Table B: German-credit-style coded categoricals."""
+    rng = np.random.default_rng(seed)
+    status = rng.choice(["A11", "A12", "A13", "A14"], rows, p=[0.3, 0.3, 0.1, 0.3])
+    duration = rng.integers(6, 60, rows)
+    risk = -1.5 + 0.03 * duration + np.where(status == "A11", 1.0, 0.0)
+    default = (rng.uniform(size=rows) < 1 / (1 + np.exp(-risk))).astype(int)
+    return pd.DataFrame(
+        {
+            "loan_id": [f"G{i:04d}" for i in range(rows)],
+            "default": default,
+            "checking_status": status,
+            "purpose_code": rng.choice(["A40", "A41", "A42", "A43"], rows),
+            "duration_months": duration,
+            "amount": rng.integers(500, 15000, rows),
+        }
+    )
+
+
+def _settings(base: Settings, tmp_path: Path) -> Settings:
+    settings = base.with_overrides(prefix=f"pf{uuid.uuid4().hex[:8]}", state_dir=tmp_path / "state")
+    provision(settings)
+    return settings
+
+
+def _run(home: Path, settings: Settings, params: dict[str, Any], log: str) -> None:
+    out = run_dag_test(
+        home, settings, ASL_PATH, params, timeout=1500, log=REPO / "tests" / "artifacts" / log
+    )
+    failed = {t: s for t, s in out["states"].items() if s not in ("success", "skipped")}
+    assert out["run"] == "success", f"{failed}; the whole output is in tests/artifacts/{log}"
+    assert out["states"]["score_portfolio"] == "success"
+
+
+def _champion(settings: Settings) -> Any:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    return client, client.get_model_version_by_alias(
+        names.model_name(settings), names.CHAMPION_ALIAS
+    )
+
+
+def _scores(settings: Settings) -> dict[str, tuple[str, int]]:
+    """Every scores object of the portfolio: key -> (ETag, size)."""
+    s3 = make_client(settings, "s3")
+    bucket, prefix = split_s3(names.scores_location(settings) + "/")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {o["Key"]: (o["ETag"], o["Size"]) for o in listed}
+
+
+def _check_portfolio(
+    settings: Settings, file_rows: int, labelled: pd.Series, window: int
+) -> dict[str, Any]:
+    """The checks every table gets; returns the champion's feature document."""
+    from serving.storage import read_features, read_scores, score_partitions
+
+    features = read_features(settings, dt.date.fromisoformat(OBS_DATE)).to_pandas()
+    assert set(features["source"]) == {settings.portfolio}
+    # every labelled row of the file, with its label as in the file
+    got = features.dropna(subset=["label"]).set_index("account_id")["label"].astype(int)
+    assert got.sort_index().to_dict() == labelled.sort_index().to_dict()
+
+    client, champion = _champion(settings)
+    assert champion.tags[names.TAG_PORTFOLIO] == settings.portfolio
+    assert champion.tags["performance_months"] == str(window)
+    parent = champion.tags["parent_run_id"]
+    split = json.loads(Path(client.download_artifacts(parent, "split/split.json")).read_text())
+    assert split["train_rows"] + split["test_rows"] == len(labelled)  # only this portfolio's
+
+    days = score_partitions(settings)
+    assert len(days) == 1
+    scored = read_scores(settings, days[0]).to_pandas()
+    assert len(scored) == file_rows - 1  # every applicant but the rejected row
+    assert scored["account_id"].is_unique
+    assert set(scored["model_name"]) == {names.model_name(settings)}
+    assert scored["pd"].between(0, 1).all()
+    document = Path(client.download_artifacts(champion.run_id, names.FEATURES_ARTIFACT))
+    return dict(json.loads(document.read_text()))
+
+
+@pytest.mark.timeout(2400)
+def test_two_applicant_tables_after_the_synthetic_portfolio(
+    airflow_home: Path, mlflow_settings: Settings, tmp_path: Path
+) -> None:
+    stack = _settings(mlflow_settings, tmp_path)
+    synthetic = stack.for_portfolio(names.SOURCE_SYNTHETIC)
+    params = {"source": names.SOURCE_SYNTHETIC, "accounts": 300, "months": 6, "seed": 11}
+    _run(airflow_home, stack, {**params, **LOOSE_GATES}, "portfolios-synthetic.log")
+    _, before = _champion(synthetic)
+    scores_before = _scores(synthetic)
+    assert scores_before
+
+    # Table A: named after its file; the id is the unnamed first column.
+    table_a = applicants_a()
+    path_a = tmp_path / "Home Equity Applicants.csv"
+    table_a.to_csv(path_a)  # the index becomes a column with an empty header
+    mapping_a = {
+        "entity_id": "Unnamed: 0",
+        "label": "bad",
+        "observation_date": OBS_DATE,
+        "performance_months": 12,
+        "income": "income",
+        "age": "age",
+        "sex": "sex",
+        "attributes": ["debt_ratio", "late_30d_count", "housing", "branch_note"],
+        "protected": ["religion"],
+    }
+    (tmp_path / "a.json").write_text(json.dumps(mapping_a))
+    csv = {"source": names.SOURCE_CSV, **LOOSE_GATES}
+    _run(
+        airflow_home,
+        stack,
+        {**csv, "csv_path": str(path_a), "csv_mapping": str(tmp_path / "a.json")},
+        "portfolios-a.log",
+    )
+    a = stack.for_portfolio("home-equity-applicants")
+    good_a = table_a[table_a["bad"].isin([0, 1])]
+    document = _check_portfolio(a, len(table_a), good_a["bad"].astype(int), 12)
+    inputs = set(document["features"])
+    assert {"attr_debt_ratio", "attr_late_30d_count", "attr_housing", "income"} <= inputs
+    assert not {"age", "sex", "attr_protected_religion"} & inputs
+    assert "attr_branch_note" not in inputs
+    assert document["portfolio"] == a.portfolio
+
+    # Table B: named by its mapping; a 24-month window.
+    table_b = applicants_b()
+    table_b.loc[len(table_b)] = ["G9999", 7, "A11", "A40", 12, 1000]  # its bad row
+    path_b = tmp_path / "german.csv"
+    table_b.to_csv(path_b, index=False)
+    mapping_b = {
+        "portfolio": "coded-book",
+        "entity_id": "loan_id",
+        "label": "default",
+        "observation_date": OBS_DATE,
+        "performance_months": 24,
+        "attributes": ["checking_status", "purpose_code", "duration_months", "amount"],
+    }
+    (tmp_path / "b.json").write_text(json.dumps(mapping_b))
+    _run(
+        airflow_home,
+        stack,
+        {**csv, "csv_path": str(path_b), "csv_mapping": str(tmp_path / "b.json")},
+        "portfolios-b.log",
+    )
+    b = stack.for_portfolio("coded-book")
+    good_b = table_b[table_b["default"].isin([0, 1])].set_index("loan_id")["default"]
+    _check_portfolio(b, len(table_b), good_b.astype(int), 24)
+
+    # The synthetic portfolio: same champion, same scores objects, byte for byte.
+    _, after = _champion(synthetic)
+    assert (after.version, after.run_id) == (before.version, before.run_id)
+    assert _scores(synthetic) == scores_before
+    # three registered models, one per portfolio, each with its own champion
+    assert len({names.model_name(s) for s in (synthetic, a, b)}) == 3
