@@ -240,6 +240,16 @@ def print_summary(
         ti = states[task_id]
         line = _scalars(results.get(task_id))
         print(f"  {task_id:<24} {ti.get('state') or '-':<16} {line}")
+    features = results.get("curated_to_features") or {}
+    if isinstance(features, dict) and features.get("obs_dates"):
+        labels = features.get("labels") or {}
+        print(
+            f"\n  features of portfolio {settings.portfolio}: observation date(s) "
+            f"{', '.join(features['obs_dates'])}; lookback {features.get('lookback_months')} "
+            f"months, performance window {features.get('performance_months')} months; "
+            f"{features.get('rows_out')} rows, labels 1: {labels.get('1')}, 0: {labels.get('0')}, "
+            f"unknown: {labels.get('null')}"
+        )
     evaluation = results.get("evaluate_and_register") or {}
     models = evaluation.get("models") if isinstance(evaluation, dict) else None
     if isinstance(models, dict | list):
