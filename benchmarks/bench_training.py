@@ -298,22 +298,29 @@ def end_to_end(frame: object, budget: float) -> tuple[float, dict[str, float]]:
 
     from infra.provision import provision
     from infra.services import free_port
+    from riskstream import names
     from riskstream.clients import make_client
+    from riskstream.storage import split_s3
     from training.mlflow_process import mlflow_service
     from training.train import TrainingConfig, run_training
 
     with local_cloud("benchtr") as cloud:
         provision(cloud)
-        settings = cloud.with_overrides(mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}")
+        settings = cloud.with_overrides(
+            mlflow_tracking_uri=f"http://127.0.0.1:{free_port()}",
+            portfolio=str(frame["source"].iloc[0]),  # type: ignore[index]
+        )
         service = mlflow_service(settings)
         service.up()
         try:
             body = frame.drop(columns=["obs_date"])  # type: ignore[attr-defined]
             buf = io.BytesIO()
             body.to_parquet(buf, index=False)
+            where = names.features_location(settings, str(frame["obs_date"].iloc[0]))  # type: ignore[index]
+            bucket, key = split_s3(f"{where}/part-0.parquet")
             make_client(settings, "s3").put_object(
-                Bucket=settings.bucket("features"),
-                Key=f"features/obs_date={frame['obs_date'].iloc[0]}/part-0.parquet",  # type: ignore[index]
+                Bucket=bucket,
+                Key=key,
                 Body=buf.getvalue(),
             )
             config = dataclasses.replace(TrainingConfig(), budget_seconds=budget)
