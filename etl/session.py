@@ -30,8 +30,11 @@ class SessionJobError(RuntimeError):
 
 
 def settings_fingerprint(settings: Settings) -> str:
-    """Short digest of every setting a child process would see (Settings.to_env)."""
-    text = json.dumps(settings.to_env(), sort_keys=True)
+    """Short digest of every setting a child process would see (Settings.to_env), but the
+    portfolio: one session serves every portfolio, each job names its own (its ``portfolio``)."""
+    env = settings.to_env()
+    env.pop("RISKSTREAM_PORTFOLIO", None)
+    text = json.dumps(env, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
