@@ -34,7 +34,7 @@ def load_summary(settings: Settings, lgd: float = 1.0) -> dict[str, Any] | None:
         return None
     latest = storage.read_scores(settings, dates[-1]).to_pandas()
     previous = storage.read_scores(settings, dates[-2]).to_pandas() if len(dates) > 1 else None
-    return portfolio.summary(
+    summary = portfolio.summary(
         latest,
         previous,
         storage.read_monitoring(settings),
@@ -42,6 +42,8 @@ def load_summary(settings: Settings, lgd: float = 1.0) -> dict[str, Any] | None:
         previous_date=dates[-2].isoformat() if len(dates) > 1 else None,
         lgd=lgd,
     )
+    summary["portfolio"] = settings.portfolio  # every figure is this portfolio's only
+    return summary
 
 
 def create_app(settings: Settings, cache_seconds: float = 30.0, lgd: float = 1.0) -> FastAPI:
@@ -254,7 +256,8 @@ async function load(){
   const r=await fetch("api/summary");const d=await r.json();
   if(!r.ok){const e=document.getElementById("error");e.style.display="block";
     e.textContent=d.detail;document.getElementById("meta").textContent="no data";return}
-  document.getElementById("meta").textContent="scores of "+d.score_date+" - model "+
+  document.getElementById("meta").textContent="portfolio "+d.portfolio+" - scores of "+
+    d.score_date+" - model "+
     d.model.name+" v"+d.model.version;
   const k=d.kpis;
   document.getElementById("kpi-accounts").textContent=fmtInt(k.accounts);

@@ -87,6 +87,7 @@ class Champion:
             "version": self.version,
             "alias": CHAMPION_ALIAS,
             "run_id": self.run_id,
+            names.TAG_PORTFOLIO: self.tags.get(names.TAG_PORTFOLIO),
             names.TAG_MODEL_TYPE: self.model_type,
             "threshold": self.threshold,
             "metrics": self.metrics,

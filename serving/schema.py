@@ -351,6 +351,7 @@ class ModelInfo(BaseModel):
     version: str
     alias: str
     run_id: str | None = None
+    portfolio: str | None = None  # the portfolio the champion was trained on and serves
     model_type: str
     threshold: float
     metrics: dict[str, float]
