@@ -223,6 +223,7 @@ def test_promotion_both_ways(training_settings: Settings, taiwan_small: pd.DataF
         "RISKSTREAM_PREFIX": settings.prefix,
         "RISKSTREAM_STATE_DIR": str(settings.state_dir),
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "RISKSTREAM_PORTFOLIO": settings.portfolio,
     }
     out = subprocess.run(
         [
