@@ -9,7 +9,6 @@ portfolio's champion and scores are untouched, and the CSV run's wall time besid
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -19,9 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from common import ROOT, Row, cli, write_rows
+from common import ROOT, Row, cli, private_stack_env, write_rows
 
-from infra.services import free_port
 from riskstream import names
 from riskstream.settings import Settings
 
@@ -56,20 +54,6 @@ def flat_table(rows: int, seed: int = 17) -> pd.DataFrame:
     return frame
 
 
-def _env(state: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "RISKSTREAM_STATE_DIR": state,
-        "RISKSTREAM_CLOUD_PORT": str(free_port()),
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
-        "RISKSTREAM_AIRFLOW_URL": f"http://127.0.0.1:{free_port()}",
-        "RISKSTREAM_API_URL": f"http://127.0.0.1:{free_port()}",
-        "RISKSTREAM_DASHBOARD_URL": f"http://127.0.0.1:{free_port()}",
-        "RISKSTREAM_SPARK_SESSION_URL": f"http://127.0.0.1:{free_port()}",
-        "RISKSTREAM_PREFIX": "benchpf",
-    }
-
-
 def _run(env: dict[str, str], *args: str) -> tuple[float, int]:
     riskstream = str(Path(sys.executable).with_name("riskstream"))
     mark = time.perf_counter()
@@ -99,7 +83,7 @@ def main() -> None:
     rows_in_file = 20_000 if args.quick else 150_000
     accounts = "300" if args.quick else "2000"
     with tempfile.TemporaryDirectory() as state:
-        env = _env(state)
+        env = private_stack_env(state, "benchpf")
         settings = Settings.from_mapping(env)
         try:
             demo_seconds, demo_code = _run(env, "--accounts", accounts)

@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, Row, cli, write_rows
-
-from infra.services import free_port
+from common import ROOT, Row, cli, private_stack_env, write_rows
 
 PIPELINE_PHASE = "pipeline run in Airflow"
 
@@ -23,17 +21,7 @@ PIPELINE_PHASE = "pipeline run in Airflow"
 def one_run(accounts: str) -> tuple[float, int, dict[str, Any]]:
     """`riskstream run` on a fresh state dir and free ports: (seconds, exit code, timings)."""
     with tempfile.TemporaryDirectory() as state:
-        env = {
-            **os.environ,
-            "RISKSTREAM_STATE_DIR": state,
-            "RISKSTREAM_CLOUD_PORT": str(free_port()),
-            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
-            "RISKSTREAM_AIRFLOW_URL": f"http://127.0.0.1:{free_port()}",
-            "RISKSTREAM_API_URL": f"http://127.0.0.1:{free_port()}",
-            "RISKSTREAM_DASHBOARD_URL": f"http://127.0.0.1:{free_port()}",
-            "RISKSTREAM_SPARK_SESSION_URL": f"http://127.0.0.1:{free_port()}",
-            "RISKSTREAM_PREFIX": "benchrun",
-        }
+        env = private_stack_env(state, "benchrun")
         riskstream = [str(Path(sys.executable).with_name("riskstream"))]
         mark = time.perf_counter()
         try:

@@ -74,3 +74,21 @@ def write_rows(out: Path, rows: list[Row]) -> None:
     for row in rows:
         ratio = f"  ratio {row.ratio:.2f}" if row.ratio is not None else ""
         print(f"{row.area}: {row.figure} = {row.value:,.2f} {row.unit}{ratio}")
+
+
+def private_stack_env(state: str, prefix: str) -> dict[str, str]:
+    """The environment of a `riskstream run` on its own state dir, free ports and prefix, so a
+    stack the user already has up is left alone."""
+    import os
+
+    return {
+        **os.environ,
+        "RISKSTREAM_STATE_DIR": state,
+        "RISKSTREAM_CLOUD_PORT": str(free_port()),
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "RISKSTREAM_AIRFLOW_URL": f"http://127.0.0.1:{free_port()}",
+        "RISKSTREAM_API_URL": f"http://127.0.0.1:{free_port()}",
+        "RISKSTREAM_DASHBOARD_URL": f"http://127.0.0.1:{free_port()}",
+        "RISKSTREAM_SPARK_SESSION_URL": f"http://127.0.0.1:{free_port()}",
+        "RISKSTREAM_PREFIX": prefix,
+    }
