@@ -21,9 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingestion.consumer import Consumer, LandingConfig, LandingReport
-from ingestion.csv_replay import RowError
+from ingestion.csv_replay import FieldNulled, RowError
 from ingestion.producer import Producer, ProduceReport, RateLimit
 from riskstream.clients import make_client
+from riskstream.errors import ConfigurationError
 from riskstream.names import ORACLE_KEY
 from riskstream.settings import Settings
 
@@ -36,8 +37,8 @@ DEFAULT_MONTHS = 12
 DEFAULT_SEED = 7
 
 
-class SourceError(ValueError):
-    """Bad source parameters; the message names the parameter and the value."""
+class SourceError(ConfigurationError):
+    """Bad source parameters; the message names the parameter, the value and the fix."""
 
 
 @dataclass
@@ -45,7 +46,7 @@ class Source:
     """Events to send, how many (when known) and, for synthetic, the oracle frame."""
 
     name: str
-    events: Iterable[Mapping[str, Any] | RowError]
+    events: Iterable[Mapping[str, Any] | RowError | FieldNulled]
     total: int | None
     oracle: pd.DataFrame | None = None
 
@@ -100,6 +101,27 @@ def build_source(
         labelled = int(frame[column_map.label].notna().sum()) if column_map.label else 0
         return Source(source, csv_replay.frame_events(frame, column_map), len(frame) + labelled)
     raise SourceError(f"source {source!r} is not one of {', '.join(SOURCES)}")
+
+
+def mapping_windows(source: str, mapping: str | Path | Mapping[str, Any] | None) -> dict[str, int]:
+    """The features job's windows a run's mapping sets (``performance_months``), as keyword
+    arguments for ``etl.tasks.curated_to_features``; none for other sources or when the
+    mapping leaves them to the job. A bad mapping raises :class:`SourceError`."""
+    if source != "csv" or not mapping:
+        return {}
+    from ingestion import csv_replay
+
+    try:
+        column_map = (
+            csv_replay.parse_mapping(mapping)
+            if isinstance(mapping, Mapping)
+            else csv_replay.load_mapping(mapping)
+        )
+    except csv_replay.MappingError as exc:
+        raise SourceError(str(exc)) from None
+    if column_map.performance_months is None:
+        return {}
+    return {"performance_months": column_map.performance_months}
 
 
 def _month(value: str | date) -> date:
