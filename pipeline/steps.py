@@ -86,9 +86,12 @@ def feature_lookback(source: str, months: int) -> int | None:
 
 def curated_to_features(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     from etl.tasks import curated_to_features as job
+    from ingestion.tasks import mapping_windows
 
     lookback = feature_lookback(str(ctx.param("source")), int(ctx.param("months")))
-    return dict(job(settings, ctx.run_date, lookback_months=lookback))
+    # the mapping's performance window (the job's default is 1 month)
+    windows = mapping_windows(str(ctx.param("source")), ctx.param("csv_mapping"))
+    return dict(job(settings, ctx.run_date, lookback_months=lookback, **windows))
 
 
 def _chosen_models(ctx: StepContext) -> list[str]:
