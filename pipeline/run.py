@@ -237,7 +237,7 @@ def shorten(text: str, width: int) -> str:
         cut = text.find(" ", width)
         if cut < 0:
             return text
-    return text[:cut].rstrip(" ,;:") + " ..."
+    return text[:cut].rstrip() + " ..."
 
 
 def wrap(text: str, indent: int, width: int = WIDTH) -> str:
@@ -266,14 +266,15 @@ def _scalars(result: Any, limit: int = 8) -> str:
 
 
 def _counters(result: Any) -> list[tuple[str, dict[str, int]]]:
-    """The non-empty reason counters of a step's result (e.g. the producer's ``reasons``, the
-    landing's ``quarantine_reasons``): (key, {reason: count})."""
+    """The non-empty reason counters of a step's result (the producer's ``reasons`` and
+    ``nulled_reasons``, the landing's ``quarantine_reasons``, the curated job's
+    ``quarantined``): (key, {reason: count})."""
     if not isinstance(result, dict):
         return []
     return [
         (key, value)
         for key, value in result.items()
-        if key.endswith("reasons")
+        if (key.endswith("reasons") or key == "quarantined")
         and isinstance(value, dict)
         and value
         and all(isinstance(n, int) for n in value.values())

@@ -126,6 +126,7 @@ def test_summary_wraps_whole_numbers_and_lists_reason_counts(
     settings = Settings.from_mapping({"RISKSTREAM_STATE_DIR": str(tmp_path)})
     states = {
         "produce_events": {"state": "success", "start_date": "1"},
+        "raw_to_curated": {"state": "success", "start_date": "1a"},
         "evaluate_and_register": {"state": "success", "start_date": "2"},
     }
     results = {
@@ -136,6 +137,7 @@ def test_summary_wraps_whole_numbers_and_lists_reason_counts(
             "nulled_fields": 3,
             "nulled_reasons": {"age_out_of_range": 2, "income_bad_type": 1},
         },
+        "raw_to_curated": {"rows_in": 4_000, "quarantined": {"bad_json": 1}},
         "evaluate_and_register": {"promoted": False, "reason": REASON, "version": "3"},
     }
     run.print_summary(settings, "success", states, results, run.Phases(), 12.0)
@@ -146,6 +148,7 @@ def test_summary_wraps_whole_numbers_and_lists_reason_counts(
         assert word in words, word
     assert "reasons: missing_entity_id 2" in out
     assert "nulled_reasons: age_out_of_range 2, income_bad_type 1" in out
+    assert "quarantined: bad_json 1" in out
 
 
 # ---- a failed step's error, printed itself ----------------------------------------------------
