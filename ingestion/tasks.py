@@ -87,7 +87,10 @@ def build_source(
         from ingestion import csv_replay
 
         if path is None or mapping is None:
-            raise SourceError("--source csv needs --path (CSV or Parquet) and --mapping (JSON)")
+            raise SourceError(
+                "--source csv needs --path (CSV or Parquet) and --mapping (JSON); in the "
+                "pipeline DAG's params they are csv_path and csv_mapping"
+            )
         try:
             column_map = (
                 csv_replay.parse_mapping(mapping)
