@@ -29,7 +29,13 @@ they reach the feature table (for monitoring and the fairness report) and are ne
 (training.lawful). An attribute column that is empty in every row is dropped with a warning.
 
 A row that cannot become events (no id, an unreadable time, a label that is not 0/1) is not dropped:
-it becomes a :class:`RowError` with the row number and reason, which the producer reports.
+it becomes a :class:`RowError` with the row number and reason, which the producer reports. A
+field out of its range or type where the event contract allows a null (an age of 150) is sent
+as null with the rest of the row, announced by a :class:`FieldNulled` naming the field.
+
+A column without a header is named as pandas names it, by its 0-based position: a first column
+of ids written without a header is ``"entity_id": "Unnamed: 0"``. Mapping errors are
+:class:`~riskstream.errors.ConfigurationError` s: the pipeline fails them at once, unretried.
 """
 
 from __future__ import annotations
