@@ -70,3 +70,5 @@ def test_flat_applicant_csv_runs_end_to_end(
         features["protected_present_not_inputs"]
     )
     assert "credit_limit" in features["dropped_all_empty"]
+    # the mapping's performance window reached the features job and the model's record
+    assert champion.tags["performance_months"] == "12"
