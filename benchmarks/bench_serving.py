@@ -1,4 +1,5 @@
-"""Serving: batch scoring throughput against the raw model on the same matrix, and the scoring
+"""Serving: batch scoring throughput against the raw model on the same matrix, batch scoring's
+peak memory with a Random Forest champion (in a child process), and the scoring
 API (as `riskstream api up` starts it: one worker per core) against its own /health route, under
 a bounded loopback load: one client, 4, 16 and 50 concurrent keep-alive connections.
 
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import pickle
+import subprocess
 import sys
 import tempfile
 import time
@@ -133,6 +137,97 @@ def batch_rows(sizes: list[int], repeats: int) -> list[Row]:
             )
         )
     return rows
+
+
+def forest_champion() -> tuple[Any, Any, list[str]]:
+    """A Random Forest fitted as training fits it (lawful inputs, the protocol's out-of-fold
+    calibration) on the shipped Taiwan data set's features; the search is cut to its first
+    trial (the protocol's default: 200 trees, depth 12), which the others only vary around.
+    Returns (pipeline, the labelled feature rows, the numeric inputs)."""
+    from riskstream.datasets import TAIWAN_CSV
+    from training.dataset import labelled
+    from training.devfeatures import read_taiwan_features
+    from training.lawful import InputPolicy
+    from training.models import SearchBudget, fit_with_search
+    from training.train import select_columns
+
+    rows = labelled(read_taiwan_features(str(TAIWAN_CSV)), "taiwan")
+    cols, _, _ = select_columns(rows, InputPolicy(), "taiwan")
+    fitted = fit_with_search(
+        "rf", rows[cols.all], rows["label"].to_numpy(), cols, SearchBudget(max_trials=1)
+    )
+    return fitted.pipeline, rows, list(cols.numeric)
+
+
+def memory_child(state: Path) -> None:
+    """In a child process: load (settings, champion), note the resident memory, run the batch
+    scoring job over the feature partition, print the peak resident memory as JSON."""
+    import resource
+
+    import psutil
+
+    from serving.batch import run_batch
+
+    settings, champion, day = pickle.loads(state.read_bytes())
+    before = psutil.Process().memory_info().rss / 2**20
+    started = time.perf_counter()
+    report = run_batch(settings, day, champion=champion)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"before_mb": before, "peak_mb": peak, "rows": report["rows"],
+                      "seconds": seconds}))  # fmt: skip
+
+
+def batch_memory_rows(n_rows: int) -> list[Row]:
+    """``serving.batch.peak_rss_mb_per_100k``: the batch job (S3 read, scoring with reasons,
+    S3 write) in its own process over ``n_rows`` accounts, Random Forest champion."""
+    from infra.provision import provision
+    from serving.registry import Champion
+    from tests.serving.conftest import write_features
+    from training.baseline import build_baseline
+
+    pipeline, rows, numeric = forest_champion()
+    obs = dt.date(2026, 1, 31)
+    reps = -(-n_rows // len(rows))
+    frame = rows.sample(n=n_rows, replace=reps > 1, random_state=3).reset_index(drop=True)
+    frame["account_id"] = [f"acct-{i:07d}" for i in range(n_rows)]
+    frame["obs_date"] = [obs] * n_rows
+    trees = len(pipeline.named_steps["model"].calibrated_classifiers_[0].estimator.estimator)
+    with local_cloud("bmem") as settings, tempfile.TemporaryDirectory() as tmp:
+        provision(settings)
+        write_features(settings, frame, obs)
+        del frame
+        x = rows[list(pipeline[0].feature_names_in_)]
+        baseline = build_baseline(pipeline.predict_proba(x)[:, 1], x, numeric)
+        champion = Champion("bench-rf", "1", None, pipeline, {"model_type": "rf"}, baseline)
+        state = Path(tmp) / "state.pkl"
+        state.write_bytes(pickle.dumps((settings, champion, obs)))
+        out = subprocess.run(
+            [sys.executable, __file__, "--memory-child", str(state)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    per_100k = got["peak_mb"] * 100_000 / got["rows"]
+    return [
+        Row(
+            "serving",
+            f"batch scoring's peak resident memory per 100,000 rows, Random Forest champion "
+            f"({trees} trees, depth 12, calibrated), {got['rows']:,} rows with reasons",
+            per_100k,
+            "MB",
+            reference="the same process's resident memory before scoring",
+            reference_value=got["before_mb"],
+            ratio=per_100k / got["before_mb"],
+            target="<= 1,024",
+            met=per_100k <= 1024,
+            note=f"peak {got['peak_mb']:,.0f} MB over {got['rows']:,} rows in "
+            f"{got['seconds']:.0f} s (read from S3, score with reasons in chunks, write); "
+            f"{got['before_mb']:,.0f} MB before scoring",
+            id="serving.batch.peak_rss_mb_per_100k",
+        )
+    ]
 
 
 @dataclass
@@ -473,12 +568,17 @@ def _wait_for_replica(url: str, accounts: int, seconds: float = 60.0) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--memory-child"]:
+        memory_child(Path(sys.argv[2]))
+        return
     api_only = "--api-only" in sys.argv  # the API rows alone (skip the batch sizes)
     if api_only:
         sys.argv.remove("--api-only")
     args = cli(__doc__ or "")
     sizes = [10_000, 100_000] if args.quick else [100_000, 1_000_000]
     rows = [] if api_only else batch_rows(sizes, repeats=2 if args.quick else 3)
+    if not api_only:
+        rows += batch_memory_rows(30_000 if args.quick else 150_000)
     rows += api_rows(
         [4, 16],
         total=2_000 if args.quick else 10_000,

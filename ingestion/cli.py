@@ -131,11 +131,19 @@ def produce_cmd(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  not sent: {json.dumps(item.as_dict())}")
     if summary["reasons"]:
         print(f"  reasons: {summary['reasons']}")
+    if summary["nulled_fields"]:
+        print(
+            f"  {summary['nulled_fields']:,} fields out of their range or type were sent as null "
+            f"(each row kept): {summary['nulled_reasons']}"
+        )
+        for note in report.nulled[:10]:
+            print(f"  nulled: {json.dumps(note.as_dict())}")
     if args.report:
         full = {
             **summary,
             "failed_records": [f.as_dict() for f in report.failed],
             "rejected_records": [r.as_dict() for r in report.rejected],
+            "nulled_fields_records": [n.as_dict() for n in report.nulled],
         }
         args.report.write_text(json.dumps(full, indent=2))
         print(f"full report: {args.report}")

@@ -29,11 +29,18 @@ they reach the feature table (for monitoring and the fairness report) and are ne
 (training.lawful). An attribute column that is empty in every row is dropped with a warning.
 
 A row that cannot become events (no id, an unreadable time, a label that is not 0/1) is not dropped:
-it becomes a :class:`RowError` with the row number and reason, which the producer reports.
+it becomes a :class:`RowError` with the row number and reason, which the producer reports. A
+field out of its range or type where the event contract allows a null (an age of 150) is sent
+as null with the rest of the row, announced by a :class:`FieldNulled` naming the field.
+
+A column without a header is named as pandas names it, by its 0-based position: a first column
+of ids written without a header is ``"entity_id": "Unnamed: 0"``. Mapping errors are
+:class:`~riskstream.errors.ConfigurationError` s: the pipeline fails them at once, unretried.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -48,7 +55,8 @@ import pandas as pd
 
 from ingestion.ids import event_id
 from riskstream import names
-from riskstream.events import envelope, format_time
+from riskstream.errors import ConfigurationError
+from riskstream.events import envelope, format_time, null_bad_fields
 from riskstream.settings import PORTFOLIO_RE
 
 logger = logging.getLogger(__name__)
@@ -70,10 +78,14 @@ MAPPING_KEYS = (
     *KNOWN_FIELDS,
 )
 PROTECTED_ATTRIBUTE_PREFIX = "protected_"
+UNNAMED_COLUMN = "Unnamed: {position}"
+"""How a column without a header is named (pandas' own naming, 0-based position): a file whose
+first column has no header (an index written by ``DataFrame.to_csv``) maps it as
+``"entity_id": "Unnamed: 0"``."""
 
 
-class MappingError(ValueError):
-    """The mapping does not fit the file; the message names the key and the value."""
+class MappingError(ConfigurationError):
+    """The mapping does not fit the file; the message names the key, the value and the fix."""
 
 
 @dataclass(frozen=True)
@@ -121,14 +133,38 @@ class RowError:
         return {"row": self.row, "reason": self.reason, "detail": self.detail}
 
 
+@dataclass(frozen=True)
+class FieldNulled:
+    """A field of a row that broke the event contract where it allows a null (an age of 150):
+    the field was sent as null, the rest of the row as it was. ``reason`` names the field
+    (``age_out_of_range``); ``detail`` has the value."""
+
+    row: int
+    field: str
+    reason: str
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "reason": self.reason, "detail": self.detail}
+
+
 def parse_mapping(raw: Mapping[str, Any]) -> ColumnMapping:
     """Check a mapping dict; raise :class:`MappingError` naming any bad key or value."""
     unknown = sorted(set(raw) - set(MAPPING_KEYS))
     if unknown:
         raise MappingError(f"unknown mapping keys {unknown}; expected some of {list(MAPPING_KEYS)}")
-    if not isinstance(raw.get("entity_id"), str) or not raw["entity_id"]:
+    for key in ("entity_id", "label", "label_time"):
+        if raw.get(key) == "":
+            raise MappingError(
+                f"mapping {key!r} is an empty string; give the column's name. A column without "
+                f"a header is named by its position: {UNNAMED_COLUMN.format(position=0)!r} for "
+                f'the first column (e.g. {{"{key}": "{UNNAMED_COLUMN.format(position=0)}"}}), '
+                f"{UNNAMED_COLUMN.format(position=1)!r} for the second, and so on"
+            )
+    if not isinstance(raw.get("entity_id"), str):
         raise MappingError(
-            f"mapping needs 'entity_id' as a column name, got {raw.get('entity_id')!r}"
+            f"mapping needs 'entity_id' as a column name, got {raw.get('entity_id')!r}: add "
+            '"entity_id": "<the id column>" to the mapping'
         )
     for key in ("event_time", "credit_limit"):
         if raw.get(key) is not None and (not isinstance(raw[key], str) or not raw[key]):
@@ -245,11 +281,22 @@ def load_frame(path: str | Path) -> pd.DataFrame:
 
 
 def check_columns(frame: pd.DataFrame, mapping: ColumnMapping) -> None:
+    """Every mapped column is in the file; else a :class:`MappingError` naming each missing
+    column with the closest column of the file, and the columns it has."""
+    have = [str(c) for c in frame.columns]
     missing = [c for c in mapping.columns() if c not in frame.columns]
     if missing:
+        hints = []
+        for column in missing:
+            close = difflib.get_close_matches(column, have, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"for {column!r}, did you mean {close[0]!r}?")
+        unnamed = [c for c in have if c.startswith(UNNAMED_COLUMN.format(position=""))]
+        if unnamed:
+            hints.append(f"columns without a header are named {unnamed}")
         raise MappingError(
-            f"mapped columns {missing} are not in the file; it has {list(frame.columns)}: "
-            "fix the mapping (or drop those keys)"
+            f"mapped columns {missing} are not in the file; it has {have}: fix the mapping "
+            "(or drop those keys)" + ("; " + "; ".join(hints) if hints else "")
         )
 
 
@@ -266,14 +313,16 @@ def without_empty_attributes(frame: pd.DataFrame, mapping: ColumnMapping) -> Col
 
 def frame_events(
     frame: pd.DataFrame, mapping: ColumnMapping
-) -> Iterator[dict[str, Any] | RowError]:
-    """Each row as account_opened (+ outcome when labelled), or a :class:`RowError`."""
+) -> Iterator[dict[str, Any] | RowError | FieldNulled]:
+    """Each row as account_opened (+ outcome when labelled), or a :class:`RowError`; a field
+    out of its range (or of the wrong type) where the contract allows a null is sent as null,
+    preceded by a :class:`FieldNulled` naming it."""
     check_columns(frame, mapping)
     mapping = without_empty_attributes(frame, mapping)
     records = frame[mapping.columns()].to_dict("records")
     for number, row in enumerate(records, start=1):
         try:
-            yield from _row_events(row, mapping)
+            yield from _row_events(number, row, mapping)
         except _RowProblem as problem:
             yield RowError(number, problem.reason, problem.detail)
 
@@ -285,7 +334,9 @@ class _RowProblem(Exception):
         self.detail = detail
 
 
-def _row_events(row: dict[str, Any], mapping: ColumnMapping) -> Iterator[dict[str, Any]]:
+def _row_events(
+    number: int, row: dict[str, Any], mapping: ColumnMapping
+) -> Iterator[dict[str, Any] | FieldNulled]:
     raw_id = row[mapping.entity_id]
     if _missing(raw_id) or not str(raw_id).strip():
         raise _RowProblem("missing_entity_id", f"column {mapping.entity_id!r} is empty")
@@ -315,8 +366,16 @@ def _row_events(row: dict[str, Any], mapping: ColumnMapping) -> Iterator[dict[st
             **{c: _scalar(row[c]) for c in mapping.attributes},
             **{PROTECTED_ATTRIBUTE_PREFIX + c: _scalar(row[c]) for c in mapping.protected},
         }
-    # Validation (ranges, types) happens in the producer, which reports what fails with a reason.
+    # A field the contract may null is nulled here when it breaks its range or type (the row is
+    # kept, the field named); everything else is validated by the producer, which reports what
+    # fails with a reason.
+    nulled = null_bad_fields("account_opened", payload)
     label_value = _label(row[mapping.label], mapping.label) if mapping.label else None
+    for name, problem in nulled:
+        column = mapping.credit_limit if name == "credit_limit" else mapping.fields.get(name)
+        yield FieldNulled(
+            number, name, f"{name}_{problem.reason}", f"column {column!r}: {problem.detail}"
+        )
     yield _event(mapping.source, "account_opened", account, when, payload)
     if label_value is not None:
         if mapping.label_time:

@@ -21,10 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingestion.consumer import Consumer, LandingConfig, LandingReport
-from ingestion.csv_replay import RowError
+from ingestion.csv_replay import FieldNulled, RowError
 from ingestion.producer import Producer, ProduceReport, RateLimit
 from riskstream import names
 from riskstream.clients import make_client
+from riskstream.errors import ConfigurationError
 from riskstream.settings import Settings
 from riskstream.storage import split_s3
 
@@ -37,8 +38,8 @@ DEFAULT_MONTHS = names.DEFAULT_MONTHS
 DEFAULT_SEED = names.DEFAULT_SEED
 
 
-class SourceError(ValueError):
-    """Bad source parameters; the message names the parameter and the value."""
+class SourceError(ConfigurationError):
+    """Bad source parameters; the message names the parameter, the value and the fix."""
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Source:
     """Events to send, how many (when known) and, for synthetic, the oracle frame."""
 
     name: str
-    events: Iterable[Mapping[str, Any] | RowError]
+    events: Iterable[Mapping[str, Any] | RowError | FieldNulled]
     total: int | None
     oracle: pd.DataFrame | None = None
     portfolio: str = ""  # the portfolio its events belong to (their envelope's ``source``)
@@ -141,7 +142,10 @@ def build_source(
         from ingestion import csv_replay
 
         if path is None or mapping is None:
-            raise SourceError("--source csv needs --path (CSV or Parquet) and --mapping (JSON)")
+            raise SourceError(
+                "--source csv needs --path (CSV or Parquet) and --mapping (JSON); in the "
+                "pipeline DAG's params they are csv_path and csv_mapping"
+            )
         try:
             column_map = replace(_column_map(mapping), source=name)
             frame = csv_replay.load_frame(path)

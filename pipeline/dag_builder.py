@@ -5,7 +5,8 @@ Mapping (ASL -> Airflow):
 - Parallel  -> its branches' tasks side by side between the states before and after it;
 - Choice    -> a branch task that evaluates the rule on earlier results;
 - Retry     -> retries=MaxAttempts, retry_delay=IntervalSeconds,
-               retry_exponential_backoff=BackoffRate, max_retry_delay=MaxDelaySeconds;
+               retry_exponential_backoff=BackoffRate, max_retry_delay=MaxDelaySeconds
+               (a step's ConfigurationError is never retried: see :func:`run_step`);
 - Catch     -> a failure-handler task with trigger rule ``one_failed`` downstream of every
                catching task, then a task standing for the Fail state that fails the run;
 - Succeed   -> an empty task.
@@ -261,10 +262,14 @@ def _context_for(context: dict[str, Any], states: list[str]) -> Any:
 
 
 def run_step(func: StepFunction, state: str, states: list[str], **context: Any) -> dict[str, Any]:
-    """Run one riskstream step for an ASL Task state (called by Airflow in the worker)."""
-    from airflow.sdk.exceptions import AirflowSkipException
+    """Run one riskstream step for an ASL Task state (called by Airflow in the worker).
+
+    A :class:`~riskstream.errors.ConfigurationError` (a bad mapping, flag or column) fails the
+    task at once, without its retries: the same configuration cannot succeed on a retry."""
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from pipeline import steps as step_module
+    from riskstream.errors import ConfigurationError
     from riskstream.logs import configure_logging
     from riskstream.settings import Settings
 
@@ -277,6 +282,10 @@ def run_step(func: StepFunction, state: str, states: list[str], **context: Any) 
         result = func(settings, ctx)
     except step_module.StepSkipped as exc:
         raise AirflowSkipException(str(exc)) from None
+    except ConfigurationError as exc:
+        step_module.record_failure(settings, ctx, state, try_number, exc)
+        logger.error("%s: configuration error, not retried: %s", state, exc)
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
     except Exception as exc:
         step_module.record_failure(settings, ctx, state, try_number, exc)
         raise

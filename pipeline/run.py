@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from riskstream import names
 from riskstream.commands import CommandError
 from riskstream.names import DEFAULT_SOURCE, SOURCES
 from riskstream.settings import Settings
@@ -40,8 +41,15 @@ def register(subparsers: Any) -> None:
     run.add_argument("--accounts", type=int, default=None, help="synthetic: number of accounts")
     run.add_argument("--months", type=int, default=None, help="synthetic: months of activity")
     run.add_argument("--models", default=None, help="comma-separated subset of lr,rf,xgb")
-    run.add_argument("--csv-path", default=None, help="csv: your file")
-    run.add_argument("--csv-mapping", default=None, help="csv: mapping JSON file")
+    run.add_argument(
+        "--path",
+        default=None,
+        help="csv: your .csv or .parquet file; taiwan: the UCI CSV (default: the shipped copy)",
+    )
+    run.add_argument("--mapping", default=None, help="csv: mapping JSON file")
+    # the old spellings, kept working (with a warning) but no longer shown
+    run.add_argument("--csv-path", dest="old_path", default=None, help=argparse.SUPPRESS)
+    run.add_argument("--csv-mapping", dest="old_mapping", default=None, help=argparse.SUPPRESS)
     run.add_argument(
         "--timeout", type=float, default=3600, help="give up following the run after this many s"
     )
@@ -64,6 +72,40 @@ class Phases:
             self.items.append((name, time.monotonic() - started))
 
 
+def source_conf(args: argparse.Namespace) -> dict[str, str]:
+    """The DAG params for ``--path``/``--mapping``, checked here so that a wrong flag, file,
+    mapping or column is reported at once, before any service starts (the produce task would
+    only fail the same way). Paths are made absolute: Airflow's tasks run elsewhere."""
+    from pathlib import Path
+
+    from ingestion.tasks import SourceError, build_source
+
+    for old, new in (("old_path", "path"), ("old_mapping", "mapping")):
+        if getattr(args, old, None) is not None:
+            logger.warning("--csv-%s is the old spelling of --%s; use --%s", new, new, new)
+            if getattr(args, new) is None:
+                setattr(args, new, getattr(args, old))
+    path = str(Path(args.path).expanduser().resolve()) if args.path else None
+    mapping = str(Path(args.mapping).expanduser().resolve()) if args.mapping else None
+    if args.source == names.SOURCE_CSV:
+        try:
+            build_source(names.SOURCE_CSV, path=path, mapping=mapping, portfolio=args.portfolio)
+        except SourceError as exc:
+            raise CommandError(f"configuration error: {exc}", exit_code=2) from None
+        return {"csv_path": str(path), "csv_mapping": str(mapping)}
+    if mapping is not None:
+        raise CommandError(
+            f"--mapping goes with --source csv (the source is {args.source})", exit_code=2
+        )
+    if path is not None and args.source == names.SOURCE_TAIWAN:
+        return {"taiwan_path": path}
+    if path is not None:
+        raise CommandError(
+            f"--path goes with --source csv or taiwan (the source is {args.source})", exit_code=2
+        )
+    return {}
+
+
 def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from infra.airflow import AirflowClient, AirflowError
     from infra.cloud import cloud_service
@@ -71,6 +113,8 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from infra.services import ServiceError
     from pipeline.dag_builder import PIPELINE_DAG_ID
 
+    source = source_conf(args)
+    portfolio = _portfolio(args, source)
     phases = Phases()
     total_started = time.monotonic()
     try:
@@ -94,12 +138,10 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
             "accounts": args.accounts,
             "months": args.months,
             "models": args.models,
-            "csv_path": args.csv_path,
-            "csv_mapping": args.csv_mapping,
+            **source,
         }.items()
         if value is not None
     }
-    portfolio = _portfolio(args)
     client = AirflowClient.for_settings(settings)
     try:
         client.wait_for_dag(PIPELINE_DAG_ID)
@@ -138,8 +180,8 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _portfolio(args: argparse.Namespace) -> str:
-    """The run's portfolio, resolved before anything is triggered: a bad mapping or name is said
+def _portfolio(args: argparse.Namespace, source: dict[str, str]) -> str:
+    """The run's portfolio, resolved before anything starts: a bad mapping or name is said
     here, once, with its fix."""
     from ingestion.tasks import SourceError, portfolio_for
 
@@ -147,11 +189,11 @@ def _portfolio(args: argparse.Namespace) -> str:
         return portfolio_for(
             args.source,
             portfolio=args.portfolio,
-            path=getattr(args, "csv_path", None),
-            mapping=getattr(args, "csv_mapping", None),
+            path=source.get("csv_path"),
+            mapping=source.get("csv_mapping"),
         )
     except SourceError as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(f"configuration error: {exc}", exit_code=2) from None
 
 
 def _start_side_by_side(settings: Settings) -> None:
@@ -215,15 +257,61 @@ def follow(
     )
 
 
+WIDTH = 100  # console lines are wrapped here, at spaces only
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to about ``width`` characters at a space, never inside a word or a number
+    (a single word longer than ``width`` is kept whole), with `` ...`` when cut."""
+    if len(text) <= width:
+        return text
+    cut = text.rfind(" ", 0, width + 1)
+    if cut <= 0:
+        cut = text.find(" ", width)
+        if cut < 0:
+            return text
+    return text[:cut].rstrip() + " ..."
+
+
+def wrap(text: str, indent: int, width: int = WIDTH) -> str:
+    """``text`` wrapped at spaces to ``width`` columns, continuation lines indented by
+    ``indent``; words and numbers are never split (a longer one gets a line of its own)."""
+    import textwrap
+
+    return textwrap.fill(
+        text,
+        width=width,
+        subsequent_indent=" " * indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
 def _scalars(result: Any, limit: int = 8) -> str:
     if not isinstance(result, dict):
-        return "" if result is None else str(result)[:120]
+        return "" if result is None else shorten(str(result), 120)
     parts = []
     for key, value in result.items():
         if isinstance(value, bool | int | float | str) and len(parts) < limit:
             text = f"{value:.4f}" if isinstance(value, float) else str(value)
-            parts.append(f"{key}={text[:60]}")
+            parts.append(f"{key}={shorten(text, 120)}")
     return ", ".join(parts)
+
+
+def _counters(result: Any) -> list[tuple[str, dict[str, int]]]:
+    """The non-empty reason counters of a step's result (the producer's ``reasons`` and
+    ``nulled_reasons``, the landing's ``quarantine_reasons``, the curated job's
+    ``quarantined``): (key, {reason: count})."""
+    if not isinstance(result, dict):
+        return []
+    return [
+        (key, value)
+        for key, value in result.items()
+        if (key.endswith("reasons") or key == "quarantined")
+        and isinstance(value, dict)
+        and value
+        and all(isinstance(n, int) for n in value.values())
+    ]
 
 
 def print_summary(
@@ -239,16 +327,24 @@ def print_summary(
     for task_id in order:
         ti = states[task_id]
         line = _scalars(results.get(task_id))
-        print(f"  {task_id:<24} {ti.get('state') or '-':<16} {line}")
+        print(wrap(f"  {task_id:<24} {ti.get('state') or '-':<16} {line}", indent=43))
+        for key, counts in _counters(results.get(task_id)):
+            listed = ", ".join(f"{reason} {n:,}" for reason, n in counts.items())
+            print(wrap(f"{'':<43}{key}: {listed}", indent=45))
     features = results.get("curated_to_features") or {}
     if isinstance(features, dict) and features.get("obs_dates"):
         labels = features.get("labels") or {}
+        print()
         print(
-            f"\n  features of portfolio {settings.portfolio}: observation date(s) "
-            f"{', '.join(features['obs_dates'])}; lookback {features.get('lookback_months')} "
-            f"months, performance window {features.get('performance_months')} months; "
-            f"{features.get('rows_out')} rows, labels 1: {labels.get('1')}, 0: {labels.get('0')}, "
-            f"unknown: {labels.get('null')}"
+            wrap(
+                f"  features of portfolio {settings.portfolio}: observation date(s) "
+                f"{', '.join(features['obs_dates'])}; lookback "
+                f"{features.get('lookback_months')} months, performance window "
+                f"{features.get('performance_months')} months; {features.get('rows_out')} rows, "
+                f"labels 1: {labels.get('1')}, 0: {labels.get('0')}, unknown: "
+                f"{labels.get('null')}",
+                indent=4,
+            )
         )
     evaluation = results.get("evaluate_and_register") or {}
     models = evaluation.get("models") if isinstance(evaluation, dict) else None
@@ -256,9 +352,9 @@ def print_summary(
         print("\n  models:")
         items = models.items() if isinstance(models, dict) else enumerate(models)
         for name, metrics in items:
-            print(f"    {name!s:<8} {_scalars(metrics, 6)}")
+            print(wrap(f"    {name!s:<8} {_scalars(metrics, 6)}", indent=13))
     if isinstance(evaluation, dict) and "reason" in evaluation:
-        print(f"\n  champion decision: {evaluation.get('reason')}")
+        print("\n" + wrap(f"  champion decision: {evaluation.get('reason')}", indent=4))
     print("\n  phase timings:")
     for name, seconds in phases.items:
         print(f"    {name:<30} {seconds:7.1f}s")
@@ -274,17 +370,44 @@ def print_summary(
     print(f"    Cloud      {settings.endpoint_url}   (stop everything: make stop)")
 
 
+def failure_notes(settings: Settings, run_id: str) -> list[dict[str, Any]]:
+    """The notes the run's failed steps left (``step``, ``try_number``, ``error``: the error's
+    type and message), oldest step first; none when they cannot be read."""
+    from riskstream.clients import make_client
+    from riskstream.names import PIPELINE_RUNS_PREFIX
+
+    try:
+        s3 = make_client(settings, "s3")
+        bucket = settings.bucket("artifacts")
+        prefix = f"{PIPELINE_RUNS_PREFIX}/{run_id}/failures/"
+        items = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+        items.sort(key=lambda item: item["LastModified"])
+        return [
+            json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+            for item in items
+        ]
+    except Exception:  # the notes only explain; never hide the failure itself
+        logger.warning("could not read the failure notes of run %s", run_id, exc_info=True)
+        return []
+
+
 def _explain_failure(
     settings: Settings, dag_id: str, run_id: str, failed: list[str], states: dict[str, Any]
 ) -> None:
+    """Print each failed step's error itself (with the fix its message gives), then where its
+    full log is."""
     from infra.airflow import task_log_path
+    from pipeline.asl import task_id_for
 
+    notes = {task_id_for(n.get("step", "")): n for n in failure_notes(settings, run_id)}
     for task_id in failed:
         attempt = int(states[task_id].get("try_number") or 1)
-        print(
-            f"\nFAILED: task {task_id} (attempt {attempt}); its log: "
-            f"{task_log_path(settings, dag_id, run_id, task_id, attempt)}"
-        )
+        tries = "attempt" if attempt == 1 else "attempts"
+        print(f"\nFAILED: task {task_id} after {attempt} {tries}")
+        note = notes.get(task_id)
+        if note and note.get("error"):
+            print(wrap(f"  {note['error']}", indent=2))
+        print(f"  its log: {task_log_path(settings, dag_id, run_id, task_id, attempt)}")
     if not failed:
         print("\nFAILED: the run failed; see the Airflow UI for details")
 

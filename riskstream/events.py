@@ -298,6 +298,27 @@ def _validate_payload(event_type: str, payload: Mapping[str, Any]) -> None:
         _check_value(where, value, spec)
 
 
+def null_bad_fields(
+    event_type: str, payload: dict[str, Any]
+) -> list[tuple[str, EventValidationError]]:
+    """Set to null, in place, each field of ``payload`` that breaks its spec where the contract
+    allows a null (an applicant's age of 150, an income of "n/a"); return (field, error) for each
+    field nulled (the error's ``detail`` has the value), so a source keeps the rest of the record
+    and reports what it lost. Fields that may not be null are left for :func:`validate`."""
+    schema = PAYLOAD_SCHEMAS[event_type]
+    nulled: list[tuple[str, EventValidationError]] = []
+    for name, spec in schema.items():
+        value = payload.get(name)
+        if value is None or not spec.nullable:
+            continue
+        try:
+            _check_value(f"payload.{name}", value, spec)
+        except EventValidationError as exc:
+            payload[name] = None
+            nulled.append((name, exc))
+    return nulled
+
+
 def _check_value(where: str, value: Any, spec: FieldSpec) -> None:
     kind = spec.kind
     if kind in ("number", "integer"):

@@ -6,6 +6,7 @@ are proxied by the server, so no S3 credentials are needed here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import tempfile
@@ -74,9 +75,7 @@ class Champion:
 
     def config(self, base: ScoringConfig | None = None) -> ScoringConfig:
         base = base or ScoringConfig()
-        return ScoringConfig(
-            base.scale, base.tiers, self.threshold, base.n_reasons, base.exact_contributions
-        )
+        return dataclasses.replace(base, threshold=self.threshold)
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"

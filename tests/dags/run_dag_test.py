@@ -22,6 +22,7 @@ def main() -> None:
         + json.dumps(
             {
                 "run": str(dag_run.state),
+                "run_id": dag_run.run_id,
                 "states": {ti.task_id: str(ti.state) for ti in instances},
                 "tries": {ti.task_id: ti.try_number for ti in instances},
             }

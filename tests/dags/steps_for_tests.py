@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.steps import StepContext
+from riskstream.errors import ConfigurationError
 from riskstream.settings import Settings
 
 
@@ -26,12 +27,15 @@ def decide(settings: Settings, ctx: StepContext) -> dict[str, Any]:
 
 
 def flaky(settings: Settings, ctx: StepContext) -> dict[str, Any]:
-    """Fails on its first attempt, succeeds on the second."""
+    """Fails on its first attempt, succeeds on the second (``mode`` transient); always fails
+    (permanent); fails with a configuration error (configuration)."""
     attempt = _counter(ctx, "flaky")
     if attempt < 2 and ctx.param("mode") == "transient":
         raise ConnectionError(f"transient failure on attempt {attempt}")
     if ctx.param("mode") == "permanent":
         raise ValueError("permanent failure")
+    if ctx.param("mode") == "configuration":
+        raise ConfigurationError("mapping 'entity_id' is an empty string; name the id column")
     return {"attempts": attempt}
 
 

@@ -86,6 +86,30 @@ def test_permanent_failure_reaches_the_handler_and_fails_the_run(
     assert "permanent failure" in summary["failures"][0]["error"]
 
 
+def test_configuration_error_fails_at_once_without_retries(
+    airflow_home: Path, provisioned: Settings, tmp_path: Path
+) -> None:
+    out = run_machine(
+        airflow_home,
+        provisioned,
+        {"counter_dir": str(tmp_path), "mode": "configuration", "promote": True},
+    )
+    assert out["run"] == "failed"
+    assert out["states"]["first"] == "failed"
+    assert out["tries"]["first"] == 1  # the ASL's Retry allows one more: not used
+    assert (tmp_path / "flaky").read_text() == "1"
+    assert out["states"]["on_failure"] == "success"
+    # the failure note (what `riskstream run` prints) has the error itself
+    from pipeline.run import failure_notes
+
+    notes = failure_notes(provisioned, out["run_id"])
+    assert [n["step"] for n in notes] == ["First"]
+    assert notes[0]["try_number"] == 1
+    assert notes[0]["error"] == (
+        "ConfigurationError: mapping 'entity_id' is an empty string; name the id column"
+    )
+
+
 def test_a_value_set_only_in_dotenv_reaches_an_airflow_task(
     airflow_home: Path, provisioned: Settings, tmp_path: Path
 ) -> None:

@@ -80,14 +80,24 @@ def test_produce_csv_reports_bad_rows(
     )
     assert code == 0
     full = json.loads(report.read_text())
-    assert full["sent"] == 3  # a's opened + outcome, b's outcome
-    assert sorted(r["reason"] for r in full["rejected_records"]) == [
-        "missing_entity_id",
-        "out_of_range",
+    # a's and b's opened + outcome: b's limit of -1 is out of range, sent as null (the
+    # contract allows a null limit), the row kept; the row without an id is rejected
+    assert full["sent"] == 4
+    assert [r["reason"] for r in full["rejected_records"]] == ["missing_entity_id"]
+    assert full["nulled_fields"] == 1
+    assert full["nulled_reasons"] == {"credit_limit_out_of_range": 1}
+    assert full["nulled_fields_records"] == [
+        {
+            "row": 2,
+            "field": "credit_limit",
+            "reason": "credit_limit_out_of_range",
+            "detail": "column 'lim': payload.credit_limit=-1 is below 0.01",
+        }
     ]
-    assert "not sent" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not sent" in out and "credit_limit_out_of_range" in out
     assert run("consume") == 0
-    assert len(landed_ids(env)) == 3 and quarantined(env) == []
+    assert len(landed_ids(env)) == 4 and quarantined(env) == []
 
 
 def test_user_errors_are_one_clear_line(

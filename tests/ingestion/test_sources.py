@@ -303,3 +303,145 @@ def test_label_time_column_dates_the_outcome() -> None:
     assert opened["account_id"] == "7"
     assert outcome["event_time"] == "2024-06-30T00:00:00Z"
     assert outcome["payload"] == {"default_flag": 0, "observed_date": "2024-06-30"}
+
+
+# ---- configuration errors and fields out of range (issue 22, item 4) --------------------------
+def test_mapping_errors_are_configuration_errors() -> None:
+    from ingestion.tasks import SourceError
+    from riskstream.errors import ConfigurationError
+
+    assert issubclass(MappingError, ConfigurationError)
+    assert issubclass(SourceError, ConfigurationError)
+    assert issubclass(ConfigurationError, ValueError)
+
+
+@pytest.mark.parametrize("key", ["entity_id", "label"])
+def test_an_empty_column_name_names_the_unnamed_column_spelling(key: str) -> None:
+    with pytest.raises(MappingError) as raised:
+        parse_mapping({**MAPPING, key: ""})
+    message = str(raised.value)
+    assert f"mapping '{key}' is an empty string" in message
+    assert f'{{"{key}": "Unnamed: 0"}}' in message  # the fix, ready to paste
+
+
+def test_an_unnamed_first_column_is_mapped_as_unnamed_0(tmp_path: Path) -> None:
+    # an index written by to_csv has no header; pandas reads it as "Unnamed: 0"
+    path = tmp_path / "applicants.csv"
+    pd.DataFrame({"bad": [0, 1, 0], "age": [30, 44, 51]}, index=[101, 102, 103]).to_csv(path)
+    assert path.read_text().startswith(",bad,age")
+    mapping = parse_mapping(
+        {"entity_id": "Unnamed: 0", "label": "bad", "age": "age", "observation_date": "2024-01-01"}
+    )
+    events = list(csv_replay.frame_events(csv_replay.load_frame(path), mapping))
+    opened = [e for e in events if e["event_type"] == "account_opened"]
+    assert [e["account_id"] for e in opened] == ["101", "102", "103"]
+    assert [e["payload"]["age"] for e in opened] == [30, 44, 51]
+    for event in events:
+        validate(event, now=NOW)
+
+
+def test_a_missing_column_is_named_with_its_closest_match_and_the_unnamed_columns(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "in.csv"
+    pd.DataFrame({"customer": ["a"], "bad": [1]}, index=[7]).to_csv(path)
+    mapping = parse_mapping(
+        {"entity_id": "customr", "label": "bad", "observation_date": "2024-01-01"}
+    )
+    with pytest.raises(MappingError) as raised:
+        list(csv_replay.frame_events(csv_replay.load_frame(path), mapping))
+    message = str(raised.value)
+    assert "mapped columns ['customr'] are not in the file" in message
+    assert "for 'customr', did you mean 'customer'?" in message
+    assert "columns without a header are named ['Unnamed: 0']" in message
+
+
+def test_a_field_out_of_range_is_nulled_and_named_not_the_whole_row() -> None:
+    frame = pd.DataFrame(
+        {
+            "id": ["a1", "a2", "a3"],
+            "bad": [0, 1, 0],
+            "age": [34, 150, 29],
+            "income": [52_000, 61_000, "n/a"],
+            "region": ["n", "s", "e"],
+        }
+    )
+    mapping = parse_mapping(
+        {
+            "entity_id": "id",
+            "label": "bad",
+            "age": "age",
+            "income": "income",
+            "attributes": ["region"],
+            "observation_date": "2024-01-01",
+        }
+    )
+    out = list(csv_replay.frame_events(frame, mapping))
+    notes = [e for e in out if isinstance(e, csv_replay.FieldNulled)]
+    events = [e for e in out if isinstance(e, dict)]
+    assert not [e for e in out if isinstance(e, RowError)]
+    assert [n.as_dict() for n in notes] == [
+        {
+            "row": 2,
+            "field": "age",
+            "reason": "age_out_of_range",
+            "detail": "column 'age': payload.age=150 is above 120",
+        },
+        {
+            "row": 3,
+            "field": "income",
+            "reason": "income_bad_type",
+            "detail": "column 'income': payload.income must be a number, got 'n/a'",
+        },
+    ]
+    # every applicant opened and labelled; only the bad field is null
+    assert [(e["account_id"], e["event_type"]) for e in events] == [
+        (a, t) for a in ("a1", "a2", "a3") for t in ("account_opened", "outcome")
+    ]
+    second = events[2]["payload"]
+    assert second == {"age": None, "income": 61_000, "attributes": {"region": "s"}}
+    assert events[3]["payload"]["default_flag"] == 1
+    assert events[4]["payload"]["income"] is None and events[4]["payload"]["age"] == 29
+    for event in events:
+        validate(event, now=NOW)
+
+
+def test_null_bad_fields_leaves_fields_that_may_not_be_null_to_validation() -> None:
+    from riskstream.events import null_bad_fields
+
+    payload = {"amount": -5.0, "merchant_category": "grocery"}
+    assert null_bad_fields("purchase", payload) == []
+    assert payload == {"amount": -5.0, "merchant_category": "grocery"}
+    opened = {"credit_limit": 0.0, "age": 17, "income": 10.0}
+    nulled = null_bad_fields("account_opened", opened)
+    assert [(name, e.reason) for name, e in nulled] == [
+        ("credit_limit", "out_of_range"),
+        ("age", "out_of_range"),
+    ]
+    assert opened == {"credit_limit": None, "age": None, "income": 10.0}
+
+
+@pytest.mark.parametrize(
+    ("mapping", "windows"),
+    [
+        (
+            {**MAPPING, "performance_months": 12},
+            {"obs_dates": "", "performance_months": 12, "lookback_months": 0},
+        ),
+        (MAPPING, {"obs_dates": "", "performance_months": 0, "lookback_months": 0}),
+        (
+            {**MAPPING, "observation_date": "2024-01-01", "lookback_months": 9},
+            {"obs_dates": "2024-01-01", "performance_months": 0, "lookback_months": 9},
+        ),
+    ],
+)
+def test_mapping_windows_carry_the_observation_date_and_windows(
+    tmp_path: Path, mapping: dict, windows: dict
+) -> None:
+    from ingestion.tasks import mapping_windows
+
+    path = tmp_path / "mapping.json"
+    path.write_text(json.dumps(mapping))
+    assert mapping_windows(path) == windows
+    assert mapping_windows(str(path)) == windows
+    assert mapping_windows(mapping) == windows

@@ -178,3 +178,43 @@ def test_pdo_formula_by_hand() -> None:
     pd_value = 0.2
     expected = 600 + 20 / math.log(2) * (math.log(4.0) - math.log(50.0))
     assert pd_to_score([pd_value], scale)[0] == round(expected)
+
+
+@pytest.mark.parametrize("kind", ["rf", "xgb", "lr"])
+def test_chunked_scoring_equals_one_pass(kind: str) -> None:
+    # 200 rows in chunks of 7 (the last one short) against one pass over all rows
+    pipeline = fit_pipeline(kind, TRAIN, calibrated=kind == "rf")
+    whole = explain(pipeline, SCORE, ScoringConfig(threshold=0.3, chunk_rows=len(SCORE)))
+    chunked = explain(pipeline, SCORE, ScoringConfig(threshold=0.3, chunk_rows=7))
+    np.testing.assert_allclose(chunked.pd, whole.pd, rtol=0, atol=1e-12)
+    assert whole.source_contribs is not None and chunked.source_contribs is not None
+    assert chunked.source_contribs.shape == (len(SCORE), len(whole.source_names))
+    np.testing.assert_allclose(chunked.source_contribs, whole.source_contribs, rtol=0, atol=1e-12)
+    assert chunked.source_names == whole.source_names
+    assert (chunked.score == whole.score).all()
+    assert list(chunked.risk_tier) == list(whole.risk_tier)
+    assert list(chunked.decision) == list(whole.decision)
+    for ours, theirs in zip(chunked.reasons, whole.reasons, strict=True):
+        assert list(ours) == list(theirs)
+    assert any(r is not None for r in chunked.reasons[0])
+
+
+def test_rf_reasons_memory_is_bounded_by_the_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the forest's decision paths are only ever asked for a chunk of rows at a time
+    pipeline = fit_pipeline("rf", TRAIN)
+    forest = split_pipeline(pipeline)[1]
+    asked: list[int] = []
+    original = type(forest).decision_path
+
+    def spy(self: object, x: np.ndarray) -> object:
+        asked.append(x.shape[0])
+        return original(self, x)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(forest), "decision_path", spy)
+    explain(pipeline, SCORE, ScoringConfig(chunk_rows=64))
+    assert asked == [64, 64, 64, 8]
+
+
+def test_chunk_rows_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="chunk_rows=0"):
+        ScoringConfig(chunk_rows=0)
