@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from etl import tasks
-from etl.session import SessionJobError, settings_fingerprint, submit
+from etl.session import SessionJobError, submit
 from etl.session_process import SessionConfigError, session_address, session_service
-from etl.session_server import FINGERPRINT_HEADER, TOKEN_HEADER, token_file
+from etl.session_protocol import FINGERPRINT_HEADER, TOKEN_HEADER, settings_fingerprint, token_file
 from etl.warmup import WARMUP_ACCOUNTS
 from infra.services import ManagedService, process_tree
 from infra.sockets import listeners
