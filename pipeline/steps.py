@@ -96,8 +96,8 @@ def _chosen_models(ctx: StepContext) -> list[str]:
 
 
 def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
-    from training.tasks import start_training as start
     from training.train import TrainingConfig
+    from training.train import start_training as start
 
     features = ctx.results.get("CuratedToFeatures") or {}
     uri = features.get("target") or s3_uri(settings.bucket("features"), FEATURES_PREFIX) + "/"
@@ -115,7 +115,7 @@ def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
 
 
 def _train(settings: Settings, ctx: StepContext, model: str) -> dict[str, Any]:
-    from training.tasks import train_model
+    from training.train import train_model
 
     if model not in _chosen_models(ctx):
         raise StepSkipped(f"model {model!r} not in models={ctx.param('models')!r}")
@@ -136,13 +136,13 @@ def train_xgb(settings: Settings, ctx: StepContext) -> dict[str, Any]:
 
 
 def evaluate_and_register(settings: Settings, ctx: StepContext) -> dict[str, Any]:
-    from training.tasks import evaluate_and_register as evaluate
+    from training.train import evaluate_and_register as evaluate
 
     return dict(evaluate(settings, ctx.results["StartTraining"]["parent_run_id"]))
 
 
 def promote_champion(settings: Settings, ctx: StepContext) -> dict[str, Any]:
-    from training.tasks import promote
+    from training.train import promote
 
     return dict(promote(settings, ctx.results["EvaluateAndRegister"]["version"]))
 
