@@ -398,14 +398,3 @@ def _split_row_errors(
             report.rejected.append(item)
             continue
         yield item
-
-
-def send_events(
-    kinesis: Any,
-    stream_name: str,
-    events: Iterable[Mapping[str, Any] | RowError],
-    **options: Any,
-) -> ProduceReport:
-    """One call for the common case: ``Producer(kinesis, stream, **options).send(events)``."""
-    total = options.pop("total", None)
-    return Producer(kinesis, stream_name, **options).send(events, total=total)

@@ -18,8 +18,6 @@ from riskstream.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-MODEL_STEPS = {"TrainLR": "lr", "TrainRF": "rf", "TrainXGB": "xgb"}
-
 DEFAULT_PARAMS = PIPELINE_DEFAULTS
 
 

@@ -32,11 +32,6 @@ SCORES_TABLE: Final = "scores"
 CURATED_TABLE_PREFIX: Final = "curated_"  # curated_<event type>
 
 
-def curated_table_name(event_type: str) -> str:
-    """The Glue table of one curated event type, e.g. ``curated_statement``."""
-    return f"{CURATED_TABLE_PREFIX}{event_type}"
-
-
 # ---- the model registry -----------------------------------------------------------------------
 CHAMPION_ALIAS: Final = "champion"
 CHALLENGER_ALIAS: Final = "challenger"

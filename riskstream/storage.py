@@ -396,12 +396,3 @@ def register_partitions(
                     )
     logger.info("catalog: %s.%s has %d new partition(s)", database, name, added)
     return added
-
-
-def drop_partitions(glue: Any, database: str, name: str, values: Iterable[str]) -> None:
-    """Remove partitions that no longer hold data (a rerun emptied them)."""
-    wanted = [{"Values": [v]} for v in sorted(set(values))]
-    for start in range(0, len(wanted), 25):
-        glue.batch_delete_partition(
-            DatabaseName=database, TableName=name, PartitionsToDelete=wanted[start : start + 25]
-        )
