@@ -22,11 +22,11 @@ from etl.session_process import SessionConfigError, session_address, session_ser
 from etl.session_protocol import FINGERPRINT_HEADER, TOKEN_HEADER, settings_fingerprint, token_file
 from etl.warmup import WARMUP_ACCOUNTS
 from infra.services import ManagedService, process_tree
-from infra.sockets import listeners
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from tests.conftest import up_on_a_free_port
 from tests.etl.helpers import small_history, upload_events
+from tests.sockets import listeners
 
 RUN_DATE = "2026-01-15"
 
