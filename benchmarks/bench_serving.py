@@ -20,9 +20,17 @@ from urllib.parse import urlparse
 
 import numpy as np
 from common import Row, cli, local_cloud, write_rows
+from fixtures import (
+    CATEGORICAL,
+    NUMERIC,
+    features_frame,
+    fit_pipeline,
+    make_pipeline,
+    register_champion,
+    write_features,
+)
 
 from serving.scoring import ScoringConfig, explain, split_pipeline
-from tests.serving.factory import CATEGORICAL, NUMERIC, features_frame
 
 CONFIG = ScoringConfig(threshold=0.3)
 
@@ -30,8 +38,6 @@ CONFIG = ScoringConfig(threshold=0.3)
 def champion_pipeline() -> Any:
     """An XGBoost champion of realistic size (200 trees, depth 5) on 20k synthetic rows."""
     from xgboost import XGBClassifier
-
-    from tests.serving.factory import make_pipeline
 
     pipeline = make_pipeline("xgb")
     pipeline.set_params(
@@ -250,8 +256,6 @@ def api_rows(levels: list[int], total: int, single: int) -> list[Row]:
     from infra.services import free_port
     from serving.online import materialize
     from serving.processes import api_service
-    from tests.serving.conftest import register_champion, write_features
-    from tests.serving.factory import fit_pipeline
     from training.mlflow_process import mlflow_service
 
     xgb_pipeline, train = champion_pipeline()

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks.fixtures import features_frame
 from riskstream.clients import make_client
 from serving.batch import ScoringJobError, run_batch
 from serving.storage import read_scores, score_partitions
 from tests.serving.conftest import OBS_DATE, ServingWorld
-from tests.serving.factory import features_frame
 
 pytestmark = pytest.mark.integration
 

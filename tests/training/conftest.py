@@ -11,11 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.fixtures import read_taiwan_features
 from infra.provision import provision
 from riskstream.clients import make_client
 from riskstream.datasets import TAIWAN_CSV, TAIWAN_SHA256, verify_sha256
 from riskstream.settings import Settings
-from training.devfeatures import read_taiwan_features
 
 
 def write_features(settings: Settings, frame: pd.DataFrame, files_per_date: int = 2) -> str:
