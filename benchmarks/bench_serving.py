@@ -24,9 +24,17 @@ from urllib.parse import urlparse
 
 import numpy as np
 from common import Row, cli, local_cloud, write_rows
+from fixtures import (
+    CATEGORICAL,
+    NUMERIC,
+    features_frame,
+    fit_pipeline,
+    make_pipeline,
+    register_champion,
+    write_features,
+)
 
 from serving.scoring import ScoringConfig, explain, split_pipeline
-from tests.serving.factory import CATEGORICAL, NUMERIC, features_frame
 
 CONFIG = ScoringConfig(threshold=0.3)
 
@@ -34,8 +42,6 @@ CONFIG = ScoringConfig(threshold=0.3)
 def champion_pipeline() -> Any:
     """An XGBoost champion of realistic size (200 trees, depth 5) on 20k synthetic rows."""
     from xgboost import XGBClassifier
-
-    from tests.serving.factory import make_pipeline
 
     pipeline = make_pipeline("xgb")
     pipeline.set_params(
@@ -144,9 +150,10 @@ def forest_champion() -> tuple[Any, Any, list[str]]:
     calibration) on the shipped Taiwan data set's features; the search is cut to its first
     trial (the protocol's default: 200 trees, depth 12), which the others only vary around.
     Returns (pipeline, the labelled feature rows, the numeric inputs)."""
+    from fixtures import read_taiwan_features
+
     from riskstream.datasets import TAIWAN_CSV
     from training.dataset import labelled
-    from training.devfeatures import read_taiwan_features
     from training.lawful import InputPolicy
     from training.models import SearchBudget, fit_with_search
     from training.train import select_columns
@@ -181,9 +188,10 @@ def memory_child(state: Path) -> None:
 def batch_memory_rows(n_rows: int) -> list[Row]:
     """``serving.batch.peak_rss_mb_per_100k``: the batch job (S3 read, scoring with reasons,
     S3 write) in its own process over ``n_rows`` accounts, Random Forest champion."""
+    from fixtures import write_features
+
     from infra.provision import provision
     from serving.registry import Champion
-    from tests.serving.conftest import write_features
     from training.baseline import build_baseline
 
     pipeline, rows, numeric = forest_champion()
@@ -345,8 +353,6 @@ def api_rows(levels: list[int], total: int, single: int) -> list[Row]:
     from infra.services import free_port
     from serving.online import materialize
     from serving.processes import api_service
-    from tests.serving.conftest import register_champion, write_features
-    from tests.serving.factory import fit_pipeline
     from training.mlflow_process import mlflow_service
 
     xgb_pipeline, train = champion_pipeline()

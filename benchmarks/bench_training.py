@@ -9,7 +9,7 @@ Model quality rows (stable ids):
   seeded trial-bounded search on an inner split, out-of-fold calibration, refit on all training
   rows) in each of 5 stratified folds of the 30,000 Taiwan clients; the figure is the mean
   held-out ROC-AUC, the note gives the 95% interval (t over the 5 folds); reference: the plain fit
-  on the same folds. Features: ``training.devfeatures`` (the ETL's Taiwan columns and values,
+  on the same folds. Features: ``fixtures.taiwan_features`` (the ETL's Taiwan columns and values,
   built straight from the CSV so the figure does not wait for Spark; a test checks them against
   the ETL).
 - ``model.synthetic.gap``: a synthetic portfolio (``ingestion.synthetic``; 4,000 accounts and
@@ -334,8 +334,9 @@ def end_to_end(frame: object, budget: float) -> tuple[float, dict[str, float]]:
 
 def main() -> None:
     args = cli(__doc__ or "")
+    from fixtures import read_taiwan_features
+
     from riskstream.datasets import TAIWAN_CSV, TAIWAN_SHA256, verify_sha256
-    from training.devfeatures import read_taiwan_features
     from training.models import MODEL_NAMES, MODEL_TYPES
     from training.train import TrainingConfig
 

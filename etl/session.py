@@ -9,7 +9,6 @@ optimisation, never a requirement.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import logging
@@ -17,7 +16,13 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from etl.session_server import FINGERPRINT_HEADER, TOKEN_HEADER, token_file
+from etl.session_protocol import (
+    FINGERPRINT_HEADER,
+    TOKEN_HEADER,
+    job_path,
+    settings_fingerprint,
+    token_file,
+)
 from riskstream.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -29,15 +34,6 @@ class SessionJobError(RuntimeError):
     """A job sent to the warm Spark session failed there, or the session stopped answering."""
 
 
-def settings_fingerprint(settings: Settings) -> str:
-    """Short digest of every setting a child process would see (Settings.to_env), but the
-    portfolio: one session serves every portfolio, each job names its own (its ``portfolio``)."""
-    env = settings.to_env()
-    env.pop("RISKSTREAM_PORTFOLIO", None)
-    text = json.dumps(env, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def submit(settings: Settings, job: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:
     """The run report of ``job`` run on the warm session, or None when no session serves these
     settings. Raises :class:`SessionJobError` when the job fails there."""
@@ -45,7 +41,7 @@ def submit(settings: Settings, job: str, kwargs: dict[str, Any]) -> dict[str, An
         token = token_file(settings).read_text().strip()
     except OSError:
         return None  # no session was started with this state directory
-    url = f"{settings.spark_session_url.rstrip('/')}/jobs/{job}"
+    url = settings.spark_session_url.rstrip("/") + job_path(job)
     request = urllib.request.Request(
         url,
         data=json.dumps(kwargs, default=str).encode(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from urllib.parse import urlparse
 
+from etl.session_protocol import HEALTH_PATH
 from infra.services import ManagedService, ServiceSpec
 from riskstream.settings import REPO_ROOT, Settings
 
@@ -44,7 +45,7 @@ def session_service(settings: Settings, warm_up: bool = True) -> ManagedService:
         ],
         host=host,
         port=port,
-        health_path="/health",
+        health_path=HEALTH_PATH,
         env=settings.to_env(),
         cwd=REPO_ROOT,
         start_timeout=120,

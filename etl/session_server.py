@@ -8,7 +8,7 @@ Apache Livy):
 - ``GET /health``: the session's Spark version, application id, jobs served, and the settings
   fingerprint it was started with;
 - ``POST /jobs/<name>`` with a JSON object of keyword arguments: runs one job of
-  :data:`etl.tasks.SESSION_JOBS` on the warm session and answers its run report with the log
+  :data:`etl.session_jobs.SESSION_JOBS` on the warm session and answers its run report with the log
   records the job wrote (the caller re-emits them, so an Airflow task log reads as if the job
   ran in the task). A job that raises answers 500 with the error's type and message.
 
@@ -35,21 +35,25 @@ import time
 import traceback
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from etl.session_protocol import (
+    FINGERPRINT_HEADER,
+    HEALTH_PATH,
+    JOBS_PATH,
+    TOKEN_HEADER,
+    JobAnswer,
+    JobError,
+    LogRecord,
+    settings_fingerprint,
+    token_file,
+)
 from riskstream.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-TOKEN_HEADER = "X-Riskstream-Token"
-FINGERPRINT_HEADER = "X-Riskstream-Settings"
 CAPTURED = ("etl", "riskstream")  # the loggers whose records go back to the caller
-
-
-def token_file(settings: Settings) -> Path:
-    return Path(settings.state_dir) / "run" / "spark-session.token"
 
 
 def write_token(settings: Settings) -> str:
@@ -68,7 +72,7 @@ class _Capture(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
-        self.records: list[list[Any]] = []
+        self.records: list[LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith(CAPTURED):
@@ -79,7 +83,6 @@ class SessionServer:
     """The session, its lock and its counters; :meth:`handler` serves them over HTTP."""
 
     def __init__(self, settings: Settings) -> None:
-        from etl.session import settings_fingerprint
         from etl.spark import build_spark
 
         self.settings = settings
@@ -137,8 +140,8 @@ class SessionServer:
             "settings": self.fingerprint,
         }
 
-    def run_job(self, name: str, kwargs: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        from etl.tasks import SESSION_JOBS
+    def run_job(self, name: str, kwargs: dict[str, Any]) -> tuple[int, JobAnswer | JobError]:
+        from etl.session_jobs import SESSION_JOBS
 
         job = SESSION_JOBS.get(name)
         if job is None:
@@ -178,7 +181,8 @@ class SessionServer:
             "job %s done in %.1f s (job %d of this session)", name, seconds, self.jobs_served
         )
         session = {"app_id": self.spark.sparkContext.applicationId, "job": self.jobs_served}
-        return HTTPStatus.OK, {"report": report, "logs": capture.records, "session": session}
+        answer: JobAnswer = {"report": report, "logs": capture.records, "session": session}
+        return HTTPStatus.OK, answer
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -187,7 +191,7 @@ class SessionServer:
             def log_message(self, format: str, *args: Any) -> None:
                 logger.debug("%s " + format, self.address_string(), *args)
 
-            def _answer(self, status: int, body: dict[str, Any]) -> None:
+            def _answer(self, status: int, body: Any) -> None:
                 data = json.dumps(body, default=str).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -196,15 +200,15 @@ class SessionServer:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
-                if urlparse(self.path).path == "/health":
+                if urlparse(self.path).path == HEALTH_PATH:
                     self._answer(*server.health())
                 else:
-                    self._answer(HTTPStatus.NOT_FOUND, {"error": "GET /health only"})
+                    self._answer(HTTPStatus.NOT_FOUND, {"error": f"GET {HEALTH_PATH} only"})
 
             def do_POST(self) -> None:
                 path = urlparse(self.path).path
-                if not path.startswith("/jobs/"):
-                    self._answer(HTTPStatus.NOT_FOUND, {"error": "POST /jobs/<name>"})
+                if not path.startswith(JOBS_PATH):
+                    self._answer(HTTPStatus.NOT_FOUND, {"error": f"POST {JOBS_PATH}<name>"})
                     return
                 if not secrets.compare_digest(self.headers.get(TOKEN_HEADER, ""), server.token):
                     self._answer(
@@ -230,7 +234,7 @@ class SessionServer:
                 except ValueError as exc:
                     self._answer(HTTPStatus.BAD_REQUEST, {"error": f"bad request body: {exc}"})
                     return
-                status, body = server.run_job(path[len("/jobs/") :], kwargs)
+                status, body = server.run_job(path[len(JOBS_PATH) :], kwargs)
                 self._answer(status, body)
 
         return Handler

@@ -2,20 +2,19 @@
 
 Each Spark job runs on the warm Spark session when one serves these settings
 (:mod:`etl.session`, started by ``riskstream run`` or ``riskstream spark up``), otherwise in a
-session of its own in this process. :data:`SESSION_JOBS` are the bodies both paths run.
+session of its own in this process. :data:`etl.session_jobs.SESSION_JOBS` are the bodies both
+paths run.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from etl.session_protocol import COMPACT, CURATED_TO_FEATURES, RAW_TO_CURATED
 from riskstream.settings import Settings
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +25,7 @@ def _iso(day: date | str) -> str:
 
 def raw_to_curated(settings: Settings, run_date: date | str, reset: bool = False) -> dict[str, Any]:
     """Curate the raw partitions not processed yet (all of them with ``reset``)."""
-    return _run(settings, "raw_to_curated", {"run_date": _iso(run_date), "reset": reset})
+    return _run(settings, RAW_TO_CURATED, {"run_date": _iso(run_date), "reset": reset})
 
 
 def curated_to_features(
@@ -48,7 +47,7 @@ def curated_to_features(
         kwargs["lookback_months"] = lookback_months
     if performance_months is not None:
         kwargs["performance_months"] = performance_months
-    return _run(settings, "curated_to_features", kwargs)
+    return _run(settings, CURATED_TO_FEATURES, kwargs)
 
 
 def scoring_features(settings: Settings, score_date: date | str) -> dict[str, Any]:
@@ -79,9 +78,7 @@ def compact(
             "tables": {t: {"partitions_compacted": []} for t in names},
             "partitions_compacted": 0,
         }
-    return _run(
-        settings, "compact", {"tables": list(tables) if tables else None, "curated": target}
-    )
+    return _run(settings, COMPACT, {"tables": list(tables) if tables else None, "curated": target})
 
 
 def _run(settings: Settings, job: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -91,63 +88,7 @@ def _run(settings: Settings, job: str, kwargs: dict[str, Any]) -> dict[str, Any]
     report = submit(settings, job, kwargs)
     if report is not None:
         return report
+    from etl.session_jobs import SESSION_JOBS
     from etl.spark import build_spark
 
     return SESSION_JOBS[job](build_spark(settings, job), settings, **kwargs)
-
-
-# ---- the job bodies: the same on the warm session and in a task's own process -----------------
-def _raw_to_curated_job(
-    spark: SparkSession, settings: Settings, run_date: str, reset: bool = False
-) -> dict[str, Any]:
-    from etl.jobs import raw_to_curated as job
-
-    args = job.options(settings, run_date=run_date, reset=str(bool(reset)).lower())
-    return job.run(spark, settings, args)
-
-
-def _curated_to_features_job(
-    spark: SparkSession,
-    settings: Settings,
-    run_date: str,
-    obs_dates: Sequence[str] = (),
-    lookback_months: int | None = None,
-    performance_months: int | None = None,
-    portfolio: str | None = None,
-) -> dict[str, Any]:
-    from etl.jobs import curated_to_features as job
-
-    settings = settings.for_portfolio(portfolio)
-    windows: dict[str, str] = {}
-    if lookback_months is not None:
-        windows["lookback_months"] = str(lookback_months)
-    if performance_months is not None:
-        windows["performance_months"] = str(performance_months)
-    args = job.options(settings, run_date=run_date, obs_dates=",".join(obs_dates), **windows)
-    return job.run(spark, settings, args)
-
-
-def _compact_job(
-    spark: SparkSession, settings: Settings, tables: Sequence[str] | None, curated: str
-) -> dict[str, Any]:
-    from etl.compact import compact_curated
-    from etl.jobs import raw_to_curated as r2c
-    from etl.jobs.common import default_locations, storage_for
-    from etl.layout import load_manifest
-    from riskstream.storage import is_s3
-
-    storage = storage_for(settings, curated)
-    report = compact_curated(spark, storage, curated, tables)
-    if is_s3(curated) and report["partitions_compacted"]:
-        chosen = r2c._tables(curated, default_locations(settings)["quarantine"])
-        chosen = {t: v for t, v in chosen.items() if t in report["tables"]}
-        manifests = {t: load_manifest(storage, uri, key) for t, (uri, key) in chosen.items()}
-        r2c._catalog(settings, chosen, manifests)
-    return report
-
-
-SESSION_JOBS: dict[str, Callable[..., dict[str, Any]]] = {
-    "raw_to_curated": _raw_to_curated_job,
-    "curated_to_features": _curated_to_features_job,
-    "compact": _compact_job,
-}

@@ -413,11 +413,6 @@ def quarantine_table(classified: DataFrame) -> DataFrame:
     return classified.where(F.col("status") == STATUS_QUARANTINED).select(*QUARANTINE_COLUMNS)
 
 
-def outcome_counts(classified: DataFrame) -> DataFrame:
-    """Row counts by status, event type and reason: the raw material of the run report."""
-    return classified.groupBy("status", "event_type", "reason").count()
-
-
 def quarantine_schema() -> T.StructType:
     """The quarantine table's schema (without the ``dt`` partition column)."""
     return T.StructType(

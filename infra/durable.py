@@ -279,16 +279,6 @@ def install_clock() -> None:
             module.utcnow = _pinned_utcnow  # type: ignore[attr-defined]
 
 
-def preload_services(names: Iterable[str]) -> None:
-    """Import moto's models for ``names`` so their clocks can be pinned before any request."""
-    import importlib
-
-    for name in names:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(f"moto.{name}.models")
-    install_clock()
-
-
 @contextlib.contextmanager
 def deterministic(seed: int, at: float) -> Iterator[None]:
     """Seed moto's id generator and pin its clock for one logged request."""

@@ -220,7 +220,6 @@ class LandingReport:
     objects: int = 0
     flushes: int = 0
     shards: int = 0
-    bytes_in: int = 0
     seconds: float = 0.0
     lag_ms: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
@@ -373,7 +372,6 @@ class Consumer:
             r.quarantined += buffer.quarantined
             r.objects += objects
             r.flushes += 1
-            r.bytes_in += buffer.bytes
             for entries in buffer.bad.values():
                 for entry in entries:
                     r.reasons[entry["reason"]] = r.reasons.get(entry["reason"], 0) + 1

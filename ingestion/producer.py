@@ -29,7 +29,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.kinesis import list_shards
-from ingestion.csv_replay import FieldNulled, RowError
+from ingestion.csv_replay import RowError
 from ingestion.records import (
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
@@ -125,7 +125,6 @@ class ProduceReport:
     unsent: int = 0  # left behind by an interruption
     failed: list[Failure] = field(default_factory=list)
     rejected: list[Rejected | RowError] = field(default_factory=list)
-    nulled: list[FieldNulled] = field(default_factory=list)  # fields sent as null, row kept
     seconds: float = 0.0
     interrupted: bool = False
 
@@ -149,8 +148,6 @@ class ProduceReport:
             "records_per_second": round(self.records_per_second, 1),
             "interrupted": self.interrupted,
             "reasons": dict(reasons),
-            "nulled_fields": len(self.nulled),
-            "nulled_reasons": dict(Counter(n.reason for n in self.nulled).most_common()),
         }
 
 
@@ -196,7 +193,7 @@ class Producer:
     # ---- public -----------------------------------------------------------------------------
     def send(
         self,
-        events: Iterable[Mapping[str, Any] | RowError | FieldNulled],
+        events: Iterable[Mapping[str, Any] | RowError],
         total: int | None = None,
         now: datetime | None = None,
     ) -> ProduceReport:
@@ -393,26 +390,11 @@ class Producer:
 
 
 def _split_row_errors(
-    events: Iterable[Mapping[str, Any] | RowError | FieldNulled], report: ProduceReport
+    events: Iterable[Mapping[str, Any] | RowError], report: ProduceReport
 ) -> Iterable[Mapping[str, Any]]:
-    """Pass events through; record a source's :class:`RowError` items as rejected and its
-    :class:`FieldNulled` notes (the row's event goes on with that field null) as nulled."""
+    """Pass events through; record a source's :class:`RowError` items as rejected."""
     for item in events:
         if isinstance(item, RowError):
             report.rejected.append(item)
             continue
-        if isinstance(item, FieldNulled):
-            report.nulled.append(item)
-            continue
         yield item
-
-
-def send_events(
-    kinesis: Any,
-    stream_name: str,
-    events: Iterable[Mapping[str, Any] | RowError | FieldNulled],
-    **options: Any,
-) -> ProduceReport:
-    """One call for the common case: ``Producer(kinesis, stream, **options).send(events)``."""
-    total = options.pop("total", None)
-    return Producer(kinesis, stream_name, **options).send(events, total=total)

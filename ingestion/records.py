@@ -141,10 +141,6 @@ def batches(
         yield batch
 
 
-def batch_bytes(batch: Sequence[Record]) -> int:
-    return sum(r.size for r in batch)
-
-
 def hash_key(partition_key: str) -> int:
     """Kinesis' placement of a partition key: the MD5 of its UTF-8 bytes as a 128-bit integer."""
     return int.from_bytes(hashlib.md5(partition_key.encode("utf-8")).digest(), "big")

@@ -20,8 +20,6 @@ from riskstream.storage import split_s3
 
 logger = logging.getLogger(__name__)
 
-MODEL_STEPS = {"TrainLR": "lr", "TrainRF": "rf", "TrainXGB": "xgb"}
-
 DEFAULT_PARAMS = PIPELINE_DEFAULTS
 
 
@@ -132,8 +130,8 @@ def _chosen_models(ctx: StepContext) -> list[str]:
 
 
 def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
-    from training.tasks import start_training as start
     from training.train import TrainingConfig
+    from training.train import start_training as start
 
     settings = settings.for_portfolio(ctx.portfolio())
     features = ctx.results.get("CuratedToFeatures") or {}
@@ -152,7 +150,7 @@ def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
 
 
 def _train(settings: Settings, ctx: StepContext, model: str) -> dict[str, Any]:
-    from training.tasks import train_model
+    from training.train import train_model
 
     if model not in _chosen_models(ctx):
         raise StepSkipped(f"model {model!r} not in models={ctx.param('models')!r}")
@@ -173,14 +171,14 @@ def train_xgb(settings: Settings, ctx: StepContext) -> dict[str, Any]:
 
 
 def evaluate_and_register(settings: Settings, ctx: StepContext) -> dict[str, Any]:
-    from training.tasks import evaluate_and_register as evaluate
+    from training.train import evaluate_and_register as evaluate
 
     scoped = settings.for_portfolio(ctx.portfolio())
     return dict(evaluate(scoped, ctx.results["StartTraining"]["parent_run_id"]))
 
 
 def promote_champion(settings: Settings, ctx: StepContext) -> dict[str, Any]:
-    from training.tasks import promote
+    from training.train import promote
 
     scoped = settings.for_portfolio(ctx.portfolio())
     return dict(promote(scoped, ctx.results["EvaluateAndRegister"]["version"]))

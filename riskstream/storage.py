@@ -54,13 +54,6 @@ def split_s3(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
-def s3_join(bucket: str, *parts: str) -> str:
-    """``s3://bucket/part/part`` with single slashes."""
-    from riskstream.names import s3_uri
-
-    return s3_uri(bucket, *parts)
-
-
 def to_s3(uri: str) -> str:
     """Catalog locations use ``s3://`` whatever scheme Spark used."""
     return "s3://" + uri.split("://", 1)[1] if "://" in uri else uri
@@ -396,12 +389,3 @@ def register_partitions(
                     )
     logger.info("catalog: %s.%s has %d new partition(s)", database, name, added)
     return added
-
-
-def drop_partitions(glue: Any, database: str, name: str, values: Iterable[str]) -> None:
-    """Remove partitions that no longer hold data (a rerun emptied them)."""
-    wanted = [{"Values": [v]} for v in sorted(set(values))]
-    for start in range(0, len(wanted), 25):
-        glue.batch_delete_partition(
-            DatabaseName=database, TableName=name, PartitionsToDelete=wanted[start : start + 25]
-        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -38,3 +39,26 @@ def test_importing_the_foundation_loads_no_heavy_library() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def _imported(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every absolute import in one file, those inside functions included."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def test_benchmarks_import_nothing_from_tests() -> None:
+    """Benchmarks bring their own data and models (benchmarks/fixtures.py), so changing a test
+    never changes what a benchmark measures."""
+    offenders = [
+        f"{path.relative_to(REPO)}:{line} imports {module}"
+        for path in sorted((REPO / "benchmarks").rglob("*.py"))
+        for line, module in _imported(path)
+        if module == "tests" or module.startswith("tests.")
+    ]
+    assert offenders == []

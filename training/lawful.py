@@ -19,7 +19,7 @@ attributes, so ``attr_sex`` and ``attr_client_id`` are caught like ``sex`` and `
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 DEFAULT_PROTECTED: tuple[str, ...] = (
@@ -37,12 +37,6 @@ DEFAULT_PROTECTED: tuple[str, ...] = (
 AGE = "age"
 PROTECTED_PREFIX = "protected_"  # a CSV mapping's `protected` columns become attr_protected_<name>
 ATTRIBUTE_PREFIX = "attr_"
-PROTECTED_ENV = "RISKSTREAM_PROTECTED_ATTRIBUTES"
-ALLOW_AGE_ENV = "RISKSTREAM_ALLOW_AGE"
-
-
-class InputPolicyError(ValueError):
-    """The input policy is misconfigured; the message names the variable and the value."""
 
 
 def base_name(column: str) -> str:
@@ -103,23 +97,3 @@ def select_inputs(columns: Iterable[str], policy: InputPolicy) -> InputSelection
         else:
             features.append(column)
     return InputSelection(tuple(features), tuple(protected), tuple(identifiers))
-
-
-def parse_extra(raw: str | None) -> tuple[str, ...]:
-    """``"religion, union_member"`` -> ``("religion", "union_member")``."""
-    return tuple(n.strip().lower() for n in (raw or "").split(",") if n.strip())
-
-
-def parse_flag(name: str, raw: str | None) -> bool:
-    text = (raw or "").strip().lower()
-    if text in ("", "0", "false", "no", "off"):
-        return False
-    if text in ("1", "true", "yes", "on"):
-        return True
-    raise InputPolicyError(f"{name}={raw!r} must be 1 or 0 (true/false)")
-
-
-def policy_from_env(env: Mapping[str, str]) -> InputPolicy:
-    return InputPolicy(
-        parse_extra(env.get(PROTECTED_ENV)), parse_flag(ALLOW_AGE_ENV, env.get(ALLOW_AGE_ENV))
-    )

@@ -1,7 +1,7 @@
 """Training with MLflow tracking and the model registry (entry/I-O module).
 
 One parent run per training execution, one nested run per model. The four steps are separate
-functions so the Airflow DAG can run them as tasks (see ``training.tasks``); the models may train
+functions so the Airflow DAG can run them as tasks (see ``pipeline.steps``); the models may train
 in parallel processes under the same parent run, because every step re-reads what it needs
 (configuration from the parent run's params, the data from S3, checked against the parent's
 digest).

@@ -1,4 +1,4 @@
-"""Pieces both job scripts share: default locations, storage and bookmark wiring, table reads.
+"""Pieces both job scripts share: default locations, storage and bookmark wiring, arguments.
 
 Entry/IO module.
 """
@@ -7,18 +7,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
 
 from etl.glue import BookmarkStore, GlueArgumentError
-from etl.spark import to_spark_uri
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from riskstream.storage import Storage, is_s3, join
-
-if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import StructType
 
 logger = logging.getLogger(__name__)
 
@@ -65,26 +59,7 @@ def parse_flag(name: str, value: str) -> bool:
     raise GlueArgumentError(f"--{name} {value!r} must be true or false")
 
 
-def read_table_or_empty(
-    spark: SparkSession, storage: Storage, uri: str, schema: StructType
-) -> DataFrame:
-    """A curated table, or an empty one with its schema when nothing was written yet."""
-    from pyspark.sql import functions as F
-
-    if storage.exists(uri):
-        frame = spark.read.parquet(to_spark_uri(uri))
-        if "dt" in frame.columns:
-            frame = frame.withColumn("dt", F.col("dt").cast("string"))
-        return frame
-    logger.info("%s holds no data yet; reading it as an empty table", uri)
-    return spark.createDataFrame([], schema).withColumn("dt", F.lit(None).cast("string"))
-
-
 def elapsed(started: float) -> float:
     import time
 
     return round(time.perf_counter() - started, 3)
-
-
-def as_jsonable(report: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in report.items()}

@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 
 from etl import tasks
-from etl.session import SessionJobError, settings_fingerprint, submit
+from etl.session import SessionJobError, submit
 from etl.session_process import SessionConfigError, session_address, session_service
-from etl.session_server import FINGERPRINT_HEADER, TOKEN_HEADER, token_file
+from etl.session_protocol import FINGERPRINT_HEADER, TOKEN_HEADER, settings_fingerprint, token_file
 from etl.warmup import WARMUP_ACCOUNTS
 from infra.services import ManagedService, process_tree
-from infra.sockets import listeners
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from tests.conftest import up_on_a_free_port
 from tests.etl.helpers import PORTFOLIO, small_history, upload_events
+from tests.sockets import listeners
 
 RUN_DATE = "2026-01-15"
 

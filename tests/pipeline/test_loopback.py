@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from infra.services import free_port, process_tree
-from infra.sockets import Listener, listeners, parse_proc_address
 from riskstream.settings import Settings
+from tests.sockets import Listener, listeners, parse_proc_address
 
 
 @pytest.mark.unit

@@ -17,14 +17,20 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from benchmarks.fixtures import (
+    CATEGORICAL,
+    NUMERIC,
+    features_frame,
+    fit_pipeline,
+    register_champion,
+)
 from serving.batch import run_batch
 from serving.online import META_KEY, latest_per_account, online_table, read_offline
 from serving.schema import MAX_APPLICATIONS, MAX_BODY_BYTES
 from serving.scoring import ScoringConfig
 from serving.storage import read_scores
 from serving.tasks import score as score_step
-from tests.serving.conftest import OBS_DATE, ServingWorld, register_champion
-from tests.serving.factory import CATEGORICAL, NUMERIC, features_frame, fit_pipeline
+from tests.serving.conftest import OBS_DATE, ServingWorld
 
 pytestmark = pytest.mark.integration
 

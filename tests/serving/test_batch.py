@@ -8,13 +8,13 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks.fixtures import features_frame
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.storage import split_s3
 from serving.batch import ScoringJobError, run_batch
 from serving.storage import read_scores, score_partitions
 from tests.serving.conftest import OBS_DATE, ServingWorld
-from tests.serving.factory import features_frame
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
+from benchmarks.fixtures import CATEGORICAL, NUMERIC, features_frame, fit_pipeline
 from serving.compiled import NotCompilable, compile_pipeline
 from serving.scoring import (
     ScoringConfig,
@@ -22,7 +23,6 @@ from serving.scoring import (
     output_to_source,
     split_pipeline,
 )
-from tests.serving.factory import CATEGORICAL, NUMERIC, features_frame, fit_pipeline
 from training.dataset import FeatureColumns
 from training.models import build_estimator, build_preprocess, default_params
 

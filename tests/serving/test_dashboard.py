@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.fixtures import features_frame, write_features
 from infra.services import free_port
 from serving.batch import run_batch
 from serving.processes import dashboard_service
 from serving.storage import read_scores
-from tests.serving.conftest import ServingWorld, write_features
-from tests.serving.factory import features_frame
+from tests.serving.conftest import ServingWorld
 
 pytestmark = pytest.mark.e2e
 

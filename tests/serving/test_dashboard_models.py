@@ -12,11 +12,10 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from benchmarks.fixtures import features_frame, fit_pipeline, register_champion
 from infra.provision import provision
 from riskstream.settings import Settings
 from serving.dashboard import create_app
-from tests.serving.conftest import register_champion
-from tests.serving.factory import features_frame, fit_pipeline
 from training.fairness import fairness_report
 
 pytestmark = pytest.mark.integration

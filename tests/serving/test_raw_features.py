@@ -166,7 +166,7 @@ def test_raw_facts_give_the_spark_feature_rows(world: dict[str, Any]) -> None:
 def test_raw_and_precomputed_forms_agree(world: dict[str, Any]) -> None:
     from xgboost import XGBClassifier
 
-    from tests.serving.factory import make_pipeline
+    from benchmarks.fixtures import make_pipeline
 
     offline, apps, obs = world["offline"], world["apps"], world["obs"]
     table = pd.DataFrame([offline[k] for k in sorted(offline) if k[1] == obs])

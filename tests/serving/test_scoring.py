@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.fixtures import CATEGORICAL, NUMERIC, features_frame, fit_pipeline
 from serving.scoring import (
     ScoreScale,
     ScoringConfig,
@@ -26,7 +27,6 @@ from serving.scoring import (
     reason_details,
     split_pipeline,
 )
-from tests.serving.factory import CATEGORICAL, NUMERIC, features_frame, fit_pipeline
 
 pytestmark = pytest.mark.unit
 

@@ -11,13 +11,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.fixtures import read_taiwan_features
 from infra.provision import provision
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.datasets import TAIWAN_CSV, TAIWAN_SHA256, verify_sha256
 from riskstream.settings import Settings
 from riskstream.storage import split_s3
-from training.devfeatures import read_taiwan_features
 
 
 def write_features(settings: Settings, frame: pd.DataFrame, files_per_date: int = 2) -> str:

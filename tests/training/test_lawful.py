@@ -9,13 +9,7 @@ import pytest
 from riskstream.settings import Settings, SettingsError
 from training.dataset import TrainingDataError, feature_columns, labelled, split_rows
 from training.fairness import fairness_report, min_air, to_markdown
-from training.lawful import (
-    DEFAULT_PROTECTED,
-    InputPolicy,
-    InputPolicyError,
-    policy_from_env,
-    select_inputs,
-)
+from training.lawful import DEFAULT_PROTECTED, InputPolicy, select_inputs
 from training.models import SearchBudget, fit_with_search
 from training.train import TrainingConfig, select_columns
 
@@ -79,19 +73,13 @@ def test_age_only_with_the_explicit_opt_in_and_extra_names_from_config() -> None
     assert "age" in select_inputs(cols, InputPolicy()).protected
 
 
-def test_policy_from_environment_and_settings() -> None:
-    policy = policy_from_env(
+def test_policy_from_settings() -> None:
+    settings = Settings.from_mapping(
         {"RISKSTREAM_PROTECTED_ATTRIBUTES": "Religion, union_member", "RISKSTREAM_ALLOW_AGE": "1"}
     )
-    assert policy.extra == ("religion", "union_member") and policy.allow_age
-    assert "age" not in policy.protected and "union_member" in policy.protected
-    with pytest.raises(InputPolicyError, match="RISKSTREAM_ALLOW_AGE='maybe'"):
-        policy_from_env({"RISKSTREAM_ALLOW_AGE": "maybe"})
-    settings = Settings.from_mapping(
-        {"RISKSTREAM_PROTECTED_ATTRIBUTES": "union_member", "RISKSTREAM_ALLOW_AGE": "1"}
-    )
     config = TrainingConfig().with_settings(settings)
-    assert config.protected_extra == ("union_member",) and config.allow_age
+    assert config.protected_extra == ("religion", "union_member") and config.allow_age
+    assert "age" not in config.inputs.protected and "union_member" in config.inputs.protected
     assert TrainingConfig.from_params(config.to_params()) == config
     assert not TrainingConfig().with_settings(Settings.from_mapping({})).allow_age
     with pytest.raises(SettingsError, match="RISKSTREAM_ALLOW_AGE"):

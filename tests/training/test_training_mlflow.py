@@ -23,7 +23,6 @@ from training.train import TrainingConfig, evaluate_and_register, run_training, 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.integration
 
 TINY = TrainingConfig(max_trials=2)
 # A weak table version: profile only (the protected columns are there but never inputs).

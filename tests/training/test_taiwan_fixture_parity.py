@@ -1,5 +1,5 @@
-"""``training.devfeatures`` (the benchmarks' and tests' Taiwan table, built without Spark) gives
-the same columns and values as the ETL: real Taiwan rows through the replay's events
+"""``benchmarks.fixtures.taiwan_features`` (the benchmarks' and tests' Taiwan table, built without
+Spark) gives the same columns and values as the ETL: real Taiwan rows through the replay's events
 (``ingestion.taiwan``), the ETL's validation and curated tables, and ``etl.features``."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.fixtures import TAIWAN_OBS_DATE, taiwan_features
 from riskstream.datasets import TAIWAN_CSV
 from riskstream.settings import Settings
-from training.devfeatures import TAIWAN_OBS_DATE, taiwan_features
 
 pytestmark = pytest.mark.integration  # Spark: a JVM
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration  # Spark: a JVM
 def spark(cloud_settings: Settings) -> Iterator[object]:
     from etl.spark import build_spark
 
-    session = build_spark(cloud_settings, app_name="devfeatures-parity")
+    session = build_spark(cloud_settings, app_name="taiwan-fixture-parity")
     yield session
     session.stop()
 
