@@ -104,6 +104,22 @@ def parse_models(text: str) -> tuple[str, ...]:
     return chosen
 
 
+def models_option(text: str) -> str:
+    """An argparse ``type`` for a ``--models`` option: the set, normalised (``lr,xgb``), or a
+    usage error naming the known kinds."""
+    import argparse
+
+    try:
+        return ",".join(parse_models(text))
+    except UnknownModelKind as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def models_help() -> str:
+    """The ``--models`` help text: the registered kinds."""
+    return f"comma-separated subset of {default_models()} (default all)"
+
+
 __all__ = [
     "REGISTRY",
     "CompiledEstimator",
@@ -116,6 +132,8 @@ __all__ = [
     "get",
     "kind_of",
     "kinds",
+    "models_help",
+    "models_option",
     "models_pattern",
     "names",
     "parse_models",

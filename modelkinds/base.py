@@ -57,7 +57,7 @@ Estimator = Callable[[dict[str, Any], FitOptions], Any]
 """(parameters without ``variant``, options) -> an unfitted estimator with imbalance handling."""
 
 FitTrial = Callable[[Any, Any, Any, Any, Any, FitOptions], dict[str, Any]]
-"""(estimator, x_fit, y_fit, x_val, y_val, options) -> parameters the trial found (fits in place)."""
+"""(estimator, x_fit, y_fit, x_val, y_val, options) -> what the trial found (it fits in place)."""
 
 Contributions = Callable[[Any, Any, bool], "np.ndarray"]
 """(fitted estimator, preprocessed matrix, exact) -> contributions per row and column."""

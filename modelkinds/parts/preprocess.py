@@ -12,9 +12,7 @@ def _missing_as_category(encoder: Any) -> Any:
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
 
-    return Pipeline(
-        [("impute", SimpleImputer(strategy="constant", fill_value="missing")), encoder]
-    )
+    return Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")), encoder])
 
 
 def native_trees(numeric: list[str], categorical: list[str]) -> Any:
