@@ -32,7 +32,7 @@ status: ## say which services run where
 	@$(BIN)/riskstream status
 
 lint: setup ## ruff lint and format check, the layers contract, mypy on the pure modules
-	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/mypy riskstream/settings.py riskstream/names.py riskstream/events.py riskstream/featuredefs.py serving/rawfeatures.py pipeline/asl.py ingestion/records.py ingestion/synthetic.py training/metrics.py training/models.py serving/scoring.py serving/monitoring.py
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/mypy riskstream/settings.py riskstream/names.py riskstream/events.py riskstream/featuredefs.py serving/rawfeatures.py pipeline/asl.py ingestion/records.py ingestion/synthetic.py training/metrics.py training/models.py serving/scoring.py serving/monitoring.py modelkinds
 
 format: setup ## apply ruff's formatting and safe fixes
 	@$(BIN)/ruff format . && $(BIN)/ruff check --fix .

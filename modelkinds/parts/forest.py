@@ -50,9 +50,17 @@ class Forest:
             parts["v"].append(value[:, pos] / np.maximum(value.sum(axis=1), 1e-300))
             depth = max(depth, int(tr.max_depth))
             start += n
+        feature, threshold, left_of, right_of, missing_left, rate = (
+            np.concatenate(parts[k]) for k in ("f", "t", "l", "r", "m", "v")
+        )
         return cls(
             np.asarray(roots, dtype=np.int64),
-            *(np.concatenate(parts[k]) for k in ("f", "t", "l", "r", "m", "v")),
+            feature,
+            threshold,
+            left_of,
+            right_of,
+            missing_left,
+            rate,
             depth=depth,
             n_trees=len(model.estimators_),
         )

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipeline.asl import ASL_PATH, AslError, load_definition, load_workflow, task_id_for, validate
+from pipeline.asl import AslError, load_definition, load_workflow, task_id_for, validate
 from pipeline.steps import STEPS
 from riskstream.clients import make_client
 from riskstream.settings import Settings
@@ -84,7 +84,7 @@ def test_definition_loads_into_step_functions(provisioned: Settings) -> None:
     sfn = make_client(provisioned, "stepfunctions")
     created = sfn.create_state_machine(
         name=f"{provisioned.prefix}-pipeline",
-        definition=ASL_PATH.read_text(),
+        definition=json.dumps(load_definition()),
         roleArn="arn:aws:iam::123456789012:role/riskstream-pipeline",
         type="STANDARD",
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.asl import ASL_PATH, task_id_for
+from pipeline.asl import ASL_PATH, expand_kinds, task_id_for
 
 pytestmark = pytest.mark.unit
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -47,8 +47,9 @@ def test_parsing_touches_no_network_variable_or_connection(monkeypatch) -> None:
 
 
 def _expected_from_asl() -> tuple[set[str], set[tuple[str, str]], dict[str, dict]]:
-    """Read the ASL JSON directly (not through pipeline.asl) so the parity check is independent."""
-    definition = json.loads(ASL_PATH.read_text())
+    """Read the ASL JSON directly (through pipeline.asl only to expand its per-kind template
+    branch) so the parity check is independent."""
+    definition = expand_kinds(json.loads(ASL_PATH.read_text()))
     states = definition["States"]
     tasks: set[str] = set()
     edges: set[tuple[str, str]] = set()
