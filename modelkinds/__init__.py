@@ -1,5 +1,6 @@
-"""The registry of model kinds: every module of this package (but :mod:`modelkinds.base`) is one
-kind, declaring a :class:`~modelkinds.base.ModelKind` named ``KIND``.
+"""The registry of model kinds: every module of this package (but :mod:`modelkinds.base`; the
+shared pieces live in the subpackage :mod:`modelkinds.parts`) is one kind, named after it and
+declaring a :class:`~modelkinds.base.ModelKind` named ``KIND``.
 
 Training, serving and the pipeline ask this registry; none of them names a kind. Adding a kind
 is adding its module here (plus its test and a line of docs; docs/CONTRACTS.md, "Model kinds").
@@ -37,6 +38,11 @@ def discover(package: str = __name__) -> dict[str, ModelKind]:
             raise TypeError(
                 f"{module.__name__} declares no model kind: a module of {package} must define "
                 "KIND = ModelKind(...)"
+            )
+        if kind.name != info.name:
+            raise ValueError(
+                f"{module.__name__} declares the model kind {kind.name!r}: a kind's module is "
+                f"named after it ({package}.{kind.name})"
             )
         if kind.name in found:
             raise ValueError(
