@@ -74,7 +74,7 @@ def get(name: str) -> ModelKind:
         return REGISTRY[name]
     except (KeyError, TypeError):
         raise UnknownModelKind(
-            f"unknown model kind {name!r}; choose from {', '.join(REGISTRY)}"
+            f"unknown model {name!r}; choose from {', '.join(REGISTRY)}"
         ) from None
 
 

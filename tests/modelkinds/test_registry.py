@@ -133,7 +133,7 @@ def test_importing_the_registry_loads_no_heavy_library() -> None:
 
 # ---- an unknown kind fails loudly, naming the known ones -------------------------------------
 def test_an_unknown_name_names_the_known_kinds() -> None:
-    with pytest.raises(UnknownModelKind, match="unknown model kind 'gbm'; choose from lr, rf, xgb"):
+    with pytest.raises(UnknownModelKind, match="unknown model 'gbm'; choose from lr, rf, xgb"):
         modelkinds.get("gbm")
     with pytest.raises(UnknownModelKind, match="'gbm'"):
         modelkinds.parse_models("lr, gbm")
