@@ -7,6 +7,7 @@ parsing a DAG stays cheap. Results are small dicts of counts and S3 paths, never
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
@@ -133,6 +134,7 @@ def train_step_name(kind: str) -> str:
     return f"train_{kind}"
 
 
+@functools.cache
 def train_step(kind: str) -> StepFunction:
     """The step that trains one model kind, if the run's ``models`` chose it."""
 

@@ -105,12 +105,9 @@ def build_preprocess(
 ) -> ColumnTransformer:
     """The kind's unfitted preprocessing for these columns; ``variant`` picks one of its
     variants (None: its default; kinds with one preprocessing ignore it)."""
+    spec = _kind(kind)
     try:
-        return modelkinds.get(kind).preprocess(
-            list(columns.numeric), list(columns.categorical), variant
-        )
-    except modelkinds.UnknownModelKind as exc:
-        raise ModelError(str(exc)) from None
+        return spec.preprocess(list(columns.numeric), list(columns.categorical), variant)
     except ValueError as exc:  # an unknown variant
         raise ModelError(str(exc)) from None
 
