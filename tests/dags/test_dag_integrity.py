@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import modelkinds
 from pipeline.asl import ASL_PATH, expand_kinds, task_id_for
 
 pytestmark = pytest.mark.unit
@@ -125,5 +126,6 @@ def test_params_have_defaults_for_the_trigger_form(dagbag) -> None:  # type: ign
     params = dagbag.dags["credit_risk_pipeline"].params
     assert params["source"] == "synthetic"
     assert params.get_param("source").schema["enum"] == ["synthetic", "taiwan", "csv"]
-    assert params["models"] == "lr,rf,xgb"
+    assert params["models"] == modelkinds.default_models()  # every registered kind
+    assert {"lr", "rf", "xgb"} <= set(params["models"].split(","))
     assert isinstance(params["accounts"], int)
