@@ -127,11 +127,12 @@ def reproducible_worker(data: str, max_trials: int) -> None:
     import numpy as np
     import pandas as pd
 
+    import modelkinds
     from training.dataset import labelled as _labelled
     from training.dataset import split_rows
     from training.lawful import InputPolicy
     from training.metrics import CostMatrix, cost_optimal_threshold
-    from training.models import MODEL_TYPES, SearchBudget, fit_with_search
+    from training.models import SearchBudget, fit_with_search
     from training.train import select_columns
 
     rows = _labelled(pd.read_parquet(data), data)
@@ -141,7 +142,7 @@ def reproducible_worker(data: str, max_trials: int) -> None:
     outcomes = []
     for _ in range(2):
         best, preds = None, {}
-        for kind in MODEL_TYPES:
+        for kind in modelkinds.names():
             fitted = fit_with_search(
                 kind,
                 train[cols.all],
@@ -216,11 +217,12 @@ def synthetic_worker(accounts: int, months: int, max_trials: int) -> None:
     """In a subprocess: simulate -> events -> curated -> features -> train; gap to the ceiling."""
     from sklearn.metrics import roc_auc_score
 
+    import modelkinds
     from ingestion.synthetic import SyntheticConfig, simulate
     from training.dataset import labelled, split_rows
     from training.lawful import InputPolicy
     from training.metrics import CostMatrix, cost_optimal_threshold
-    from training.models import MODEL_TYPES, SearchBudget, fit_with_search
+    from training.models import SearchBudget, fit_with_search
     from training.train import select_columns
 
     portfolio = simulate(SyntheticConfig(accounts=accounts, months=months, seed=7))
@@ -232,7 +234,7 @@ def synthetic_worker(accounts: int, months: int, max_trials: int) -> None:
     split = split_rows(rows)
     train, test = rows.iloc[split.train_index], rows.iloc[split.test_index]
     best = None
-    for kind in MODEL_TYPES:
+    for kind in modelkinds.names():
         fitted = fit_with_search(
             kind,
             train[cols.all],
@@ -336,8 +338,8 @@ def main() -> None:
     args = cli(__doc__ or "")
     from fixtures import read_taiwan_features
 
+    import modelkinds
     from riskstream.datasets import TAIWAN_CSV, TAIWAN_SHA256, verify_sha256
-    from training.models import MODEL_NAMES, MODEL_TYPES
     from training.train import TrainingConfig
 
     budget = TrainingConfig().budget_seconds
@@ -348,11 +350,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "features.parquet"
         frame.to_parquet(data, index=False)
-        for kind in MODEL_TYPES:
+        for kind in modelkinds.names():
             search = run_worker(kind, "search", data, budget)
             plain = run_worker(kind, "plain", data, budget)
             searched[kind] = search
-            name = MODEL_NAMES[kind]
+            name = modelkinds.get(kind).label
             rows += [
                 Row(
                     "training",

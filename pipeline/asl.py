@@ -1,14 +1,19 @@
 """The pipeline's Amazon States Language definition, read into a small graph model (pure).
 
-The ASL file (pipeline/state_machine.asl.json) is the single source of truth:
-:mod:`pipeline.dag_builder` builds the Airflow DAG (dags/credit_risk_pipeline.py) from
-:func:`load_workflow`, and the parity tests compare the two.
+The ASL file (pipeline/state_machine.asl.json) and the registry of model kinds (modelkinds/) are
+the single source of truth: a Parallel state whose one branch names ``{kind}`` is a template,
+expanded once per registered kind (:func:`expand_kinds`), so a new kind gets its training branch
+without an edit here. :mod:`pipeline.dag_builder` builds the Airflow DAG
+(dags/credit_risk_pipeline.py) from :func:`load_workflow`, and the parity tests compare the two.
+``python -m pipeline.asl`` prints the expanded definition, as Step Functions takes it.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,8 +76,38 @@ def task_id_for(state_name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", cleaned).lower()
 
 
+KIND_NAME = "{kind}"  # in a template branch: the kind's name (``lr``)
+KIND_STATE = "{KIND}"  # in a template branch: the name in capitals, for state names (``LR``)
+
+
 def load_definition(path: Path = ASL_PATH) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    """The definition at ``path``, its kind templates expanded (:func:`expand_kinds`)."""
+    return expand_kinds(json.loads(Path(path).read_text()))
+
+
+def expand_kinds(definition: dict[str, Any], kinds: Sequence[str] | None = None) -> dict[str, Any]:
+    """``definition`` with each template branch (one naming ``{kind}``) of a Parallel state
+    replaced by one branch per kind (default: the registered kinds, :func:`modelkinds.names`),
+    in the registry's order. A definition without templates comes back unchanged."""
+    import modelkinds
+
+    names = modelkinds.names() if kinds is None else tuple(kinds)
+    out = copy.deepcopy(definition)
+    for state in out.get("States", {}).values():
+        branches = state.get("Branches")
+        if state.get("Type") != "Parallel" or not branches:
+            continue
+        expanded: list[dict[str, Any]] = []
+        for branch in branches:
+            text = json.dumps(branch)
+            if KIND_NAME not in text and KIND_STATE not in text:
+                expanded.append(expand_kinds(branch, names))
+                continue
+            for name in names:
+                filled = text.replace(KIND_NAME, name).replace(KIND_STATE, name.upper())
+                expanded.append(json.loads(filled))
+        state["Branches"] = expanded
+    return out
 
 
 def load_workflow(path: Path = ASL_PATH) -> Workflow:
@@ -212,3 +247,14 @@ def _step_path(parameters: dict[str, Any]) -> str | None:
             if key in inner:
                 return str(inner[key])
     return None
+
+
+def main() -> None:
+    """Print the expanded definition (``python -m pipeline.asl > machine.asl.json``)."""
+    import sys
+
+    sys.stdout.write(json.dumps(load_definition(), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

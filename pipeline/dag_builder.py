@@ -93,9 +93,12 @@ def pipeline_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """DAG params with defaults, shown in the trigger form."""
     from airflow.sdk import Param
 
-    from riskstream.names import PIPELINE_DEFAULTS as d
+    import modelkinds
+    from pipeline.steps import default_params
     from riskstream.names import SOURCES
     from riskstream.settings import PORTFOLIO_RE
+
+    d = default_params()
 
     params = {
         "source": Param(
@@ -140,8 +143,8 @@ def pipeline_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "models": Param(
             d["models"],
             type="string",
-            pattern=r"^(lr|rf|xgb)(,(lr|rf|xgb))*$",
-            description="comma-separated model set",
+            pattern=modelkinds.models_pattern(),
+            description=f"comma-separated model set, from {', '.join(modelkinds.names())}",
         ),
         "train_budget_seconds": Param(
             d["train_budget_seconds"],

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import modelkinds
 from riskstream import names
 from riskstream.commands import CommandError
 from riskstream.names import DEFAULT_SOURCE, SOURCES
@@ -40,7 +41,9 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--accounts", type=int, default=None, help="synthetic: number of accounts")
     run.add_argument("--months", type=int, default=None, help="synthetic: months of activity")
-    run.add_argument("--models", default=None, help="comma-separated subset of lr,rf,xgb")
+    run.add_argument(
+        "--models", type=modelkinds.models_option, default=None, help=modelkinds.models_help()
+    )
     run.add_argument(
         "--path",
         default=None,

@@ -7,12 +7,14 @@ parsing a DAG stays cheap. Results are small dicts of counts and S3 paths, never
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import modelkinds
 from riskstream import names
 from riskstream.names import PIPELINE_DEFAULTS
 from riskstream.settings import Settings
@@ -20,7 +22,13 @@ from riskstream.storage import split_s3
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_PARAMS = PIPELINE_DEFAULTS
+StepFunction = Callable[[Settings, "StepContext"], dict[str, Any]]
+
+
+def default_params() -> dict[str, Any]:
+    """The pipeline's params with their defaults: the foundation's, and every registered model
+    kind as the default model set."""
+    return {**PIPELINE_DEFAULTS, "models": modelkinds.default_models()}
 
 
 class StepSkipped(Exception):
@@ -37,7 +45,7 @@ class StepContext:
     results: Mapping[str, Any] = field(default_factory=dict)
 
     def param(self, name: str) -> Any:
-        return self.params.get(name, DEFAULT_PARAMS.get(name))
+        return self.params.get(name, default_params().get(name))
 
     def portfolio(self) -> str:
         """The run's portfolio (ingestion.tasks.portfolio_for): every step below ingestion reads
@@ -126,7 +134,7 @@ def curated_to_features(settings: Settings, ctx: StepContext) -> dict[str, Any]:
 
 
 def _chosen_models(ctx: StepContext) -> list[str]:
-    return [m.strip() for m in str(ctx.param("models")).split(",") if m.strip()]
+    return list(modelkinds.parse_models(str(ctx.param("models"))))
 
 
 def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
@@ -158,16 +166,20 @@ def _train(settings: Settings, ctx: StepContext, model: str) -> dict[str, Any]:
     return dict(train_model(settings.for_portfolio(ctx.portfolio()), parent, model))
 
 
-def train_lr(settings: Settings, ctx: StepContext) -> dict[str, Any]:
-    return _train(settings, ctx, "lr")
+def train_step_name(kind: str) -> str:
+    """The step that trains ``kind`` (the ASL's template branch names it ``train_{kind}``)."""
+    return f"train_{kind}"
 
 
-def train_rf(settings: Settings, ctx: StepContext) -> dict[str, Any]:
-    return _train(settings, ctx, "rf")
+@functools.cache
+def train_step(kind: str) -> StepFunction:
+    """The step that trains one model kind, if the run's ``models`` chose it."""
 
+    def train(settings: Settings, ctx: StepContext) -> dict[str, Any]:
+        return _train(settings, ctx, kind)
 
-def train_xgb(settings: Settings, ctx: StepContext) -> dict[str, Any]:
-    return _train(settings, ctx, "xgb")
+    train.__name__ = train.__qualname__ = train_step_name(kind)
+    return train
 
 
 def evaluate_and_register(settings: Settings, ctx: StepContext) -> dict[str, Any]:
@@ -220,24 +232,43 @@ def handle_failure(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     return summary
 
 
-STEPS: dict[str, Callable[[Settings, StepContext], dict[str, Any]]] = {
-    f.__name__: f
-    for f in (
+class _Steps(Mapping[str, StepFunction]):
+    """The fixed steps and one ``train_<kind>`` step per registered model kind, read when asked
+    (so a kind added to modelkinds/ has its step without an edit here)."""
+
+    def __init__(self, fixed: tuple[StepFunction, ...]) -> None:
+        self._fixed = {f.__name__: f for f in fixed}
+
+    def _all(self) -> dict[str, StepFunction]:
+        trains = {train_step_name(k): train_step(k) for k in modelkinds.names()}
+        return {**self._fixed, **trains}
+
+    def __getitem__(self, name: str) -> StepFunction:
+        if name in self._fixed:
+            return self._fixed[name]
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+STEPS: Mapping[str, StepFunction] = _Steps(
+    (
         produce_events,
         land_events,
         raw_to_curated,
         compact_curated,
         curated_to_features,
         start_training,
-        train_lr,
-        train_rf,
-        train_xgb,
         evaluate_and_register,
         promote_champion,
         score_portfolio,
         handle_failure,
     )
-}
+)
 """Every step an ASL Task may name (``Parameters...step``), by name."""
 
 

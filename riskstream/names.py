@@ -220,7 +220,6 @@ DEFAULT_SOURCE: Final = SOURCE_SYNTHETIC
 DEFAULT_ACCOUNTS: Final = 2000
 DEFAULT_MONTHS: Final = 12
 DEFAULT_SEED: Final = 7
-DEFAULT_MODELS: Final = "lr,rf,xgb"
 DEFAULT_TRAIN_BUDGET_SECONDS: Final = 900  # an upper guard only: the trial count bounds it
 DEFAULT_MAX_TRIALS: Final = 12
 DEFAULT_MIN_KS: Final = 0.20
@@ -235,7 +234,6 @@ PIPELINE_DEFAULTS: Final[dict[str, Any]] = {
     "csv_path": "",
     "csv_mapping": "",
     "taiwan_path": "",
-    "models": DEFAULT_MODELS,
     "train_budget_seconds": DEFAULT_TRAIN_BUDGET_SECONDS,
     "promote_override": False,  # promote even if the champion cannot be evaluated (recorded)
     "min_ks": DEFAULT_MIN_KS,

@@ -7,21 +7,12 @@ operations on a small matrix, with no DataFrame and no pipeline walk. The operat
 sklearn performs, in the same order and dtypes, so the probability equals the pipeline's
 ``predict_proba`` to rounding (a test holds it to 1e-9 against the batch job).
 
-Reasons, per model (the ``reference`` of each is named in :attr:`CompiledScorer.reason_method`):
-
-- XGBoost: exact (path-dependent) TreeSHAP, the values of the booster's own ``pred_contribs``
-  with ``approx_contribs=False``, computed from a per-leaf table (:mod:`serving.treeshap`),
-  several times faster for one row; ``pred_contribs`` itself when the table would be too big;
-- logistic regression: ``coef * (x - training mean)`` on the preprocessed matrix. For the scaled
-  columns the training mean is 0 by construction (the scaler subtracts it); the one-hot and
-  quantile-bin indicator columns use 0 ("not this category") because the fitted pipeline does not
-  carry the category frequencies. This is the batch job's reference, term for term;
-- random forest: sklearn has no TreeSHAP, so this keeps the batch job's path decomposition
-  (Saabas): each split's change in the node's default rate is credited to the split's feature,
-  averaged over trees. It is computed from the compiled arrays and equals the batch job's.
-
-A pipeline with a step this module does not know raises :class:`NotCompilable`; the API then
-falls back to the batch job's DataFrame path for that champion (slower, same answers).
+The estimator is compiled by its model kind (:mod:`modelkinds`: each kind's module says how, and
+how its reasons are computed, named in :attr:`CompiledScorer.reason_method`); the reasons equal
+the batch job's. An estimator no kind recognises raises
+:class:`modelkinds.UnknownModelKind`. A pipeline with a step this module or the kind does not
+know raises :class:`NotCompilable`; the API then falls back to the batch job's DataFrame path
+for that champion (slower, same answers).
 """
 
 from __future__ import annotations
@@ -35,13 +26,14 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
+import modelkinds
+from modelkinds import NotCompilable
 from serving.scoring import (
     N_REASONS,
     ScoringConfig,
     base_estimator,
     column_names,
     human_name,
-    model_kind,
     output_to_source,
     pd_to_score,
     source_features,
@@ -51,10 +43,6 @@ from serving.scoring import (
 logger = logging.getLogger(__name__)
 
 Block = Callable[[Sequence[Mapping[str, Any]]], np.ndarray]
-
-
-class NotCompilable(ValueError):
-    """The pipeline has a step the compiler does not know; the message names it."""
 
 
 # ---- preprocessing ---------------------------------------------------------------------------
@@ -235,76 +223,6 @@ def _compile_preprocess(preprocess: Any) -> tuple[list[str], list[Block]]:
 
 # ---- estimators ------------------------------------------------------------------------------
 @dataclass
-class _Forest:
-    """All trees of a random forest as flat arrays, walked together."""
-
-    roots: np.ndarray
-    feature: np.ndarray
-    threshold: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    missing_left: np.ndarray
-    rate: np.ndarray  # positive-class share at every node
-    depth: int
-    n_trees: int
-
-    @classmethod
-    def of(cls, model: Any) -> _Forest:
-        classes = list(model.classes_)
-        pos = classes.index(1) if 1 in classes else len(classes) - 1
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("f", "t", "l", "r", "m", "v")}
-        roots, start, depth = [], 0, 0
-        for est in model.estimators_:
-            tr = est.tree_
-            n = tr.node_count
-            roots.append(start)
-            left, right = tr.children_left.astype(np.int64), tr.children_right.astype(np.int64)
-            leaf = left < 0
-            parts["l"].append(np.where(leaf, np.arange(n), left) + start)
-            parts["r"].append(np.where(leaf, np.arange(n), right) + start)
-            parts["f"].append(np.where(leaf, 0, tr.feature).astype(np.int64))
-            parts["t"].append(tr.threshold.astype(np.float64))
-            mgl = getattr(tr, "missing_go_to_left", None)
-            parts["m"].append(
-                np.zeros(n, dtype=bool) if mgl is None else np.asarray(mgl).astype(bool)
-            )
-            value = tr.value[:, 0, :]
-            parts["v"].append(value[:, pos] / np.maximum(value.sum(axis=1), 1e-300))
-            depth = max(depth, int(tr.max_depth))
-            start += n
-        return cls(
-            np.asarray(roots, dtype=np.int64),
-            *(np.concatenate(parts[k]) for k in ("f", "t", "l", "r", "m", "v")),
-            depth=depth,
-            n_trees=len(model.estimators_),
-        )
-
-    def walk(self, x: np.ndarray, with_path: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """(positive probability per row, Saabas contributions per row and column or None)."""
-        x32 = x.astype(np.float32).astype(np.float64)  # sklearn trees compare in float32
-        n = x.shape[0]
-        node = np.broadcast_to(self.roots, (n, self.n_trees)).copy()
-        rows = np.broadcast_to(np.arange(n)[:, None], node.shape)
-        contrib = np.zeros((n, x.shape[1]), dtype=np.float64) if with_path else None
-        for _ in range(self.depth):
-            feat = self.feature[node]
-            value = x32[rows, feat]
-            below = value <= self.threshold[node]
-            go_left = np.where(np.isnan(value), self.missing_left[node], below)
-            nxt = np.where(go_left, self.left[node], self.right[node])
-            if contrib is not None:
-                moved = nxt != node
-                delta = np.where(moved, self.rate[nxt] - self.rate[node], 0.0) / self.n_trees
-                np.add.at(contrib, (rows[moved], feat[moved]), delta[moved])
-            node = nxt
-        leaf = self.rate[node]
-        total = np.zeros(n, dtype=np.float64)
-        for t in range(self.n_trees):  # the forest adds its trees one by one
-            total += leaf[:, t]
-        return total / self.n_trees, contrib
-
-
-@dataclass
 class _Model:
     kind: str
     raw: Callable[[np.ndarray], np.ndarray]  # what the calibrator (if any) is fitted on
@@ -324,77 +242,16 @@ def _compile_model(model: Any) -> _Model:
         if len(calibrators) != 1:
             raise NotCompilable("only binary calibration is supported")
     est = base_estimator(model)
-    kind = model_kind(est)
-    if kind == "lr":
-        coef = np.asarray(est.coef_, dtype=np.float64)
-        intercept = np.asarray(est.intercept_, dtype=np.float64)
-        if coef.shape[0] != 1:
-            raise NotCompilable("multiclass logistic regression is not supported")
-
-        def decision(x: np.ndarray) -> np.ndarray:
-            return np.asarray(x @ coef.T + intercept).ravel()
-
-        return _Model(
-            "lr",
-            decision,
-            lambda x: expit(decision(x)),
-            lambda x: x * coef[0],
-            calibrators,
-            "coef x (x - training mean) on the preprocessed matrix",
-        )
-    if kind == "xgb":
-        import xgboost as xgb
-
-        booster = est.get_booster()
-        missing = getattr(est, "missing", np.nan)
-        missing = np.nan if missing is None else missing
-        best = None
-        try:
-            best = est.best_iteration
-        except AttributeError:
-            best = None
-        kwargs: dict[str, Any] = {"iteration_range": (0, int(best) + 1)} if best is not None else {}
-        objective = str(est.get_params().get("objective") or "binary:logistic")
-        if not objective.startswith("binary:"):
-            raise NotCompilable(f"XGBoost objective {objective!r} is not supported")
-
-        def xgb_proba(x: np.ndarray) -> np.ndarray:
-            return np.asarray(
-                booster.inplace_predict(x, predict_type="value", missing=missing, **kwargs)
-            )
-
-        def xgb_contribs(x: np.ndarray) -> np.ndarray:
-            dm = xgb.DMatrix(x, missing=missing, nthread=1)
-            out = booster.predict(dm, pred_contribs=True, approx_contribs=False, **kwargs)
-            return np.asarray(out)[:, :-1]
-
-        method = "exact TreeSHAP (XGBoost pred_contribs)"
-        contribs: Callable[[np.ndarray], np.ndarray] = xgb_contribs
-        if missing is np.nan or (isinstance(missing, float) and math.isnan(missing)):
-            from serving.treeshap import TreeShap
-
-            try:
-                shap = TreeShap.of(booster, kwargs.get("iteration_range"))
-                contribs = shap.contributions
-                method = "exact TreeSHAP (precomputed per leaf; = XGBoost pred_contribs)"
-            except ValueError as exc:  # too big or unsupported: XGBoost's own, same values
-                logger.info("TreeSHAP table not built (%s); using pred_contribs", exc)
-        return _Model("xgb", xgb_proba, xgb_proba, contribs, calibrators, method)
-    if kind == "rf":
-        forest = _Forest.of(est)
-
-        def rf_proba(x: np.ndarray) -> np.ndarray:
-            return forest.walk(x, with_path=False)[0]
-
-        def rf_contribs(x: np.ndarray) -> np.ndarray:
-            contrib = forest.walk(x, with_path=True)[1]
-            assert contrib is not None
-            return contrib
-
-        return _Model(
-            "rf", rf_proba, rf_proba, rf_contribs, calibrators, "path decomposition (Saabas)"
-        )
-    raise NotCompilable(f"estimator {type(est).__name__} is not supported")
+    kind = modelkinds.kind_of(est)  # a model no kind recognises fails loudly, here and in batch
+    compiled = kind.compile(est)
+    return _Model(
+        kind.name,
+        compiled.raw,
+        compiled.proba,
+        compiled.contribs,
+        calibrators,
+        compiled.reason_method,
+    )
 
 
 # ---- the scorer ------------------------------------------------------------------------------

@@ -14,18 +14,12 @@ Score scaling ("points to double the odds", the usual scorecard convention)::
 With the defaults (600 points at 50:1 odds, 20 points to double) pd = 1/51 scores 600,
 pd = 1/101 (100:1) scores 620 and pd = 1/26 (25:1) scores 580. Higher is safer.
 
-Reason codes are the three source features that push this account's risk up the most:
-
-- XGBoost: the booster's own exact TreeSHAP contributions (``pred_contribs``, in log-odds) on
-  the preprocessed matrix, the same reasons the API gives; ``ScoringConfig(exact_contributions=
-  False)`` switches to the approximate path decomposition (about 30x faster on a 1M-row
-  backfill). Either way the contributions plus the bias add up to the margin;
-- logistic regression: the terms ``coef * (x - reference)`` on the preprocessed matrix, in
-  log-odds. The reference is 0 in the preprocessed space: for standardised columns that is the
-  training mean, for one-hot columns it is "not this category";
-- random forest: a path decomposition (Saabas): along each tree's decision path, the change in
-  the node's default rate at each split is credited to the split's feature; averaged over trees,
-  the contributions plus the root rate add up exactly to the forest's probability.
+Reason codes are the three source features that push this account's risk up the most, from
+contributions per preprocessed column that the model's kind declares (each module of
+:mod:`modelkinds` says how: exact TreeSHAP for XGBoost, ``coef * (x - reference)`` for logistic
+regression, a path decomposition for random forests). ``ScoringConfig(exact_contributions=
+False)`` lets a kind use a faster approximation (XGBoost's path decomposition, about 30x faster
+on a 1M-row backfill). A model no kind recognises fails loudly.
 
 For a calibrated champion (``CalibratedClassifierCV``) the contributions are those of the
 estimator inside it: calibration is a monotone map, so it does not change which features raise
@@ -48,6 +42,7 @@ import pandas as pd
 import pyarrow as pa
 from scipy import sparse
 
+import modelkinds
 from riskstream.names import N_REASONS, SCORES_COLUMNS
 
 _ARROW_TYPES = {
@@ -236,15 +231,9 @@ def single_threaded(pipeline: Any) -> Any:
 
 
 def model_kind(model: Any) -> str:
-    """``xgb``, ``lr``, ``rf`` or ``other`` for the fitted estimator (wrappers looked through)."""
-    name = type(base_estimator(model)).__name__
-    if name.startswith("XGB"):
-        return "xgb"
-    if name == "LogisticRegression":
-        return "lr"
-    if name in ("RandomForestClassifier", "ExtraTreesClassifier"):
-        return "rf"
-    return "other"
+    """The registered kind (``lr``, ``rf``, ``xgb``, ...) of the fitted estimator (wrappers
+    looked through); :class:`modelkinds.UnknownModelKind`, naming the known kinds, otherwise."""
+    return modelkinds.kind_of(base_estimator(model)).name
 
 
 def source_features(preprocess: Any) -> list[str]:
@@ -308,78 +297,11 @@ def aggregation_matrix(out_sources: list[str]) -> tuple[list[str], sparse.csr_ma
 
 
 # ---- contributions ---------------------------------------------------------------------------
-def contributions(model: Any, xt: Any, exact: bool = False) -> np.ndarray | None:
-    """Per preprocessed column contributions (n_rows x n_columns), or None if unsupported."""
+def contributions(model: Any, xt: Any, exact: bool = False) -> np.ndarray:
+    """Per preprocessed column contributions (n_rows x n_columns), as the model's kind explains
+    it (:mod:`modelkinds`); a model no kind recognises raises, never scores without reasons."""
     model = base_estimator(model)
-    kind = model_kind(model)
-    if kind == "xgb":
-        return _xgb_contributions(model, xt, exact)
-    if kind == "lr":
-        return _lr_contributions(model, xt)
-    if kind == "rf":
-        return _rf_contributions(model, xt)
-    return None
-
-
-def _xgb_contributions(model: Any, xt: Any, exact: bool) -> np.ndarray:
-    import xgboost as xgb
-
-    booster = model.get_booster()
-    missing = getattr(model, "missing", np.nan)
-    threads = getattr(model, "n_jobs", None)
-    dmatrix = xgb.DMatrix(
-        xt,
-        missing=np.nan if missing is None else missing,
-        nthread=int(threads) if threads else -1,  # one thread for one record: see single_threaded
-    )
-    kwargs: dict[str, Any] = {}
-    best = getattr(model, "best_iteration", None) if _has_best_iteration(model) else None
-    if best is not None:
-        kwargs["iteration_range"] = (0, int(best) + 1)
-    contribs = booster.predict(dmatrix, pred_contribs=True, approx_contribs=not exact, **kwargs)
-    return np.asarray(contribs)[:, :-1]  # the last column is the bias
-
-
-def _has_best_iteration(model: Any) -> bool:
-    try:
-        return getattr(model, "best_iteration", None) is not None
-    except AttributeError:  # xgboost raises when no early stopping was used
-        return False
-
-
-def _lr_contributions(model: Any, xt: Any) -> np.ndarray:
-    coef = np.asarray(model.coef_, dtype=np.float64)[0]
-    if sparse.issparse(xt):
-        return np.asarray(sparse.csr_matrix(xt).multiply(coef).todense())
-    return np.asarray(xt, dtype=np.float64) * coef
-
-
-def _rf_contributions(model: Any, xt: Any) -> np.ndarray:
-    indicator, node_ptr = model.decision_path(xt)
-    n_features = int(model.n_features_in_)
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    vals: list[np.ndarray] = []
-    positive = list(model.classes_).index(1) if 1 in list(model.classes_) else -1
-    n_trees = len(model.estimators_)
-    for t, tree in enumerate(model.estimators_):
-        tr = tree.tree_
-        value = tr.value[:, 0, :]
-        rate = value[:, positive] / np.maximum(value.sum(axis=1), 1e-12)
-        parent = np.full(tr.node_count, -1, dtype=np.int64)
-        left, right = tr.children_left, tr.children_right
-        internal = np.where(left >= 0)[0]
-        parent[left[internal]] = internal
-        parent[right[internal]] = internal
-        child = np.where(parent >= 0)[0]
-        rows.append(child + node_ptr[t])
-        cols.append(tr.feature[parent[child]].astype(np.int64))
-        vals.append((rate[child] - rate[parent[child]]) / n_trees)
-    edges = sparse.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(int(node_ptr[-1]), n_features),
-    )
-    return np.asarray((indicator @ edges).todense())
+    return np.asarray(modelkinds.kind_of(model).contributions(model, xt, exact))
 
 
 def top_reasons(

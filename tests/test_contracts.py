@@ -162,8 +162,11 @@ def test_dag_params_and_cli_choices_come_from_the_contracts() -> None:
     from pipeline.dag_builder import pipeline_params
     from pipeline.run import register
 
+    import modelkinds
+
     params = pipeline_params()
-    assert set(params) == set(names.PIPELINE_DEFAULTS)
+    assert set(params) == set(names.PIPELINE_DEFAULTS) | {"models"}
+    assert params["models"].value == modelkinds.default_models()
     assert list(params["source"].schema["enum"]) == list(names.SOURCES)
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import modelkinds
 from riskstream.commands import CommandError
 from riskstream.settings import Settings
 
@@ -12,13 +13,17 @@ from riskstream.settings import Settings
 def register(subparsers: Any) -> None:
     train = subparsers.add_parser(
         "train",
-        help="train LR / RF / XGBoost on a feature table, track in MLflow, register the best",
+        help=f"train {' / '.join(k.label for k in modelkinds.kinds())} on a feature table, "
+        "track in MLflow, register the best",
         description="One training execution: a parent MLflow run, a nested run per model, the "
         "best model registered as challenger and promoted to champion when it beats the current "
         "one significantly on the same test rows (DeLong's paired test) and passes the gates.",
     )
     train.add_argument(
-        "--models", default="lr,rf,xgb", help="comma-separated subset of lr,rf,xgb (default all)"
+        "--models",
+        type=modelkinds.models_option,
+        default=modelkinds.default_models(),
+        help=modelkinds.models_help(),
     )
     train.add_argument(
         "--budget",

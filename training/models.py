@@ -1,4 +1,4 @@
-"""The three model families as sklearn pipelines, and a bounded hyperparameter search (pure).
+"""The model kinds (modelkinds/) as sklearn pipelines, and a bounded hyperparameter search (pure).
 
 Each fitted model is one ``Pipeline([("preprocess", ColumnTransformer), ("model", estimator)])``
 (docs/CONTRACTS.md). Class imbalance is handled in the fit (``class_weight`` /
@@ -22,22 +22,16 @@ import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import ParameterSampler, StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import KBinsDiscretizer, OneHotEncoder, OrdinalEncoder, StandardScaler
-from xgboost import XGBClassifier
 
+import modelkinds
+from modelkinds import FitOptions, ModelKind
 from training.dataset import FeatureColumns
 
 logger = logging.getLogger(__name__)
-
-MODEL_TYPES: tuple[str, ...] = ("lr", "rf", "xgb")
-MODEL_NAMES = {"lr": "Logistic Regression", "rf": "Random Forest", "xgb": "XGBoost"}
 
 
 class ModelError(ValueError):
@@ -94,147 +88,43 @@ class FittedModel:
 
 
 def check_kind(kind: str) -> str:
-    if kind not in MODEL_TYPES:
-        raise ModelError(f"unknown model {kind!r}; choose from {', '.join(MODEL_TYPES)}")
-    return kind
+    """``kind`` if it is a registered model kind, else a :class:`ModelError` naming them."""
+    return _kind(kind).name
 
 
-# ---- preprocessing -------------------------------------------------------------------------
+def _kind(kind: str) -> ModelKind:
+    try:
+        return modelkinds.get(kind)
+    except modelkinds.UnknownModelKind as exc:
+        raise ModelError(str(exc)) from None
+
+
+# ---- per kind: the registry (modelkinds/) ---------------------------------------------------
 def build_preprocess(
-    kind: str, columns: FeatureColumns, variant: str = "scaled"
+    kind: str, columns: FeatureColumns, variant: str | None = None
 ) -> ColumnTransformer:
-    """Linear models: median-imputed numerics with a missing-value indicator per column that has
-    missing values, scaled (``binned`` adds quantile-bin indicators, a scorecard-style variant),
-    and one-hot categoricals. Trees: numerics as they are (missing values handled natively by
-    XGBoost and scikit-learn's Random Forest), ordinal codes. A missing category is its own
-    category ``missing``."""
-    check_kind(kind)
-    numeric, categorical = list(columns.numeric), list(columns.categorical)
-    parts: list[tuple[str, Any, list[str]]] = []
-    if kind == "lr":
-        if numeric:
-            parts.append(
-                (
-                    "num",
-                    Pipeline(
-                        [
-                            ("impute", SimpleImputer(strategy="median", add_indicator=True)),
-                            ("scale", StandardScaler()),
-                        ]
-                    ),
-                    numeric,
-                )
-            )
-            if variant == "binned":
-                parts.append(
-                    (
-                        "bin",
-                        Pipeline(
-                            [
-                                ("impute", SimpleImputer(strategy="median")),
-                                (
-                                    "bins",
-                                    KBinsDiscretizer(
-                                        n_bins=10,
-                                        encode="onehot",
-                                        strategy="quantile",
-                                        quantile_method="averaged_inverted_cdf",
-                                    ),
-                                ),
-                            ]
-                        ),
-                        numeric,
-                    )
-                )
-            elif variant != "scaled":
-                raise ModelError(f"unknown lr variant {variant!r}; use 'scaled' or 'binned'")
-        if categorical:
-            parts.append(
-                (
-                    "cat",
-                    Pipeline(
-                        [
-                            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                            ("onehot", OneHotEncoder(handle_unknown="ignore")),
-                        ]
-                    ),
-                    categorical,
-                )
-            )
-    else:
-        if numeric:  # XGBoost and Random Forest split on missing values natively
-            parts.append(("num", "passthrough", numeric))
-        if categorical:
-            parts.append(
-                (
-                    "cat",
-                    Pipeline(
-                        [
-                            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                            (
-                                "ordinal",
-                                OrdinalEncoder(
-                                    handle_unknown="use_encoded_value", unknown_value=-1
-                                ),
-                            ),
-                        ]
-                    ),
-                    categorical,
-                )
-            )
-    return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
+    """The kind's unfitted preprocessing for these columns; ``variant`` picks one of its
+    variants (None: its default; kinds with one preprocessing ignore it)."""
+    spec = _kind(kind)
+    try:
+        return spec.preprocess(list(columns.numeric), list(columns.categorical), variant)
+    except ValueError as exc:  # an unknown variant
+        raise ModelError(str(exc)) from None
 
 
-# ---- estimators ----------------------------------------------------------------------------
 def default_params(kind: str) -> dict[str, Any]:
     """The first trial: a configuration known to work well on credit-card data, so a small
     budget still yields a good model; the search can only improve on it (on validation)."""
-    table: dict[str, dict[str, Any]] = {
-        "lr": {"variant": "binned", "C": 0.01},
-        "rf": {
-            "n_estimators": 200,
-            "max_depth": 12,
-            "min_samples_leaf": 10,
-            "max_features": 0.3,
-        },
-        "xgb": {
-            "n_estimators": 2000,  # a cap: early stopping on the validation rows picks the count
-            "max_depth": 5,
-            "learning_rate": 0.02,
-            "subsample": 0.8,
-            "colsample_bytree": 0.7,
-            "min_child_weight": 20,
-            "reg_lambda": 5.0,
-        },
-    }
-    return table[check_kind(kind)]
+    return dict(_kind(kind).default_params)
 
 
 def library_defaults(kind: str) -> dict[str, Any]:
     """Each library's own defaults (the benchmark's reference: a plain fit, no search)."""
-    return {"lr": {"variant": "scaled"}, "rf": {}, "xgb": {}}[check_kind(kind)]
+    return dict(_kind(kind).library_defaults)
 
 
 def search_space(kind: str) -> dict[str, list[Any]]:
-    table: dict[str, dict[str, list[Any]]] = {
-        "lr": {"variant": ["scaled", "binned"], "C": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0]},
-        "rf": {
-            "n_estimators": [150, 250],
-            "max_depth": [6, 8, 10, 12, 14],
-            "min_samples_leaf": [5, 10, 25, 50, 100],
-            "max_features": ["sqrt", 0.3, 0.5],
-        },
-        "xgb": {
-            "n_estimators": [2000],
-            "max_depth": [2, 3, 4, 5],
-            "learning_rate": [0.02, 0.05, 0.1],
-            "subsample": [0.7, 0.85, 1.0],
-            "colsample_bytree": [0.5, 0.7, 1.0],
-            "min_child_weight": [1, 5, 10, 20, 40],
-            "reg_lambda": [1.0, 5.0, 20.0],
-        },
-    }
-    return table[check_kind(kind)]
+    return {name: list(values) for name, values in _kind(kind).search_space.items()}
 
 
 def build_estimator(
@@ -246,27 +136,9 @@ def build_estimator(
     xgb_threads: int = 1,
 ) -> Any:
     """An unfitted estimator with imbalance handling; ``pos_weight`` = goods / bads."""
-    check_kind(kind)
+    spec = _kind(kind)
     p = {k: v for k, v in params.items() if k != "variant"}
-    if kind == "lr":
-        return LogisticRegression(class_weight="balanced", max_iter=2000, **p)
-    if kind == "rf":
-        # Each tree sees a bootstrap sample of half the rows: on 20,000 Taiwan rows the search
-        # took 66 s instead of 100 s with the same test AUC (0.782), less correlated trees.
-        return RandomForestClassifier(
-            class_weight="balanced_subsample",
-            n_jobs=n_jobs,
-            random_state=seed,
-            **{"max_samples": 0.5, **p},
-        )
-    return XGBClassifier(
-        tree_method="hist",
-        scale_pos_weight=pos_weight,
-        n_jobs=xgb_threads,
-        random_state=seed,
-        eval_metric="auc",
-        **p,
-    )
+    return spec.estimator(p, FitOptions(pos_weight, n_jobs, seed, xgb_threads))
 
 
 def plain_pipeline(
@@ -292,7 +164,7 @@ def configured_pipeline(
     preprocessing), as the protocol refits it on all training rows."""
     return Pipeline(
         [
-            ("preprocess", build_preprocess(kind, columns, params.get("variant", "scaled"))),
+            ("preprocess", build_preprocess(kind, columns, params.get("variant"))),
             (
                 "model",
                 build_estimator(
@@ -327,23 +199,18 @@ def _fit_trial(
     estimator = build_estimator(
         kind, params, pos_weight, budget.n_jobs, budget.seed, budget.xgb_threads
     )
-    found = dict(params)
-    if kind == "xgb":
-        estimator.set_params(early_stopping_rounds=budget.early_stopping_rounds)
-        estimator.fit(t_fit, y_fit, eval_set=[(t_val, y_val)], verbose=False)
-        found["n_estimators"] = int(estimator.best_iteration) + 1
-    else:
-        estimator.fit(t_fit, y_fit)
+    options = FitOptions(
+        pos_weight, budget.n_jobs, budget.seed, budget.xgb_threads, budget.early_stopping_rounds
+    )
+    found = {**params, **_kind(kind).fit_trial(estimator, t_fit, y_fit, t_val, y_val, options)}
     auc = float(roc_auc_score(y_val, estimator.predict_proba(t_val)[:, 1]))
     return auc, found
 
 
-def _serial_predict(pipeline: Pipeline) -> Pipeline:
-    """Random Forest predicts with one thread: parallel predict_proba sums the trees in whatever
-    order the threads finish, so two identical forests could differ in the last bit."""
-    model = pipeline.named_steps["model"]
-    if isinstance(model, RandomForestClassifier):
-        model.set_params(n_jobs=1)
+def _settled(kind: str, pipeline: Pipeline) -> Pipeline:
+    """The fitted pipeline as its kind wants it kept (e.g. a forest predicting on one thread,
+    so that two identical forests cannot differ in the last bit)."""
+    _kind(kind).settle(pipeline.named_steps["model"])
     return pipeline
 
 
@@ -390,7 +257,7 @@ def fit_with_search(
         )
     )
     candidates = [default_params(kind), *sampled][: budget.max_trials]
-    transformed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    transformed: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
     trials: list[Trial] = []
     best: tuple[float, dict[str, Any]] | None = None
     stopped_by = "trials"
@@ -410,7 +277,7 @@ def fit_with_search(
                 )
                 break
         trial_start = clock()
-        variant = params.get("variant", "scaled")
+        variant = params.get("variant")
         if variant not in transformed:
             pre = build_preprocess(kind, columns, variant)
             with warnings.catch_warnings():
@@ -438,9 +305,9 @@ def fit_with_search(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Bins whose width are too small")
         for part, held in folds.split(np.zeros(len(y)), y):
-            fold = _serial_predict(make().fit(x.iloc[part], y[part]))
+            fold = _settled(kind, make().fit(x.iloc[part], y[part]))
             oof_raw[held] = _response(fold.named_steps["model"], fold[:-1].transform(x.iloc[held]))
-        final = _serial_predict(make().fit(x, y))
+        final = _settled(kind, make().fit(x, y))
     pre, estimator = final.named_steps["preprocess"], final.named_steps["model"]
     t_all = pre.transform(x)
     calibrated = CalibratedClassifierCV(FrozenEstimator(estimator), method="sigmoid")

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+import modelkinds
 from riskstream import names
 from riskstream.names import (
     CHALLENGER_ALIAS,
@@ -56,8 +57,6 @@ from training.lawful import InputPolicy, InputSelection, select_inputs
 from training.metrics import CostMatrix, cost_optimal_threshold, evaluate
 from training.modelcard import model_card
 from training.models import (
-    MODEL_NAMES,
-    MODEL_TYPES,
     ModelError,
     SearchBudget,
     check_kind,
@@ -80,7 +79,7 @@ class TrainingError(RuntimeError):
 class TrainingConfig:
     """Everything a training execution is configured with; stored as the parent run's params."""
 
-    models: tuple[str, ...] = MODEL_TYPES
+    models: tuple[str, ...] = field(default_factory=modelkinds.names)
     # an upper guard on search time per model (reported if hit); the trial count bounds the search
     budget_seconds: float = DEFAULT_TRAIN_BUDGET_SECONDS
     max_trials: int = DEFAULT_MAX_TRIALS  # search trials per model: what bounds the search
@@ -109,7 +108,7 @@ class TrainingConfig:
         for kind in self.models:
             check_kind(kind)
         if not self.models:
-            raise ModelError("no models to train; choose from lr, rf, xgb")
+            raise ModelError(f"no models to train; choose from {modelkinds.default_models()}")
         if self.select_by not in ("expected_cost", "roc_auc"):
             raise ModelError(f"select_by={self.select_by!r}: use expected_cost or roc_auc")
 
@@ -438,7 +437,7 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
     lowest_air = min_air(fairness)
     if lowest_air is not None:
         metrics["fairness_min_air"] = lowest_air
-    title = MODEL_NAMES[model]
+    title = modelkinds.get(model).label
     with mlflow.start_run(
         experiment_id=parent.info.experiment_id,
         run_name=title,

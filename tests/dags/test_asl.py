@@ -7,20 +7,20 @@ import json
 
 import pytest
 
-from pipeline.asl import ASL_PATH, AslError, load_definition, load_workflow, task_id_for, validate
+import modelkinds
+from pipeline.asl import AslError, load_definition, load_workflow, task_id_for, validate
 from pipeline.steps import STEPS
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 
+TRAIN_TASKS = [f"Train{name.upper()}" for name in modelkinds.names()]  # one per model kind
 EXPECTED_TASKS = {
     "ProduceEvents",
     "LandEvents",
     "RawToCurated",
     "CuratedToFeatures",
     "StartTraining",
-    "TrainLR",
-    "TrainRF",
-    "TrainXGB",
+    *TRAIN_TASKS,
     "EvaluateAndRegister",
     "PromoteChampion",
     "ScorePortfolio",
@@ -38,7 +38,8 @@ def test_pipeline_has_every_stage_with_retry_and_catch() -> None:
         assert step.catch_to == "HandleFailure", name
         assert step.retry is not None and step.retry.max_attempts >= 1, name
         assert step.step in STEPS, name
-    assert workflow.parallel_groups == {"TrainModels": ["TrainLR", "TrainRF", "TrainXGB"]}
+    assert workflow.parallel_groups == {"TrainModels": TRAIN_TASKS}
+    assert {"TrainLR", "TrainRF", "TrainXGB"} <= set(TRAIN_TASKS)
     assert ("HandleFailure", "PipelineFailed") in workflow.edges
     assert workflow.steps["PipelineFailed"].kind == "Fail"
 
@@ -84,7 +85,7 @@ def test_definition_loads_into_step_functions(provisioned: Settings) -> None:
     sfn = make_client(provisioned, "stepfunctions")
     created = sfn.create_state_machine(
         name=f"{provisioned.prefix}-pipeline",
-        definition=ASL_PATH.read_text(),
+        definition=json.dumps(load_definition()),
         roleArn="arn:aws:iam::123456789012:role/riskstream-pipeline",
         type="STANDARD",
     )

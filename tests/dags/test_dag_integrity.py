@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.asl import ASL_PATH, task_id_for
+import modelkinds
+from pipeline.asl import ASL_PATH, expand_kinds, task_id_for
 
 pytestmark = pytest.mark.unit
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -47,8 +48,9 @@ def test_parsing_touches_no_network_variable_or_connection(monkeypatch) -> None:
 
 
 def _expected_from_asl() -> tuple[set[str], set[tuple[str, str]], dict[str, dict]]:
-    """Read the ASL JSON directly (not through pipeline.asl) so the parity check is independent."""
-    definition = json.loads(ASL_PATH.read_text())
+    """Read the ASL JSON directly (through pipeline.asl only to expand its per-kind template
+    branch) so the parity check is independent."""
+    definition = expand_kinds(json.loads(ASL_PATH.read_text()))
     states = definition["States"]
     tasks: set[str] = set()
     edges: set[tuple[str, str]] = set()
@@ -124,5 +126,6 @@ def test_params_have_defaults_for_the_trigger_form(dagbag) -> None:  # type: ign
     params = dagbag.dags["credit_risk_pipeline"].params
     assert params["source"] == "synthetic"
     assert params.get_param("source").schema["enum"] == ["synthetic", "taiwan", "csv"]
-    assert params["models"] == "lr,rf,xgb"
+    assert params["models"] == modelkinds.default_models()  # every registered kind
+    assert {"lr", "rf", "xgb"} <= set(params["models"].split(","))
     assert isinstance(params["accounts"], int)

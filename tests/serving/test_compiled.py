@@ -131,11 +131,11 @@ def test_xgb_reasons_are_exact_treeshap_not_the_approximation() -> None:
 def test_xgb_falls_back_to_pred_contribs_when_the_table_is_too_big(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import serving.treeshap
+    import modelkinds.parts.treeshap
 
     pipeline = fit_pipeline("xgb", TRAIN)
     fast = compile_pipeline(pipeline)
-    monkeypatch.setattr(serving.treeshap, "MAX_TABLE", 10)
+    monkeypatch.setattr(modelkinds.parts.treeshap, "MAX_TABLE", 10)
     slow = compile_pipeline(pipeline)
     assert slow.reason_method == "exact TreeSHAP (XGBoost pred_contribs)"
     xt = fast.transform(records(SCORE, fast.features))

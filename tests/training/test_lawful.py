@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import modelkinds
 from riskstream.settings import Settings, SettingsError
 from training.dataset import TrainingDataError, feature_columns, labelled, split_rows
 from training.fairness import fairness_report, min_air, to_markdown
@@ -119,7 +120,7 @@ def test_same_data_and_seed_give_the_same_model() -> None:
     split = split_rows(rows, seed=1)
     train, test = rows.iloc[split.train_index], rows.iloc[split.test_index]
     budget = SearchBudget(max_trials=3, seed=5)
-    for kind in ("lr", "rf", "xgb"):
+    for kind in modelkinds.names():  # every registered kind, a new one included
         runs = [
             fit_with_search(kind, train[columns.all], train["label"].to_numpy(), columns, budget)
             for _ in range(2)

@@ -1,0 +1,90 @@
+"""A scikit-learn forest as flat arrays, walked together (pure numpy).
+
+Gives the forest's probability and its path decomposition (Saabas) for a preprocessed matrix
+without a Python loop over trees per row; :mod:`modelkinds.rf` compiles with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Forest:
+    """All trees of a random forest as flat arrays, walked together."""
+
+    roots: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    missing_left: np.ndarray
+    rate: np.ndarray  # positive-class share at every node
+    depth: int
+    n_trees: int
+
+    @classmethod
+    def of(cls, model: Any) -> Forest:
+        classes = list(model.classes_)
+        pos = classes.index(1) if 1 in classes else len(classes) - 1
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("f", "t", "l", "r", "m", "v")}
+        roots, start, depth = [], 0, 0
+        for est in model.estimators_:
+            tr = est.tree_
+            n = tr.node_count
+            roots.append(start)
+            left, right = tr.children_left.astype(np.int64), tr.children_right.astype(np.int64)
+            leaf = left < 0
+            parts["l"].append(np.where(leaf, np.arange(n), left) + start)
+            parts["r"].append(np.where(leaf, np.arange(n), right) + start)
+            parts["f"].append(np.where(leaf, 0, tr.feature).astype(np.int64))
+            parts["t"].append(tr.threshold.astype(np.float64))
+            mgl = getattr(tr, "missing_go_to_left", None)
+            parts["m"].append(
+                np.zeros(n, dtype=bool) if mgl is None else np.asarray(mgl).astype(bool)
+            )
+            value = tr.value[:, 0, :]
+            parts["v"].append(value[:, pos] / np.maximum(value.sum(axis=1), 1e-300))
+            depth = max(depth, int(tr.max_depth))
+            start += n
+        feature, threshold, left_of, right_of, missing_left, rate = (
+            np.concatenate(parts[k]) for k in ("f", "t", "l", "r", "m", "v")
+        )
+        return cls(
+            np.asarray(roots, dtype=np.int64),
+            feature,
+            threshold,
+            left_of,
+            right_of,
+            missing_left,
+            rate,
+            depth=depth,
+            n_trees=len(model.estimators_),
+        )
+
+    def walk(self, x: np.ndarray, with_path: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """(positive probability per row, Saabas contributions per row and column or None)."""
+        x32 = x.astype(np.float32).astype(np.float64)  # sklearn trees compare in float32
+        n = x.shape[0]
+        node = np.broadcast_to(self.roots, (n, self.n_trees)).copy()
+        rows = np.broadcast_to(np.arange(n)[:, None], node.shape)
+        contrib = np.zeros((n, x.shape[1]), dtype=np.float64) if with_path else None
+        for _ in range(self.depth):
+            feat = self.feature[node]
+            value = x32[rows, feat]
+            below = value <= self.threshold[node]
+            go_left = np.where(np.isnan(value), self.missing_left[node], below)
+            nxt = np.where(go_left, self.left[node], self.right[node])
+            if contrib is not None:
+                moved = nxt != node
+                delta = np.where(moved, self.rate[nxt] - self.rate[node], 0.0) / self.n_trees
+                np.add.at(contrib, (rows[moved], feat[moved]), delta[moved])
+            node = nxt
+        leaf = self.rate[node]
+        total = np.zeros(n, dtype=np.float64)
+        for t in range(self.n_trees):  # the forest adds its trees one by one
+            total += leaf[:, t]
+        return total / self.n_trees, contrib
