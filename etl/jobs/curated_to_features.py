@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 if __name__ == "__main__" and not __package__:  # spark-submit runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from etl import features, layout, transforms
+from etl import chain, features, layout, transforms
 from etl.glue import GlueArgumentError, Job, get_resolved_options
 from etl.jobs.common import (
     bookmark_store,
@@ -165,16 +165,8 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     signature = _signature(manifests, needed, obs_dates, windows, run_date)
     done = job.pending("inputs", {portfolio: signature}) == []
     attributes = features.attribute_columns(tables["account_opened"])
-    frame = features.build_features(
-        tables["account_opened"],
-        tables["statement"],
-        tables["payment"],
-        tables["purchase"],
-        tables["outcome"],
-        obs_dates,
-        windows,
-        attributes=attributes,
-        labels_known_on=run_date,
+    frame = chain.features_of(
+        tables, obs_dates, windows, attributes=attributes, labels_known_on=run_date
     )
     if done:
         logger.info("%s: curated inputs unchanged since the last run; nothing written", job.name)
@@ -324,7 +316,7 @@ def _observation_dates(text: str, run_date: date, tables: Mapping[str, DataFrame
         return [run_date]
     if text.strip():
         return sorted({parse_date("obs_dates", part.strip()) for part in text.split(",")})
-    derived = features.default_observation_date(tables["statement"], tables["outcome"])
+    derived = next(iter(chain.observation_dates(tables)), None)
     if derived is None:
         raise NoObservationDateError(
             "cannot derive an observation date: no account has both statements and an outcome; "
