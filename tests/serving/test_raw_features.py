@@ -24,9 +24,10 @@ from etl import chain
 from ingestion.synthetic import SyntheticConfig, simulate
 from riskstream.events import serialize
 from riskstream.settings import Settings
-from serving.api import create_app, prepare
+from serving.api import create_app
 from serving.rawfeatures import build_rows
 from serving.registry import Champion
+from serving.service import prepare
 from tests.etl.conftest import spark  # noqa: F401  (the session's Spark fixture)
 
 pytestmark = pytest.mark.integration  # Spark: a JVM
