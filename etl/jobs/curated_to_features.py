@@ -36,13 +36,14 @@ from etl.jobs.common import (
     default_locations,
     elapsed,
     parse_date,
+    register_partitioned,
+    save_report,
     storage_for,
 )
 from etl.spark import to_spark_uri
 from riskstream import names
-from riskstream.clients import make_client
 from riskstream.settings import Settings
-from riskstream.storage import Storage, is_s3, join, register_partitions, register_table
+from riskstream.storage import Storage, is_s3, join
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -204,28 +205,19 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         report["labels"],
     )
     if is_s3(target) and not done:
-        glue = make_client(settings, "glue")
-        schema = frame.schema
-        description = "one row per account and observation date (riskstream)"
-        table = names.features_table(portfolio)
-        register_table(
-            glue, settings.glue_database, table, target, schema, names.OBS_DATE, description
-        )
-        register_partitions(
-            glue,
-            settings.glue_database,
-            table,
+        register_partitioned(
+            settings,
+            names.features_table(portfolio),
             target,
-            schema,
+            frame.schema,
             names.OBS_DATE,
             report["obs_dates"],
+            "one row per account and observation date (riskstream)",
         )
-    for frame in tables.values():
-        frame.unpersist()
+    for cached in tables.values():
+        cached.unpersist()
     report["seconds"] = elapsed(started)
-    uri = join(target, "_runs", job.name, f"{job.run_id}.json")
-    storage.put_json(uri, report)
-    report["report_uri"] = uri
+    save_report(storage, target, report)
     job.mark(portfolio, {d: run_date.isoformat() for d in report["obs_dates"]})
     job.mark("inputs", {portfolio: signature})
     job.commit()
