@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup run test test-unit bench stop status lint format lock clean
+.PHONY: help setup run test test-fast test-unit bench stop status lint format lock clean
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -17,10 +17,12 @@ run: setup ## start the local cloud and services, provision, run the pipeline en
 
 test: ## run every test (unit, integration, e2e) against real local servers
 	@infra/bootstrap.sh --test
-	@$(BIN)/pytest $(PYTEST_ARGS)
+	@$(BIN)/pytest --durations=20 $(PYTEST_ARGS)
 
-test-unit: setup ## run only the fast unit tests
-	@$(BIN)/pytest -m unit $(PYTEST_ARGS)
+test-fast: setup ## run only the unit tests (no server, no JVM): about a minute
+	@$(BIN)/pytest -m unit -q $(PYTEST_ARGS)
+
+test-unit: test-fast ## the same as test-fast
 
 bench: setup ## run every benchmark and write benchmarks/results.{md,json}
 	@$(BIN)/python benchmarks/run_all.py

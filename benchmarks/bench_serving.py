@@ -156,7 +156,7 @@ def forest_champion() -> tuple[Any, Any, list[str]]:
     from training.dataset import labelled
     from training.lawful import InputPolicy
     from training.models import SearchBudget, fit_with_search
-    from training.train import select_columns
+    from training.prepare import select_columns
 
     rows = labelled(read_taiwan_features(str(TAIWAN_CSV)), "taiwan")
     cols, _, _ = select_columns(rows, InputPolicy(), "taiwan")

@@ -51,7 +51,7 @@ def worker(kind: str, mode: str, data: str, budget: float) -> None:
     from training.dataset import labelled, split_rows
     from training.lawful import InputPolicy
     from training.models import SearchBudget, fit_with_search, plain_pipeline
-    from training.train import select_columns
+    from training.prepare import select_columns
 
     rows = labelled(pd.read_parquet(data), data)
     cols, _, _ = select_columns(rows, InputPolicy(), data)
@@ -92,7 +92,7 @@ def cv_worker(kind: str, data: str, max_trials: int) -> None:
         fit_with_search,
         plain_pipeline,
     )
-    from training.train import select_columns
+    from training.prepare import select_columns
 
     rows = _labelled(pd.read_parquet(data), data)
     cols, _, _ = select_columns(rows, InputPolicy(), data)
@@ -133,7 +133,7 @@ def reproducible_worker(data: str, max_trials: int) -> None:
     from training.lawful import InputPolicy
     from training.metrics import CostMatrix, cost_optimal_threshold
     from training.models import SearchBudget, fit_with_search
-    from training.train import select_columns
+    from training.prepare import select_columns
 
     rows = _labelled(pd.read_parquet(data), data)
     cols, _, _ = select_columns(rows, InputPolicy(), data)
@@ -177,7 +177,7 @@ def synthetic_features(portfolio: object, months: int) -> tuple[object, int]:
 
     from pyspark.sql import functions as F
 
-    from etl import features, transforms
+    from etl import chain, features
     from etl.spark import build_spark
     from riskstream.events import serialize
     from riskstream.settings import Settings
@@ -194,20 +194,9 @@ def synthetic_features(portfolio: object, months: int) -> tuple[object, int]:
                 F.substring(F.get_json_object("value", "$.event_time"), 1, 10).alias("dt"),
                 F.lit("events.jsonl").alias("source_file"),
             )
-            validated = transforms.validate_events(transforms.parse_lines(lines), datetime.now(UTC))
-            classified = transforms.classify_events(validated).cache()
-            tables = {t: transforms.curated_table(classified, t) for t in transforms.EVENT_TYPES}
-            obs = features.default_observation_date(tables["statement"], tables["outcome"])
             windows = features.FeatureWindows(lookback_months=max(6, min(24, months)))
-            frame = features.build_features(
-                tables["account_opened"],
-                tables["statement"],
-                tables["payment"],
-                tables["purchase"],
-                tables["outcome"],
-                [obs],
-                windows,
-            ).toPandas()
+            built, _ = chain.events_to_features(lines, datetime.now(UTC), windows=windows)
+            frame = built.toPandas()
         finally:
             spark.stop()
     return frame, windows.lookback_months
@@ -223,7 +212,7 @@ def synthetic_worker(accounts: int, months: int, max_trials: int) -> None:
     from training.lawful import InputPolicy
     from training.metrics import CostMatrix, cost_optimal_threshold
     from training.models import SearchBudget, fit_with_search
-    from training.train import select_columns
+    from training.prepare import select_columns
 
     portfolio = simulate(SyntheticConfig(accounts=accounts, months=months, seed=7))
     frame, lookback = synthetic_features(portfolio, months)
@@ -303,8 +292,9 @@ def end_to_end(frame: object, budget: float) -> tuple[float, dict[str, float]]:
     from riskstream import names
     from riskstream.clients import make_client
     from riskstream.storage import split_s3
+    from training.config import TrainingConfig
     from training.mlflow_process import mlflow_service
-    from training.train import TrainingConfig, run_training
+    from training.train import run_training
 
     with local_cloud("benchtr") as cloud:
         provision(cloud)
@@ -340,7 +330,7 @@ def main() -> None:
 
     import modelkinds
     from riskstream.datasets import TAIWAN_CSV, TAIWAN_SHA256, verify_sha256
-    from training.train import TrainingConfig
+    from training.config import TrainingConfig
 
     budget = TrainingConfig().budget_seconds
     verify_sha256(TAIWAN_CSV, TAIWAN_SHA256)

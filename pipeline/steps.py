@@ -138,7 +138,7 @@ def _chosen_models(ctx: StepContext) -> list[str]:
 
 
 def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
-    from training.train import TrainingConfig
+    from training.config import TrainingConfig
     from training.train import start_training as start
 
     settings = settings.for_portfolio(ctx.portfolio())
@@ -190,7 +190,7 @@ def evaluate_and_register(settings: Settings, ctx: StepContext) -> dict[str, Any
 
 
 def promote_champion(settings: Settings, ctx: StepContext) -> dict[str, Any]:
-    from training.train import promote
+    from training.registry_io import promote
 
     scoped = settings.for_portfolio(ctx.portfolio())
     return dict(promote(scoped, ctx.results["EvaluateAndRegister"]["version"]))

@@ -38,6 +38,11 @@ SCORES_TABLE: Final = "scores"  # scores_<portfolio>: see scores_table()
 CURATED_TABLE_PREFIX: Final = "curated_"  # curated_<event type>
 
 
+def curated_table(event_type: str) -> str:
+    """The Glue table of one curated event type, e.g. ``curated_statement``."""
+    return f"{CURATED_TABLE_PREFIX}{event_type}"
+
+
 # ---- sources and portfolios -------------------------------------------------------------------
 SOURCE_SYNTHETIC: Final = "synthetic"
 SOURCE_TAIWAN: Final = "taiwan"

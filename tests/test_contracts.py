@@ -159,10 +159,9 @@ def test_each_location_has_one_builder_and_is_per_portfolio() -> None:
 def test_dag_params_and_cli_choices_come_from_the_contracts() -> None:
     import argparse
 
+    import modelkinds
     from pipeline.dag_builder import pipeline_params
     from pipeline.run import register
-
-    import modelkinds
 
     params = pipeline_params()
     assert set(params) == set(names.PIPELINE_DEFAULTS) | {"models"}

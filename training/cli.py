@@ -59,9 +59,10 @@ def register(subparsers: Any) -> None:
 def train_cmd(args: argparse.Namespace, settings: Settings) -> int:
     import dataclasses
 
+    from training.config import TrainingConfig, TrainingError
     from training.dataset import TrainingDataError
     from training.models import ModelError
-    from training.train import TrainingConfig, TrainingError, run_training
+    from training.train import run_training
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     overrides = {

@@ -14,8 +14,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,310 +26,45 @@ import modelkinds
 from riskstream import names
 from riskstream.names import (
     CHALLENGER_ALIAS,
-    CHAMPION_ALIAS,
-    DEFAULT_MAX_ECE,
-    DEFAULT_MAX_TRIALS,
-    DEFAULT_MIN_KS,
-    DEFAULT_TRAIN_BUDGET_SECONDS,
 )
 from riskstream.settings import Settings
 from training import plots
 from training.baseline import build_baseline
+from training.config import TrainingConfig, TrainingError, TrainingReport
 from training.data import (
-    FeatureTable,
     default_features_uri,
     log_dataset_inputs,
-    read_feature_table,
     read_oracle,
 )
-from training.dataset import (
-    KEY_COLUMNS,
-    FeatureColumns,
-    TrainingDataError,
-    feature_columns,
-    labelled,
-    split_rows,
-)
-from training.delong import auc_ci, paired_test
+from training.delong import auc_ci
 from training.fairness import fairness_report, min_air
-from training.lawful import InputPolicy, InputSelection, select_inputs
-from training.metrics import CostMatrix, cost_optimal_threshold, evaluate
+from training.metrics import cost_optimal_threshold, evaluate
 from training.modelcard import model_card
 from training.models import (
-    ModelError,
-    SearchBudget,
     check_kind,
     feature_importance,
     fit_with_search,
 )
-from training.promotion import Decision, PromotionPolicy, decide
+from training.prepare import _prepare_for_parent, prepare
+from training.promotion import Decision, decide
+from training.registry_io import (
+    _already_registered,
+    _compare_with_champion,
+    _select_best,
+    child_runs,
+    comparison_rows,
+    evaluation_result,
+    promote,
+    version_tags,
+)
+from training.tracking import _client, _mlflow, _pip_requirements, ensure_experiment, run_url
 
 logger = logging.getLogger(__name__)
 
-CHAMPION = CHAMPION_ALIAS
+
 CHALLENGER = CHALLENGER_ALIAS
 
 
-class TrainingError(RuntimeError):
-    """A training step cannot go on; the message says what and how to fix it."""
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Everything a training execution is configured with; stored as the parent run's params."""
-
-    models: tuple[str, ...] = field(default_factory=modelkinds.names)
-    # an upper guard on search time per model (reported if hit); the trial count bounds the search
-    budget_seconds: float = DEFAULT_TRAIN_BUDGET_SECONDS
-    max_trials: int = DEFAULT_MAX_TRIALS  # search trials per model: what bounds the search
-    n_jobs: int = 2  # Random Forest workers
-    xgb_threads: int = 1  # see SearchBudget.xgb_threads
-    seed: int = 42
-    test_size: float = 1 / 3
-    cost_fn: float = 10.0  # a missed defaulter
-    cost_fp: float = 1.0  # a wrongly rejected good customer
-    alpha: float = 0.05  # one-sided level of DeLong's paired test against the champion
-    min_ks: float = DEFAULT_MIN_KS
-    max_ece: float = DEFAULT_MAX_ECE
-    # How the execution's best model is chosen, on out-of-fold scores of the training rows:
-    select_by: str = "expected_cost"  # or "roc_auc"
-    promote_override: bool = False  # promote even when the champion cannot be evaluated
-    cv_folds: int = 3
-    protected_extra: tuple[str, ...] = ()  # added to training.lawful.DEFAULT_PROTECTED
-    allow_age: bool = False  # age as a model input, only where the law allows it
-    # The feature table's windows, recorded with the model (0 = not known, e.g. a table built
-    # outside the pipeline): months of history before each observation date, months after it in
-    # which a default makes the label.
-    lookback_months: int = 0
-    performance_months: int = 0
-
-    def __post_init__(self) -> None:
-        for kind in self.models:
-            check_kind(kind)
-        if not self.models:
-            raise ModelError(f"no models to train; choose from {modelkinds.default_models()}")
-        if self.select_by not in ("expected_cost", "roc_auc"):
-            raise ModelError(f"select_by={self.select_by!r}: use expected_cost or roc_auc")
-
-    @property
-    def budget(self) -> SearchBudget:
-        return SearchBudget(
-            self.budget_seconds,
-            self.max_trials,
-            self.n_jobs,
-            self.seed,
-            xgb_threads=self.xgb_threads,
-            cv_folds=self.cv_folds,
-        )
-
-    @property
-    def costs(self) -> CostMatrix:
-        return CostMatrix(self.cost_fn, self.cost_fp)
-
-    @property
-    def policy(self) -> PromotionPolicy:
-        return PromotionPolicy(self.alpha, self.min_ks, self.max_ece, self.promote_override)
-
-    @property
-    def inputs(self) -> InputPolicy:
-        return InputPolicy(self.protected_extra, self.allow_age)
-
-    def with_settings(self, settings: Settings) -> TrainingConfig:
-        """Add the deployment's protected list and age opt-in (``Settings``) to this config."""
-        extra = tuple(dict.fromkeys([*self.protected_extra, *settings.protected_attributes]))
-        return dataclasses.replace(
-            self, protected_extra=extra, allow_age=self.allow_age or settings.allow_age
-        )
-
-    def to_params(self) -> dict[str, str]:
-        out = {k: str(v) for k, v in dataclasses.asdict(self).items()}
-        out["models"] = ",".join(self.models)
-        out["protected_extra"] = ",".join(self.protected_extra)
-        return out
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, str]) -> TrainingConfig:
-        kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):
-            if f.name not in params:
-                continue
-            raw = params[f.name]
-            if f.name in ("models", "protected_extra"):
-                kwargs[f.name] = tuple(m for m in raw.split(",") if m)
-            elif f.name == "select_by":
-                kwargs[f.name] = raw
-            elif f.type in ("bool", bool):
-                kwargs[f.name] = raw == "True"
-            elif f.type in ("int", int):
-                kwargs[f.name] = int(raw)
-            else:
-                kwargs[f.name] = float(raw)
-        return cls(**kwargs)
-
-
-@dataclass
-class TrainingReport:
-    parent_run_id: str
-    run_url: str
-    models: list[dict[str, Any]]
-    decision: dict[str, Any]
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-# ---- MLflow plumbing -----------------------------------------------------------------------
-def _mlflow(settings: Settings) -> Any:
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    return mlflow
-
-
-def _client(settings: Settings) -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-
-
-def experiment_name(settings: Settings) -> str:
-    return names.experiment_name(settings)
-
-
-def ensure_experiment(settings: Settings) -> str:
-    client = _client(settings)
-    name = experiment_name(settings)
-    try:
-        found = client.get_experiment_by_name(name)
-    except Exception as exc:  # connection refused, DNS, ...: say where we tried
-        raise TrainingError(
-            f"cannot reach MLflow at {settings.mlflow_tracking_uri} ({type(exc).__name__}: "
-            f"{exc}); start it with `riskstream mlflow up`"
-        ) from None
-    if found is not None:
-        return str(found.experiment_id)
-    return str(client.create_experiment(name))
-
-
-def run_url(settings: Settings, experiment_id: str, run_id: str) -> str:
-    return f"{settings.mlflow_tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-
-
-@dataclass
-class Prepared:
-    table: FeatureTable
-    columns: FeatureColumns
-    train: pd.DataFrame
-    test: pd.DataFrame
-    split_description: dict[str, object]
-    inputs: InputSelection
-    dropped_empty: tuple[str, ...] = ()
-    portfolio: str = ""
-
-    def features_document(self, config: TrainingConfig) -> dict[str, object]:
-        """``features.json``: what the model reads, and what was kept out of it and why."""
-        return {
-            "features": self.columns.all,
-            "numeric": list(self.columns.numeric),
-            "categorical": list(self.columns.categorical),
-            "protected_present_not_inputs": list(self.inputs.protected),
-            "identifiers_not_inputs": list(self.inputs.identifiers),
-            "dropped_all_empty_or_constant": list(self.dropped_empty),
-            "portfolio": self.portfolio,
-            "policy": config.inputs.describe(),
-        }
-
-
-def select_columns(
-    rows: pd.DataFrame, policy: InputPolicy, where: str
-) -> tuple[FeatureColumns, InputSelection, tuple[str, ...]]:
-    """The model inputs of a labelled table: no protected attribute, no identifier, no column
-    that is empty or constant in every row (one note says which were dropped: a flat applicant
-    table has no statement history, so its history features are all empty)."""
-    candidates = [c for c in rows.columns if c not in KEY_COLUMNS]
-    selection = select_inputs(candidates, policy)
-    empty = tuple(c for c in selection.features if rows[c].nunique(dropna=False) <= 1)
-    if empty:
-        logger.info(
-            "%d columns are empty or constant in every labelled row, not model inputs: %s",
-            len(empty),
-            ", ".join(empty),
-        )
-    usable = [c for c in selection.features if c not in empty]
-    if not usable:
-        raise TrainingDataError(
-            f"feature table {where} has no usable model input: of {candidates}, protected "
-            f"{list(selection.protected)}, identifiers {list(selection.identifiers)}, empty "
-            f"{list(empty)}; add evidence columns (or set RISKSTREAM_ALLOW_AGE=1 where the law "
-            "allows age)"
-        )
-    return feature_columns(rows[usable]), selection, empty
-
-
-def prepare(settings: Settings, features_uri: str, config: TrainingConfig) -> Prepared:
-    table = read_feature_table(settings, features_uri)
-    check_portfolio(table.frame, settings.portfolio, table.uri)
-    rows = labelled(table.frame, table.uri)
-    columns, selection, empty = select_columns(rows, config.inputs, table.uri)
-    # Integers become doubles: a missing value at scoring time must not break the signature.
-    for name in columns.numeric:
-        if not pd.api.types.is_float_dtype(rows[name].dtype):
-            rows[name] = rows[name].astype("float64")
-    split = split_rows(rows, config.test_size, config.seed)
-    return Prepared(
-        table,
-        columns,
-        rows.iloc[split.train_index].reset_index(drop=True),
-        rows.iloc[split.test_index].reset_index(drop=True),
-        split.description,
-        selection,
-        empty,
-        settings.portfolio,
-    )
-
-
-def check_portfolio(frame: pd.DataFrame, portfolio: str, where: str) -> None:
-    """A model is trained on one portfolio's rows only: refuse a table holding another's."""
-    if "source" not in frame.columns or frame.empty:
-        return
-    found = sorted(str(v) for v in frame["source"].dropna().unique())
-    if found != [portfolio]:
-        raise TrainingDataError(
-            f"feature table {where} holds rows of portfolio(s) {found}, not only {portfolio!r}: "
-            "train each portfolio on its own features (names.features_location)"
-        )
-
-
-def _prepare_for_parent(
-    settings: Settings, parent_run_id: str
-) -> tuple[Any, TrainingConfig, Prepared]:
-    client = _client(settings)
-    parent = client.get_run(parent_run_id)
-    config = TrainingConfig.from_params(parent.data.params)
-    uri = parent.data.tags.get(names.TAG_FEATURES_URI) or default_features_uri(settings)
-    prepared = prepare(settings, uri, config)
-    expected = parent.data.tags.get(names.TAG_FEATURES_DIGEST)
-    if expected and prepared.table.digest != expected:
-        raise TrainingError(
-            f"the feature table {uri} changed since training run {parent_run_id} started "
-            f"(digest {prepared.table.digest} != {expected}); start a new training execution"
-        )
-    return parent, config, prepared
-
-
-def _pip_requirements() -> list[str]:
-    import importlib
-
-    modules = {
-        "mlflow": "mlflow",
-        "scikit-learn": "sklearn",
-        "xgboost": "xgboost",  # installed here as xgboost-cpu: same module
-        "cloudpickle": "cloudpickle",
-        "pandas": "pandas",
-        "numpy": "numpy",
-    }
-    return [f"{pkg}=={importlib.import_module(mod).__version__}" for pkg, mod in modules.items()]
-
-
-# ---- step 1: the parent run ----------------------------------------------------------------
 def start_training(
     settings: Settings, features_uri: str | None = None, config: TrainingConfig | None = None
 ) -> str:
@@ -513,212 +247,6 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
 
 
 # ---- step 3: choose, register, decide ------------------------------------------------------
-def child_runs(settings: Settings, parent_run_id: str) -> list[Any]:
-    client = _client(settings)
-    parent = client.get_run(parent_run_id)
-    return list(
-        client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-        )
-    )
-
-
-def _champion(settings: Settings) -> Any | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return _client(settings).get_model_version_by_alias(
-            settings.registered_model_name, CHAMPION
-        )
-    except MlflowException:
-        return None
-
-
-def _predict_version(settings: Settings, version: str, test: pd.DataFrame) -> np.ndarray:
-    """A registered version's probabilities of default on ``test`` (its own feature list)."""
-    mlflow = _mlflow(settings)
-    model = mlflow.sklearn.load_model(f"models:/{settings.registered_model_name}/{version}")
-    wanted = list(getattr(model, "feature_names_in_", [])) or list(test.columns)
-    missing = [c for c in wanted if c not in test.columns]
-    if missing:
-        raise TrainingError(f"the test rows lack the champion's features {missing[:5]}")
-    return np.asarray(model.predict_proba(test[wanted])[:, 1], dtype=float)
-
-
-def _already_registered(settings: Settings, parent_run_id: str) -> dict[str, Any] | None:
-    client = _client(settings)
-    version = client.get_run(parent_run_id).data.tags.get("registered_version")
-    if not version:
-        return None
-    tags = client.get_model_version(settings.registered_model_name, version).tags
-    logger.info(
-        "training run %s already registered v%s; not registering again", parent_run_id, version
-    )
-    return {
-        "promote": tags.get("promote") == "true",
-        "reason": tags.get(names.TAG_DECISION_REASON, ""),
-        "decision": tags.get("decision", ""),
-        "version": str(version),
-        "model": tags.get(names.TAG_MODEL_TYPE),
-        "run_id": tags.get("run_id"),
-        "roc_auc": float(tags.get("roc_auc", "nan")),
-        "champion_version": None,
-        "champion_roc_auc": None,
-    }
-
-
-def _obs_dates(split: Mapping[str, object]) -> list[str]:
-    """Every observation date of the split description (one list, or train and test lists)."""
-    dates: set[str] = set()
-    for key in ("obs_dates", "train_obs_dates", "test_obs_dates"):
-        value = split.get(key)
-        if isinstance(value, list | tuple):
-            dates.update(str(d) for d in value)
-    return sorted(dates)
-
-
-def _join_tag(values: Sequence[str], limit: int = 4800) -> str:
-    text = ",".join(values)
-    return text if len(text) <= limit else f"{len(values)} columns: see features.json"
-
-
-def _select_best(runs: list[Any], select_by: str) -> Any:
-    """The execution's best model on out-of-fold training scores (never the test rows);
-    ties: the higher out-of-fold AUC, then the model type's name."""
-
-    def cv(r: Any, key: str, fallback: str) -> float:
-        return float(r.data.metrics.get(key, r.data.metrics[fallback]))
-
-    if select_by == "roc_auc":
-        return min(
-            runs, key=lambda r: (-cv(r, "cv_roc_auc", "roc_auc"), r.data.tags[names.TAG_MODEL_TYPE])
-        )
-    return min(
-        runs,
-        key=lambda r: (
-            round(cv(r, "cv_expected_cost", "expected_cost"), 12),
-            -cv(r, "cv_roc_auc", "roc_auc"),
-            r.data.tags[names.TAG_MODEL_TYPE],
-        ),
-    )
-
-
-def _compare_with_champion(
-    settings: Settings, test_rows: pd.DataFrame, y_test: np.ndarray, p_challenger: np.ndarray
-) -> tuple[Any | None, Any | None, str | None]:
-    """The champion (if any), DeLong's paired test of the challenger against it on the same test
-    rows, and why it could not be evaluated (a schema change, a broken artifact), if so."""
-    champion = _champion(settings)
-    if champion is None:
-        return None, None, None
-    try:
-        p_champion = _predict_version(settings, str(champion.version), test_rows)
-        return champion, paired_test(y_test, p_challenger, p_champion), None
-    except Exception as exc:  # record why; the decision rule blocks promotion on it
-        error = f"{type(exc).__name__}: {exc}"[:300]
-        logger.warning("cannot evaluate champion v%s: %s", champion.version, error)
-        return champion, None, error
-
-
-def version_tags(
-    m: Mapping[str, float],
-    kind: str,
-    decision: Decision,
-    config: TrainingConfig,
-    prepared: Prepared,
-    run_id: str,
-    parent_run_id: str,
-    champion: Any | None,
-    test: Any | None,
-) -> dict[str, str]:
-    """The registered version's tags: metrics, the decision, its inputs and what was left out."""
-    return {
-        names.TAG_MODEL_TYPE: kind,
-        names.TAG_PORTFOLIO: prepared.portfolio,
-        names.TAG_THRESHOLD: f"{m['threshold']:.6f}",
-        names.TAG_ROC_AUC: f"{m['roc_auc']:.6f}",
-        "roc_auc_ci95": f"{m.get('roc_auc_ci_low', float('nan')):.4f}-"
-        f"{m.get('roc_auc_ci_high', float('nan')):.4f}",
-        "cv_roc_auc": f"{m.get('cv_roc_auc', float('nan')):.6f}",
-        names.TAG_KS: f"{m['ks']:.6f}",
-        "ece": f"{m['ece']:.6f}",
-        "expected_cost": f"{m['expected_cost']:.6f}",
-        **decision.tags(),
-        "promote_override": str(config.promote_override).lower(),
-        "run_id": run_id,
-        "parent_run_id": parent_run_id,
-        names.TAG_FEATURES_DIGEST: prepared.table.digest,
-        names.TAG_FEATURES: _join_tag(prepared.columns.all),
-        "features_artifact": names.FEATURES_ARTIFACT,
-        "protected_attributes": _join_tag(config.inputs.protected),
-        "protected_present_not_inputs": _join_tag(prepared.inputs.protected),
-        "identifiers_not_inputs": _join_tag(prepared.inputs.identifiers),
-        "allow_age": str(config.allow_age).lower(),
-        "lookback_months": str(config.lookback_months or "unknown"),
-        "performance_months": str(config.performance_months or "unknown"),
-        "obs_dates": _join_tag(_obs_dates(prepared.split_description)),
-        names.TAG_FAIRNESS_ARTIFACT: names.FAIRNESS_ARTIFACT,
-        "fairness_min_air": f"{m['fairness_min_air']:.4f}" if "fairness_min_air" in m else "",
-        names.TAG_MODEL_CARD_ARTIFACT: names.MODEL_CARD_ARTIFACT,
-        "champion_version_compared": "" if champion is None else str(champion.version),
-        "champion_roc_auc_same_test": "" if test is None else f"{test.auc_b:.6f}",
-    }
-
-
-def comparison_rows(runs: list[Any]) -> list[dict[str, Any]]:
-    """One row per model of the execution, best test ROC-AUC first (logged as comparison.json)."""
-    return [
-        {
-            "model": r.data.tags.get(names.TAG_MODEL_TYPE),
-            "run_id": r.info.run_id,
-            **{
-                k: r.data.metrics.get(k)
-                for k in (
-                    "cv_roc_auc",
-                    "cv_expected_cost",
-                    "roc_auc",
-                    "roc_auc_ci_low",
-                    "roc_auc_ci_high",
-                    "ks",
-                    "gini",
-                    "pr_auc",
-                    "brier",
-                    "log_loss",
-                    "ece",
-                    "threshold",
-                    "expected_cost",
-                    "fit_seconds",
-                    "oracle_roc_auc",
-                )
-            },
-        }
-        for r in sorted(runs, key=lambda r: -r.data.metrics["roc_auc"])
-    ]
-
-
-def evaluation_result(
-    decision: Decision,
-    version: str,
-    kind: str,
-    run_id: str,
-    m: Mapping[str, float],
-    champion: Any | None,
-    test: Any | None,
-) -> dict[str, Any]:
-    """What the evaluate step returns to the pipeline (the Choice reads ``promote``)."""
-    return {
-        "promote": decision.promote,
-        "reason": decision.reason,
-        "decision": decision.outcome,
-        "version": version,
-        "model": kind,
-        "run_id": run_id,
-        "roc_auc": m["roc_auc"],
-        "champion_version": None if champion is None else str(champion.version),
-        "champion_roc_auc": None if test is None else test.auc_b,
-        "p_value": None if test is None else test.p_one_sided,
-    }
 
 
 def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, Any]:
@@ -806,32 +334,8 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
 
 
 # ---- step 4: promotion ---------------------------------------------------------------------
-def promote(settings: Settings, version: str) -> dict[str, Any]:
-    """Point the ``champion`` alias at ``version``; record when and what it replaced."""
-    client = _client(settings)
-    name = settings.registered_model_name
-    previous = _champion(settings)
-    client.get_model_version(name, str(version))  # fails clearly if there is no such version
-    client.set_registered_model_alias(name, CHAMPION, str(version))
-    client.set_model_version_tag(
-        name,
-        str(version),
-        names.TAG_PROMOTED_AT,
-        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    )
-    if previous is not None and str(previous.version) != str(version):
-        client.set_model_version_tag(
-            name, str(previous.version), names.TAG_REPLACED_BY, str(version)
-        )
-    logger.info("%s v%s is now champion", name, version)
-    return {
-        "version": str(version),
-        "alias": CHAMPION,
-        "previous": None if previous is None else str(previous.version),
-    }
 
 
-# ---- the whole execution -------------------------------------------------------------------
 def run_training(
     settings: Settings,
     config: TrainingConfig | None = None,

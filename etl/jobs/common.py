@@ -1,4 +1,5 @@
-"""Pieces both job scripts share: default locations, storage and bookmark wiring, arguments.
+"""Pieces both job scripts share: default locations, storage and bookmark wiring, arguments,
+the run report beside the output and the catalog registration.
 
 Entry/IO module.
 """
@@ -7,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime
+from typing import Any
 
 from etl.glue import BookmarkStore, GlueArgumentError
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
-from riskstream.storage import Storage, is_s3, join
+from riskstream.storage import Storage, is_s3, join, register_partitions, register_table
 
 logger = logging.getLogger(__name__)
 
@@ -63,3 +65,27 @@ def elapsed(started: float) -> float:
     import time
 
     return round(time.perf_counter() - started, 3)
+
+
+def save_report(storage: Storage, target: str, report: dict[str, Any]) -> None:
+    """Keep a job's run report beside its output (``<target>/_runs/<job>/<run id>.json``) and
+    name it in the report (``report_uri``)."""
+    uri = join(target, "_runs", report["job"], f"{report['run_id']}.json")
+    storage.put_json(uri, report)
+    report["report_uri"] = uri
+    logger.info("%s: run report saved to %s", report["job"], uri)
+
+
+def register_partitioned(
+    settings: Settings,
+    table: str,
+    location: str,
+    schema: Any,
+    key: str,
+    values: list[str],
+    description: str,
+) -> None:
+    """Create or update a catalog table and its partitions ``key=value`` (idempotent)."""
+    glue = make_client(settings, "glue")
+    register_table(glue, settings.glue_database, table, location, schema, key, description)
+    register_partitions(glue, settings.glue_database, table, location, schema, key, values)

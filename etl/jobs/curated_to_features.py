@@ -29,20 +29,21 @@ from typing import TYPE_CHECKING, Any
 if __name__ == "__main__" and not __package__:  # spark-submit runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from etl import features, layout, transforms
+from etl import chain, features, layout, transforms
 from etl.glue import GlueArgumentError, Job, get_resolved_options
 from etl.jobs.common import (
     bookmark_store,
     default_locations,
     elapsed,
     parse_date,
+    register_partitioned,
+    save_report,
     storage_for,
 )
 from etl.spark import to_spark_uri
 from riskstream import names
-from riskstream.clients import make_client
 from riskstream.settings import Settings
-from riskstream.storage import Storage, is_s3, join, register_partitions, register_table
+from riskstream.storage import Storage, is_s3, join
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -165,16 +166,8 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     signature = _signature(manifests, needed, obs_dates, windows, run_date)
     done = job.pending("inputs", {portfolio: signature}) == []
     attributes = features.attribute_columns(tables["account_opened"])
-    frame = features.build_features(
-        tables["account_opened"],
-        tables["statement"],
-        tables["payment"],
-        tables["purchase"],
-        tables["outcome"],
-        obs_dates,
-        windows,
-        attributes=attributes,
-        labels_known_on=run_date,
+    frame = chain.features_of(
+        tables, obs_dates, windows, attributes=attributes, labels_known_on=run_date
     )
     if done:
         logger.info("%s: curated inputs unchanged since the last run; nothing written", job.name)
@@ -212,28 +205,19 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         report["labels"],
     )
     if is_s3(target) and not done:
-        glue = make_client(settings, "glue")
-        schema = frame.schema
-        description = "one row per account and observation date (riskstream)"
-        table = names.features_table(portfolio)
-        register_table(
-            glue, settings.glue_database, table, target, schema, names.OBS_DATE, description
-        )
-        register_partitions(
-            glue,
-            settings.glue_database,
-            table,
+        register_partitioned(
+            settings,
+            names.features_table(portfolio),
             target,
-            schema,
+            frame.schema,
             names.OBS_DATE,
             report["obs_dates"],
+            "one row per account and observation date (riskstream)",
         )
-    for frame in tables.values():
-        frame.unpersist()
+    for cached in tables.values():
+        cached.unpersist()
     report["seconds"] = elapsed(started)
-    uri = join(target, "_runs", job.name, f"{job.run_id}.json")
-    storage.put_json(uri, report)
-    report["report_uri"] = uri
+    save_report(storage, target, report)
     job.mark(portfolio, {d: run_date.isoformat() for d in report["obs_dates"]})
     job.mark("inputs", {portfolio: signature})
     job.commit()
@@ -324,7 +308,7 @@ def _observation_dates(text: str, run_date: date, tables: Mapping[str, DataFrame
         return [run_date]
     if text.strip():
         return sorted({parse_date("obs_dates", part.strip()) for part in text.split(",")})
-    derived = features.default_observation_date(tables["statement"], tables["outcome"])
+    derived = next(iter(chain.observation_dates(tables)), None)
     if derived is None:
         raise NoObservationDateError(
             "cannot derive an observation date: no account has both statements and an outcome; "

@@ -39,9 +39,11 @@ from etl.jobs.common import (
     elapsed,
     parse_date,
     parse_flag,
+    save_report,
     storage_for,
 )
 from etl.spark import to_spark_uri
+from riskstream import names
 from riskstream.clients import make_client
 from riskstream.events import EVENT_TYPES
 from riskstream.settings import Settings
@@ -140,7 +142,7 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         if is_s3(target):
             _catalog(settings, tables, manifests)
         report["seconds"] = elapsed(started)
-        _save_report(storage, target, report)
+        save_report(storage, target, report)
         job.commit()
         return report
 
@@ -180,7 +182,7 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         _catalog(settings, tables, manifests)
     report["partitions_written"] = {t: sorted(e) for t, e in entries.items()}
     report["seconds"] = elapsed(started)
-    _save_report(storage, target, report)
+    save_report(storage, target, report)
     job.mark(CONTEXT, {p: prints[p] for p in pending})
     job.commit()
     return report
@@ -455,7 +457,7 @@ def _catalog(
             name = table
             description = "raw events the ETL rejected, with a reason (riskstream)"
         else:
-            name = f"curated_{table}"
+            name = names.curated_table(table)
             description = f"curated {table} events, typed and de-duplicated (riskstream)"
         if not manifest["partitions"] and not _table_exists(glue, database, name):
             continue
@@ -468,13 +470,6 @@ def _table_exists(glue: Any, database: str, name: str) -> bool:
     except glue.exceptions.EntityNotFoundException:
         return False
     return True
-
-
-def _save_report(storage: Storage, target: str, report: dict[str, Any]) -> None:
-    uri = join(target, "_runs", report["job"], f"{report['run_id']}.json")
-    storage.put_json(uri, report)
-    report["report_uri"] = uri
-    logger.info("%s: run report saved to %s", report["job"], uri)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

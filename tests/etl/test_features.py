@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 
-from etl import features, transforms
+from etl import chain, features
 from tests.etl.helpers import (
     A1_FEATURES,
     assert_features,
@@ -48,25 +48,13 @@ def _history() -> list[dict[str, Any]]:
 def _tables(spark: SparkSession, events: list[Any]) -> dict[str, DataFrame]:
     rows = [(line(e), str(e["event_time"])[:10], "f") for e in events]
     lines = spark.createDataFrame(rows, "value string, dt string, source_file string")
-    validated = transforms.validate_events(
-        transforms.parse_lines(lines), datetime(2026, 1, 1, tzinfo=UTC)
-    )
-    classified = transforms.classify_events(validated).cache()
-    return {t: transforms.curated_table(classified, t) for t in transforms.EVENT_TYPES}
+    return chain.curate(lines, datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def _build(tables: dict[str, DataFrame], obs: list[date], **kwargs: Any) -> DataFrame:
     attrs = features.attribute_columns(tables["account_opened"])
-    return features.build_features(
-        tables["account_opened"],
-        tables["statement"],
-        tables["payment"],
-        tables["purchase"],
-        tables["outcome"],
-        obs,
-        attributes=attrs,
-        **kwargs,
-    )
+    windows = kwargs.pop("windows", None)
+    return chain.features_of(tables, obs, windows, attributes=attrs, **kwargs)
 
 
 def _rows(frame: DataFrame) -> dict[str, dict[str, Any]]:

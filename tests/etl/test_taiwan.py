@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from etl import features, transforms
+from etl import chain, transforms
 from riskstream.events import new_event, serialize
 
 pytestmark = pytest.mark.integration  # Spark: a JVM, with S3A pointed at the session's moto server
@@ -89,16 +89,8 @@ def test_features_reproduce_the_original_table(spark: SparkSession) -> None:
     assert classified.where("status != 'ok'").count() == 0
     curated = {t: transforms.curated_table(classified, t) for t in transforms.EVENT_TYPES}
 
-    obs = features.default_observation_date(curated["statement"], curated["outcome"])
-    assert obs == date(2005, 10, 1)
-    built = features.build_features(
-        curated["account_opened"],
-        curated["statement"],
-        curated["payment"],
-        curated["purchase"],
-        curated["outcome"],
-        [obs],
-    )
+    assert chain.observation_dates(curated) == [date(2005, 10, 1)]
+    built = chain.features_of(curated, [date(2005, 10, 1)])
     got = {r["account_id"]: r.asDict() for r in built.collect()}
     assert len(got) == len(table)
     for row in table:

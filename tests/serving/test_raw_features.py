@@ -20,13 +20,14 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl import features, transforms
+from etl import chain
 from ingestion.synthetic import SyntheticConfig, simulate
 from riskstream.events import serialize
 from riskstream.settings import Settings
-from serving.api import create_app, prepare
+from serving.api import create_app
 from serving.rawfeatures import build_rows
 from serving.registry import Champion
+from serving.service import prepare
 from tests.etl.conftest import spark  # noqa: F401  (the session's Spark fixture)
 
 pytestmark = pytest.mark.integration  # Spark: a JVM
@@ -60,11 +61,7 @@ def _tables(spark: SparkSession) -> dict[str, DataFrame]:  # noqa: F811
     events = list(simulate(CONFIG).events())
     rows = [(serialize(e).decode(), str(e["event_time"])[:10], "f") for e in events]
     lines = spark.createDataFrame(rows, "value string, dt string, source_file string")
-    validated = transforms.validate_events(
-        transforms.parse_lines(lines), dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-    )
-    classified = transforms.classify_events(validated).cache()
-    return {t: transforms.curated_table(classified, t) for t in transforms.EVENT_TYPES}
+    return chain.curate(lines, dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
 
 
 def raw_facts(tables: dict[str, DataFrame]) -> dict[str, dict[str, Any]]:
@@ -129,16 +126,8 @@ def same(a: Any, b: Any) -> bool:
 @pytest.fixture(scope="module")
 def world(spark: SparkSession) -> dict[str, Any]:  # noqa: F811
     tables = _tables(spark)
-    obs = features.default_observation_date(tables["statement"], tables["outcome"])
-    assert obs is not None
-    frame = features.build_features(
-        tables["account_opened"],
-        tables["statement"],
-        tables["payment"],
-        tables["purchase"],
-        tables["outcome"],
-        [obs, MID_OBS],
-    )
+    (obs,) = chain.observation_dates(tables)
+    frame = chain.features_of(tables, [obs, MID_OBS])
     offline = {(r["account_id"], r["obs_date"]): r.asDict() for r in frame.collect()}
     return {"obs": obs, "offline": offline, "apps": raw_facts(tables), "schema": frame.schema}
 

@@ -128,8 +128,9 @@ def _app_with(features: list[str], model: str = "lr") -> Any:
     from sklearn.pipeline import Pipeline
 
     from riskstream.settings import Settings
-    from serving.api import create_app, prepare
+    from serving.api import create_app
     from serving.registry import Champion
+    from serving.service import prepare
 
     rng = np.random.default_rng(3)
     frame = pd.DataFrame({f: rng.normal(size=200) for f in features})

@@ -8,11 +8,12 @@ import pytest
 
 import modelkinds
 from riskstream.settings import Settings, SettingsError
+from training.config import TrainingConfig
 from training.dataset import TrainingDataError, feature_columns, labelled, split_rows
 from training.fairness import fairness_report, min_air, to_markdown
 from training.lawful import DEFAULT_PROTECTED, InputPolicy, select_inputs
 from training.models import SearchBudget, fit_with_search
-from training.train import TrainingConfig, select_columns
+from training.prepare import select_columns
 
 pytestmark = pytest.mark.unit
 

@@ -31,7 +31,7 @@ def spark(cloud_settings: Settings) -> Iterator[object]:
 def _etl_features(spark: object, raw: pd.DataFrame, tmp: Path) -> pd.DataFrame:
     from pyspark.sql import functions as F
 
-    from etl import features, transforms
+    from etl import chain
     from ingestion.taiwan import frame_events
     from riskstream.events import serialize
 
@@ -42,19 +42,9 @@ def _etl_features(spark: object, raw: pd.DataFrame, tmp: Path) -> pd.DataFrame:
         F.substring(F.get_json_object("value", "$.event_time"), 1, 10).alias("dt"),
         F.lit("events.jsonl").alias("source_file"),
     )
-    validated = transforms.validate_events(transforms.parse_lines(lines), datetime.now(UTC))
-    classified = transforms.classify_events(validated)
-    tables = {t: transforms.curated_table(classified, t) for t in transforms.EVENT_TYPES}
-    obs = features.default_observation_date(tables["statement"], tables["outcome"])
-    assert obs == TAIWAN_OBS_DATE
-    return features.build_features(
-        tables["account_opened"],
-        tables["statement"],
-        tables["payment"],
-        tables["purchase"],
-        tables["outcome"],
-        [obs],
-    ).toPandas()
+    built, obs = chain.events_to_features(lines, datetime.now(UTC))
+    assert obs == [TAIWAN_OBS_DATE]
+    return built.toPandas()
 
 
 def test_dev_table_matches_the_etl(spark: object, tmp_path: Path) -> None:

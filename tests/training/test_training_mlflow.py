@@ -18,8 +18,9 @@ import modelkinds
 from riskstream import names
 from riskstream.settings import Settings
 from tests.training.conftest import write_features
+from training.config import TrainingConfig
 from training.dataset import TrainingDataError
-from training.train import TrainingConfig, evaluate_and_register, run_training, start_training
+from training.train import evaluate_and_register, run_training, start_training
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,9 @@ import pytest
 
 from pipeline.steps import StepContext, feature_lookback
 from riskstream.names import PIPELINE_DEFAULTS
+from training.config import TrainingConfig
 from training.modelcard import _months
-from training.train import TrainingConfig, _obs_dates
+from training.registry_io import _obs_dates
 
 pytestmark = pytest.mark.unit
 

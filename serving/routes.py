@@ -1,0 +1,250 @@
+"""The API's routes: health, model, score, account score and the OpenAPI document. Each handler
+reads the app's :class:`serving.service.ChampionHolder` and online store from ``app.state``
+(set by :func:`serving.api.create_app`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+from fastapi import APIRouter, FastAPI, Path, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from serving.schema import (
+    MAX_BODY_BYTES,
+    AccountScore,
+    Health,
+    ModelInfo,
+    ScoreResponse,
+)
+from serving.service import (
+    INLINE_MAX,
+    MAX_ACCOUNT_ID,
+    ChampionHolder,
+    Loaded,
+    RawApplicationError,
+    _error,
+    _json,
+    score_compiled,
+    score_raw,
+    score_records,
+    to_frame,
+)
+
+logger = logging.getLogger(__name__)
+
+
+router = APIRouter()
+OVERLOADED: dict[int | str, dict[str, Any]] = {
+    503: {"description": "no champion loaded yet, or overloaded (with Retry-After)"}
+}
+
+
+def _holder(request: Request) -> ChampionHolder:
+    holder: ChampionHolder = request.app.state.holder
+    return holder
+
+
+def _no_champion(holder: ChampionHolder) -> Response:
+    return _error(503, f"no champion loaded: {holder.last_error or 'not checked yet'}")
+
+
+def _protected_msg(err: Any, protected: set[str]) -> str | None:
+    loc = err["loc"]
+    if err["type"] == "extra_forbidden" and loc and str(loc[-1]).lower() in protected:
+        return (
+            f"{loc[-1]} is a protected attribute and never an input of this champion: leave it out"
+        )
+    return None
+
+
+@router.get("/health", response_model=Health)
+async def health(request: Request) -> Response:
+    holder = _holder(request)
+    current = holder.current
+    return _json(
+        {
+            "status": "ok" if current else "no-model",
+            "model_version": current.champion.version if current else None,
+            "checked_at": holder.checked_at,
+            "error": holder.last_error,
+            "online_accounts": len(request.app.state.online.replica),
+        }
+    )
+
+
+@router.get("/model", response_model=ModelInfo, responses=OVERLOADED)
+async def model(request: Request) -> Response:
+    holder = _holder(request)
+    current = holder.current
+    if current is None:
+        return _no_champion(holder)
+    described = current.champion.describe()
+    described["scorer"] = "compiled" if current.scorer else "dataframe"
+    described["reason_method"] = current.scorer.reason_method if current.scorer else None
+    return _json(described)
+
+
+async def _body(request: Request) -> bytes | Response:
+    """The request body, or a 413 answer when it is larger than the cap."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return _error(413, f"body of {declared} bytes exceeds the {MAX_BODY_BYTES} byte cap")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return _error(413, f"body exceeds the {MAX_BODY_BYTES} byte cap")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/score",
+    response_model=ScoreResponse,
+    responses={
+        413: {"description": f"body larger than {MAX_BODY_BYTES} bytes"},
+        422: {"description": "invalid application; `detail[].loc` names the field"},
+        **OVERLOADED,
+    },
+)
+async def score(request: Request) -> Any:
+    """Score one or many applications, by their features ``{"applications": [{...}]}`` or
+    by their raw facts ``{"raw_applications": [{"opened_on": ..., "statements": [...]}]}``
+    (features computed with the pipeline's definitions)."""
+    holder = _holder(request)
+    current = holder.current
+    if current is None:
+        return _no_champion(holder)
+    body = await _body(request)
+    if isinstance(body, Response):
+        return body
+    try:
+        payload = current.request_model.model_validate_json(body)
+    except ValidationError as exc:
+        protected = request.app.state.protected
+        errors = [
+            {
+                "loc": ["body", *err["loc"]],
+                "msg": _protected_msg(err, protected) or err["msg"],
+                "type": err["type"],
+            }
+            for err in exc.errors(include_url=False, include_input=False)[:50]
+        ]
+        return _json({"detail": errors}, 422)
+    raw = payload.raw_applications  # type: ignore[attr-defined]
+    if raw is not None:
+        try:
+            return _json(await run_in_threadpool(score_raw, current, raw))
+        except RawApplicationError as exc:
+            return _json({"detail": exc.errors[:50]}, 422)
+    applications = payload.applications  # type: ignore[attr-defined]
+    if current.scorer is not None:
+        rows = [a.__dict__ for a in applications]
+        ids = [r.get("application_id") for r in rows]
+        if len(rows) <= INLINE_MAX:  # sub-millisecond: cheaper than a thread hop
+            return _json(score_compiled(current, rows, ids))
+        return _json(await run_in_threadpool(score_compiled, current, rows, ids))
+    frame, ids = to_frame(current, applications)
+    return _json(await run_in_threadpool(score_records, current, frame, ids))
+
+
+@router.get(
+    "/accounts/{account_id}/score",
+    response_model=AccountScore,
+    responses={404: {"description": "no such account in the online table"}, **OVERLOADED},
+)
+async def account_score(
+    request: Request,
+    account_id: str = Path(min_length=1, max_length=MAX_ACCOUNT_ID),
+) -> Response:
+    """Score an existing account from its latest features in the online table."""
+    holder = _holder(request)
+    store = request.app.state.online
+    current = holder.current
+    if current is None:
+        return _no_champion(holder)
+    features = store.replica.get(account_id)
+    if features is None:
+        try:
+            features = await run_in_threadpool(store.fetch, account_id)
+        except Exception as exc:
+            logger.warning("online table read failed for %r: %s", account_id, exc)
+            return _error(503, f"the online feature table {store.table} cannot be read: {exc}")
+    if features is None:
+        return _error(
+            404,
+            f"account_id {account_id!r} is not in the online feature table {store.table}; "
+            "is it materialized (the pipeline's score step, or riskstream score)?",
+        )
+    answer = _account_answer(current, account_id, features)
+    return answer if isinstance(answer, Response) else _json(answer)
+
+
+def _account_answer(
+    current: Loaded, account_id: str, features: dict[str, Any]
+) -> dict[str, Any] | Response:
+    """The account's score from its online features, or a 503 naming the features it lacks."""
+    missing = [f for f in current.kinds if f not in features]
+    if missing:
+        return _error(
+            503,
+            f"the online features of {account_id!r} lack {missing[:5]} that champion "
+            f"v{current.champion.version} needs; rerun the features and score steps",
+        )
+    if current.scorer is not None:
+        result = current.scorer.score([features], [account_id])[0]
+    else:
+        result = score_records(current, pd.DataFrame([features]), [account_id])["results"][0]
+    result.pop("application_id", None)
+    return {
+        "model_name": current.champion.name,
+        "model_version": current.champion.version,
+        "account_id": account_id,
+        "obs_date": features.get("obs_date"),
+        **result,
+    }
+
+
+def openapi_for(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """``app.openapi``: the schema with the current champion's request forms, rebuilt when the
+    champion changes."""
+
+    def openapi() -> dict[str, Any]:
+        current = app.state.holder.current
+        key = current.champion.version if current else None
+        if app.openapi_schema and app.state.openapi_key == key:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        if current is not None:
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            forms = []
+            for published in current.published:
+                req = published.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(req.pop("$defs", {}))
+                components[published.__name__] = req
+                forms.append({"$ref": f"#/components/schemas/{published.__name__}"})
+            components["ScoreRequest"] = {
+                "title": "ScoreRequest",
+                "description": "precomputed features, or raw account facts",
+                "oneOf": forms,
+            }
+            schema["paths"]["/score"]["post"]["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/ScoreRequest"}}
+                },
+            }
+        app.openapi_schema = schema
+        app.state.openapi_key = key
+        return schema
+
+    return openapi
