@@ -1,0 +1,265 @@
+"""The analyst's views: one DuckDB query each, over the views ``scores`` and (when present)
+``features`` of a connection (see :mod:`serving.warehouse`), so the portfolio never leaves the
+server; only the aggregates do.
+
+Every function takes a DuckDB connection (or cursor) and filters, and returns
+``(columns, rows)``: column names and tuples, ready for JSON or CSV. Filters: ``tiers`` keeps
+those risk tiers only; dates are ISO strings of score dates. The views:
+
+- ``overview``: per score date, accounts, exposure, expected loss (PD x exposure x LGD),
+  predicted default rate (mean PD) and observed default rate (mean label where known);
+- ``distribution``: accounts per 25-point score band on the scale's real range (300-850) and tier;
+- ``migration``: accounts per (tier at ``from``, tier at ``to``) for accounts in both dates;
+- ``segments``: tier x utilisation band x months-on-book band: accounts, mean PD, exposure;
+- ``delinquency``: accounts per repayment-status bucket (current, 30, 60, 90+ days) per date;
+- ``accounts``: the riskiest accounts of a date; ``account``: one account's score history;
+- ``drift``: PSI per input and of the score per date, from the stored PSI reports.
+
+Vintage curves, roll rates and spend trends need the curated monthly history per account,
+which no scores or features table carries yet: :data:`NOT_COMPUTED` names them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from serving.monitoring import PSI_ALERT
+from serving.scoring import TIER_NAMES
+
+SCORE_MIN, SCORE_MAX, SCORE_BAND = 300, 850, 25
+UTILISATION_COLUMNS = ("utilisation_avg_3m", "utilisation_m1")
+MOB_COLUMN = "months_on_book"
+STATUS_COLUMN = "repayment_status_m1"
+# (label, lower bound inclusive) in ascending order; the last band is open-ended
+UTILISATION_BANDS: tuple[tuple[str, float], ...] = (
+    ("<30%", -math.inf),
+    ("30-50%", 0.30),
+    ("50-80%", 0.50),
+    ("80-100%", 0.80),
+    (">100%", 1.00),
+)
+MOB_BANDS: tuple[tuple[str, int], ...] = (
+    ("<12", -(10**9)),
+    ("12-23", 12),
+    ("24-59", 24),
+    ("60+", 60),
+)
+# repayment status as in the Taiwan data: <= 0 paid on time, k = k months late
+DELINQUENCY_BUCKETS: tuple[tuple[str, int], ...] = (
+    ("current", -(10**9)),
+    ("30", 1),
+    ("60", 2),
+    ("90+", 3),
+)
+UNKNOWN = "unknown"
+HIGH_RISK_ROWS = 50
+NOT_COMPUTED = {
+    "vintage": "vintage curves need each account's monthly history (curated statements)",
+    "roll_rates": "roll rates need each account's monthly delinquency history",
+    "spend_trends": "spend against its 3- and 6-month averages needs monthly spend per account",
+}
+
+Result = tuple[list[str], list[tuple[Any, ...]]]
+
+
+def _run(con: Any, sql: str, params: Sequence[Any] = ()) -> Result:
+    cur = con.execute(sql, list(params))
+    columns = [d[0] for d in cur.description]
+    return columns, [tuple(_plain(v) for v in row) for row in cur.fetchall()]
+
+
+def _plain(value: Any) -> Any:
+    """A JSON- and CSV-friendly scalar: dates as ISO strings, decimals as floats, NaN as None."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _tier_clause(tiers: Sequence[str] | None, column: str = "risk_tier") -> tuple[str, list[Any]]:
+    if not tiers:
+        return "TRUE", []
+    return f"{column} IN ({', '.join('?' for _ in tiers)})", list(tiers)
+
+
+def _band_case(column: str, bands: Sequence[tuple[str, float]]) -> str:
+    """A CASE mapping ``column`` to the label of the last band whose lower bound it reaches."""
+    whens = " ".join(
+        f"WHEN {column} >= {lower!r} THEN '{label}'" for label, lower in reversed(bands[1:])
+    )
+    return f"CASE WHEN {column} IS NULL THEN '{UNKNOWN}' {whens} ELSE '{bands[0][0]}' END"
+
+
+def columns_of(con: Any, view: str) -> list[str]:
+    """The columns of a view or table, or [] when it does not exist."""
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+        "ORDER BY ordinal_position",
+        [view],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def score_dates(con: Any) -> list[str]:
+    """The score dates present, oldest first."""
+    _, rows = _run(con, "SELECT DISTINCT score_date FROM scores ORDER BY 1")
+    return [r[0] for r in rows]
+
+
+def overview(
+    con: Any,
+    tiers: Sequence[str] | None = None,
+    date_from: str | None = None,
+    date_to: str | None = None,
+    lgd: float = 1.0,
+) -> Result:
+    where, params = _tier_clause(tiers)
+    sql = f"""
+        SELECT score_date,
+               count(*) AS accounts,
+               sum(exposure) AS exposure,
+               sum(pd * exposure * ?) AS expected_loss,
+               avg(pd) AS predicted_default_rate,
+               avg(label) AS observed_default_rate,
+               count(label) AS labelled_accounts,
+               count(*) FILTER (WHERE decision = 'decline') AS declines
+        FROM scores
+        WHERE {where} AND (? IS NULL OR score_date >= CAST(? AS DATE))
+              AND (? IS NULL OR score_date <= CAST(? AS DATE))
+        GROUP BY score_date ORDER BY score_date"""
+    return _run(con, sql, [lgd, *params, date_from, date_from, date_to, date_to])
+
+
+def distribution(con: Any, score_date: str, tiers: Sequence[str] | None = None) -> Result:
+    """Accounts per score band (``band_low`` to ``band_low + 25``, 850 in the last band)."""
+    where, params = _tier_clause(tiers)
+    last = SCORE_MAX - SCORE_BAND
+    sql = f"""
+        SELECT least(greatest({SCORE_MIN} + {SCORE_BAND} * floor((score - {SCORE_MIN})
+                 / {SCORE_BAND}), {SCORE_MIN}), {last})::INTEGER AS band_low,
+               risk_tier, count(*) AS accounts
+        FROM scores WHERE score_date = CAST(? AS DATE) AND {where}
+        GROUP BY ALL ORDER BY band_low, risk_tier"""
+    return _run(con, sql, [score_date, *params])
+
+
+def migration(con: Any, date_from: str, date_to: str, tiers: Sequence[str] | None = None) -> Result:
+    """Every (from tier, to tier) pair with its count, zeros included, in tier order."""
+    where, params = _tier_clause(tiers, "a.risk_tier")
+    order = ", ".join(f"'{t}'" for t in TIER_NAMES)
+    sql = f"""
+        WITH t(tier, i) AS (SELECT unnest([{order}]), unnest(range({len(TIER_NAMES)}))),
+        pairs AS (
+            SELECT a.risk_tier AS from_tier, b.risk_tier AS to_tier, count(*) AS n
+            FROM scores a JOIN scores b ON a.account_id = b.account_id
+            WHERE a.score_date = CAST(? AS DATE) AND b.score_date = CAST(? AS DATE) AND {where}
+            GROUP BY ALL)
+        SELECT f.tier AS from_tier, g.tier AS to_tier, coalesce(p.n, 0) AS accounts
+        FROM t f CROSS JOIN t g
+        LEFT JOIN pairs p ON p.from_tier = f.tier AND p.to_tier = g.tier
+        ORDER BY f.i, g.i"""
+    return _run(con, sql, [date_from, date_to, *params])
+
+
+def _feature_expr(feature_cols: Sequence[str], candidates: Sequence[str]) -> str:
+    for name in candidates:
+        if name in feature_cols:
+            return f'f."{name}"'
+    return "NULL"
+
+
+def segments(con: Any, score_date: str, tiers: Sequence[str] | None = None) -> Result:
+    """Tier x utilisation band x months-on-book band, from the scores joined to their features
+    (``unknown`` where the features lack the input)."""
+    where, params = _tier_clause(tiers, "s.risk_tier")
+    feature_cols = columns_of(con, "features")
+    util = _feature_expr(feature_cols, UTILISATION_COLUMNS)
+    mob = _feature_expr(feature_cols, (MOB_COLUMN,))
+    join = (
+        "LEFT JOIN features f ON f.account_id = s.account_id AND f.obs_date = s.obs_date"
+        if feature_cols
+        else ""
+    )
+    sql = f"""
+        SELECT s.risk_tier, {_band_case(util, UTILISATION_BANDS)} AS utilisation_band,
+               {_band_case(mob, MOB_BANDS)} AS mob_band,
+               count(*) AS accounts, avg(s.pd) AS mean_pd, sum(s.exposure) AS exposure
+        FROM scores s {join}
+        WHERE s.score_date = CAST(? AS DATE) AND {where}
+        GROUP BY ALL ORDER BY accounts DESC, 1, 2, 3"""
+    return _run(con, sql, [score_date, *params])
+
+
+def delinquency(con: Any, tiers: Sequence[str] | None = None) -> Result:
+    """Accounts per repayment-status bucket of the latest month, per score date."""
+    feature_cols = columns_of(con, "features")
+    if STATUS_COLUMN not in feature_cols:
+        return ["score_date", "bucket", "accounts"], []
+    where, params = _tier_clause(tiers, "s.risk_tier")
+    bucket = _band_case(f'f."{STATUS_COLUMN}"', DELINQUENCY_BUCKETS)
+    sql = f"""
+        SELECT s.score_date, {bucket} AS bucket, count(*) AS accounts
+        FROM scores s JOIN features f ON f.account_id = s.account_id AND f.obs_date = s.obs_date
+        WHERE {where} GROUP BY ALL ORDER BY 1, 2"""
+    return _run(con, sql, params)
+
+
+def accounts(
+    con: Any, score_date: str, tiers: Sequence[str] | None = None, limit: int = HIGH_RISK_ROWS
+) -> Result:
+    """The ``limit`` riskiest accounts of ``score_date`` (highest PD first)."""
+    where, params = _tier_clause(tiers)
+    sql = f"""
+        SELECT account_id, score, pd, risk_tier, decision, exposure, reason_1, reason_2, reason_3
+        FROM scores WHERE score_date = CAST(? AS DATE) AND {where}
+        ORDER BY pd DESC, account_id LIMIT ?"""
+    return _run(con, sql, [score_date, *params, int(limit)])
+
+
+def account(con: Any, account_id: str) -> Result:
+    """One account's scores over time, oldest first."""
+    sql = """
+        SELECT score_date, obs_date, score, pd, risk_tier, decision, exposure, label,
+               reason_1, reason_2, reason_3, model_name, model_version
+        FROM scores WHERE account_id = ? ORDER BY score_date"""
+    return _run(con, sql, [account_id])
+
+
+def drift(reports: Sequence[dict[str, Any]], score_date: str | None = None) -> Result:
+    """PSI per input (and of the score, input ``(score)``) per score date, with each one's bins
+    (shares expected from the champion's baseline and seen on the date) and flag."""
+    rows = []
+    for rep in sorted(reports, key=lambda r: str(r.get("score_date"))):
+        day = rep.get("score_date")
+        if score_date and day != score_date:
+            continue
+        entries = [("(score)", rep.get("score"))]
+        entries += sorted((rep.get("features") or {}).items())
+        for name, entry in entries:
+            if not entry:
+                continue
+            value = entry.get("psi")
+            rows.append(
+                (
+                    day,
+                    name,
+                    value,
+                    bool(entry.get("flag", value is not None and value > PSI_ALERT)),
+                    entry.get("edges"),
+                    entry.get("expected"),
+                    entry.get("actual"),
+                )
+            )
+    return ["score_date", "input", "psi", "flag", "edges", "expected", "actual"], rows
+
+
+def as_records(result: Result) -> list[dict[str, Any]]:
+    columns, rows = result
+    return [dict(zip(columns, row, strict=True)) for row in rows]

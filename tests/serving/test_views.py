@@ -1,0 +1,203 @@
+"""Each analyst view's DuckDB query on a small Parquet fixture, with exact expected rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from serving import views
+
+pytestmark = pytest.mark.unit
+
+D1, D2 = "2026-01-31", "2026-02-28"
+
+SCORES = {
+    # account: (d1: score, pd, tier, exposure, label), (d2: ...)
+    "a": ((820, 0.01, "Prime", 1000.0, 0), (700, 0.05, "Near-prime", 1000.0, 0)),
+    "b": ((650, 0.10, "Subprime", 2000.0, 1), (640, 0.12, "Subprime", 2000.0, None)),
+    "c": ((300, 0.90, "High risk", 500.0, 1), (850, 0.001, "Prime", 500.0, 0)),
+    "d": ((560, 0.30, "High risk", 4000.0, 0), None),
+}
+FEATURES = {
+    # account: (utilisation_avg_3m, months_on_book, repayment_status_m1) at both dates
+    "a": (0.10, 5, -1),
+    "b": (0.55, 30, 2),
+    "c": (1.20, 70, 4),
+    "d": (None, 12, 1),
+}
+
+
+def _write(root: Path, table: str, key: str, day: str, rows: list[dict]) -> None:
+    folder = root / table / f"{key}={day}"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), folder / "part-0.parquet")
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    for i, day in enumerate((D1, D2)):
+        obs = dt.date.fromisoformat(day)
+        scores, feats = [], []
+        for acct, by_day in SCORES.items():
+            if by_day[i] is None:
+                continue
+            score, pd_, tier, exposure, label = by_day[i]
+            scores.append(
+                {
+                    "account_id": acct,
+                    "obs_date": obs,
+                    "pd": pd_,
+                    "score": score,
+                    "risk_tier": tier,
+                    "decision": "decline" if pd_ >= 0.3 else "approve",
+                    "reason_1": f"{acct}-r1",
+                    "reason_2": None,
+                    "reason_3": None,
+                    "model_name": "m",
+                    "model_version": "1",
+                    "label": label,
+                    "exposure": exposure,
+                }
+            )
+            util, mob, status = FEATURES[acct]
+            feats.append(
+                {
+                    "account_id": acct,
+                    "utilisation_avg_3m": util,
+                    "months_on_book": mob + i,
+                    "repayment_status_m1": status,
+                }
+            )
+        _write(tmp_path, "scores", "score_date", day, scores)
+        _write(tmp_path, "features", "obs_date", day, feats)
+    c = duckdb.connect()
+    for table, key in (("scores", "score_date"), ("features", "obs_date")):
+        c.execute(
+            f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{tmp_path}/{table}/*/*.parquet', "
+            f"hive_partitioning = true, hive_types = {{'{key}': DATE}})"
+        )
+    return c
+
+
+def test_score_dates(con: duckdb.DuckDBPyConnection) -> None:
+    assert views.score_dates(con) == [D1, D2]
+
+
+def test_overview(con: duckdb.DuckDBPyConnection) -> None:
+    columns, rows = views.overview(con, lgd=0.5)
+    assert columns == [
+        "score_date",
+        "accounts",
+        "exposure",
+        "expected_loss",
+        "predicted_default_rate",
+        "observed_default_rate",
+        "labelled_accounts",
+        "declines",
+    ]
+    d1 = (D1, 4, 7500.0, 0.5 * (10 + 200 + 450 + 1200), (0.01 + 0.1 + 0.9 + 0.3) / 4, 0.5, 4, 2)
+    d2 = (D2, 3, 3500.0, 0.5 * (50 + 240 + 0.5), (0.05 + 0.12 + 0.001) / 3, 0.0, 2, 0)
+    assert rows == [pytest.approx(d1), pytest.approx(d2)]
+    _, high = views.overview(con, tiers=["High risk"], date_to=D1)
+    assert high == [pytest.approx((D1, 2, 4500.0, 450 + 1200, 0.6, 0.5, 2, 2))]
+    _, later = views.overview(con, date_from=D2)
+    assert [r[0] for r in later] == [D2]
+
+
+def test_distribution_spans_300_to_850(con: duckdb.DuckDBPyConnection) -> None:
+    assert views.distribution(con, D1) == (
+        ["band_low", "risk_tier", "accounts"],
+        [(300, "High risk", 1), (550, "High risk", 1), (650, "Subprime", 1), (800, "Prime", 1)],
+    )
+    # 850 falls in the last band (825-850), not past the range
+    _, rows = views.distribution(con, D2, tiers=["Prime"])
+    assert rows == [(825, "Prime", 1)]
+
+
+def test_migration_matrix_has_every_pair(con: duckdb.DuckDBPyConnection) -> None:
+    columns, rows = views.migration(con, D1, D2)
+    assert columns == ["from_tier", "to_tier", "accounts"]
+    assert len(rows) == 16
+    moved = [(a, b, n) for a, b, n in rows if n]
+    assert moved == [
+        ("Prime", "Near-prime", 1),
+        ("Subprime", "Subprime", 1),
+        ("High risk", "Prime", 1),
+    ]
+    assert rows[0] == ("Prime", "Prime", 0)
+    _, filtered = views.migration(con, D1, D2, tiers=["High risk"])
+    assert [(a, b, n) for a, b, n in filtered if n] == [("High risk", "Prime", 1)]
+
+
+def test_segments(con: duckdb.DuckDBPyConnection) -> None:
+    columns, rows = views.segments(con, D1)
+    assert columns == [
+        "risk_tier",
+        "utilisation_band",
+        "mob_band",
+        "accounts",
+        "mean_pd",
+        "exposure",
+    ]
+    assert rows == [
+        ("High risk", ">100%", "60+", 1, 0.9, 500.0),
+        ("High risk", "unknown", "12-23", 1, 0.3, 4000.0),
+        ("Prime", "<30%", "<12", 1, 0.01, 1000.0),
+        ("Subprime", "50-80%", "24-59", 1, 0.1, 2000.0),
+    ]
+
+
+def test_segments_without_features(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP VIEW features")
+    _, rows = views.segments(con, D2)
+    assert rows == [
+        ("Near-prime", "unknown", "unknown", 1, 0.05, 1000.0),
+        ("Prime", "unknown", "unknown", 1, 0.001, 500.0),
+        ("Subprime", "unknown", "unknown", 1, 0.12, 2000.0),
+    ]
+
+
+def test_delinquency_buckets(con: duckdb.DuckDBPyConnection) -> None:
+    _, rows = views.delinquency(con)
+    assert rows == [
+        (D1, "30", 1),
+        (D1, "60", 1),
+        (D1, "90+", 1),
+        (D1, "current", 1),
+        (D2, "60", 1),
+        (D2, "90+", 1),
+        (D2, "current", 1),
+    ]
+
+
+def test_accounts_and_account(con: duckdb.DuckDBPyConnection) -> None:
+    _, rows = views.accounts(con, D1, limit=2)
+    assert [(r[0], r[1]) for r in rows] == [("c", 300), ("d", 560)]
+    _, rows = views.accounts(con, D1, tiers=["Prime", "Subprime"])
+    assert [r[0] for r in rows] == ["b", "a"]
+    columns, history = views.account(con, "c")
+    assert [dict(zip(columns, h, strict=True))["score"] for h in history] == [300, 850]
+    assert [h[0] for h in history] == [D1, D2]
+    assert history[0][columns.index("reason_1")] == "c-r1"
+    assert views.account(con, "nobody")[1] == []
+
+
+def test_drift_rows_from_reports() -> None:
+    reports = [
+        {
+            "score_date": D2,
+            "score": {"psi": 0.3, "flag": True, "expected": [0.5, 0.5], "actual": [0.9, 0.1]},
+            "features": {"age": {"psi": 0.01, "flag": False, "edges": [0, 40, 90]}},
+        },
+        {"score_date": D1, "score": None, "features": {}},
+    ]
+    columns, rows = views.drift(reports)
+    assert columns[:4] == ["score_date", "input", "psi", "flag"]
+    assert [r[:4] for r in rows] == [(D2, "(score)", 0.3, True), (D2, "age", 0.01, False)]
+    assert rows[1][4] == [0, 40, 90]
+    assert views.drift(reports, score_date=D1)[1] == []
