@@ -80,30 +80,68 @@ def table_dataset(settings: Settings, table: dict[str, Any], filesystem: Any) ->
     )
 
 
-def connect(settings: Settings) -> tuple[Any, list[str]]:
-    """A DuckDB connection with one view per catalog table; also the table names."""
+def portfolio_tables(settings: Settings) -> dict[str, tuple[str, str]]:
+    """The settings' portfolio's own tables: name -> (location, partition key)."""
+    return {
+        contract.scores_table(settings.portfolio): (
+            contract.scores_location(settings),
+            contract.SCORE_DATE,
+        ),
+        contract.features_table(settings.portfolio): (
+            contract.features_location(settings),
+            contract.OBS_DATE,
+        ),
+    }
+
+
+def connect(settings: Settings, materialize: bool = False) -> tuple[Any, list[str]]:
+    """A DuckDB connection with one view per catalog table; also the table names.
+
+    The portfolio's own scores and features tables are read from their locations even when the
+    catalog lacks them (features written before the ETL registered them). With ``materialize``
+    those two are copied into DuckDB tables once, so a connection that stays open (the
+    dashboard's) answers without reading S3 again until it is rebuilt.
+    """
     import duckdb
 
     con = duckdb.connect()
     filesystem = s3_filesystem(settings)
     names = []
-    for table in catalog_tables(settings):
+    tables = catalog_tables(settings)
+    listed = {t["name"] for t in tables}
+    for name, (location, key) in portfolio_tables(settings).items():
+        if name not in listed:
+            tables.append(
+                {
+                    "name": name,
+                    "location": location,
+                    "partition_keys": [{"Name": key, "Type": "date"}],
+                }
+            )
+    own = portfolio_tables(settings)
+    for table in tables:
         try:
             dataset = table_dataset(settings, table, filesystem)
         except (OSError, pa.ArrowInvalid) as exc:
-            logger.warning("skipping table %s at %s: %s", table["name"], table["location"], exc)
+            if table["name"] in listed:
+                logger.warning("skipping table %s at %s: %s", table["name"], table["location"], exc)
+            continue
+        if not dataset.schema.names:  # nothing written there yet
             continue
         con.register(f"_ds_{table['name']}", dataset)
-        con.execute(f'CREATE VIEW "{table["name"]}" AS SELECT * FROM "_ds_{table["name"]}"')
+        kind = "TABLE" if materialize and table["name"] in own else "VIEW"
+        con.execute(f'CREATE {kind} "{table["name"]}" AS SELECT * FROM "_ds_{table["name"]}"')
+        if kind == "TABLE":
+            con.unregister(f"_ds_{table['name']}")
         names.append(table["name"])
     # ``scores`` and ``features`` mean the settings' portfolio's tables (each portfolio's own are
     # there as scores_<portfolio>, features_<portfolio>): one portfolio never reads as another's.
-    for short, own in (
+    for short, own_name in (
         (contract.SCORES_TABLE, contract.scores_table(settings.portfolio)),
         (contract.FEATURES_TABLE, contract.features_table(settings.portfolio)),
     ):
-        if own in names and short not in names:
-            con.execute(f'CREATE VIEW "{short}" AS SELECT * FROM "{own}"')
+        if own_name in names and short not in names:
+            con.execute(f'CREATE VIEW "{short}" AS SELECT * FROM "{own_name}"')
             names.append(short)
     return con, names
 

@@ -69,10 +69,10 @@ Result = tuple[list[str], list[tuple[Any, ...]]]
 def _run(con: Any, sql: str, params: Sequence[Any] = ()) -> Result:
     cur = con.execute(sql, list(params))
     columns = [d[0] for d in cur.description]
-    return columns, [tuple(_plain(v) for v in row) for row in cur.fetchall()]
+    return columns, [tuple(plain(v) for v in row) for row in cur.fetchall()]
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A JSON- and CSV-friendly scalar: dates as ISO strings, decimals as floats, NaN as None."""
     if isinstance(value, dt.date):
         return value.isoformat()
@@ -230,6 +230,15 @@ def account(con: Any, account_id: str) -> Result:
                reason_1, reason_2, reason_3, model_name, model_version
         FROM scores WHERE account_id = ? ORDER BY score_date"""
     return _run(con, sql, [account_id])
+
+
+def account_model(con: Any, score_date: str) -> Result:
+    """The model that scored ``score_date`` (name and version; the newest if several)."""
+    sql = """
+        SELECT model_name AS name, model_version AS version, count(*) AS accounts
+        FROM scores WHERE score_date = CAST(? AS DATE)
+        GROUP BY ALL ORDER BY accounts DESC, version DESC LIMIT 1"""
+    return _run(con, sql, [score_date])
 
 
 def drift(reports: Sequence[dict[str, Any]], score_date: str | None = None) -> Result:

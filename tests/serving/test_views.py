@@ -38,8 +38,8 @@ def _write(root: Path, table: str, key: str, day: str, rows: list[dict]) -> None
     pq.write_table(pa.Table.from_pylist(rows), folder / "part-0.parquet")
 
 
-@pytest.fixture
-def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+def write_fixture(root: Path) -> None:
+    """Scores and features of four accounts on two dates, Hive-partitioned under ``root``."""
     for i, day in enumerate((D1, D2)):
         obs = dt.date.fromisoformat(day)
         scores, feats = [], []
@@ -73,15 +73,27 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
                     "repayment_status_m1": status,
                 }
             )
-        _write(tmp_path, "scores", "score_date", day, scores)
-        _write(tmp_path, "features", "obs_date", day, feats)
+        _write(root, "scores", "score_date", day, scores)
+        _write(root, "features", "obs_date", day, feats)
+
+
+def local_connect(root: Path) -> duckdb.DuckDBPyConnection:
+    """A connection with ``scores`` and ``features`` tables read from ``root`` (in memory, as
+    the dashboard's warm connection holds them)."""
     c = duckdb.connect()
     for table, key in (("scores", "score_date"), ("features", "obs_date")):
         c.execute(
-            f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{tmp_path}/{table}/*/*.parquet', "
-            f"hive_partitioning = true, hive_types = {{'{key}': DATE}})"
+            f"CREATE TABLE {table} AS SELECT * FROM read_parquet("
+            f"'{root}/{table}/*/*.parquet', hive_partitioning = true, "
+            f"hive_types = {{'{key}': DATE}})"
         )
     return c
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    write_fixture(tmp_path)
+    return local_connect(tmp_path)
 
 
 def test_score_dates(con: duckdb.DuckDBPyConnection) -> None:
@@ -153,7 +165,7 @@ def test_segments(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_segments_without_features(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("DROP VIEW features")
+    con.execute("DROP TABLE features")
     _, rows = views.segments(con, D2)
     assert rows == [
         ("Near-prime", "unknown", "unknown", 1, 0.05, 1000.0),
