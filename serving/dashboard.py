@@ -294,6 +294,10 @@ def create_app(
                 "columns": columns,
                 "rows": [[views.plain(v) for v in r] for r in rows[:max_rows]],
                 "truncated": len(rows) > max_rows,
+                # the client checks it asked the dashboard of its own portfolio and catalog
+                "portfolio": settings.portfolio,
+                "database": settings.glue_database,
+                "cloud": settings.endpoint_for("s3"),
                 "ms": round(1000 * (time.perf_counter() - start), 3),
             }
         )

@@ -1,5 +1,9 @@
 """SQL for analysts: DuckDB over the Parquet tables the Glue catalog lists, read from S3.
 
+:func:`ask_dashboard` sends the query to the dashboard's warm connection (``POST /api/sql``,
+see :mod:`serving.warehouse`) and answers at once; :func:`run_sql` is the in-process path, used
+when no dashboard of the same portfolio answers.
+
 Every table in the catalog database (``scores``, ``features``, ``curated_*``) becomes a DuckDB
 view over a pyarrow dataset at the table's location, with its Hive partition keys as columns.
 pyarrow's S3FileSystem reads the data (DuckDB's httpfs extension would need a download at run
@@ -8,7 +12,10 @@ time), and DuckDB pushes projections and filters into the dataset scan.
 
 from __future__ import annotations
 
+import json
 import logging
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pandas as pd
@@ -160,3 +167,46 @@ def run_sql(settings: Settings, query: str) -> pd.DataFrame:
         raise SqlError(f"{exc}\ntables in {settings.glue_database}: {tables}") from None
     finally:
         con.close()
+
+
+class DashboardUnavailable(RuntimeError):
+    """No dashboard of this portfolio answered; the caller runs the query in-process."""
+
+
+def ask_dashboard(
+    settings: Settings, query: str, max_rows: int = 10_000, timeout: float = 30.0
+) -> tuple[pd.DataFrame, bool]:
+    """``query`` on the dashboard's warm connection: the rows (at most ``max_rows``) and whether
+    there were more. :class:`DashboardUnavailable` when no dashboard of this portfolio and
+    catalog answers; :class:`SqlError` when it refuses the query (the message says why)."""
+    body = json.dumps({"query": query, "max_rows": max_rows}).encode()
+    request = urllib.request.Request(
+        settings.dashboard_url.rstrip("/") + "/api/sql",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("detail", str(exc))
+        except ValueError:
+            detail = str(exc)
+        if exc.code == 400:
+            raise SqlError(detail) from None
+        raise DashboardUnavailable(f"the dashboard answered {exc.code}: {detail}") from None
+    except (OSError, ValueError) as exc:  # refused, timed out, not JSON
+        raise DashboardUnavailable(f"no dashboard at {settings.dashboard_url}: {exc}") from None
+    if (answer.get("portfolio"), answer.get("database"), answer.get("cloud")) != (
+        settings.portfolio,
+        settings.glue_database,
+        settings.endpoint_for("s3"),
+    ):
+        raise DashboardUnavailable(
+            f"the dashboard at {settings.dashboard_url} serves portfolio "
+            f"{answer.get('portfolio')!r}, not {settings.portfolio!r}"
+        )
+    frame = pd.DataFrame(answer["rows"], columns=answer["columns"])
+    return frame, bool(answer.get("truncated"))
