@@ -224,7 +224,7 @@ function migration(v){
   document.getElementById("mig-dates").textContent="("+f.from+" to "+f.to+")";
   const z=TIERS.map(a=>TIERS.map(b=>(rs.find(r=>r.from_tier==a&&r.to_tier==b)||
     {accounts:0}).accounts));
-  draw("chart-migration",[{type:"heatmap",x:TIERS,y:TIERS,z,colorscale:"Blues",
+  draw("chart-migration",[{type:"heatmap",x:TIERS,y:TIERS,z,colorscale:[[0,"#f4f7fb"],[1,"#2f5b9a"]],
     texttemplate:"%{z}",hovertemplate:"%{y} to %{x}: %{z}<extra></extra>"}],
     {xaxis:{title:{text:"tier at "+f.to}},yaxis:{title:{text:"tier at "+f.from},
      autorange:"reversed"},margin:{l:90,r:30,t:10,b:50}});
@@ -235,7 +235,8 @@ function migration(v){
     " moved to a riskier tier, "+fmtInt(up)+" to a safer one.";
 }
 function segments(v){
-  const rs=records(v);const bands=[...new Set(rs.map(r=>r.utilisation_band))].sort();
+  const ORDER=["<30%","30-50%","50-80%","80-100%",">100%","unknown"];
+  const rs=records(v);const bands=ORDER.filter(b=>rs.some(r=>r.utilisation_band==b));
   const traces=TIERS.filter(t=>rs.some(r=>r.risk_tier==t)).map(t=>({type:"bar",name:t,
     x:bands,marker:{color:TIER_COLORS[t]},y:bands.map(b=>rs.filter(r=>r.risk_tier==t&&
       r.utilisation_band==b).reduce((s,r)=>s+(r.exposure||0),0))}));
@@ -341,7 +342,7 @@ async function main(){
     y:rs.map(r=>r.score),marker:{size:10,color:rs.map(r=>TIER_COLORS[r.risk_tier])}},
     {type:"scatter",mode:"lines+markers",name:"PD",x,y:rs.map(r=>r.pd),yaxis:"y2"}],
     {xaxis:{type:"category"},yaxis:{title:{text:"score"},range:[300,850]},
-     yaxis2:{title:{text:"PD"},overlaying:"y",side:"right",tickformat:".1%"}});
+     yaxis2:{title:{text:"PD"},overlaying:"y",side:"right",tickformat:".0%",range:[0,1]}});
   table("account-table",[["score_date","Scoring date"],["score","Score"],["pd","PD"],
     ["risk_tier","Tier"],["decision","Decision"],["exposure","Exposure"],["label","Label"],
     ["reason_1","Reason 1"],["reason_2","Reason 2"],["reason_3","Reason 3"],
