@@ -244,10 +244,14 @@ def _chart(driver: Any, div: str) -> list[dict[str, Any]]:
     )
 
 
-def _shot(driver: Any, name: str) -> None:
+def _shot(driver: Any, name: str, at: str | None = None) -> None:
+    """A screenshot of the top of the page, or of the part from the element ``at`` down."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / name
-    driver.execute_script("window.scrollTo(0, 0)")
+    if at:
+        driver.execute_script("document.getElementById(arguments[0]).scrollIntoView()", at)
+    else:
+        driver.execute_script("window.scrollTo(0, 0)")
     assert driver.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
 
@@ -317,6 +321,7 @@ def test_pages_render_charts_that_match_sql(dashboard: Settings, browser: Any) -
     ]
     assert shown == sorted(shown)
     _shot(driver, "dashboard.png")
+    _shot(driver, "dashboard-drift.png", at="chart-drift")
 
     # filter: without Prime the distribution holds every other tier's accounts only
     find(By.CSS_SELECTOR, "#tier-filter input[value='Prime']").click()
