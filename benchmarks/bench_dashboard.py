@@ -88,10 +88,11 @@ def view_requests(dates: list[str], account: str) -> list[tuple[str, str, dict[s
     for tiers in ([], ["High risk"], ["Prime", "Subprime"]):
         out.append(("overview", "overview", {"tier": tiers}))
         out.append(("delinquency", "delinquency", {"tier": tiers}))
+        out.append(("vintage", "vintage", {"tier": tiers}))
         out.append(("drift", "drift", {}))
         out.append(("account", "account", {"id": account}))
         for day in dates:
-            for name in ("distribution", "segments", "accounts"):
+            for name in ("distribution", "segments", "accounts", "roll_rates"):
                 out.append((name, name, {"tier": tiers, "date": day}))
             out.append(("migration", "migration", {"tier": tiers, "to": day, "from": dates[0]}))
     return out
@@ -130,6 +131,8 @@ def reference_ms(con: Any, request: tuple[str, str, dict[str, Any]], reports: li
         views.overview(con, tiers)
     elif name == "delinquency":
         views.delinquency(con, tiers)
+    elif name == "vintage":
+        views.vintage(con, tiers)
     elif name == "drift":
         views.drift(reports)
     elif name == "account":

@@ -120,6 +120,11 @@ def compute_view(
         applied = {"tiers": p["tiers"], "from": start, "to": to}
     elif name == "segments":
         result = warehouse.run(views.segments, day, p["tiers"])
+    elif name == "roll_rates":
+        result = warehouse.run(views.roll_rates, day, p["tiers"])
+    elif name == "vintage":
+        result = warehouse.run(views.vintage, p["tiers"])
+        applied = {"tiers": p["tiers"]}
     elif name == "delinquency":
         result = warehouse.run(views.delinquency, p["tiers"])
         applied = {"tiers": p["tiers"]}
@@ -139,6 +144,8 @@ VIEWS = (
     "migration",
     "segments",
     "delinquency",
+    "roll_rates",
+    "vintage",
     "accounts",
     "account",
     "drift",

@@ -130,6 +130,12 @@ MAIN_PAGE = (
  <section class="card"><h2>Delinquency buckets per scoring date
   <a class="csv" data-view="delinquency">CSV</a></h2>
   <div id="chart-delinquency" class="chart"></div></section>
+ <section class="card"><h2>Roll rates: last month but one to last month
+  <a class="csv" data-view="roll_rates">CSV</a></h2>
+  <div id="chart-roll-rates" class="chart"></div></section>
+ <section class="card"><h2>Vintage: observed default rate by months on book per origination
+  quarter <a class="csv" data-view="vintage">CSV</a></h2>
+  <div id="chart-vintage" class="chart"></div></section>
  <section class="card wide"><h2>Drift per input (PSI, with the score's; watch above 0.10,
   act above 0.25) <a class="csv" data-view="drift">CSV</a></h2>
   <div id="chart-drift" class="chart"></div>
@@ -258,6 +264,31 @@ function delinquency(v){
   draw("chart-delinquency",traces,{barmode:"stack",xaxis:{type:"category"},
     yaxis:{title:{text:"accounts"}}});
 }
+function notYet(id,why){const el=document.getElementById(id);
+  if(el.data)Plotly.purge(el);el.dataset.points=0;
+  el.innerHTML="<p class='muted not-computed'>not computed yet: "+esc(why)+"</p>"}
+function rollRates(v){
+  const rs=records(v);if(!rs.length){notYet("chart-roll-rates",
+    "the features carry no repayment status for the last two months");return}
+  const B=[...new Set(rs.map(r=>r.from_bucket))];
+  const z=B.map(a=>B.map(b=>(rs.find(r=>r.from_bucket==a&&r.to_bucket==b)||{}).rate??null));
+  const n=B.map(a=>B.map(b=>(rs.find(r=>r.from_bucket==a&&r.to_bucket==b)||{}).accounts||0));
+  draw("chart-roll-rates",[{type:"heatmap",x:B,y:B,z,customdata:n,zmin:0,zmax:1,
+    colorscale:[[0,"#f4f7fb"],[1,"#b42318"]],texttemplate:"%{z:.0%}",
+    hovertemplate:"%{y} to %{x}: %{z:.1%} (%{customdata} accounts)<extra></extra>"}],
+    {xaxis:{title:{text:"bucket last month"}},yaxis:{title:{text:"bucket the month before"},
+     autorange:"reversed"},margin:{l:90,r:30,t:10,b:50}});
+}
+function vintage(v){
+  const rs=records(v);if(!rs.length){notYet("chart-vintage",
+    "the features carry no months on book");return}
+  const cohorts=[...new Set(rs.map(r=>r.cohort))];
+  draw("chart-vintage",cohorts.map(c=>{const p=rs.filter(r=>r.cohort==c);
+    return {type:"scatter",mode:"lines+markers",name:c,x:p.map(r=>r.months_on_book),
+      y:p.map(r=>r.observed_default_rate)}}),
+    {xaxis:{title:{text:"months on book"}},yaxis:{title:{text:"observed default rate"},
+     tickformat:".0%"}});
+}
 function drift(v,day){
   const rs=records(v);const shown=rs.filter(r=>r.score_date==day);
   const rows=shown.length?shown:rs.filter(r=>r.score_date==rs[rs.length-1]?.score_date);
@@ -276,12 +307,12 @@ async function load(){
   const day=document.getElementById("date-filter").value;
   const from=document.getElementById("from-filter").value;
   document.body.dataset.loaded="false";
-  const [ov,dist,mig,seg,delq,dr,acc]=await Promise.all([view("overview"),
+  const [ov,dist,mig,seg,delq,dr,acc,roll,vint]=await Promise.all([view("overview"),
     view("distribution",{date:day}),view("migration",{from,to:day}),
     view("segments",{date:day}),view("delinquency"),view("drift"),
-    view("accounts",{date:day})]);
+    view("accounts",{date:day}),view("roll_rates",{date:day}),view("vintage")]);
   overview(ov,day);distribution(dist);migration(mig);segments(seg);delinquency(delq);
-  drift(dr,day);
+  drift(dr,day);rollRates(roll);vintage(vint);
   table("highrisk",[["account_id","Account"],["score","Score"],["pd","PD"],
     ["risk_tier","Tier"],["decision","Decision"],["exposure","Exposure"],
     ["reason_1","Reason 1"],["reason_2","Reason 2"],["reason_3","Reason 3"]],records(acc),

@@ -12,11 +12,15 @@ those risk tiers only; dates are ISO strings of score dates. The views:
 - ``migration``: accounts per (tier at ``from``, tier at ``to``) for accounts in both dates;
 - ``segments``: tier x utilisation band x months-on-book band: accounts, mean PD, exposure;
 - ``delinquency``: accounts per repayment-status bucket (current, 30, 60, 90+ days) per date;
+- ``roll_rates``: accounts per (bucket last month but one, bucket last month) on a date, and the
+  share of each earlier bucket that rolled to each later one;
+- ``vintage``: per origination quarter (scoring date minus months on book) and months on book,
+  accounts, observed default rate and mean PD;
 - ``accounts``: the riskiest accounts of a date; ``account``: one account's score history;
 - ``drift``: PSI per input and of the score per date, from the stored PSI reports.
 
-Vintage curves, roll rates and spend trends need the curated monthly history per account,
-which no scores or features table carries yet: :data:`NOT_COMPUTED` names them.
+Spend trends need monthly spend per account, which no scores or features table carries yet:
+:data:`NOT_COMPUTED` names them. A view whose inputs the features lack answers no rows.
 """
 
 from __future__ import annotations
@@ -57,10 +61,10 @@ DELINQUENCY_BUCKETS: tuple[tuple[str, int], ...] = (
 )
 UNKNOWN = "unknown"
 HIGH_RISK_ROWS = 50
+STATUS_PREVIOUS_COLUMN = "repayment_status_m2"
 NOT_COMPUTED = {
-    "vintage": "vintage curves need each account's monthly history (curated statements)",
-    "roll_rates": "roll rates need each account's monthly delinquency history",
-    "spend_trends": "spend against its 3- and 6-month averages needs monthly spend per account",
+    "spend_trends": "spend against its 3- and 6-month averages, and spend jumps, need monthly "
+    "spend per account, which the features do not carry (their bills are balances)",
 }
 
 Result = tuple[list[str], list[tuple[Any, ...]]]
@@ -208,6 +212,55 @@ def delinquency(con: Any, tiers: Sequence[str] | None = None) -> Result:
         SELECT s.score_date, {bucket} AS bucket, count(*) AS accounts
         FROM scores s JOIN features f ON f.account_id = s.account_id AND f.obs_date = s.obs_date
         WHERE {where} GROUP BY ALL ORDER BY 1, 2"""
+    return _run(con, sql, params)
+
+
+def roll_rates(con: Any, score_date: str, tiers: Sequence[str] | None = None) -> Result:
+    """Accounts per (delinquency bucket of the month before last, of the last month) on
+    ``score_date``, every pair in bucket order, with ``rate`` = accounts / accounts in the
+    earlier bucket (how many roll forward, stay or cure)."""
+    columns = ["from_bucket", "to_bucket", "accounts", "rate"]
+    feature_cols = columns_of(con, "features")
+    if STATUS_COLUMN not in feature_cols or STATUS_PREVIOUS_COLUMN not in feature_cols:
+        return columns, []
+    where, params = _tier_clause(tiers, "s.risk_tier")
+    before = _band_case(f'f."{STATUS_PREVIOUS_COLUMN}"', DELINQUENCY_BUCKETS)
+    after = _band_case(f'f."{STATUS_COLUMN}"', DELINQUENCY_BUCKETS)
+    order = ", ".join(f"'{b}'" for b, _ in DELINQUENCY_BUCKETS)
+    sql = f"""
+        WITH b(bucket, i) AS (SELECT unnest([{order}]),
+                                     unnest(range({len(DELINQUENCY_BUCKETS)}))),
+        pairs AS (
+            SELECT {before} AS from_bucket, {after} AS to_bucket, count(*) AS n
+            FROM scores s
+            JOIN features f ON f.account_id = s.account_id AND f.obs_date = s.obs_date
+            WHERE s.score_date = CAST(? AS DATE) AND {where} GROUP BY ALL)
+        SELECT x.bucket AS from_bucket, y.bucket AS to_bucket, coalesce(p.n, 0) AS accounts,
+               coalesce(p.n, 0) / nullif(sum(coalesce(p.n, 0)) OVER (PARTITION BY x.bucket), 0)
+                 AS rate
+        FROM b x CROSS JOIN b y
+        LEFT JOIN pairs p ON p.from_bucket = x.bucket AND p.to_bucket = y.bucket
+        ORDER BY x.i, y.i"""
+    return _run(con, sql, [score_date, *params])
+
+
+def vintage(con: Any, tiers: Sequence[str] | None = None) -> Result:
+    """Per origination quarter and months on book: accounts, observed default rate (mean label
+    where known) and mean PD, over every scoring date."""
+    columns = ["cohort", "months_on_book", "accounts", "observed_default_rate", "mean_pd"]
+    if MOB_COLUMN not in columns_of(con, "features"):
+        return columns, []
+    where, params = _tier_clause(tiers, "s.risk_tier")
+    sql = f"""
+        WITH rows AS (
+            SELECT s.pd, s.label, f."{MOB_COLUMN}" AS mob,
+                   s.obs_date - to_months(CAST(f."{MOB_COLUMN}" AS INTEGER)) AS opened
+            FROM scores s
+            JOIN features f ON f.account_id = s.account_id AND f.obs_date = s.obs_date
+            WHERE f."{MOB_COLUMN}" IS NOT NULL AND {where})
+        SELECT year(opened) || 'Q' || quarter(opened) AS cohort, mob AS months_on_book,
+               count(*) AS accounts, avg(label) AS observed_default_rate, avg(pd) AS mean_pd
+        FROM rows GROUP BY ALL ORDER BY cohort, months_on_book"""
     return _run(con, sql, params)
 
 

@@ -55,7 +55,7 @@ def test_meta_lists_dates_and_what_is_not_computed(client: TestClient) -> None:
     assert meta["portfolio"] == "demo"
     assert meta["score_dates"] == [D1, D2]
     assert meta["model"] == {"name": "m", "version": "1", "accounts": 3}
-    assert set(meta["not_computed"]) == {"vintage", "roll_rates", "spend_trends"}
+    assert set(meta["not_computed"]) == {"spend_trends"}
 
 
 def test_views_default_to_the_latest_date(client: TestClient) -> None:
@@ -74,6 +74,10 @@ def test_views_default_to_the_latest_date(client: TestClient) -> None:
     assert [r[1] for r in over.json()["rows"]] == [2, 2]
     acct = client.get("/api/views/account", params={"id": "c"}).json()
     assert [r[2] for r in acct["rows"]] == [300, 850]
+    roll = client.get("/api/views/roll_rates", params={"date": D1}).json()
+    assert sum(r[2] for r in roll["rows"]) == 4
+    vintage = client.get("/api/views/vintage").json()
+    assert sum(r[2] for r in vintage["rows"]) == 7
     drift = client.get("/api/views/drift").json()
     assert [r[1] for r in drift["rows"]] == ["(score)", "age", "utilisation_avg_3m"]
     response = client.get("/api/views/overview")

@@ -24,11 +24,11 @@ SCORES = {
     "d": ((560, 0.30, "High risk", 4000.0, 0), None),
 }
 FEATURES = {
-    # account: (utilisation_avg_3m, months_on_book, repayment_status_m1) at both dates
-    "a": (0.10, 5, -1),
-    "b": (0.55, 30, 2),
-    "c": (1.20, 70, 4),
-    "d": (None, 12, 1),
+    # account: (utilisation_avg_3m, months_on_book, repayment_status_m1, ..._m2) at both dates
+    "a": (0.10, 5, -1, 0),
+    "b": (0.55, 30, 2, 1),
+    "c": (1.20, 70, 4, 3),
+    "d": (None, 12, 1, -2),
 }
 
 
@@ -64,13 +64,14 @@ def write_fixture(root: Path) -> None:
                     "exposure": exposure,
                 }
             )
-            util, mob, status = FEATURES[acct]
+            util, mob, status, before = FEATURES[acct]
             feats.append(
                 {
                     "account_id": acct,
                     "utilisation_avg_3m": util,
                     "months_on_book": mob + i,
                     "repayment_status_m1": status,
+                    "repayment_status_m2": before,
                 }
             )
         _write(root, "scores", "score_date", day, scores)
@@ -185,6 +186,50 @@ def test_delinquency_buckets(con: duckdb.DuckDBPyConnection) -> None:
         (D2, "90+", 1),
         (D2, "current", 1),
     ]
+
+
+def test_roll_rates(con: duckdb.DuckDBPyConnection) -> None:
+    columns, rows = views.roll_rates(con, D1)
+    assert columns == ["from_bucket", "to_bucket", "accounts", "rate"]
+    assert len(rows) == 16
+    assert [r for r in rows if r[2]] == [
+        ("current", "current", 1, 0.5),
+        ("current", "30", 1, 0.5),
+        ("30", "60", 1, 1.0),
+        ("90+", "90+", 1, 1.0),
+    ]
+    # no account was 60 days late the month before: its rates are undefined, not zero
+    assert [r[3] for r in rows if r[0] == "60"] == [None] * 4
+    _, high = views.roll_rates(con, D1, tiers=["High risk"])
+    assert [r[:3] for r in high if r[2]] == [("current", "30", 1), ("90+", "90+", 1)]
+
+
+def test_roll_rates_and_vintage_need_their_inputs(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE OR REPLACE TABLE features AS SELECT account_id, obs_date FROM features")
+    assert views.roll_rates(con, D1)[1] == []
+    assert views.vintage(con)[1] == []
+
+
+def test_vintage(con: duckdb.DuckDBPyConnection) -> None:
+    columns, rows = views.vintage(con)
+    assert columns == [
+        "cohort",
+        "months_on_book",
+        "accounts",
+        "observed_default_rate",
+        "mean_pd",
+    ]
+    assert rows == [
+        ("2020Q1", 70, 1, 1.0, 0.9),
+        ("2020Q1", 71, 1, 0.0, 0.001),
+        ("2023Q3", 30, 1, 1.0, 0.1),
+        ("2023Q3", 31, 1, None, 0.12),
+        ("2025Q1", 12, 1, 0.0, 0.3),
+        ("2025Q3", 5, 1, 0.0, 0.01),
+        ("2025Q3", 6, 1, 0.0, 0.05),
+    ]
+    _, prime = views.vintage(con, tiers=["Prime"])
+    assert [r[:2] for r in prime] == [("2020Q1", 71), ("2025Q3", 5)]
 
 
 def test_accounts_and_account(con: duckdb.DuckDBPyConnection) -> None:
