@@ -365,3 +365,24 @@ def test_pages_render_charts_that_match_sql(dashboard: Settings, browser: Any) -
     assert driver.find_elements(By.CSS_SELECTOR, "#chart-account .point")
     assert len(driver.find_elements(By.CSS_SELECTOR, "#account-table tbody tr")) == len(history)
     _shot(driver, "account.png")
+
+
+def test_a_new_partition_reaches_the_warm_connection(dashboard: Settings) -> None:
+    """Scoring another date while the dashboard runs: its views show it within seconds, without
+    a restart (the warm connection is rebuilt when the scores' objects change)."""
+    import time
+
+    before = get(dashboard, "/api/meta")["score_dates"]
+    extra = dt.date(2026, 3, 2)
+    assert extra.isoformat() not in before
+    run_batch(dashboard, extra)
+    deadline = time.monotonic() + 30
+    while extra.isoformat() not in get(dashboard, "/api/meta")["score_dates"]:
+        assert time.monotonic() < deadline, "the dashboard never saw the new partition"
+        time.sleep(0.5)
+    over = records(get(dashboard, "/api/views/overview"))
+    assert [r["accounts"] for r in over if r["score_date"] == extra.isoformat()] == [300]
+    answer, _ = ask_dashboard(
+        dashboard, f"select count(*) as n from scores where score_date = '{extra}'"
+    )
+    assert answer["n"].tolist() == [300]
