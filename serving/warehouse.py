@@ -140,7 +140,9 @@ class Warehouse:
         """``fn(connection, *args, **kwargs)`` on the fresh warm connection."""
         with self._lock:
             self.refresh()
-            return fn(self._con.cursor(), *args, **kwargs)
+            # the connection itself, not a cursor: a cursor does not see the Arrow datasets
+            # registered on its parent, which the catalog's views read
+            return fn(self._con, *args, **kwargs)
 
     def reports(self) -> list[dict[str, Any]]:
         """The PSI reports read with the current build."""
@@ -157,10 +159,10 @@ class Warehouse:
         """A read-only query's columns and rows (at most ``max_rows``)."""
         import duckdb
 
-        def go(cur: Any) -> tuple[list[str], list[tuple]]:
-            check_read_only(cur, query)
+        def go(con: Any) -> tuple[list[str], list[tuple]]:
+            check_read_only(con, query)
             try:
-                result = cur.execute(query)
+                result = con.execute(query)
                 columns = [d[0] for d in result.description]
                 rows = result.fetchall() if max_rows is None else result.fetchmany(max_rows)
             except duckdb.Error as exc:

@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import pyarrow.dataset as ds
 import pytest
 from fastapi.testclient import TestClient
 
@@ -37,13 +38,22 @@ def state(tmp_path: Path) -> dict[str, Any]:
     return {"root": tmp_path, "version": 1}
 
 
+def with_catalog_view(root: Path) -> tuple[Any, list[str]]:
+    """The fixture's tables plus a view over a registered Arrow dataset, as the catalog's
+    tables that stay on S3 (curated_*) are."""
+    con = local_connect(root)
+    con.register("_ds_curated_demo", ds.dataset(root / "scores", partitioning="hive"))
+    con.execute("CREATE VIEW curated_demo AS SELECT * FROM _ds_curated_demo")
+    return con, ["scores", "features", "curated_demo"]
+
+
 @pytest.fixture
 def client(state: dict[str, Any]) -> TestClient:
     settings = Settings.from_mapping({"RISKSTREAM_PORTFOLIO": "demo"})
     house = Warehouse(
         settings,
         check_seconds=0.0,
-        connect=lambda s: (local_connect(state["root"]), ["scores", "features"]),
+        connect=lambda s: with_catalog_view(state["root"]),
         fingerprint=lambda: (state["version"],),
         load_reports=lambda s: REPORTS,
     )
@@ -118,6 +128,9 @@ def test_sql_answers_a_select(client: TestClient) -> None:
     body = response.json()
     assert body["columns"] == ["risk_tier", "n"]
     assert body["rows"] == [["High risk", 2], ["Near-prime", 1], ["Prime", 2], ["Subprime", 2]]
+    catalog = client.post("/api/sql", json={"query": "select count(*) from curated_demo"})
+    assert catalog.status_code == 200, catalog.text
+    assert catalog.json()["rows"] == [[7]]
     capped = client.post("/api/sql", json={"query": "select * from scores", "max_rows": 2})
     assert len(capped.json()["rows"]) == 2 and capped.json()["truncated"] is True
 
