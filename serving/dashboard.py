@@ -130,10 +130,15 @@ def compute_view(
         applied = {"tiers": p["tiers"]}
     elif name == "accounts":
         result = warehouse.run(views.accounts, day, p["tiers"])
-    else:  # account
+    else:  # account, events
         if not p["id"]:
-            raise ValueError("the account view needs id=<account_id>")
-        result = warehouse.run(views.account, p["id"])
+            raise ValueError(f"the {name} view needs id=<account_id>")
+        if name == "events":
+            result = warehouse.run(
+                views.account_events, p["id"], list(warehouse.tables), warehouse.settings.portfolio
+            )
+        else:
+            result = warehouse.run(views.account, p["id"])
         applied = {"id": p["id"]}
     return result[0], result[1], applied
 
@@ -148,6 +153,7 @@ VIEWS = (
     "vintage",
     "accounts",
     "account",
+    "events",
     "drift",
 )
 

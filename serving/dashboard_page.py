@@ -351,8 +351,11 @@ ACCOUNT_PAGE = (
   <div id="chart-account" class="chart"></div></section>
  <section class="card wide"><h2>Scores and reasons per scoring date</h2>
   <div class="scroll"><table id="account-table"></table></div></section>
- <section class="card wide"><h2>Not computed yet</h2><p class="muted">The account's events
-  over time and its live score are not computed yet.</p></section>
+ <section class="card wide"><h2>Events over time (curated) <a class="csv" id="events-csv">CSV</a>
+  </h2><div id="chart-events" class="chart"></div>
+  <div class="scroll"><table id="events-table"></table></div></section>
+ <section class="card wide"><h2>Not computed yet</h2><p class="muted">The account's live score
+  (from the online feature store) is not computed yet.</p></section>
 </main>
 <script>"""
     + _COMMON_JS
@@ -378,6 +381,17 @@ async function main(){
     ["risk_tier","Tier"],["decision","Decision"],["exposure","Exposure"],["label","Label"],
     ["reason_1","Reason 1"],["reason_2","Reason 2"],["reason_3","Reason 3"],
     ["model_version","Model version"]],rs);
+  const evURL="api/views/events?id="+encodeURIComponent(id);
+  document.getElementById("events-csv").href="api/views/events.csv?id="+encodeURIComponent(id);
+  const ev=records(await getJSON(evURL));
+  if(!ev.length){document.getElementById("chart-events").innerHTML=
+    "<p class='muted'>no events of this account in the catalog's curated tables</p>"}
+  else{const types=[...new Set(ev.map(e=>e.event_type))];
+    draw("chart-events",types.map(t=>{const p=ev.filter(e=>e.event_type==t);
+      return {type:"scatter",mode:"markers",name:t,x:p.map(e=>e.event_time),
+        y:p.map(()=>t),text:p.map(e=>e.detail),hovertemplate:"%{x}<br>%{text}<extra></extra>"}}),
+      {yaxis:{type:"category"},margin:{l:90,r:30,t:10,b:50}});
+    table("events-table",[["event_time","Time"],["event_type","Type"],["detail","Detail"]],ev)}
   document.body.dataset.loaded="true";
 }
 main().catch(e=>showError("cannot load the account: "+e.message));

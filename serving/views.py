@@ -17,6 +17,7 @@ those risk tiers only; dates are ISO strings of score dates. The views:
 - ``vintage``: per origination quarter (scoring date minus months on book) and months on book,
   accounts, observed default rate and mean PD;
 - ``accounts``: the riskiest accounts of a date; ``account``: one account's score history;
+  ``events``: its curated events over time (the catalog's ``curated_*`` tables);
 - ``drift``: PSI per input and of the score per date, from the stored PSI reports.
 
 Spend trends need monthly spend per account, which no scores or features table carries yet:
@@ -31,6 +32,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from riskstream.names import CURATED_TABLE_PREFIX
 from serving.monitoring import PSI_ALERT
 from serving.scoring import TIER_NAMES
 
@@ -292,6 +294,36 @@ def account_model(con: Any, score_date: str) -> Result:
         FROM scores WHERE score_date = CAST(? AS DATE)
         GROUP BY ALL ORDER BY accounts DESC, version DESC LIMIT 1"""
     return _run(con, sql, [score_date])
+
+
+def account_events(
+    con: Any, account_id: str, tables: Sequence[str], portfolio: str | None = None, limit: int = 500
+) -> Result:
+    """One account's curated events over time (every ``curated_*`` table among ``tables`` that
+    has ``account_id`` and ``event_time``; rows of ``portfolio`` only when the table carries a
+    ``source``): time, type and the row as JSON, oldest first, at most ``limit``."""
+    columns = ["event_time", "event_type", "detail"]
+    parts, params = [], []
+    for table in tables:
+        if not table.startswith(CURATED_TABLE_PREFIX):
+            continue
+        have = columns_of(con, table)
+        if "account_id" not in have or "event_time" not in have:
+            continue
+        kind = table.removeprefix(CURATED_TABLE_PREFIX)
+        where = "account_id = ?"
+        params.append(account_id)
+        if portfolio is not None and "source" in have:
+            where += " AND source = ?"
+            params.append(portfolio)
+        parts.append(
+            f"SELECT CAST(event_time AS VARCHAR) AS event_time, '{kind}' AS event_type, "
+            f'CAST(to_json(c) AS VARCHAR) AS detail FROM "{table}" c WHERE {where}'
+        )
+    if not parts:
+        return columns, []
+    sql = " UNION ALL ".join(parts) + " ORDER BY event_time, event_type LIMIT ?"
+    return _run(con, sql, [*params, int(limit)])
 
 
 def drift(reports: Sequence[dict[str, Any]], score_date: str | None = None) -> Result:

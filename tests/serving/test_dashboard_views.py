@@ -44,7 +44,13 @@ def with_catalog_view(root: Path) -> tuple[Any, list[str]]:
     con = local_connect(root)
     con.register("_ds_curated_demo", ds.dataset(root / "scores", partitioning="hive"))
     con.execute("CREATE VIEW curated_demo AS SELECT * FROM _ds_curated_demo")
-    return con, ["scores", "features", "curated_demo"]
+    con.execute(
+        "CREATE TABLE curated_purchase AS SELECT * FROM (VALUES "
+        "('a', TIMESTAMP '2026-01-05 10:00:00', 'demo', 7.5), "
+        "('a', TIMESTAMP '2026-01-04 10:00:00', 'synthetic', 1.0)) "
+        "t(account_id, event_time, source, amount)"
+    )
+    return con, ["scores", "features", "curated_demo", "curated_purchase"]
 
 
 @pytest.fixture
@@ -88,6 +94,11 @@ def test_views_default_to_the_latest_date(client: TestClient) -> None:
     assert sum(r[2] for r in roll["rows"]) == 4
     vintage = client.get("/api/views/vintage").json()
     assert sum(r[2] for r in vintage["rows"]) == 7
+    events = client.get("/api/views/events", params={"id": "a"}).json()
+    assert events["columns"] == ["event_time", "event_type", "detail"]
+    # curated_demo has no event_time; the other portfolio's purchase stays out
+    assert [r[:2] for r in events["rows"]] == [["2026-01-05 10:00:00", "purchase"]]
+    assert client.get("/api/views/events").status_code == 400
     drift = client.get("/api/views/drift").json()
     assert [r[1] for r in drift["rows"]] == ["(score)", "age", "utilisation_avg_3m"]
     response = client.get("/api/views/overview")

@@ -244,6 +244,32 @@ def test_accounts_and_account(con: duckdb.DuckDBPyConnection) -> None:
     assert views.account(con, "nobody")[1] == []
 
 
+def test_account_events(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE TABLE curated_purchase AS SELECT * FROM (VALUES "
+        "('a', TIMESTAMP '2026-01-03 10:00:00', 'demo', 12.5), "
+        "('a', TIMESTAMP '2026-01-01 09:00:00', 'other', 99.0), "
+        "('b', TIMESTAMP '2026-01-02 09:00:00', 'demo', 1.0)) "
+        "t(account_id, event_time, source, amount)"
+    )
+    con.execute(
+        "CREATE TABLE curated_statement AS SELECT * FROM (VALUES "
+        "('a', TIMESTAMP '2026-01-02 00:00:00', 'demo', 300.0)) "
+        "t(account_id, event_time, source, bill_amount)"
+    )
+    tables = ["scores", "curated_purchase", "curated_statement"]
+    columns, rows = views.account_events(con, "a", tables, portfolio="demo")
+    assert columns == ["event_time", "event_type", "detail"]
+    assert [(r[0][:10], r[1]) for r in rows] == [
+        ("2026-01-02", "statement"),
+        ("2026-01-03", "purchase"),
+    ]
+    assert '"amount":12.5' in rows[1][2]
+    # another portfolio's rows of the same account id stay out; without one, all show
+    assert len(views.account_events(con, "a", tables)[1]) == 3
+    assert views.account_events(con, "a", ["scores"])[1] == []
+
+
 def test_drift_rows_from_reports() -> None:
     reports = [
         {
