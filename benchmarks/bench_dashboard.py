@@ -91,6 +91,7 @@ def view_requests(dates: list[str], account: str) -> list[tuple[str, str, dict[s
         out.append(("vintage", "vintage", {"tier": tiers}))
         out.append(("drift", "drift", {}))
         out.append(("account", "account", {"id": account}))
+        out.append(("events", "events", {"id": account}))
         for day in dates:
             for name in ("distribution", "segments", "accounts", "roll_rates"):
                 out.append((name, name, {"tier": tiers, "date": day}))
@@ -123,7 +124,13 @@ def local_reference(settings: Any, folder: Path) -> Any:
     return con
 
 
-def reference_ms(con: Any, request: tuple[str, str, dict[str, Any]], reports: list) -> float:
+def reference_ms(
+    con: Any,
+    request: tuple[str, str, dict[str, Any]],
+    reports: list,
+    tables: list[str],
+    portfolio: str,
+) -> float:
     name, _, p = request
     tiers = p.get("tier") or None
     start = time.perf_counter()
@@ -137,6 +144,8 @@ def reference_ms(con: Any, request: tuple[str, str, dict[str, Any]], reports: li
         views.drift(reports)
     elif name == "account":
         views.account(con, p["id"])
+    elif name == "events":
+        views.account_events(con, p["id"], tables, portfolio)
     elif name == "migration":
         views.migration(con, p["from"], p["to"], tiers)
     else:
@@ -174,7 +183,12 @@ def main() -> None:
                     served.append(server_ms(f"{base}/api/views/{name}?{query}"))
             reports = read_monitoring(settings)
             con = local_reference(settings, Path(tmp) / "local")
-            local = [reference_ms(con, r, reports) for _ in range(3) for r in requests]
+            tables = [r[0] for r in con.execute("SHOW TABLES").fetchall()]
+            local = [
+                reference_ms(con, r, reports, tables, settings.portfolio)
+                for _ in range(3)
+                for r in requests
+            ]
             p95, ref95 = percentile(served, 95), percentile(local, 95)
             rows.append(
                 Row(
