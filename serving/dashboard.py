@@ -42,6 +42,8 @@ from serving.warehouse import ReadOnlyError, Warehouse, to_csv
 
 logger = logging.getLogger(__name__)
 
+# the service binds 127.0.0.1; this check also holds if someone binds it wider
+# ("testclient" is the peer name of an in-process test client)
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
 MAX_SQL_ROWS = 10_000
 CSV_SUFFIX = ".csv"  # GET /api/views/<view>.csv downloads the view as CSV
