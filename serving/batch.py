@@ -71,7 +71,10 @@ def scores_table(
         for name in order
         if name in features.columns and pd.api.types.is_numeric_dtype(features[name])
     }
-    report = monitoring_report(champion.baseline, result.pd, result.score, numeric, order)
+    # every input with a baseline gets its PSI: the dashboard shows drift per input
+    report = monitoring_report(
+        champion.baseline, result.pd, result.score, numeric, order, top_n=len(order)
+    )
     return table, report
 
 

@@ -26,11 +26,17 @@ def register(subparsers: Any) -> None:
         help='SQL over the scores and feature tables, e.g. "select risk_tier, count(*) '
         'from scores group by 1"',
         description="DuckDB over the Parquet tables the Glue catalog lists (scores, features, "
-        "curated_*), read from the cloud's S3.",
+        "curated_*), read from the cloud's S3. Answered by the dashboard's warm connection "
+        "when the dashboard of this portfolio is up (read-only: one SELECT), else in-process.",
     )
     sql.add_argument("query", help="one SQL statement; tables are named as in the Glue catalog")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sql.add_argument("--max-rows", type=int, default=100, help="rows to print (default 100)")
+    sql.add_argument(
+        "--in-process",
+        action="store_true",
+        help="skip the dashboard's warm connection and read S3 in this process",
+    )
     sql.set_defaults(func=sql_cmd)
 
 
@@ -50,19 +56,29 @@ def score_cmd(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def sql_cmd(args: argparse.Namespace, settings: Settings) -> int:
-    from serving.sql import SqlError, run_sql
+    import logging
+
+    from serving.sql import DashboardUnavailable, SqlError, ask_dashboard, run_sql
 
     try:
-        frame = run_sql(settings, args.query)
+        try:
+            if args.in_process:
+                raise DashboardUnavailable("--in-process")
+            shown, truncated = ask_dashboard(settings, args.query, max_rows=args.max_rows)
+            more = "more rows" if truncated else ""
+        except DashboardUnavailable as exc:
+            logging.getLogger(__name__).debug("running in-process: %s", exc)
+            frame = run_sql(settings, args.query)
+            shown = frame.head(args.max_rows)
+            more = f"{len(frame) - len(shown)} more rows" if len(frame) > len(shown) else ""
     except SqlError as exc:
         raise CommandError(str(exc)) from None
-    shown = frame.head(args.max_rows)
     if args.format == "csv":
         print(shown.to_csv(index=False), end="")
     elif args.format == "json":
         print(shown.to_json(orient="records", date_format="iso"))
     else:
         print(shown.to_string(index=False) if len(shown) else "(no rows)")
-        if len(frame) > len(shown):
-            print(f"... {len(frame) - len(shown)} more rows (use --max-rows)")
+        if more:
+            print(f"... {more} (use --max-rows)")
     return 0

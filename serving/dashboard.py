@@ -1,34 +1,56 @@
-"""The analyst dashboard: one HTML page (inline CSS, JS and SVG; no CDN) and a JSON endpoint.
+"""The analyst dashboard: Plotly charts served offline over views computed by DuckDB on the server.
 
-``GET /`` serves the page, ``GET /api/summary`` the figures it draws (see
-:mod:`serving.portfolio`), computed from the last two score partitions and every PSI report in
-the scores bucket; the summary is cached for ``cache_seconds``. The page also shows, server-side
-rendered, the registered model versions (champion first) with each one's fairness report
-(approval rate and adverse impact ratio per group, flagged below 0.8) and a link to its model
-card, ``GET /models/{version}/card`` (see :mod:`serving.modelview`); ``GET /api/models`` gives
-the same as JSON. ``GET /health`` answers the service manager. Run it with
-``riskstream dashboard up`` (127.0.0.1:8050).
+Routes (all on 127.0.0.1):
+
+- ``GET /`` the portfolio page, ``GET /account?id=...`` one account's page (see
+  :mod:`serving.dashboard_page`); ``GET /static/plotly.min.js`` the plotly.js bundled with the
+  plotly package (no CDN, nothing downloaded at run time);
+- ``GET /api/meta`` the portfolio, its score dates, tiers and the views not computed yet;
+- ``GET /api/views/{view}`` one view's aggregate rows (see :mod:`serving.views`) as JSON,
+  ``/api/views/{view}.csv`` as CSV; filters ``tier`` (repeatable), ``date``, ``from``, ``to``,
+  ``id``;
+- ``POST /api/sql`` ``{"query": "select ...", "max_rows": 100}``: read-only SQL on the warm
+  connection (:mod:`serving.warehouse`), refused unless the caller is on the loopback interface;
+- ``GET /api/models`` and ``GET /models/{version}/card``: registered versions, fairness reports
+  and model cards (see :mod:`serving.modelview`); the champion's card is shown inline;
+- ``GET /api/summary`` the older one-shot summary of the last two partitions
+  (:mod:`serving.portfolio`); ``GET /health`` answers the service manager.
+
+Every response carries ``Server-Timing: app;dur=<ms>``, the server's own time, which the
+benchmark reads. Run it with ``riskstream dashboard up`` (127.0.0.1:8050).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from riskstream.settings import Settings
-from serving import modelview, portfolio, storage
+from serving import modelview, portfolio, storage, views
+from serving.dashboard_page import ACCOUNT_PAGE, MAIN_PAGE
+from serving.scoring import TIER_NAMES
+from serving.sql import SqlError
+from serving.warehouse import ReadOnlyError, Warehouse, to_csv
 
 logger = logging.getLogger(__name__)
 
+# the service binds 127.0.0.1; this check also holds if someone binds it wider
+# ("testclient" is the peer name of an in-process test client)
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
+MAX_SQL_ROWS = 10_000
+CSV_SUFFIX = ".csv"  # GET /api/views/<view>.csv downloads the view as CSV
+
 
 def load_summary(settings: Settings, lgd: float = 1.0) -> dict[str, Any] | None:
-    """The dashboard's figures from S3, or None when no scoring run exists yet."""
+    """The older one-shot figures from S3, or None when no scoring run exists yet."""
     dates = storage.score_partitions(settings)
     if not dates:
         return None
@@ -46,10 +68,116 @@ def load_summary(settings: Settings, lgd: float = 1.0) -> dict[str, Any] | None:
     return summary
 
 
-def create_app(settings: Settings, cache_seconds: float = 30.0, lgd: float = 1.0) -> FastAPI:
+class NoScores(LookupError):
+    """No scores table for the portfolio yet."""
+
+
+@functools.lru_cache(maxsize=1)
+def plotly_js() -> bytes:
+    """plotly.js as shipped inside the installed plotly package."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs().encode("utf-8")
+
+
+def _params(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    tiers = [t for t in q.getlist("tier") if t]
+    return {
+        "tiers": tiers or None,
+        "date": q.get("date") or None,
+        "from": q.get("from") or None,
+        "to": q.get("to") or None,
+        "id": q.get("id") or None,
+    }
+
+
+def compute_view(
+    warehouse: Warehouse, name: str, p: dict[str, Any], lgd: float = 1.0
+) -> tuple[list[str], list[tuple[Any, ...]], dict[str, Any]]:
+    """One view's columns and rows for the filters ``p``; also the filters as applied (the
+    defaults filled in: the latest date, the previous one for a migration's ``from``)."""
+    if name not in VIEWS:
+        raise KeyError(name)
+    if name == "drift":
+        columns, rows = views.drift(warehouse.reports(), p["date"])
+        return columns, rows, {"date": p["date"]}
+    if not warehouse.has("scores"):
+        raise NoScores("no scores yet: run `riskstream score` first")
+    dates: list[str] = warehouse.run(views.score_dates)
+    if not dates:
+        raise NoScores("no scores yet: run `riskstream score` first")
+    day = p["date"] or dates[-1]
+    applied: dict[str, Any] = {"tiers": p["tiers"], "date": day}
+    if name == "overview":
+        result = warehouse.run(views.overview, p["tiers"], p["from"], p["to"], lgd)
+        applied = {"tiers": p["tiers"], "from": p["from"], "to": p["to"]}
+    elif name == "distribution":
+        result = warehouse.run(views.distribution, day, p["tiers"])
+    elif name == "migration":
+        to = p["to"] or day
+        earlier = [d for d in dates if d < to]
+        start = p["from"] or (earlier[-1] if earlier else to)
+        result = warehouse.run(views.migration, start, to, p["tiers"])
+        applied = {"tiers": p["tiers"], "from": start, "to": to}
+    elif name == "segments":
+        result = warehouse.run(views.segments, day, p["tiers"])
+    elif name == "roll_rates":
+        result = warehouse.run(views.roll_rates, day, p["tiers"])
+    elif name == "vintage":
+        result = warehouse.run(views.vintage, p["tiers"])
+        applied = {"tiers": p["tiers"]}
+    elif name == "delinquency":
+        result = warehouse.run(views.delinquency, p["tiers"])
+        applied = {"tiers": p["tiers"]}
+    elif name == "accounts":
+        result = warehouse.run(views.accounts, day, p["tiers"])
+    else:  # account, events
+        if not p["id"]:
+            raise ValueError(f"the {name} view needs id=<account_id>")
+        if name == "events":
+            result = warehouse.run(
+                views.account_events, p["id"], list(warehouse.tables), warehouse.settings.portfolio
+            )
+        else:
+            result = warehouse.run(views.account, p["id"])
+        applied = {"id": p["id"]}
+    return result[0], result[1], applied
+
+
+VIEWS = (
+    "overview",
+    "distribution",
+    "migration",
+    "segments",
+    "delinquency",
+    "roll_rates",
+    "vintage",
+    "accounts",
+    "account",
+    "events",
+    "drift",
+)
+
+
+def create_app(
+    settings: Settings,
+    cache_seconds: float = 30.0,
+    lgd: float = 1.0,
+    warehouse: Warehouse | None = None,
+) -> FastAPI:
     app = FastAPI(title="riskstream dashboard", docs_url=None, redoc_url=None)
     lock = threading.Lock()
     cache: dict[str, Any] = {"at": 0.0, "value": None}
+    house = warehouse or Warehouse(settings, check_seconds=min(cache_seconds, 2.0))
+    app.state.warehouse = house
+
+    @app.middleware("http")
+    async def server_timing(request: Request, call_next: Callable[..., Any]) -> Response:
+        start = time.perf_counter()
+        response: Response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={1000 * (time.perf_counter() - start):.2f}"
+        return response
 
     def cached() -> dict[str, Any] | None:
         with lock:
@@ -61,6 +189,14 @@ def create_app(settings: Settings, cache_seconds: float = 30.0, lgd: float = 1.0
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/static/plotly.min.js")
+    async def plotly_bundle() -> Response:
+        return Response(
+            await run_in_threadpool(plotly_js),
+            media_type="application/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     @app.get("/api/summary")
     async def api_summary() -> JSONResponse:
@@ -77,6 +213,109 @@ def create_app(settings: Settings, cache_seconds: float = 30.0, lgd: float = 1.0
                 content={"detail": "no scores yet: run `riskstream score` first"},
             )
         return JSONResponse(value)
+
+    def meta() -> dict[str, Any]:
+        dates = house.run(views.score_dates) if house.has("scores") else []
+        model: dict[str, Any] = {}
+        if dates:
+            cols, rows = house.run(views.account_model, dates[-1])
+            model = dict(zip(cols, rows[0], strict=True)) if rows else {}
+        return {
+            "portfolio": settings.portfolio,
+            "score_dates": dates,
+            "tiers": list(TIER_NAMES),
+            "model": model,
+            "views": list(VIEWS),
+            "not_computed": views.NOT_COMPUTED,
+        }
+
+    @app.get("/api/meta")
+    async def api_meta() -> JSONResponse:
+        try:
+            return JSONResponse(await run_in_threadpool(meta))
+        except Exception as exc:
+            logger.exception("cannot read the portfolio")
+            return JSONResponse(
+                status_code=502, content={"detail": f"cannot read the portfolio: {exc}"}
+            )
+
+    @app.get("/api/views/{name}", response_model=None)
+    async def api_view(name: str, request: Request) -> Response:
+        as_csv = name.endswith(CSV_SUFFIX)
+        name = name.removesuffix(CSV_SUFFIX)
+        p = _params(request)
+        try:
+            columns, rows, applied = await run_in_threadpool(compute_view, house, name, p, lgd)
+        except KeyError:
+            return JSONResponse(
+                status_code=404,
+                content={"detail": f"no view {name!r}; views: {', '.join(VIEWS)}"},
+            )
+        except NoScores as exc:
+            return JSONResponse(status_code=404, content={"detail": str(exc)})
+        except (ValueError, SqlError) as exc:
+            return JSONResponse(status_code=400, content={"detail": str(exc)})
+        except Exception as exc:
+            logger.exception("view %s failed", name)
+            return JSONResponse(
+                status_code=502, content={"detail": f"cannot compute {name}: {exc}"}
+            )
+        if as_csv:
+            return Response(
+                to_csv(columns, rows),
+                media_type="text/csv; charset=utf-8",
+                headers={
+                    "Content-Disposition": f'attachment; filename="{settings.portfolio}-{name}.csv"'
+                },
+            )
+        return JSONResponse(
+            {
+                "view": name,
+                "portfolio": settings.portfolio,
+                "filters": applied,
+                "columns": columns,
+                "rows": [list(r) for r in rows],
+            }
+        )
+
+    @app.post("/api/sql")
+    async def api_sql(request: Request) -> JSONResponse:
+        host = request.client.host if request.client else ""
+        if host not in LOOPBACK:
+            return JSONResponse(
+                status_code=403, content={"detail": f"SQL is served to loopback only, not {host}"}
+            )
+        try:
+            body = await request.json()
+            query = str(body["query"])
+            max_rows = min(int(body.get("max_rows") or MAX_SQL_ROWS), MAX_SQL_ROWS)
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse(
+                status_code=400,
+                content={"detail": 'send JSON {"query": "select ...", "max_rows": 100}'},
+            )
+        start = time.perf_counter()
+        try:
+            columns, rows = await run_in_threadpool(house.query, query, max_rows + 1)
+        except ReadOnlyError as exc:
+            return JSONResponse(status_code=400, content={"detail": str(exc)})
+        except SqlError as exc:
+            return JSONResponse(status_code=400, content={"detail": str(exc)})
+        except Exception as exc:
+            logger.exception("SQL failed")
+            return JSONResponse(status_code=502, content={"detail": f"SQL failed: {exc}"})
+        return JSONResponse(
+            {
+                "columns": columns,
+                "rows": [[views.plain(v) for v in r] for r in rows[:max_rows]],
+                "truncated": len(rows) > max_rows,
+                # the client checks it asked the dashboard of its own portfolio and catalog
+                "portfolio": settings.portfolio,
+                "database": settings.glue_database,
+                "cloud": settings.endpoint_for("s3"),
+                "ms": round(1000 * (time.perf_counter() - start), 3),
+            }
+        )
 
     models_cache: dict[str, Any] = {"at": 0.0, "value": None}
 
@@ -114,7 +353,11 @@ def create_app(settings: Settings, cache_seconds: float = 30.0, lgd: float = 1.0
         except Exception as exc:  # the portfolio figures still show when MLflow is down
             logger.warning("cannot read the model registry: %s", exc)
             section = modelview.models_html(None, error=str(exc))
-        return PAGE.replace("<!--MODELS-->", section)
+        return MAIN_PAGE.replace("<!--MODELS-->", section)
+
+    @app.get("/account", response_class=HTMLResponse)
+    async def account_page() -> str:
+        return ACCOUNT_PAGE
 
     return app
 
@@ -127,155 +370,3 @@ def app_from_env() -> FastAPI:
 
     configure_logging(os.environ.get("RISKSTREAM_LOG_LEVEL"))
     return create_app(Settings.from_env())
-
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>riskstream - portfolio risk</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f4f5f7;
-      color:#1d2330}
- header{background:#1d2330;color:#fff;padding:14px 24px;display:flex;gap:24px;
-        align-items:baseline}
- header h1{font-size:20px;margin:0} header span{opacity:.8;font-size:14px}
- main{padding:16px 24px;display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:16px}
- .kpis{grid-column:1/-1;display:grid;grid-template-columns:repeat(5,1fr);gap:12px}
- .card{background:#fff;border-radius:8px;padding:14px 16px;box-shadow:0 1px 2px #0002}
- .kpi .v{font-size:26px;font-weight:600;margin-top:4px} .kpi .l{font-size:13px;color:#5b6475}
- h2{font-size:15px;margin:0 0 10px} .wide{grid-column:1/-1}
- table{border-collapse:collapse;width:100%;font-size:13px}
- th,td{padding:5px 8px;border-bottom:1px solid #e3e6eb;text-align:left}
- th.sortable{cursor:pointer;user-select:none} th.sortable:hover{background:#eef1f5}
- td.num,th.num{text-align:right} .flag{color:#b42318;font-weight:600}
- #error{grid-column:1/-1;color:#b42318;display:none}
- svg text{font-size:11px;fill:#3b4352}
- .model h3{font-size:14px;margin:12px 0 4px} table.fairness{margin:6px 0 10px}
- table.fairness caption{text-align:left;font-weight:600;padding:4px 0}
-</style></head>
-<body>
-<header><h1>Portfolio credit risk</h1><span id="meta">loading...</span></header>
-<main>
- <div id="error" class="card"></div>
- <section class="kpis">
-  <div class="card kpi"><div class="l">Accounts</div><div class="v" id="kpi-accounts">-</div></div>
-  <div class="card kpi"><div class="l">Exposure</div><div class="v" id="kpi-exposure">-</div></div>
-  <div class="card kpi"><div class="l">Expected loss (PD x EAD x LGD)</div>
-   <div class="v" id="kpi-el">-</div></div>
-  <div class="card kpi"><div class="l">Predicted default rate</div>
-   <div class="v" id="kpi-pdr">-</div></div>
-  <div class="card kpi"><div class="l">Observed default rate</div>
-   <div class="v" id="kpi-odr">-</div></div>
- </section>
- <section class="card"><h2>Risk tiers</h2><svg id="tiers" width="100%" height="220"></svg></section>
- <section class="card"><h2>Score distribution (300-850)</h2>
-  <svg id="hist" width="100%" height="220"></svg></section>
- <section class="card"><h2>Tier migration <span id="mig-dates"></span></h2>
-  <div id="migration">needs two scoring runs</div></section>
- <section class="card"><h2>Population stability (PSI of the score; alert above 0.25)</h2>
-  <svg id="psi" width="100%" height="220"></svg></section>
- <section class="card wide"><h2>Highest-risk accounts (click a header to sort)</h2>
-  <table id="highrisk"><thead></thead><tbody></tbody></table></section>
- <!--MODELS-->
-</main>
-<script>
-const TIER_COLORS={"Prime":"#2e7d32","Near-prime":"#9bbb3b","Subprime":"#f0a020",
-                   "High risk":"#c62828"};
-const fmtInt=n=>n==null?"n/a":Math.round(n).toLocaleString("en-US");
-const fmtMoney=n=>{if(n==null)return "n/a";const a=Math.abs(n);
-  if(a>=1e9)return (n/1e9).toFixed(2)+"B";if(a>=1e6)return (n/1e6).toFixed(2)+"M";
-  if(a>=1e3)return (n/1e3).toFixed(1)+"k";return n.toFixed(0)};
-const fmtPct=n=>n==null?"n/a":(100*n).toFixed(2)+"%";
-const NS="http://www.w3.org/2000/svg";
-function el(tag,attrs,text){const e=document.createElementNS(NS,tag);
-  for(const k in attrs)e.setAttribute(k,attrs[k]);if(text!=null)e.textContent=text;return e}
-function bars(svg,labels,values,colors,title){
-  svg.innerHTML="";const W=svg.clientWidth||480,H=220,pad=30,n=values.length;
-  const max=Math.max(1,...values),bw=(W-2*pad)/n;
-  values.forEach((v,i)=>{const h=(H-2*pad)*v/max;
-    const r=el("rect",{x:pad+i*bw+2,y:H-pad-h,width:Math.max(bw-4,1),height:h,
-      fill:colors[i]||"#4a6fa5","class":"bar","data-value":v});
-    r.appendChild(el("title",{},labels[i]+": "+v));svg.appendChild(r);
-    if(n<=8){svg.appendChild(el("text",{x:pad+i*bw+bw/2,y:H-pad+14,"text-anchor":"middle"},
-      labels[i]));svg.appendChild(el("text",{x:pad+i*bw+bw/2,y:H-pad-h-4,
-      "text-anchor":"middle"},fmtInt(v)))}});
-  if(n>8){[0,Math.floor(n/2),n-1].forEach(i=>svg.appendChild(el("text",{x:pad+i*bw,
-    y:H-pad+14},labels[i])))}
-}
-function psiChart(svg,rows){
-  svg.innerHTML="";const W=svg.clientWidth||480,H=220,pad=34;
-  const pts=rows.filter(r=>r.psi_score!=null);
-  if(!pts.length){svg.appendChild(el("text",{x:10,y:20},"no PSI reports yet"));return}
-  const max=Math.max(0.3,...pts.map(r=>r.psi_score));
-  const x=i=>pad+(pts.length==1?(W-2*pad)/2:i*(W-2*pad)/(pts.length-1));
-  const y=v=>H-pad-(H-2*pad)*v/max;
-  svg.appendChild(el("line",{x1:pad,x2:W-pad,y1:y(0.25),y2:y(0.25),stroke:"#c62828",
-    "stroke-dasharray":"4 3"}));
-  svg.appendChild(el("text",{x:W-pad-60,y:y(0.25)-4},"alert 0.25"));
-  svg.appendChild(el("polyline",{points:pts.map((r,i)=>x(i)+","+y(r.psi_score)).join(" "),
-    fill:"none",stroke:"#4a6fa5","stroke-width":2}));
-  pts.forEach((r,i)=>{const c=el("circle",{cx:x(i),cy:y(r.psi_score),r:4,
-    fill:r.flag?"#c62828":"#4a6fa5","class":"psi-point","data-psi":r.psi_score});
-    c.appendChild(el("title",{},r.score_date+": PSI "+r.psi_score.toFixed(3)));
-    svg.appendChild(c);svg.appendChild(el("text",{x:x(i),y:H-pad+14,"text-anchor":"middle"},
-      r.score_date.slice(5)))});
-}
-function migrationTable(m,prev,now){
-  const box=document.getElementById("migration");
-  if(!m){box.textContent="needs two scoring runs";return}
-  document.getElementById("mig-dates").textContent="("+prev+" to "+now+")";
-  const max=Math.max(1,...m.matrix.flat());
-  let h="<table id='migration-table'><tr><th>from \\\\ to</th>"+
-    m.tiers.map(t=>"<th class='num'>"+t+"</th>").join("")+"</tr>";
-  m.matrix.forEach((row,i)=>{h+="<tr><th>"+m.tiers[i]+"</th>"+row.map(v=>
-    "<td class='num' style='background:rgba(74,111,165,"+(0.08+0.6*v/max)+")'>"+
-    fmtInt(v)+"</td>").join("")+"</tr>"});
-  h+="</table><p>"+fmtInt(m.accounts)+" accounts in both runs: "+fmtInt(m.downgraded)+
-    " moved to a riskier tier, "+fmtInt(m.upgraded)+" to a safer one.</p>";
-  box.innerHTML=h;
-}
-const COLS=[["account_id","Account",0],["score","Score",1],["pd","PD",1],["risk_tier","Tier",0],
-  ["decision","Decision",0],["exposure","Exposure",1],["reason_1","Reason 1",0],
-  ["reason_2","Reason 2",0],["reason_3","Reason 3",0]];
-let sortKey="pd",sortDesc=true,rows=[];
-function renderTable(){
-  const t=document.getElementById("highrisk");
-  t.tHead.innerHTML="<tr>"+COLS.map(([k,l,n])=>"<th class='sortable"+(n?" num":"")+
-    "' data-key='"+k+"'>"+l+(k==sortKey?(sortDesc?" &#9660;":" &#9650;"):"")+"</th>")
-    .join("")+"</tr>";
-  const sorted=[...rows].sort((a,b)=>{const x=a[sortKey],y=b[sortKey];
-    const c=(x==null)-(y==null)||(x<y?-1:x>y?1:0);return sortDesc?-c:c});
-  t.tBodies[0].innerHTML=sorted.map(r=>"<tr>"+COLS.map(([k,l,n])=>{let v=r[k];
-    if(k=="pd")v=fmtPct(v);else if(k=="exposure")v=fmtMoney(v);else if(v==null)v="";
-    return "<td"+(n?" class='num'":"")+">"+String(v).replace(/</g,"&lt;")+"</td>"})
-    .join("")+"</tr>").join("");
-  t.tHead.querySelectorAll("th").forEach(th=>th.onclick=()=>{const k=th.dataset.key;
-    if(k==sortKey)sortDesc=!sortDesc;else{sortKey=k;sortDesc=true}renderTable()});
-}
-async function load(){
-  const r=await fetch("api/summary");const d=await r.json();
-  if(!r.ok){const e=document.getElementById("error");e.style.display="block";
-    e.textContent=d.detail;document.getElementById("meta").textContent="no data";return}
-  document.getElementById("meta").textContent="portfolio "+d.portfolio+" - scores of "+
-    d.score_date+" - model "+
-    d.model.name+" v"+d.model.version;
-  const k=d.kpis;
-  document.getElementById("kpi-accounts").textContent=fmtInt(k.accounts);
-  document.getElementById("kpi-exposure").textContent=fmtMoney(k.exposure);
-  document.getElementById("kpi-el").textContent=fmtMoney(k.expected_loss);
-  document.getElementById("kpi-pdr").textContent=fmtPct(k.predicted_default_rate);
-  document.getElementById("kpi-odr").textContent=fmtPct(k.observed_default_rate);
-  bars(document.getElementById("tiers"),d.tiers.map(t=>t.tier),d.tiers.map(t=>t.count),
-    d.tiers.map(t=>TIER_COLORS[t.tier]));
-  bars(document.getElementById("hist"),d.histogram.edges.slice(0,-1).map(String),
-    d.histogram.counts,[]);
-  migrationTable(d.migration,d.previous_date,d.score_date);
-  psiChart(document.getElementById("psi"),d.psi);
-  rows=d.high_risk;renderTable();
-  document.body.dataset.loaded="true";
-}
-load().catch(e=>{const x=document.getElementById("error");x.style.display="block";
-  x.textContent="cannot load the summary: "+e});
-</script>
-</body></html>
-"""

@@ -85,13 +85,20 @@ def registered_models(settings: Settings, limit: int = 10) -> list[dict[str, Any
                 fairness = json.loads(raw)
             except ValueError:
                 logger.warning("v%s: %s is not JSON", mv.version, FAIRNESS_ARTIFACT)
+        card_path = tags.get(names.TAG_MODEL_CARD_ARTIFACT)
         out.append(
             {
                 "version": str(mv.version),
                 "aliases": aliases,
                 "tags": {k: tags[k] for k in SHOWN_TAGS if k in tags},
                 "fairness": fairness,
-                "has_card": tags.get(names.TAG_MODEL_CARD_ARTIFACT) is not None,
+                "has_card": card_path is not None,
+                # the champion's card is shown inline; the others are one click away
+                "card": (
+                    _artifact_text(client, mv.run_id, card_path)
+                    if card_path is not None and CHAMPION_ALIAS in aliases
+                    else None
+                ),
             }
         )
     out.sort(key=lambda m: (CHAMPION_ALIAS not in m["aliases"], -int(m["version"])))
@@ -184,9 +191,15 @@ def models_html(models: list[dict[str, Any]] | None, error: str | None = None) -
             if m["has_card"]
             else "no model card"
         )
+        inline = (
+            f"<details open class='model-card-inline'><summary>Model card v{version}</summary>"
+            f"<pre>{html.escape(m['card'])}</pre></details>"
+            if m.get("card")
+            else ""
+        )
         blocks.append(
             f"<div class='model' data-version='{version}'>"
             f"<h3>v{version} ({aliases})</h3><p>{facts} - {card}</p>"
-            f"{_fairness_html(m['version'], m['fairness'])}</div>"
+            f"{_fairness_html(m['version'], m['fairness'])}{inline}</div>"
         )
     return head + "".join(blocks) + "</section>"

@@ -71,6 +71,7 @@ def psi_entry(values: Sequence[float] | np.ndarray, baseline: Mapping[str, Any])
     return {
         "psi": round(value, 6),
         "flag": value > PSI_ALERT,
+        "edges": [float(x) for x in baseline["edges"]],  # the bins, for the drift view
         "expected": [round(float(x), 6) for x in expected],
         "actual": [round(float(x), 6) for x in actual],
     }

@@ -1,19 +1,30 @@
-"""The analyst dashboard in a real headless browser (Debian's chromium), over real scores."""
+"""The analyst dashboard as a real service over real scores in the session's moto S3: every
+view's data endpoint against the same question asked in SQL (in-process), the SQL endpoint and
+`riskstream sql` through the warm connection, and the pages in a real headless browser (Debian's
+chromium), whose charts must hold the data SQL gives. Screenshots go to tests/artifacts/."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from benchmarks.fixtures import features_frame, write_features
+from benchmarks.fixtures import NUMERIC, features_frame, write_features
 from infra.services import free_port
+from pipeline.cli import main
+from riskstream.settings import Settings
 from serving.batch import run_batch
 from serving.processes import dashboard_service
-from serving.storage import read_scores
+from serving.sql import ask_dashboard, run_sql
+from serving.storage import read_monitoring
+from serving.views import NOT_COMPUTED
 from tests.serving.conftest import ServingWorld
 
 pytestmark = pytest.mark.e2e
@@ -21,10 +32,11 @@ pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PREVIOUS = dt.date(2026, 2, 5)
 LATEST = dt.date(2026, 3, 1)
+TIERS = ("Prime", "Near-prime", "Subprime", "High risk")
 
 
 @pytest.fixture(scope="module")
-def dashboard_url(world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def dashboard(world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = world.settings
     run_batch(settings, PREVIOUS)
     # a month later the same accounts have drifted towards more arrears
@@ -39,13 +51,169 @@ def dashboard_url(world: ServingWorld, tmp_path_factory: pytest.TempPathFactory)
     service = dashboard_service(settings)
     service.up()
     try:
-        yield settings.dashboard_url
+        yield settings
     finally:
         service.down()
 
 
+def get(settings: Settings, path: str, **params: Any) -> Any:
+    query = urllib.parse.urlencode(params, doseq=True)
+    url = f"{settings.dashboard_url}{path}" + (f"?{query}" if query else "")
+    with urllib.request.urlopen(url, timeout=60) as response:
+        body = response.read()
+        return json.loads(body) if "json" in response.headers["content-type"] else body.decode()
+
+
+def sql(settings: Settings, query: str) -> list[dict[str, Any]]:
+    """The in-process answer (no dashboard involved)."""
+    frame = run_sql(settings, query)
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+def records(view: dict[str, Any]) -> list[dict[str, Any]]:
+    return [dict(zip(view["columns"], r, strict=True)) for r in view["rows"]]
+
+
+def test_every_view_matches_sql(dashboard: Settings) -> None:
+    s, day, prev = dashboard, LATEST.isoformat(), PREVIOUS.isoformat()
+    over = records(get(s, "/api/views/overview"))
+    expected = sql(
+        s,
+        "select cast(score_date as varchar) d, count(*) n, sum(exposure) e, avg(pd) p, "
+        "avg(label) o from scores group by 1 order by 1",
+    )
+    assert [r["score_date"] for r in over] == [e["d"] for e in expected]
+    for got, want in zip(over, expected, strict=True):
+        assert got["accounts"] == want["n"]
+        assert got["exposure"] == pytest.approx(want["e"])
+        assert got["expected_loss"] == pytest.approx(
+            sql(s, f"select sum(pd*exposure) x from scores where score_date='{want['d']}'")[0]["x"]
+        )
+        assert got["predicted_default_rate"] == pytest.approx(want["p"])
+        assert got["observed_default_rate"] == pytest.approx(want["o"])
+
+    tiers = {
+        r["risk_tier"]: r["n"]
+        for r in sql(
+            s, f"select risk_tier, count(*) n from scores where score_date='{day}' group by 1"
+        )
+    }
+    dist = records(get(s, "/api/views/distribution", date=day))
+    assert all(300 <= r["band_low"] < 850 for r in dist)
+    for tier in TIERS:
+        assert sum(r["accounts"] for r in dist if r["risk_tier"] == tier) == tiers.get(tier, 0)
+
+    mig = get(s, "/api/views/migration", **{"from": prev, "to": day})
+    pairs = sql(
+        s,
+        "select a.risk_tier f, b.risk_tier t, count(*) n from scores a join scores b "
+        f"on a.account_id = b.account_id where a.score_date='{prev}' and b.score_date='{day}' "
+        "group by 1, 2",
+    )
+    got = {(r["from_tier"], r["to_tier"]): r["accounts"] for r in records(mig)}
+    assert {k: v for k, v in got.items() if v} == {(p["f"], p["t"]): p["n"] for p in pairs}
+    assert sum(got.values()) == 300
+
+    seg = records(get(s, "/api/views/segments", date=day, tier="High risk"))
+    high = sql(
+        s,
+        "select count(*) n, sum(s.exposure) e, count(*) filter (where f.utilisation_avg_3m >= 0.8)"
+        " u from scores s join features f using (account_id, obs_date) "
+        f"where s.score_date='{day}' and s.risk_tier='High risk'",
+    )[0]
+    assert sum(r["accounts"] for r in seg) == high["n"] > 0
+    assert sum(r["exposure"] for r in seg) == pytest.approx(high["e"])
+    assert {r["risk_tier"] for r in seg} == {"High risk"}
+    assert (
+        sum(r["accounts"] for r in seg if r["utilisation_band"] in ("80-100%", ">100%"))
+        == (high["u"])
+    )
+
+    delq = records(get(s, "/api/views/delinquency"))
+    late = sql(
+        s,
+        "select count(*) n from scores s join features f using (account_id, obs_date) "
+        f"where s.score_date='{day}' and f.repayment_status_m1 >= 3",
+    )[0]["n"]
+    assert sum(r["accounts"] for r in delq if r["score_date"] == day and r["bucket"] == "90+") == (
+        late
+    )
+
+    roll = records(get(s, "/api/views/roll_rates", date=day))
+    assert sum(r["accounts"] for r in roll) == 300
+    stays = sql(
+        s,
+        "select count(*) filter (where f.repayment_status_m1 >= 3) n, count(*) d "
+        "from scores s join features f using (account_id, obs_date) "
+        f"where s.score_date='{day}' and f.repayment_status_m2 >= 3",
+    )[0]
+    worst = next(r for r in roll if r["from_bucket"] == "90+" and r["to_bucket"] == "90+")
+    assert worst["accounts"] == stays["n"]
+    assert worst["rate"] == (pytest.approx(stays["n"] / stays["d"]) if stays["d"] else None)
+    # the test's features carry no months on book: the vintage view says so with no rows
+    assert get(s, "/api/views/vintage")["rows"] == []
+
+    top = records(get(s, "/api/views/accounts", date=day))
+    want_top = sql(
+        s,
+        f"select account_id from scores where score_date='{day}' order by pd desc, account_id "
+        "limit 50",
+    )
+    assert [r["account_id"] for r in top] == [w["account_id"] for w in want_top]
+
+    one = top[0]["account_id"]
+    history = records(get(s, "/api/views/account", id=one))
+    want_history = sql(
+        s,
+        f"select cast(score_date as varchar) d, score from scores where account_id='{one}' "
+        "order by 1",
+    )
+    assert [(h["score_date"], h["score"]) for h in history] == [
+        (w["d"], w["score"]) for w in want_history
+    ]
+
+    drift = records(get(s, "/api/views/drift", date=day))
+    report = next(r for r in read_monitoring(s) if r["score_date"] == day)
+    assert {r["input"] for r in drift} == {"(score)", *NUMERIC}
+    for r in drift:
+        entry = report["score"] if r["input"] == "(score)" else report["features"][r["input"]]
+        assert r["psi"] == entry["psi"] and r["flag"] == entry["flag"]
+        assert len(r["expected"]) == len(r["actual"]) == len(r["edges"]) - 1
+
+    csv_text = get(s, "/api/views/accounts.csv", date=day)
+    assert len(csv_text.strip().splitlines()) == 51
+
+    meta = get(s, "/api/meta")
+    assert meta["portfolio"] == s.portfolio
+    assert set(meta["not_computed"]) == set(NOT_COMPUTED)
+
+
+def test_sql_goes_through_the_warm_connection(
+    dashboard: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    query = "select risk_tier, count(*) as n from scores group by 1 order by 1"
+    frame, truncated = ask_dashboard(dashboard, query)
+    assert not truncated
+    assert json.loads(frame.to_json(orient="records")) == sql(dashboard, query)
+    for key, value in dashboard.to_env().items():
+        monkeypatch.setenv(key, value)
+    assert main(["sql", query, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == sql(dashboard, query)
+    # only the dashboard refuses a write: in-process DuckDB would drop its own view
+    assert main(["sql", "drop view scores"]) == 1
+    assert "only SELECT" in caplog.text
+    assert main(["sql", "select count(*) n from scores", "--in-process", "--format", "json"]) == 0
+    assert (
+        json.loads(capsys.readouterr().out)[0]["n"]
+        == sql(dashboard, "select count(*) n from scores")[0]["n"]
+    )
+
+
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -72,56 +240,151 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         driver.quit()
 
 
-def test_dashboard_renders_real_figures(
-    dashboard_url: str, browser: object, world: ServingWorld
-) -> None:
+def _wait_loaded(driver: Any) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver = browser
-    driver.get(dashboard_url + "/")  # type: ignore[attr-defined]
     WebDriverWait(driver, 60).until(
         lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded") == "true"
     )
-    latest = read_scores(world.settings, LATEST).to_pandas()
-    find = driver.find_element  # type: ignore[attr-defined]
-    assert find(By.ID, "kpi-accounts").text == f"{len(latest):,}"
-    pdr = 100 * latest["pd"].mean()
-    assert find(By.ID, "kpi-pdr").text == f"{pdr:.2f}%"
-    odr = 100 * latest["label"].mean()
-    assert find(By.ID, "kpi-odr").text == f"{odr:.2f}%"
-    assert LATEST.isoformat() in find(By.ID, "meta").text
 
-    tier_bars = driver.find_elements(By.CSS_SELECTOR, "#tiers rect.bar")  # type: ignore[attr-defined]
-    counts = latest["risk_tier"].value_counts()
-    assert [int(float(b.get_attribute("data-value"))) for b in tier_bars] == [
-        int(counts.get(t, 0)) for t in ("Prime", "Near-prime", "Subprime", "High risk")
-    ]
-    hist = driver.find_elements(By.CSS_SELECTOR, "#hist rect.bar")  # type: ignore[attr-defined]
-    assert sum(int(float(b.get_attribute("data-value"))) for b in hist) == len(latest)
 
-    cells = driver.find_elements(By.CSS_SELECTOR, "#migration-table td")  # type: ignore[attr-defined]
-    assert sum(int(c.text.replace(",", "")) for c in cells) == 300
-    points = driver.find_elements(By.CSS_SELECTOR, "#psi circle.psi-point")  # type: ignore[attr-defined]
-    assert len(points) >= 2
+def _chart(driver: Any, div: str) -> list[dict[str, Any]]:
+    """The traces plotly drew in ``div`` (x, y, z, name)."""
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "return document.getElementById(arguments[0]).data.map("
+        "t=>({name:t.name||null,x:t.x||null,y:t.y||null,z:t.z||null}))",
+        div,
+    )
 
-    rows = driver.find_elements(By.CSS_SELECTOR, "#highrisk tbody tr")  # type: ignore[attr-defined]
+
+def _shot(driver: Any, name: str, at: str | None = None) -> None:
+    """A screenshot of the top of the page, or of the part from the element ``at`` down."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / name
+    if at:
+        driver.execute_script("document.getElementById(arguments[0]).scrollIntoView()", at)
+    else:
+        driver.execute_script("window.scrollTo(0, 0)")
+    assert driver.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+
+
+def test_pages_render_charts_that_match_sql(dashboard: Settings, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    s, day = dashboard, LATEST.isoformat()
+    driver = browser
+    driver.get(s.dashboard_url + "/")
+    _wait_loaded(driver)
+    find = driver.find_element
+    latest = sql(
+        s,
+        f"select count(*) n, avg(pd) p, avg(label) o from scores where score_date='{day}'",
+    )[0]
+    assert find(By.ID, "kpi-accounts").text == f"{latest['n']:,}"
+    assert find(By.ID, "kpi-pdr").text == f"{100 * latest['p']:.2f}%"
+    assert find(By.ID, "kpi-odr").text == f"{100 * latest['o']:.2f}%"
+    assert day in find(By.ID, "meta").text
+    assert driver.execute_script("return typeof Plotly") == "object"
+
+    dates = [r["d"] for r in sql(s, "select distinct cast(score_date as varchar) d from scores")]
+    overview = _chart(driver, "chart-overview")
+    assert sorted(overview[0]["x"]) == sorted(dates)
+    by_tier = {
+        r["risk_tier"]: r["n"]
+        for r in sql(
+            s, f"select risk_tier, count(*) n from scores where score_date='{day}' group by 1"
+        )
+    }
+    dist = _chart(driver, "chart-distribution")
+    assert {t["name"]: sum(t["y"]) for t in dist} == by_tier
+    assert min(x for t in dist for x in t["x"]) > 300 and max(x for t in dist for x in t["x"]) < 850
+    mig = _chart(driver, "chart-migration")[0]
+    assert sum(map(sum, mig["z"])) == 300
+    drift = _chart(driver, "chart-drift")[0]
+    assert set(drift["x"]) == {"(score)", *NUMERIC}
+    seg = _chart(driver, "chart-segments")
+    assert sum(sum(t["y"]) for t in seg) == pytest.approx(
+        sql(s, f"select sum(exposure) e from scores where score_date='{day}'")[0]["e"]
+    )
+    # the points are drawn, not only held in memory
+    for div in ("chart-overview", "chart-distribution", "chart-segments", "chart-drift"):
+        drawn = driver.find_elements(By.CSS_SELECTOR, f"#{div} .point")
+        assert drawn, div
+        assert int(find(By.ID, div).get_attribute("data-points")) > 0
+    assert (
+        "not computed yet"
+        in find(By.CSS_SELECTOR, "#not-computed li[data-view='spend_trends']").text
+    )
+    assert "not computed yet" in find(By.ID, "chart-vintage").text
+    rolls = _chart(driver, "chart-roll-rates")[0]
+    for row in rolls["z"]:
+        rates = [r for r in row if r is not None]
+        assert not rates or sum(rates) == pytest.approx(1.0)
+    assert driver.find_elements(By.CSS_SELECTOR, "#chart-roll-rates .hm, #chart-roll-rates image")
+
+    rows = driver.find_elements(By.CSS_SELECTOR, "#highrisk tbody tr")
     assert len(rows) == 50
+    top = sql(
+        s,
+        "select account_id, reason_1 from scores "
+        f"where score_date='{day}' order by pd desc, account_id limit 1",
+    )[0]
     first = rows[0].find_elements(By.TAG_NAME, "td")
-    top = latest.sort_values("pd", ascending=False).iloc[0]
     assert first[0].text == top["account_id"]
     assert first[6].text == (top["reason_1"] or "")
-    # sort by score ascending: click once (descending), click again (ascending)
-    header = find(By.CSS_SELECTOR, "#highrisk th[data-key='score']")
-    header.click()
+    find(By.CSS_SELECTOR, "#highrisk th[data-key='score']").click()
     find(By.CSS_SELECTOR, "#highrisk th[data-key='score']").click()
     shown = [
         int(r.find_elements(By.TAG_NAME, "td")[1].text)
-        for r in driver.find_elements(By.CSS_SELECTOR, "#highrisk tbody tr")  # type: ignore[attr-defined]
+        for r in driver.find_elements(By.CSS_SELECTOR, "#highrisk tbody tr")
     ]
     assert shown == sorted(shown)
+    _shot(driver, "dashboard.png")
+    _shot(driver, "dashboard-drift.png", at="chart-drift")
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shot = ARTIFACTS / "dashboard.png"
-    assert driver.save_screenshot(str(shot))  # type: ignore[attr-defined]
-    assert shot.stat().st_size > 10_000
+    # filter: without Prime the distribution holds every other tier's accounts only
+    find(By.CSS_SELECTOR, "#tier-filter input[value='Prime']").click()
+    _wait_loaded(driver)
+    dist = _chart(driver, "chart-distribution")
+    assert sum(sum(t["y"]) for t in dist) == latest["n"] - by_tier.get("Prime", 0)
+    assert "Prime" not in {t["name"] for t in dist}
+
+    # click through to the riskiest account
+    find(By.CSS_SELECTOR, "#highrisk tbody tr td a").click()
+    _wait_loaded(driver)
+    assert "account?id=" in driver.current_url
+    account_id = find(By.ID, "account-id").text
+    history = sql(
+        s,
+        f"select score from scores where account_id='{account_id}' order by score_date",
+    )
+    chart = _chart(driver, "chart-account")
+    assert chart[0]["y"] == [h["score"] for h in history]
+    assert driver.find_elements(By.CSS_SELECTOR, "#chart-account .point")
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#account-table tbody tr")) == len(history)
+    # the test's catalog has no curated tables: the events section says so
+    assert "no events" in find(By.ID, "chart-events").text
+    _shot(driver, "account.png")
+
+
+def test_a_new_partition_reaches_the_warm_connection(dashboard: Settings) -> None:
+    """Scoring another date while the dashboard runs: its views show it within seconds, without
+    a restart (the warm connection is rebuilt when the scores' objects change)."""
+    import time
+
+    before = get(dashboard, "/api/meta")["score_dates"]
+    extra = dt.date(2026, 3, 2)
+    assert extra.isoformat() not in before
+    run_batch(dashboard, extra)
+    deadline = time.monotonic() + 30
+    while extra.isoformat() not in get(dashboard, "/api/meta")["score_dates"]:
+        assert time.monotonic() < deadline, "the dashboard never saw the new partition"
+        time.sleep(0.5)
+    over = records(get(dashboard, "/api/views/overview"))
+    assert [r["accounts"] for r in over if r["score_date"] == extra.isoformat()] == [300]
+    answer, _ = ask_dashboard(
+        dashboard, f"select count(*) as n from scores where score_date = '{extra}'"
+    )
+    assert answer["n"].tolist() == [300]

@@ -84,6 +84,9 @@ def test_page_shows_air_per_version_and_links_the_card(
         # the male group is approved far less often: flagged below 0.8 on the champion
         assert any(r["flagged"] for r in reports[champ]["attributes"]["sex"])  # type: ignore[index]
         assert "class='num flag'" in html
+        # the champion's card is inline; the older version has none
+        assert f"<pre># Model card v{champ}\n</pre>" in html
+        assert html.count("class='model-card-inline'") == 1
         links = re.findall(r"href='(models/\d+/card)'", html)
         assert links == [f"models/{champ}/card"]
         card = client.get("/" + links[0])
@@ -97,3 +100,5 @@ def test_page_shows_air_per_version_and_links_the_card(
         assert [m["version"] for m in listed] == [champ, old]
         assert listed[0]["aliases"] == ["champion"]
         assert listed[0]["fairness"] == reports[champ]
+        assert listed[0]["card"] == f"# Model card v{champ}\n"
+        assert listed[1]["card"] is None

@@ -63,6 +63,7 @@ def test_psi_entry_flags_a_shift() -> None:
     assert same["psi"] == 0 and not same["flag"]
     shifted = psi_entry([3.5] * 9 + [0.5], baseline)
     assert shifted["actual"] == [0.1, 0.0, 0.0, 0.9]
+    assert shifted["edges"] == [0, 1, 2, 3, 4]
     assert shifted["flag"] and shifted["psi"] > PSI_ALERT
 
 

@@ -1,0 +1,199 @@
+"""The dashboard's view, CSV and SQL endpoints on the small Parquet fixture (no cloud): what each
+answers, what the SQL endpoint refuses, and that the warm connection is rebuilt only when the
+data changes."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pyarrow.dataset as ds
+import pytest
+from fastapi.testclient import TestClient
+
+from riskstream.settings import Settings
+from serving import dashboard
+from serving.warehouse import Warehouse
+from tests.serving.test_views import D1, D2, local_connect, write_fixture
+
+pytestmark = pytest.mark.unit
+
+REPORTS = [
+    {
+        "score_date": D2,
+        "score": {"psi": 0.31, "flag": True, "expected": [0.5, 0.5], "actual": [0.9, 0.1]},
+        "features": {
+            "age": {"psi": 0.02, "flag": False},
+            "utilisation_avg_3m": {"psi": 0.12, "flag": False},
+        },
+    }
+]
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> dict[str, Any]:
+    write_fixture(tmp_path)
+    return {"root": tmp_path, "version": 1}
+
+
+def with_catalog_view(root: Path) -> tuple[Any, list[str]]:
+    """The fixture's tables plus a view over a registered Arrow dataset, as the catalog's
+    tables that stay on S3 (curated_*) are."""
+    con = local_connect(root)
+    con.register("_ds_curated_demo", ds.dataset(root / "scores", partitioning="hive"))
+    con.execute("CREATE VIEW curated_demo AS SELECT * FROM _ds_curated_demo")
+    con.execute(
+        "CREATE TABLE curated_purchase AS SELECT * FROM (VALUES "
+        "('a', TIMESTAMP '2026-01-05 10:00:00', 'demo', 7.5), "
+        "('a', TIMESTAMP '2026-01-04 10:00:00', 'synthetic', 1.0)) "
+        "t(account_id, event_time, source, amount)"
+    )
+    return con, ["scores", "features", "curated_demo", "curated_purchase"]
+
+
+@pytest.fixture
+def client(state: dict[str, Any]) -> TestClient:
+    settings = Settings.from_mapping({"RISKSTREAM_PORTFOLIO": "demo"})
+    house = Warehouse(
+        settings,
+        check_seconds=0.0,
+        connect=lambda s: with_catalog_view(state["root"]),
+        fingerprint=lambda: (state["version"],),
+        load_reports=lambda s: REPORTS,
+    )
+    return TestClient(dashboard.create_app(settings, warehouse=house))
+
+
+def test_meta_lists_dates_and_what_is_not_computed(client: TestClient) -> None:
+    meta = client.get("/api/meta").json()
+    assert meta["portfolio"] == "demo"
+    assert meta["score_dates"] == [D1, D2]
+    assert meta["model"] == {"name": "m", "version": "1", "accounts": 3}
+    assert set(meta["not_computed"]) == {"spend_trends"}
+
+
+def test_views_default_to_the_latest_date(client: TestClient) -> None:
+    dist = client.get("/api/views/distribution").json()
+    assert dist["filters"]["date"] == D2
+    assert sum(r[2] for r in dist["rows"]) == 3
+    mig = client.get("/api/views/migration").json()
+    assert mig["filters"] == {"tiers": None, "from": D1, "to": D2}
+    assert sum(r[2] for r in mig["rows"]) == 3
+    seg = client.get("/api/views/segments", params={"date": D1, "tier": "High risk"}).json()
+    assert [r[:3] for r in seg["rows"]] == [
+        ["High risk", ">100%", "60+"],
+        ["High risk", "unknown", "12-23"],
+    ]
+    over = client.get("/api/views/overview", params=[("tier", "Prime"), ("tier", "Subprime")])
+    assert [r[1] for r in over.json()["rows"]] == [2, 2]
+    acct = client.get("/api/views/account", params={"id": "c"}).json()
+    assert [r[2] for r in acct["rows"]] == [300, 850]
+    roll = client.get("/api/views/roll_rates", params={"date": D1}).json()
+    assert sum(r[2] for r in roll["rows"]) == 4
+    vintage = client.get("/api/views/vintage").json()
+    assert sum(r[2] for r in vintage["rows"]) == 7
+    events = client.get("/api/views/events", params={"id": "a"}).json()
+    assert events["columns"] == ["event_time", "event_type", "detail"]
+    # curated_demo has no event_time; the other portfolio's purchase stays out
+    assert [r[:2] for r in events["rows"]] == [["2026-01-05 10:00:00", "purchase"]]
+    assert client.get("/api/views/events").status_code == 400
+    drift = client.get("/api/views/drift").json()
+    assert [r[1] for r in drift["rows"]] == ["(score)", "age", "utilisation_avg_3m"]
+    response = client.get("/api/views/overview")
+    assert response.headers["server-timing"].startswith("app;dur=")
+
+
+def test_view_errors(client: TestClient) -> None:
+    assert client.get("/api/views/nope").status_code == 404
+    assert client.get("/api/views/account").status_code == 400
+
+
+def test_csv_download(client: TestClient) -> None:
+    response = client.get("/api/views/accounts.csv", params={"date": D1})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "demo-accounts.csv" in response.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0][:3] == ["account_id", "score", "pd"]
+    assert [r[0] for r in rows[1:]] == ["c", "d", "b", "a"]
+
+
+def test_plotly_is_served_locally(client: TestClient) -> None:
+    response = client.get("/static/plotly.min.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/javascript")
+    assert len(response.content) > 1_000_000
+    page = client.get("/account?id=a").text
+    assert '<script src="static/plotly.min.js">' in page
+    assert "cdn" not in page.lower()
+
+
+def test_sql_answers_a_select(client: TestClient) -> None:
+    response = client.post(
+        "/api/sql",
+        json={"query": "select risk_tier, count(*) n from scores group by 1 order by 1"},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["columns"] == ["risk_tier", "n"]
+    assert body["rows"] == [["High risk", 2], ["Near-prime", 1], ["Prime", 2], ["Subprime", 2]]
+    catalog = client.post("/api/sql", json={"query": "select count(*) from curated_demo"})
+    assert catalog.status_code == 200, catalog.text
+    assert catalog.json()["rows"] == [[7]]
+    capped = client.post("/api/sql", json={"query": "select * from scores", "max_rows": 2})
+    assert len(capped.json()["rows"]) == 2 and capped.json()["truncated"] is True
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "drop table scores",
+        "create table x as select 1",
+        "select 1; select 2",
+        "insert into scores select * from scores",
+        "copy scores to 'out.csv'",
+        "set enable_external_access = true",
+        "",
+    ],
+)
+def test_sql_refuses_anything_but_one_select(client: TestClient, query: str) -> None:
+    response = client.post("/api/sql", json={"query": query})
+    assert response.status_code == 400
+    assert client.post("/api/sql", json={"query": "select count(*) from scores"}).json()[
+        "rows"
+    ] == [[7]]
+
+
+def test_sql_cannot_read_local_files(client: TestClient, state: dict[str, Any]) -> None:
+    path = next(Path(state["root"]).rglob("*.parquet"))
+    response = client.post("/api/sql", json={"query": f"select * from read_parquet('{path}')"})
+    assert response.status_code == 400
+    assert "permission" in response.json()["detail"].lower()
+
+
+def test_sql_is_loopback_only(state: dict[str, Any]) -> None:
+    settings = Settings.from_mapping({})
+    house = Warehouse(
+        settings,
+        connect=lambda s: (local_connect(state["root"]), ["scores"]),
+        fingerprint=lambda: (1,),
+        load_reports=lambda s: [],
+    )
+    app = dashboard.create_app(settings, warehouse=house)
+    remote = TestClient(app, client=("10.1.2.3", 5555))
+    response = remote.post("/api/sql", json={"query": "select 1"})
+    assert response.status_code == 403
+
+
+def test_warm_connection_rebuilds_only_when_data_changes(
+    client: TestClient, state: dict[str, Any]
+) -> None:
+    house: Warehouse = client.app.state.warehouse  # type: ignore[attr-defined]
+    for _ in range(3):
+        client.get("/api/views/overview")
+    assert house.builds == 1
+    state["version"] = 2
+    client.get("/api/views/overview")
+    assert house.builds == 2
