@@ -334,3 +334,24 @@ def test_two_applications_of_one_stream_keep_their_own_leases_and_checkpoints(
         f"replica2:{stream}/shardId-000000000001",
     ]
     assert f"{stream}/shardId-000000000001" in keys  # landing's, as before applications
+
+
+def test_the_cli_drain_says_the_cloud_stayed_away_and_follow_takes_no_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from infra.services import free_port
+    from pipeline.cli import main
+
+    monkeypatch.setenv("RISKSTREAM_TARGET", "embedded")
+    monkeypatch.setenv("RISKSTREAM_CLOUD_PORT", str(free_port()))  # nobody listens there
+    monkeypatch.setenv("RISKSTREAM_PREFIX", "rsnone")
+    monkeypatch.setenv("RISKSTREAM_STATE_DIR", str(tmp_path))
+    argv = ["--env-file", "/nonexistent", "consume"]
+    assert main([*argv, "--follow", "--max-outage-seconds", "5"]) == 1
+    assert "--max-outage-seconds goes with --once" in caplog.text
+    started = time.monotonic()
+    assert main([*argv, "--once", "--max-outage-seconds", "1"]) == 1
+    assert time.monotonic() - started < 60  # botocore's own retries, then ours give up
+    assert "stayed unreachable" in caplog.text
+    assert "gave up after max_outage_seconds=1" in caplog.text
+    assert "Nothing is lost: the next run resumes from the checkpoints" in caplog.text
