@@ -355,3 +355,35 @@ def test_the_cli_drain_says_the_cloud_stayed_away_and_follow_takes_no_bound(
     assert "stayed unreachable" in caplog.text
     assert "gave up after max_outage_seconds=1" in caplog.text
     assert "Nothing is lost: the next run resumes from the checkpoints" in caplog.text
+
+
+def test_a_run_ending_on_an_error_still_releases_its_leases(provisioned: Settings) -> None:
+    """Only a crash (kill -9) leaves leases to expire; an error the consumer sees gives them up."""
+    produce(provisioned, small_events(accounts=6, per_account=2))
+
+    class Denied:
+        def __init__(self, real: Any) -> None:
+            self.real = real
+
+        def __getattr__(self, name: str) -> Any:
+            if name != "put_object":
+                return getattr(self.real, name)
+
+            def refuse(**kwargs: Any) -> Any:
+                raise ClientError(
+                    {
+                        "Error": {"Code": "AccessDenied", "Message": "no"},
+                        "ResponseMetadata": {"HTTPStatusCode": 403},
+                    },
+                    "PutObject",
+                )
+
+            return refuse
+
+    denied = {"s3": Denied(make_client(provisioned, "s3"))}
+    with pytest.raises(ClientError, match="AccessDenied"):
+        consumer(provisioned, denied, owner="denied", config=LandingConfig(retry=FAST_RETRY)).run()
+    rows = lease_rows(provisioned)
+    assert len(rows) == 2 and all("owner" not in r for r in rows), rows
+    assert all("checkpoint" not in r for r in rows)  # nothing was written, nothing moved
+    assert consumer(provisioned, owner="next").run().landed == 12  # at once, not in 30 s
