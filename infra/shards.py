@@ -19,6 +19,7 @@ The pieces a stream consumer needs whatever it does with the records, shared by 
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import random
 import re
@@ -79,6 +80,11 @@ class CloudUnreachableError(RuntimeError):
     """The cloud stayed unreachable longer than a bounded run allows (``max_outage_seconds``)."""
 
 
+class IncompleteAnswerError(Exception):
+    """A 200 answer without the fields every real answer has (a reply cut short by a dying
+    cloud): retried like a connection error rather than trusted."""
+
+
 class Aborted(Exception):
     """A retry was abandoned because the consumer is aborting (another worker failed)."""
 
@@ -98,9 +104,40 @@ def classify(exc: BaseException) -> str | None:
         if isinstance(status, int) and status >= 500:
             return "server"
         return None
-    if isinstance(exc, CONNECTION_ERRORS):
+    if isinstance(exc, (*CONNECTION_ERRORS, IncompleteAnswerError)):
         return "connection"
     return None
+
+
+def refuse_cut_answers(client: Any) -> None:
+    """Make a JSON-protocol client (Kinesis, DynamoDB) raise :class:`IncompleteAnswerError` on a
+    2xx answer whose body is not whole JSON. A cloud killed while writing an answer without a
+    Content-Length leaves a truncated body, which botocore would parse into an empty success
+    (a GetRecords page without records or next iterator reads as a closed shard)."""
+    meta = getattr(client, "meta", None)
+    model = getattr(meta, "service_model", None)
+    if meta is None or model is None or getattr(model, "protocol", None) != "json":
+        return
+    meta.events.register(
+        f"after-call.{model.service_id.hyphenize()}",
+        _whole_json,
+        unique_id="riskstream-whole-json-answers",
+    )
+
+
+def _whole_json(http_response: Any = None, model: Any = None, **kwargs: Any) -> None:
+    if http_response is None or not 200 <= http_response.status_code < 300:
+        return
+    body = http_response.content
+    if not body:
+        return
+    try:
+        json.loads(body)
+    except ValueError:
+        name = getattr(model, "name", "a call")
+        raise IncompleteAnswerError(
+            f"{name} answered {len(body)} bytes that are not whole JSON (cut short?)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -326,11 +363,18 @@ class CheckpointStore:
         self.application = application
         self.retrier = retrier
 
-    def _call(self, operation: str, **kwargs: Any) -> Any:
+    def _call(self, operation: str, require: str | None = None, **kwargs: Any) -> Any:
         fn = getattr(self.dynamodb, operation)
+
+        def call(**kw: Any) -> Any:
+            answer = fn(**kw)
+            if require is not None and require not in answer:
+                raise IncompleteAnswerError(f"{operation} answered without {require}")
+            return answer
+
         if self.retrier is None:
-            return fn(**kwargs)
-        return self.retrier.call(f"DynamoDB {operation}", fn, **kwargs)
+            return call(**kwargs)
+        return self.retrier.call(f"DynamoDB {operation}", call, **kwargs)
 
     def key(self, shard_id: str) -> dict[str, Any]:
         return {"lease_key": {"S": lease_key(self.application, self.stream_name, shard_id)}}
@@ -346,6 +390,7 @@ class CheckpointStore:
         try:
             item = self._call(
                 "update_item",
+                require="Attributes",  # asked for ALL_NEW: an answer without it was cut short
                 TableName=self.table,
                 Key=self.key(shard_id),
                 UpdateExpression="SET #o = :me, lease_expires_at = :exp, acquired_at = :now, "
@@ -477,20 +522,28 @@ class ShardCursor:
             )
         else:
             kwargs["ShardIteratorType"] = "TRIM_HORIZON"
-        response = self.retrier.call(
-            "Kinesis GetShardIterator", self.kinesis.get_shard_iterator, **kwargs
-        )
+        response = self.retrier.call("Kinesis GetShardIterator", self._iterator, **kwargs)
         return str(response["ShardIterator"])
+
+    def _iterator(self, **kwargs: Any) -> dict[str, Any]:
+        response: dict[str, Any] = self.kinesis.get_shard_iterator(**kwargs)
+        if not response.get("ShardIterator"):
+            raise IncompleteAnswerError(f"GetShardIterator answered {sorted(response)}")
+        return response
+
+    def _records(self, **kwargs: Any) -> dict[str, Any]:
+        page: dict[str, Any] = self.kinesis.get_records(**kwargs)
+        # every real answer has Records (maybe empty); closed shards end without a next iterator
+        if "Records" not in page:
+            raise IncompleteAnswerError(f"GetRecords answered {sorted(page)}")
+        return page
 
     def get(self, iterator: str, position: str | None) -> dict[str, Any]:
         """The page at ``iterator``, which starts right after ``position``."""
         while True:
             try:
                 page: dict[str, Any] = self.retrier.call(
-                    "Kinesis GetRecords",
-                    self.kinesis.get_records,
-                    ShardIterator=iterator,
-                    Limit=self.limit,
+                    "Kinesis GetRecords", self._records, ShardIterator=iterator, Limit=self.limit
                 )
                 return page
             except ClientError as exc:

@@ -37,6 +37,7 @@ from infra.shards import (
     Aborted,
     CheckpointStore,
     CloudUnreachableError,
+    IncompleteAnswerError,
     LeaseHeldError,
     LeaseLostError,
     Retrier,
@@ -44,6 +45,7 @@ from infra.shards import (
     ShardCursor,
     ShardState,
     ready_shards,
+    refuse_cut_answers,
     shard_ending,
 )
 from ingestion.landing import (
@@ -167,6 +169,8 @@ class Consumer:
     ) -> None:
         self.kinesis = kinesis
         self.s3 = s3
+        for client in (kinesis, dynamodb):
+            refuse_cut_answers(client)
         self.stream_name = stream_name
         self.buckets = {"raw": raw_bucket, "quarantine": quarantine_bucket}
         self.config = config or LandingConfig()
@@ -278,7 +282,7 @@ class Consumer:
 
     def _list_shards(self) -> list[dict[str, Any]]:
         shards: list[dict[str, Any]] = self.retrier.call(
-            "Kinesis ListShards", list_shards, kinesis=self.kinesis, stream_name=self.stream_name
+            "Kinesis ListShards", _list_some_shards, kinesis=self.kinesis, stream=self.stream_name
         )
         return shards
 
@@ -398,6 +402,17 @@ class ShardReader:
                     self._check_closed()
                 # A closed shard is done when read to its end (no next iterator; some emulators
                 # keep returning iterators, so caught up on a closed shard counts too).
+                if iterator is None and self.ending is None and not self._closed_now():
+                    # Only a closed shard ends without a next iterator: this answer was wrong
+                    # (cut short?), so read on after the last record read.
+                    logger.warning(
+                        "shard %s: GetRecords gave no next iterator but the shard is open; "
+                        "reading on after %s",
+                        shard_id,
+                        position or "the oldest record",
+                    )
+                    iterator = cursor.iterator_after(position)
+                    continue
                 if iterator is None or (caught_up and self.ending is not None):
                     self._flush()
                     c.store.commit(shard_id, SHARD_END)
@@ -433,6 +448,13 @@ class ShardReader:
                     self.last_renew = time.monotonic()
         finally:
             fetcher.shutdown(wait=True, cancel_futures=True)
+
+    def _closed_now(self) -> bool:
+        """Whether the stream lists this shard as closed (it has an ending sequence number)."""
+        for shard in self.c._list_shards():
+            if shard["ShardId"] == self.shard_id:
+                self.ending = shard_ending(shard)
+        return self.ending is not None
 
     def _check_closed(self) -> None:
         """In --follow, notice (every relist interval) that this shard was closed by a reshard."""
@@ -485,3 +507,11 @@ class ShardReader:
             len(objects),
         )
         self.buffer = FlushBuffer()
+
+
+def _list_some_shards(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    """Every shard; a stream has at least one, so an empty list is an answer cut short."""
+    shards = list_shards(kinesis, stream)
+    if not shards:
+        raise IncompleteAnswerError(f"ListShards answered no shards for stream {stream}")
+    return shards

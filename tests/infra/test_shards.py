@@ -322,3 +322,90 @@ def test_each_application_has_its_own_rows_and_landing_keeps_its_old_keys() -> N
     assert store.key("shard-1") == {"lease_key": {"S": "live:st/shard-1"}}
     with pytest.raises(ValueError, match="application name 'a b'"):
         CheckpointStore(None, "t", "st", "me", application="a b")
+
+
+# ---- answers cut short by a dying cloud ---------------------------------------------------------
+class Answer:
+    def __init__(self, status: int, content: bytes) -> None:
+        self.status_code, self.content = status, content
+
+
+class Model:
+    name = "GetRecords"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cut"),
+    [
+        (200, b'{"Records": [], "NextShardIterator": "x"}', False),
+        (200, b"{}", False),
+        (200, b"", False),  # some actions answer nothing at all
+        (400, b'{"__type": "Throttl', False),  # an error answer is botocore's business
+        (200, b'{"Records": [{"Data": "eyJ', True),
+        (200, b'{"Records": [], "NextShardIter', True),
+    ],
+)
+def test_a_2xx_answer_that_is_not_whole_json_is_refused(
+    status: int, body: bytes, cut: bool
+) -> None:
+    from infra.shards import IncompleteAnswerError, _whole_json
+
+    if cut:
+        with pytest.raises(IncompleteAnswerError, match=r"GetRecords answered .* not whole JSON"):
+            _whole_json(http_response=Answer(status, body), model=Model())
+        assert classify(IncompleteAnswerError("x")) == "connection"  # so it is retried
+    else:
+        _whole_json(http_response=Answer(status, body), model=Model())
+
+
+def test_the_guard_is_registered_on_json_clients_only(kinesis: Any) -> None:
+    from infra.shards import IncompleteAnswerError, refuse_cut_answers
+
+    cut = {
+        "http_response": Answer(200, b'{"Records": [{"Da'),
+        "model": Model(),
+        "parsed": {},
+        "context": {},
+    }
+    kinesis.meta.events.emit("after-call.kinesis.GetRecords", **cut)  # not yet guarded
+    refuse_cut_answers(kinesis)
+    refuse_cut_answers(kinesis)  # once is enough: registering twice changes nothing
+    with pytest.raises(IncompleteAnswerError):
+        kinesis.meta.events.emit("after-call.kinesis.GetRecords", **cut)
+    s3 = boto3.client(
+        "s3", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    refuse_cut_answers(s3)  # rest-xml: left alone
+    s3.meta.events.emit("after-call.s3.PutObject", **cut)
+    refuse_cut_answers(object())  # not a boto3 client: left alone
+
+
+class CutKinesis:
+    """Answers GetRecords and GetShardIterator with an empty body once, then properly."""
+
+    def __init__(self) -> None:
+        self.calls = {"get_records": 0, "get_shard_iterator": 0}
+
+    def get_records(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls["get_records"] += 1
+        if self.calls["get_records"] == 1:
+            return {"ResponseMetadata": {"HTTPStatusCode": 200}}
+        return {"Records": [record("8")], "NextShardIterator": "n", "MillisBehindLatest": 0}
+
+    def get_shard_iterator(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls["get_shard_iterator"] += 1
+        if self.calls["get_shard_iterator"] == 1:
+            return {"ResponseMetadata": {"HTTPStatusCode": 200}}
+        return {"ShardIterator": "it"}
+
+
+def test_a_cursor_retries_answers_missing_what_every_real_answer_has() -> None:
+    clock = Clock()
+    retrier = Retrier(RetryPolicy(), rng=random.Random(2), clock=clock, sleep=clock.sleep)
+    fake = CutKinesis()
+    cursor = ShardCursor(fake, "s", "shard-0", retrier)
+    assert cursor.iterator_after("7") == "it"
+    page = cursor.get("it", "7")
+    assert page["Records"][0]["SequenceNumber"] == "8"
+    assert fake.calls == {"get_records": 2, "get_shard_iterator": 2}
+    assert retrier.retries == 2

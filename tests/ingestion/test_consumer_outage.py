@@ -387,3 +387,45 @@ def test_a_run_ending_on_an_error_still_releases_its_leases(provisioned: Setting
     assert len(rows) == 2 and all("owner" not in r for r in rows), rows
     assert all("checkpoint" not in r for r in rows)  # nothing was written, nothing moved
     assert consumer(provisioned, owner="next").run().landed == 12  # at once, not in 30 s
+
+
+def test_an_answer_without_a_next_iterator_does_not_close_an_open_shard(
+    provisioned: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only a closed shard ends without a next iterator; an open one is read on (a cut answer
+    once made the consumer mark a live shard SHARD_END and stop landing it)."""
+    events = small_events(accounts=10, per_account=4)
+    produce(provisioned, events)
+
+    class NoNext:
+        def __init__(self, real: Any) -> None:
+            self.real, self.dropped = real, 0
+
+        def __getattr__(self, name: str) -> Any:
+            attr = getattr(self.real, name)
+            if name != "get_records":
+                return attr
+
+            def first_page_without_next(**kwargs: Any) -> Any:
+                page = attr(**kwargs)
+                if page["Records"] and self.dropped < 2:
+                    self.dropped += 1
+                    page.pop("NextShardIterator")
+                return page
+
+            return first_page_without_next
+
+    kinesis = NoNext(make_client(provisioned, "kinesis"))
+    caplog.set_level(logging.WARNING, logger="ingestion.consumer")
+    report = consumer(provisioned, {"kinesis": kinesis}, owner="cut").run()
+    assert kinesis.dropped == 2 and report.landed == len(events)
+    more = renamed(small_events(accounts=4, per_account=2), "M")
+    produce(provisioned, more)
+    assert consumer(provisioned, owner="after").run().landed == len(more)  # not SHARD_END
+    rows = lease_rows(provisioned)
+    assert all(r["checkpoint"].isdigit() for r in rows), rows
+    assert (
+        sum("gave no next iterator but the shard is open" in r.getMessage() for r in caplog.records)
+        == 2
+    )
+    assert sorted(landed_ids(provisioned)) == sorted(e["event_id"] for e in events + more)
