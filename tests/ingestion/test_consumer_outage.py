@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,13 @@ from ingestion.producer import Producer
 from riskstream.clients import make_client as fresh_client
 from riskstream.settings import Settings
 from tests.conftest import up_on_a_free_port
-from tests.ingestion.helpers import landed_ids, make_client, quarantined, small_events
+from tests.ingestion.helpers import (
+    landed_ids,
+    make_client,
+    quarantined,
+    raw_lines,
+    small_events,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -172,6 +179,18 @@ def test_follow_lands_through_a_kill_9_and_restart_of_the_cloud(
     assert len(ids) == len(everything)  # nothing landed twice
     assert sorted(ids) == sorted(e["event_id"] for e in everything)  # nothing lost
     assert quarantined(settings) == []  # and nothing re-read as a duplicate
+    # a flush re-written after the outage went under its old name: per shard, the sequence
+    # ranges in the object names never overlap (an hour boundary repeats one range, no more)
+    ranges: dict[str, set[tuple[int, int]]] = {}
+    for key in raw_lines(settings):
+        shard, first, last = key.rsplit("/", 1)[1].removesuffix(".jsonl.gz").rsplit("-", 2)
+        ranges.setdefault(shard, set()).add((int(first), int(last)))
+    for shard, spans in ranges.items():
+        ordered = sorted(spans)
+        assert all(a[1] < b[0] for a, b in pairwise(ordered)), (
+            shard,
+            ordered,
+        )
     messages = [r.getMessage() for r in caplog.records]
     assert sum("cloud unreachable since" in m for m in messages) == 1, messages
     assert sum("cloud reachable again" in m for m in messages) == 1, messages
