@@ -1,7 +1,8 @@
 """Ingestion: producer throughput against a raw PutRecords loop, landing throughput against a raw
 GetRecords drain (same server, same payloads, same run, interleaved rounds), end-to-end
 landing latency (put -> object written) at the default buffer settings, and the synthetic
-generator's time for 10,000 accounts x 12 months beside JSON-encoding the same events.
+generator's time for 10,000 accounts x 12 months beside JSON-encoding the same events, and
+landing through kill -9s of a durable cloud (records lost and duplicated / records produced).
 
 moto's PutRecords and GetRecords slow down as a shard grows (each put copies the shard's key
 list), so every round of each pair starts from a fresh stream holding the same records.
@@ -9,17 +10,29 @@ list), so every round of each pair starts from a fresh stream holding the same r
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import random
+import signal
 import statistics
+import tempfile
 import threading
 import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common import Row, cli, local_cloud, write_rows
 
+from infra.cloud import cloud_service
 from infra.provision import ensure_stream, provision
-from ingestion.consumer import Consumer, LandingConfig
+from infra.services import ManagedService, free_port
+from infra.shards import RetryPolicy
+from ingestion.consumer import Consumer, LandingConfig, LandingReport
 from ingestion.ids import event_id
 from ingestion.landing import FlushBuffer
 from ingestion.producer import Producer
@@ -273,6 +286,145 @@ def synthetic_rows(accounts: int) -> list[Row]:
     ]
 
 
+@contextmanager
+def durable_cloud(prefix: str) -> Iterator[tuple[Settings, ManagedService]]:
+    """A durable cloud (state in a temp dir, as `riskstream cloud up` runs it) on a free port."""
+    with tempfile.TemporaryDirectory() as state:
+        settings = Settings.from_mapping(
+            {
+                "RISKSTREAM_CLOUD_PORT": str(free_port()),
+                "RISKSTREAM_STATE_DIR": state,
+                "RISKSTREAM_PREFIX": f"{prefix}{uuid.uuid4().hex[:6]}",
+            }
+        )
+        service = cloud_service(settings)
+        service.up()
+        try:
+            provision(settings)
+            yield settings, service
+        finally:
+            service.down()
+
+
+def landed_event_ids(settings: Settings) -> tuple[list[str], int]:
+    """Every event id in the raw objects (with repeats), and the records quarantined as
+    duplicates (a record read twice by one consumer would be)."""
+    s3 = make_client(settings, "s3")
+    ids: list[str] = []
+    duplicates = 0
+    for role, prefix in (("raw", "events/"), ("quarantine", "ingest/")):
+        bucket = settings.bucket(role)
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                body = gzip.decompress(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+                for line in body.splitlines():
+                    if role == "raw":
+                        ids.append(json.loads(line)["event_id"])
+                    elif json.loads(line)["reason"] == "duplicate_event_id":
+                        duplicates += 1
+    return ids, duplicates
+
+
+def cloud_restart_rows(n: int, kills: int, seed: int = 23) -> list[Row]:
+    """`consume --follow` landing while the cloud is killed -9 at seeded points and restarted:
+    records lost and duplicated, beside the records produced."""
+    rng = random.Random(seed)
+    events = live_events(n)
+    size = -(-n // (kills + 1))
+    chunks = [events[i : i + size] for i in range(0, n, size)]
+    flushed = [0]
+    lock = threading.Lock()
+
+    def on_flush(shard_id: str, buffer: FlushBuffer) -> None:
+        with lock:
+            flushed[0] += buffer.records
+
+    with durable_cloud("bkill") as (settings, service):
+        clients = {s: make_client(settings, s) for s in ("kinesis", "s3", "dynamodb")}
+        config = LandingConfig(
+            buffer_records=100,
+            buffer_seconds=0.5,
+            idle_sleep=0.05,
+            retry=RetryPolicy(base_seconds=0.05, cap_seconds=1.0),
+        )
+        follower = consumer(
+            settings,
+            settings.stream_name,
+            clients,
+            owner="through-restarts",
+            config=config,
+            on_flush=on_flush,
+            rng=random.Random(seed),
+        )
+        out: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                out["report"] = follower.run(follow=True)
+            except BaseException as exc:
+                out["error"] = exc
+
+        thread = threading.Thread(target=run, name="landing")
+        thread.start()
+        producer = Producer(make_client(settings, "kinesis"), settings.stream_name)
+        produced, killed, exits, downtime = 0, 0, 0, 0.0
+        try:
+            for i, chunk in enumerate(chunks):
+                report = producer.send(chunk)  # only while the cloud is up: acked = on the stream
+                assert report.sent == len(chunk), report.summary()
+                produced += report.sent
+                if i == len(chunks) - 1:
+                    break
+                # kill while this chunk is being landed: once a seeded share of it is written
+                target = produced - len(chunk) + int(len(chunk) * rng.uniform(0.1, 0.7))
+                deadline = time.monotonic() + 120
+                while flushed[0] < target and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                pid = service.status().pid
+                assert pid is not None
+                killed_at = time.monotonic()
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+                time.sleep(rng.uniform(0.5, 3.0))
+                exits += not thread.is_alive()
+                service.up()  # restores the state: a second or two
+                downtime += time.monotonic() - killed_at
+            deadline = time.monotonic() + 300
+            while flushed[0] < produced and time.monotonic() < deadline and thread.is_alive():
+                time.sleep(0.1)
+            exits += not thread.is_alive()
+        finally:
+            follower.stop()
+            thread.join(timeout=120)
+        if "error" in out:
+            raise RuntimeError(f"the landing consumer failed: {out['error']!r}")
+        landing: LandingReport = out["report"]
+        ids, quarantined_twice = landed_event_ids(settings)
+    expected = {e["event_id"] for e in events[:produced]}
+    counts = Counter(ids)
+    lost = len(expected - set(counts))
+    duplicated = sum(c - 1 for c in counts.values()) + quarantined_twice
+    return [
+        Row(
+            "ingestion",
+            f"landing through {killed} kill -9s and restarts of the cloud: records lost",
+            lost,
+            "records",
+            reference="records produced (acknowledged by PutRecords)",
+            reference_value=produced,
+            ratio=lost / produced,
+            target="0 lost, 0 duplicated",
+            met=lost == 0 and duplicated == 0 and exits == 0,
+            note=f"{duplicated} duplicated; consumer exits during the run: {exits}; "
+            f"{landing.outages} outages seen, {landing.outage_seconds:.1f}s unreachable "
+            f"(down {downtime:.1f}s from kill to restarted), {landing.retries} calls "
+            f"retried; kills at seeded points mid-landing (seed {seed}); durable cloud, one "
+            "--follow consumer",
+            id="ingest.consumer.cloud_restart",
+        )
+    ]
+
+
 def main() -> None:
     args = cli(__doc__ or "")
     n, rounds, seconds = (4_000, 2, 5.0) if args.quick else (10_000, 4, 10.0)
@@ -283,6 +435,7 @@ def main() -> None:
         rows += landing_rows(settings, clients, n, rounds)
         rows += latency_rows(settings, clients, seconds)
     rows += synthetic_rows(2_000 if args.quick else 10_000)
+    rows += cloud_restart_rows(2_000 if args.quick else 6_000, kills=2 if args.quick else 4)
     write_rows(args.out, rows)
 
 

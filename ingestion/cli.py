@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,13 @@ def register(subparsers: Any) -> None:
     consume.add_argument("--buffer-records", type=int, default=None, help="flush size (20,000)")
     consume.add_argument("--buffer-mb", type=float, default=None, help="flush bytes (4 MB)")
     consume.add_argument("--consumer-id", default=None, help="lease owner name (default host:pid)")
+    consume.add_argument(
+        "--max-outage-seconds",
+        type=float,
+        default=None,
+        help="--once: give up when the cloud stays unreachable this long (300); --follow waits "
+        "for it however long it takes",
+    )
     consume.set_defaults(func=consume_cmd)
 
 
@@ -155,7 +164,13 @@ def produce_cmd(args: argparse.Namespace, settings: Settings) -> int:
 def consume_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from ingestion.consumer import LandingConfig, LeaseHeldError, LeaseLostError
+    from ingestion.consumer import (
+        CloudUnreachableError,
+        LandingConfig,
+        LeaseHeldError,
+        LeaseLostError,
+        RetryPolicy,
+    )
     from ingestion.tasks import land
 
     overrides: dict[str, Any] = {}
@@ -165,12 +180,19 @@ def consume_cmd(args: argparse.Namespace, settings: Settings) -> int:
         overrides["buffer_records"] = args.buffer_records
     if args.buffer_mb is not None:
         overrides["buffer_bytes"] = int(args.buffer_mb * 1024 * 1024)
+    if args.max_outage_seconds is not None and args.follow:
+        raise CommandError("--max-outage-seconds goes with --once: --follow never gives up")
     try:
+        if args.max_outage_seconds is not None:
+            overrides["retry"] = RetryPolicy(max_outage_seconds=args.max_outage_seconds)
         config = LandingConfig(**overrides)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     if args.max_seconds is not None and not args.follow:
         raise CommandError("--max-seconds goes with --follow")
+    # SIGTERM (a service manager, `kill`) stops as Ctrl-C does: flush, checkpoint, release leases.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     try:
         summary = land(
             settings,
@@ -181,6 +203,10 @@ def consume_cmd(args: argparse.Namespace, settings: Settings) -> int:
         )
     except (LeaseHeldError, LeaseLostError) as exc:
         raise CommandError(str(exc)) from None
+    except CloudUnreachableError as exc:
+        raise CommandError(
+            f"the cloud at {settings.endpoint_url} stayed unreachable: {exc} Is it up?"
+        ) from None
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code")
         if code == "ResourceNotFoundException":
@@ -192,6 +218,9 @@ def consume_cmd(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(
             f"cannot talk to the cloud at {settings.endpoint_url}: {exc}; is it up?"
         ) from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     print(
         f"{'interrupted: ' if summary['interrupted'] else ''}read {summary['records']:,} records "
         f"from {summary['shards']} shards in {summary['seconds']:.1f}s: landed "
@@ -203,4 +232,13 @@ def consume_cmd(args: argparse.Namespace, settings: Settings) -> int:
             f"  quarantine reasons: {summary['quarantine_reasons']} ({summary['quarantine_uri']})"
         )
     print(f"  lag (ms behind latest): {summary['lag_ms']}")
+    if summary["retries"]:
+        print(
+            f"  retried {summary['retries']:,} cloud calls ({summary['throttled']:,} throttled); "
+            f"{summary['outages']} outages, {summary['outage_seconds']:.1f}s unreachable"
+        )
     return 130 if summary["interrupted"] else 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

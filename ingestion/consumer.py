@@ -9,27 +9,45 @@
   shard and sequence range), then move the checkpoint to that sequence number. A consumer that
   restarts after a crash replays exactly the same flush, so it rewrites the same objects: nothing
   is lost and nothing is duplicated.
-- Leases: each shard's item has an ``owner`` and ``lease_expires_at``; every write is conditional on
-  still owning it, so two consumers cannot corrupt each other's checkpoints. A shard leased by a
-  live other consumer is a clear :class:`LeaseHeldError`.
+- Leases, checkpoints, retries and cursors come from :mod:`infra.shards` (the landing
+  application's rows). A shard leased by a live other consumer is a clear
+  :class:`LeaseHeldError`; a clean stop (end of a drain, :meth:`Consumer.stop`, Ctrl-C/SIGTERM)
+  releases every lease so a successor starts at once.
+- The cloud going away (connection errors, 5xx, throttling) is retried with backoff on every
+  call; a ``follow`` run waits for it indefinitely and resumes where it was, a drain gives up
+  after ``retry.max_outage_seconds`` with :class:`CloudUnreachableError`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from infra.kinesis import list_shards
+from infra.shards import (
+    SHARD_END,
+    Aborted,
+    CheckpointStore,
+    CloudUnreachableError,
+    IncompleteAnswerError,
+    LeaseHeldError,
+    LeaseLostError,
+    Retrier,
+    RetryPolicy,
+    ShardCursor,
+    ShardState,
+    ready_shards,
+    refuse_cut_answers,
+    shard_ending,
+)
 from ingestion.landing import (
     FlushBuffer,
     after_page,
@@ -38,24 +56,27 @@ from ingestion.landing import (
     replay_flush_due,
     size_flush_due,
 )
+from riskstream import names
+
+__all__ = [
+    "CheckpointStore",
+    "CloudUnreachableError",
+    "Consumer",
+    "LandingConfig",
+    "LandingReport",
+    "LeaseHeldError",
+    "LeaseLostError",
+    "RetryPolicy",
+    "ShardState",
+]
 
 logger = logging.getLogger(__name__)
 
-SHARD_END = "SHARD_END"
 # In-process duplicate detection is a courtesy (the ETL de-duplicates by event_id); keep it bounded.
 MAX_SEEN_IDS = 2_000_000
-
-
-class LeaseHeldError(RuntimeError):
-    """Another live consumer holds a shard's lease."""
-
-
-class LeaseLostError(RuntimeError):
-    """This consumer's lease was taken over (it expired); stop without writing a checkpoint."""
-
-
-class _Aborted(Exception):
-    """A shard stopped because another shard's worker failed (that failure is the one raised)."""
+_Aborted = Aborted  # a shard stopped because another shard's worker failed (that one is raised)
+_ready = ready_shards
+_ending = shard_ending
 
 
 def default_owner() -> str:
@@ -64,7 +85,11 @@ def default_owner() -> str:
 
 @dataclass(frozen=True)
 class LandingConfig:
-    """Buffering and leasing knobs (Firehose buffers by size and time, too)."""
+    """Buffering, leasing and retry knobs (Firehose buffers by size and time, too).
+
+    ``retry``: backoff on connection errors, 5xx and throttling. Its ``max_outage_seconds``
+    bounds a drain (``--once``); a ``--follow`` run never gives up because the cloud went away.
+    """
 
     buffer_records: int = 20_000
     buffer_bytes: int = 4 * 1024 * 1024
@@ -74,6 +99,7 @@ class LandingConfig:
     lease_seconds: float = 30.0
     lag_report_seconds: float = 10.0
     relist_seconds: float = 15.0
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_outage_seconds=300.0))
 
     def __post_init__(self) -> None:
         if self.buffer_records < 1 or self.buffer_bytes < 1 or self.buffer_seconds <= 0:
@@ -82,134 +108,6 @@ class LandingConfig:
             raise ValueError(f"get_limit={self.get_limit} must be between 1 and 10,000")
         if self.lease_seconds < 1:
             raise ValueError(f"lease_seconds={self.lease_seconds} must be at least 1")
-
-
-@dataclass(frozen=True)
-class ShardState:
-    checkpoint: str | None
-    pending_last: str | None
-    finished: bool
-
-
-class CheckpointStore:
-    """Per-shard checkpoint and lease items in the DynamoDB table (hash key ``lease_key``)."""
-
-    def __init__(
-        self,
-        dynamodb: Any,
-        table: str,
-        stream_name: str,
-        owner: str,
-        lease_seconds: float = 30.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.dynamodb = dynamodb
-        self.table = table
-        self.stream_name = stream_name
-        self.owner = owner
-        self.lease_seconds = lease_seconds
-        self.clock = clock
-
-    def key(self, shard_id: str) -> dict[str, Any]:
-        return {"lease_key": {"S": f"{self.stream_name}/{shard_id}"}}
-
-    def read(self, shard_id: str) -> dict[str, Any]:
-        item = self.dynamodb.get_item(
-            TableName=self.table, Key=self.key(shard_id), ConsistentRead=True
-        ).get("Item", {})
-        return {k: next(iter(v.values())) for k, v in item.items()}
-
-    def acquire(self, shard_id: str) -> ShardState:
-        now = self.clock()
-        try:
-            item = self.dynamodb.update_item(
-                TableName=self.table,
-                Key=self.key(shard_id),
-                UpdateExpression="SET #o = :me, lease_expires_at = :exp, acquired_at = :now",
-                ConditionExpression=(
-                    "attribute_not_exists(#o) OR #o = :me OR lease_expires_at < :now"
-                ),
-                ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues={
-                    ":me": {"S": self.owner},
-                    ":exp": {"N": repr(now + self.lease_seconds)},
-                    ":now": {"N": repr(now)},
-                },
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise
-            held = self.read(shard_id)
-            expires = float(held.get("lease_expires_at", 0))
-            raise LeaseHeldError(
-                f"shard {shard_id} of stream {self.stream_name} is leased by consumer "
-                f"{held.get('owner')!r} until "
-                f"{datetime.fromtimestamp(expires, UTC).isoformat(timespec='seconds')} "
-                f"(in {max(0.0, expires - now):.0f}s): another consumer is running. Stop it, or "
-                "wait for its lease to expire if it died."
-            ) from None
-        values = {k: next(iter(v.values())) for k, v in item.items()}
-        checkpoint = values.get("checkpoint")
-        return ShardState(
-            checkpoint=None if checkpoint in (None, SHARD_END) else checkpoint,
-            pending_last=values.get("pending_last"),
-            finished=checkpoint == SHARD_END,
-        )
-
-    def _owned_update(
-        self, shard_id: str, expression: str, values: dict[str, Any], extend: bool = True
-    ) -> None:
-        now = self.clock()
-        if extend:
-            values = {":exp": {"N": repr(now + self.lease_seconds)}, **values}
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table,
-                Key=self.key(shard_id),
-                UpdateExpression=expression,
-                ConditionExpression="#o = :me",
-                ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues={":me": {"S": self.owner}, **values},
-            )
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise
-            held = self.read(shard_id)
-            raise LeaseLostError(
-                f"lost the lease on shard {shard_id} to {held.get('owner')!r}; stopping this "
-                "shard without moving its checkpoint"
-            ) from None
-
-    def begin(self, shard_id: str, last_seq: str) -> None:
-        """Record the intent to flush up to ``last_seq`` (so a restart replays the same flush)."""
-        self._owned_update(
-            shard_id,
-            "SET pending_last = :p, lease_expires_at = :exp",
-            {":p": {"S": last_seq}},
-        )
-
-    def commit(self, shard_id: str, last_seq: str) -> None:
-        """Move the checkpoint, after the flush's objects are written."""
-        self._owned_update(
-            shard_id,
-            "SET checkpoint = :c, lease_expires_at = :exp, updated_at = :t REMOVE pending_last",
-            {":c": {"S": last_seq}, ":t": {"N": repr(self.clock())}},
-        )
-
-    def renew(self, shard_id: str) -> None:
-        self._owned_update(shard_id, "SET lease_expires_at = :exp", {})
-
-    def release(self, shard_id: str) -> None:
-        try:
-            self._owned_update(
-                shard_id,
-                "SET lease_expires_at = :zero REMOVE #o",
-                {":zero": {"N": "0"}},
-                extend=False,
-            )
-        except (LeaseLostError, ClientError) as exc:
-            logger.warning("could not release lease on %s: %s", shard_id, exc)
 
 
 @dataclass
@@ -224,6 +122,10 @@ class LandingReport:
     lag_ms: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
     reasons: dict[str, int] = field(default_factory=dict)
+    retries: int = 0  # cloud calls retried (connection errors, 5xx, throttling)
+    throttled: int = 0  # of which throttling
+    outages: int = 0  # times the cloud became unreachable, and for how long in all
+    outage_seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -238,6 +140,10 @@ class LandingReport:
             "lag_ms": dict(self.lag_ms),
             "interrupted": self.interrupted,
             "quarantine_reasons": dict(self.reasons),
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "outages": self.outages,
+            "outage_seconds": round(self.outage_seconds, 1),
         }
 
 
@@ -258,20 +164,38 @@ class Consumer:
         config: LandingConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_flush: Callable[[str, FlushBuffer], None] | None = None,
+        application: str = names.LANDING_APPLICATION,
+        rng: random.Random | None = None,
     ) -> None:
         self.kinesis = kinesis
         self.s3 = s3
+        for client in (kinesis, dynamodb):
+            refuse_cut_answers(client)
         self.stream_name = stream_name
         self.buckets = {"raw": raw_bucket, "quarantine": quarantine_bucket}
         self.config = config or LandingConfig()
         self.owner = owner or default_owner()
+        self._stop = threading.Event()  # graceful: flush, checkpoint, release
+        self._abort = threading.Event()  # another worker failed: leave without writing
+        self._crashed = False  # a worker died as in kill -9 (tests): leave the leases too
+        self.retrier = Retrier(
+            self.config.retry,
+            rng=rng,
+            stopping=self._stop,
+            abort=self._abort,
+            endpoint=str(getattr(getattr(kinesis, "meta", None), "endpoint_url", "") or ""),
+        )
         self.store = CheckpointStore(
-            dynamodb, checkpoint_table, stream_name, self.owner, self.config.lease_seconds
+            dynamodb,
+            checkpoint_table,
+            stream_name,
+            self.owner,
+            self.config.lease_seconds,
+            application=application,
+            retrier=self.retrier,
         )
         self.clock = clock
         self.on_flush = on_flush
-        self._stop = threading.Event()  # graceful: flush, checkpoint, release
-        self._abort = threading.Event()  # another worker failed: leave without writing
         self._failure: BaseException | None = None
         self._writers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-put")
         self._lock = threading.Lock()
@@ -285,11 +209,16 @@ class Consumer:
     # ---- the run ----------------------------------------------------------------------------
     def run(self, follow: bool = False, max_seconds: float | None = None) -> LandingReport:
         """``follow=False`` drains what is there and returns; ``True`` keeps reading until
-        :meth:`stop`, Ctrl-C or ``max_seconds``."""
+        :meth:`stop`, Ctrl-C or ``max_seconds``, through any outage of the cloud."""
         report = self._report = LandingReport()
         self._stop.clear()
         self._abort.clear()
+        self._crashed = False
         self._failure = None
+        policy = self.config.retry
+        self.retrier.policy = replace(policy, max_outage_seconds=None) if follow else policy
+        retries_before = (self.retrier.retries, self.retrier.throttled)
+        outages_before = (self.retrier.outage.outages, self.retrier.outage.seconds)
         started = time.monotonic()
         deadline = started + max_seconds if max_seconds else None
         done: set[str] = set()
@@ -343,18 +272,25 @@ class Consumer:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             report.seconds = time.monotonic() - started
+            report.retries = self.retrier.retries - retries_before[0]
+            report.throttled = self.retrier.throttled - retries_before[1]
+            report.outages = self.retrier.outage.outages - outages_before[0]
+            report.outage_seconds = self.retrier.outage.seconds - outages_before[1]
         report.shards = len(done)
         logger.info("landing summary: %s", report.summary())
         return report
 
     def _list_shards(self) -> list[dict[str, Any]]:
-        return list_shards(self.kinesis, self.stream_name)
+        shards: list[dict[str, Any]] = self.retrier.call(
+            "Kinesis ListShards", _list_some_shards, kinesis=self.kinesis, stream=self.stream_name
+        )
+        return shards
 
     def _shard(self, shard: dict[str, Any], follow: bool) -> None:
         shard_id = shard["ShardId"]
         try:
-            ShardReader(self, shard_id, _ending(shard)).run(follow)
-        except (_Aborted, LeaseHeldError):
+            ShardReader(self, shard_id, shard_ending(shard)).run(follow)
+        except (Aborted, LeaseHeldError):
             raise
         except BaseException as exc:
             with self._lock:
@@ -395,23 +331,48 @@ class ShardReader:
         if state.finished:
             logger.debug("shard %s already finished", shard_id)
             return
+        release = True
+        try:
+            self._read(state, follow)
+        except LeaseLostError:
+            release = False  # not ours any more
+            raise
+        except (Exception, KeyboardInterrupt):
+            c._abort.set()
+            raise
+        except BaseException:
+            c._crashed = True  # as in kill -9 (tests simulate it): nothing is cleaned up
+            raise
+        finally:
+            # A clean stop, a drain's end or a failure gives the lease up so a successor starts
+            # at once; a crash leaves it to expire.
+            if release and not c._crashed:
+                c.store.release(shard_id)
+
+    def _read(self, state: ShardState, follow: bool) -> None:
+        c, shard_id = self.c, self.shard_id
         pending = state.pending_last
         if pending:
             logger.info("shard %s: replaying an unfinished flush up to %s", shard_id, pending)
-        iterator: str | None = self._iterator(state.checkpoint)
+        cursor = ShardCursor(c.kinesis, c.stream_name, shard_id, c.retrier, self.cfg.get_limit)
+        # the last sequence number read: an expired iterator is re-obtained after it
+        position = state.checkpoint
+        iterator: str | None = cursor.iterator_after(position)
         # Read ahead: while one page is judged and written, the next GetRecords is in flight.
         fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"get-{shard_id}")
         ahead: Future[dict[str, Any]] | None = None
         try:
             while not c._abort.is_set():
                 if ahead is None:
-                    ahead = fetcher.submit(self._get, iterator)
+                    ahead = fetcher.submit(cursor.get, str(iterator), position)
                 response = ahead.result()
                 ahead = None
                 records = response.get("Records", [])
                 iterator = response.get("NextShardIterator")
+                if records:
+                    position = records[-1]["SequenceNumber"]
                 if records and iterator is not None:
-                    ahead = fetcher.submit(self._get, iterator)
+                    ahead = fetcher.submit(cursor.get, iterator, position)
                 lag = response.get("MillisBehindLatest")
                 if lag is not None:
                     with c._lock:
@@ -441,6 +402,17 @@ class ShardReader:
                     self._check_closed()
                 # A closed shard is done when read to its end (no next iterator; some emulators
                 # keep returning iterators, so caught up on a closed shard counts too).
+                if iterator is None and self.ending is None and not self._closed_now():
+                    # Only a closed shard ends without a next iterator: this answer was wrong
+                    # (cut short?), so read on after the last record read.
+                    logger.warning(
+                        "shard %s: GetRecords gave no next iterator but the shard is open; "
+                        "reading on after %s",
+                        shard_id,
+                        position or "the oldest record",
+                    )
+                    iterator = cursor.iterator_after(position)
+                    continue
                 if iterator is None or (caught_up and self.ending is not None):
                     self._flush()
                     c.store.commit(shard_id, SHARD_END)
@@ -474,19 +446,15 @@ class ShardReader:
                 if time.monotonic() - self.last_renew > self.cfg.lease_seconds / 3:
                     c.store.renew(shard_id)
                     self.last_renew = time.monotonic()
-        except (Exception, KeyboardInterrupt):
-            c._abort.set()
-            raise
         finally:
             fetcher.shutdown(wait=True, cancel_futures=True)
-        if not c._abort.is_set():
-            c.store.release(shard_id)
 
-    def _get(self, iterator: str | None) -> dict[str, Any]:
-        result: dict[str, Any] = self.c.kinesis.get_records(
-            ShardIterator=iterator, Limit=self.cfg.get_limit
-        )
-        return result
+    def _closed_now(self) -> bool:
+        """Whether the stream lists this shard as closed (it has an ending sequence number)."""
+        for shard in self.c._list_shards():
+            if shard["ShardId"] == self.shard_id:
+                self.ending = shard_ending(shard)
+        return self.ending is not None
 
     def _check_closed(self) -> None:
         """In --follow, notice (every relist interval) that this shard was closed by a reshard."""
@@ -495,17 +463,7 @@ class ShardReader:
         self.last_check = time.monotonic()
         for shard in self.c._list_shards():
             if shard["ShardId"] == self.shard_id:
-                self.ending = _ending(shard)
-
-    def _iterator(self, checkpoint: str | None) -> str:
-        kwargs: dict[str, Any] = {"StreamName": self.c.stream_name, "ShardId": self.shard_id}
-        if checkpoint:
-            kwargs.update(
-                ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=checkpoint
-            )
-        else:
-            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
-        return str(self.c.kinesis.get_shard_iterator(**kwargs)["ShardIterator"])
+                self.ending = shard_ending(shard)
 
     def _flush(self) -> None:
         buffer = self.buffer
@@ -518,8 +476,10 @@ class ShardReader:
         def put(item: tuple[str, str, bytes]) -> None:
             role, key, body = item
             if c._abort.is_set():
-                raise _Aborted(f"stopping shard {self.shard_id}: another worker failed")
-            c.s3.put_object(
+                raise Aborted(f"stopping shard {self.shard_id}: another worker failed")
+            c.retrier.call(
+                "S3 PutObject",
+                c.s3.put_object,
                 Bucket=c.buckets[role],
                 Key=key,
                 Body=body,
@@ -549,24 +509,9 @@ class ShardReader:
         self.buffer = FlushBuffer()
 
 
-def _ready(shards: list[dict[str, Any]], done: set[str], active: set[str]) -> list[dict[str, Any]]:
-    """Shards to start now: not done, not running, and every parent present is done."""
-    known = {s["ShardId"] for s in shards}
-    out = []
-    for shard in shards:
-        sid = shard["ShardId"]
-        if sid in done or sid in active:
-            continue
-        parents = [shard.get("ParentShardId"), shard.get("AdjacentParentShardId")]
-        if all(p is None or p not in known or p in done for p in parents):
-            out.append(shard)
-    return out
-
-
-def _ending(shard: dict[str, Any]) -> str | None:
-    ending = shard.get("SequenceNumberRange", {}).get("EndingSequenceNumber")
-    return str(ending) if ending is not None else None
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+def _list_some_shards(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    """Every shard; a stream has at least one, so an empty list is an answer cut short."""
+    shards = list_shards(kinesis, stream)
+    if not shards:
+        raise IncompleteAnswerError(f"ListShards answered no shards for stream {stream}")
+    return shards

@@ -32,6 +32,9 @@ MLFLOW_ARTIFACTS_PREFIX: Final = "mlflow"  # artifacts bucket: MLflow's artifact
 OBS_DATE: Final = "obs_date"  # features: the observation date
 SCORE_DATE: Final = "score_date"  # scores and monitoring: the score date
 
+# ---- stream consumer applications (each has its own leases and checkpoints) --------------------
+LANDING_APPLICATION: Final = "landing"  # ingestion/consumer.py: the stream into the raw bucket
+
 # ---- Glue catalog tables (in the database Settings.glue_database) -----------------------------
 FEATURES_TABLE: Final = "features"  # features_<portfolio>: see features_table()
 SCORES_TABLE: Final = "scores"  # scores_<portfolio>: see scores_table()
