@@ -29,7 +29,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.kinesis import list_shards
-from ingestion.csv_replay import RowError
+from ingestion.csv_replay import FieldNulled, RowError
 from ingestion.records import (
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
@@ -125,6 +125,7 @@ class ProduceReport:
     unsent: int = 0  # left behind by an interruption
     failed: list[Failure] = field(default_factory=list)
     rejected: list[Rejected | RowError] = field(default_factory=list)
+    nulled: list[FieldNulled] = field(default_factory=list)  # fields sent as null, row kept
     seconds: float = 0.0
     interrupted: bool = False
 
@@ -148,6 +149,8 @@ class ProduceReport:
             "records_per_second": round(self.records_per_second, 1),
             "interrupted": self.interrupted,
             "reasons": dict(reasons),
+            "nulled_fields": len(self.nulled),
+            "nulled_reasons": dict(Counter(n.reason for n in self.nulled).most_common()),
         }
 
 
@@ -193,7 +196,7 @@ class Producer:
     # ---- public -----------------------------------------------------------------------------
     def send(
         self,
-        events: Iterable[Mapping[str, Any] | RowError],
+        events: Iterable[Mapping[str, Any] | RowError | FieldNulled],
         total: int | None = None,
         now: datetime | None = None,
     ) -> ProduceReport:
@@ -390,11 +393,16 @@ class Producer:
 
 
 def _split_row_errors(
-    events: Iterable[Mapping[str, Any] | RowError], report: ProduceReport
+    events: Iterable[Mapping[str, Any] | RowError | FieldNulled], report: ProduceReport
 ) -> Iterable[Mapping[str, Any]]:
-    """Pass events through; record a source's :class:`RowError` items as rejected."""
+    """Pass events through; record a source's :class:`RowError` items as rejected and its
+    :class:`FieldNulled` notes (the row's event goes on with that field null) as nulled."""
     for item in events:
         if isinstance(item, RowError):
             report.rejected.append(item)
             continue
+        if isinstance(item, FieldNulled):
+            report.nulled.append(item)
+            continue
         yield item
+
