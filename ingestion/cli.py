@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +75,6 @@ def register(subparsers: Any) -> None:
 
 
 def produce_cmd(args: argparse.Namespace, settings: Settings) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from ingestion.producer import ProducerError, RateLimit
     from ingestion.tasks import SourceError, build_source, run_producer
 
@@ -89,7 +89,7 @@ def produce_cmd(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError(str(exc)) from None
     if args.limit is not None and args.limit < 1:
         raise CommandError(f"--limit {args.limit} must be at least 1")
-    try:
+    with _command_errors(settings, "producing", SourceError, ProducerError):
         source = build_source(
             args.source,
             accounts=args.accounts,
@@ -102,22 +102,6 @@ def produce_cmd(args: argparse.Namespace, settings: Settings) -> int:
         report, oracle_uri = run_producer(
             settings, source, rate_limit=rate, progress=not args.no_progress, limit=args.limit
         )
-    except SourceError as exc:
-        raise CommandError(str(exc)) from None
-    except ProducerError as exc:
-        raise CommandError(str(exc)) from None
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        if code in ("NoSuchBucket", "ResourceNotFoundException"):
-            raise CommandError(
-                f"a bucket or the stream is missing ({exc}); run `riskstream provision`"
-            ) from None
-        raise CommandError(f"producing failed: {exc}") from None
-    except BotoCoreError as exc:
-        raise CommandError(
-            f"cannot talk to the cloud at {settings.endpoint_url}: {exc}; is it up "
-            "(`riskstream cloud up`)?"
-        ) from None
     summary = report.summary()
     print(
         f"{'interrupted: ' if report.interrupted else ''}sent {report.sent:,} events to "
@@ -153,8 +137,6 @@ def produce_cmd(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def consume_cmd(args: argparse.Namespace, settings: Settings) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from ingestion.consumer import LandingConfig, LeaseHeldError, LeaseLostError
     from ingestion.tasks import land
 
@@ -171,7 +153,7 @@ def consume_cmd(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(str(exc)) from None
     if args.max_seconds is not None and not args.follow:
         raise CommandError("--max-seconds goes with --follow")
-    try:
+    with _command_errors(settings, "landing", LeaseHeldError, LeaseLostError):
         summary = land(
             settings,
             follow=args.follow,
@@ -179,19 +161,6 @@ def consume_cmd(args: argparse.Namespace, settings: Settings) -> int:
             config=config,
             owner=args.consumer_id,
         )
-    except (LeaseHeldError, LeaseLostError) as exc:
-        raise CommandError(str(exc)) from None
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        if code == "ResourceNotFoundException":
-            raise CommandError(
-                f"stream or checkpoint table missing ({exc}); run `riskstream provision`"
-            ) from None
-        raise CommandError(f"landing failed: {exc}") from None
-    except BotoCoreError as exc:
-        raise CommandError(
-            f"cannot talk to the cloud at {settings.endpoint_url}: {exc}; is it up?"
-        ) from None
     print(
         f"{'interrupted: ' if summary['interrupted'] else ''}read {summary['records']:,} records "
         f"from {summary['shards']} shards in {summary['seconds']:.1f}s: landed "
@@ -204,3 +173,40 @@ def consume_cmd(args: argparse.Namespace, settings: Settings) -> int:
         )
     print(f"  lag (ms behind latest): {summary['lag_ms']}")
     return 130 if summary["interrupted"] else 0
+
+
+# what each command needs provisioned: (the error codes of a missing resource, how to say it),
+# and how to say that the cloud is down
+_NEEDS = {
+    "producing": (
+        ("NoSuchBucket", "ResourceNotFoundException"),
+        "a bucket or the stream is missing",
+        "is it up (`riskstream cloud up`)?",
+    ),
+    "landing": (
+        ("ResourceNotFoundException",),
+        "stream or checkpoint table missing",
+        "is it up?",
+    ),
+}
+
+
+@contextmanager
+def _command_errors(settings: Settings, doing: str, *plain: type[Exception]) -> Iterator[None]:
+    """Failures said so the user can act: ``plain`` errors by their own message, a missing
+    resource (provision it), any other refusal (``doing`` failed), a cloud not reachable."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    missing, what_is_missing, is_it_up = _NEEDS[doing]
+    try:
+        yield
+    except plain as exc:
+        raise CommandError(str(exc)) from None
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in missing:
+            raise CommandError(f"{what_is_missing} ({exc}); run `riskstream provision`") from None
+        raise CommandError(f"{doing} failed: {exc}") from None
+    except BotoCoreError as exc:
+        raise CommandError(
+            f"cannot talk to the cloud at {settings.endpoint_url}: {exc}; {is_it_up}"
+        ) from None
