@@ -14,7 +14,14 @@ from etl.glue import BookmarkStore, GlueArgumentError
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
-from riskstream.storage import Storage, is_s3, join, register_partitions, register_table
+from riskstream.storage import (
+    CatalogTable,
+    Storage,
+    is_s3,
+    join,
+    register_partitions,
+    register_table,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,5 +94,8 @@ def register_partitioned(
 ) -> None:
     """Create or update a catalog table and its partitions ``key=value`` (idempotent)."""
     glue = make_client(settings, "glue")
-    register_table(glue, settings.glue_database, table, location, schema, key, description)
-    register_partitions(glue, settings.glue_database, table, location, schema, key, values)
+    catalog_table = CatalogTable(
+        settings.glue_database, table, location, schema, key, description=description
+    )
+    register_table(glue, catalog_table)
+    register_partitions(glue, catalog_table, values)
