@@ -30,6 +30,7 @@ Each fit runs in its own subprocess so ``ru_maxrss`` is that model's peak memory
 
 from __future__ import annotations
 
+import functools
 import json
 import resource
 import subprocess
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from common import ROOT, Row, cli, local_cloud, write_rows
 
@@ -121,6 +123,27 @@ def cv_worker(kind: str, data: str, max_trials: int) -> None:
     print(json.dumps({"searched": searched, "plain": plain, "ceiling": ceiling}))
 
 
+def fit_and_rank(
+    kind: str, train: Any, cols: Any, max_trials: int
+) -> tuple[Any, tuple[float, float, str]]:
+    """One kind's searched fit on ``train`` and its place in the champion choice: the lower
+    cost at the cost-optimal threshold first, then the higher cross-validated AUC."""
+    from training.metrics import CostMatrix, cost_optimal_threshold
+    from training.models import SearchBudget, fit_with_search
+
+    fitted = fit_with_search(
+        kind,
+        train[cols.all],
+        train["label"].to_numpy(),
+        cols,
+        SearchBudget(max_trials=max_trials),
+    )
+    _, cost = cost_optimal_threshold(
+        fitted.validation_y, fitted.validation_p, CostMatrix(10.0, 1.0)
+    )
+    return fitted, (round(cost, 12), -fitted.extra["cv_roc_auc"], kind)
+
+
 def reproducible_worker(data: str, max_trials: int) -> None:
     """In a subprocess: the three models twice on the same rows and seed; same champion and
     bit-identical predictions?"""
@@ -131,8 +154,6 @@ def reproducible_worker(data: str, max_trials: int) -> None:
     from training.dataset import labelled as _labelled
     from training.dataset import split_rows
     from training.lawful import InputPolicy
-    from training.metrics import CostMatrix, cost_optimal_threshold
-    from training.models import SearchBudget, fit_with_search
     from training.prepare import select_columns
 
     rows = _labelled(pd.read_parquet(data), data)
@@ -143,17 +164,7 @@ def reproducible_worker(data: str, max_trials: int) -> None:
     for _ in range(2):
         best, preds = None, {}
         for kind in modelkinds.names():
-            fitted = fit_with_search(
-                kind,
-                train[cols.all],
-                train["label"].to_numpy(),
-                cols,
-                SearchBudget(max_trials=max_trials),
-            )
-            _, cost = cost_optimal_threshold(
-                fitted.validation_y, fitted.validation_p, CostMatrix(10.0, 1.0)
-            )
-            key = (round(cost, 12), -fitted.extra["cv_roc_auc"], kind)
+            fitted, key = fit_and_rank(kind, train, cols, max_trials)
             best = min(best or key, key)
             preds[kind] = fitted.pipeline.predict_proba(test[cols.all])[:, 1]
         outcomes.append((best[2], preds))
@@ -210,8 +221,6 @@ def synthetic_worker(accounts: int, months: int, max_trials: int) -> None:
     from ingestion.synthetic import SyntheticConfig, simulate
     from training.dataset import labelled, split_rows
     from training.lawful import InputPolicy
-    from training.metrics import CostMatrix, cost_optimal_threshold
-    from training.models import SearchBudget, fit_with_search
     from training.prepare import select_columns
 
     portfolio = simulate(SyntheticConfig(accounts=accounts, months=months, seed=7))
@@ -224,19 +233,9 @@ def synthetic_worker(accounts: int, months: int, max_trials: int) -> None:
     train, test = rows.iloc[split.train_index], rows.iloc[split.test_index]
     best = None
     for kind in modelkinds.names():
-        fitted = fit_with_search(
-            kind,
-            train[cols.all],
-            train["label"].to_numpy(),
-            cols,
-            SearchBudget(max_trials=max_trials),
-        )
-        _, cost = cost_optimal_threshold(
-            fitted.validation_y, fitted.validation_p, CostMatrix(10.0, 1.0)
-        )
+        fitted, key = fit_and_rank(kind, train, cols, max_trials)
         auc = roc_auc_score(test["label"], fitted.pipeline.predict_proba(test[cols.all])[:, 1])
-        key = (round(cost, 12), -fitted.extra["cv_roc_auc"], kind, auc)
-        best = min(best or key, key)
+        best = min(best or (*key, auc), (*key, auc))
     oracle = portfolio.oracle.set_index("account_id")
     ids = test["account_id"].astype(str)
     y = test["label"].to_numpy()
@@ -269,6 +268,32 @@ def interval(values: list[float]) -> tuple[float, float, float]:
     arr = np.asarray(values, dtype=float)
     half = float(t.ppf(0.975, len(arr) - 1) * arr.std(ddof=1) / np.sqrt(len(arr)))
     return float(arr.mean()), float(arr.mean() - half), float(arr.mean() + half)
+
+
+def against_plain(
+    kind: str,
+    name: str,
+    search: dict[str, float],
+    plain: dict[str, float],
+    metric: str,
+    what: str,
+    unit: str,
+    slug: str,
+    reference: str = "plain fit",
+    **more: Any,
+) -> Row:
+    """A row for one ``metric`` of a kind's searched fit, with the plain fit as its reference."""
+    return Row(
+        "training",
+        f"{name}: {what}",
+        search[metric],
+        unit,
+        id=f"training.{kind}.{slug}",
+        reference=reference,
+        reference_value=plain[metric],
+        ratio=search[metric] / plain[metric],
+        **more,
+    )
 
 
 def run_worker(kind: str, mode: str, data: Path, budget: float) -> dict[str, float]:
@@ -345,40 +370,25 @@ def main() -> None:
             plain = run_worker(kind, "plain", data, budget)
             searched[kind] = search
             name = modelkinds.get(kind).label
+            vs_plain = functools.partial(against_plain, kind, name, search, plain)
             rows += [
-                Row(
-                    "training",
-                    f"{name}: fit with search ({len(frame):,} rows, budget "
-                    f"{budget:g}s, {int(search['trials'])} trials)",
-                    search["seconds"],
+                vs_plain(
+                    "seconds",
+                    f"fit with search ({len(frame):,} rows, budget {budget:g}s, "
+                    f"{int(search['trials'])} trials)",
                     "s",
-                    id=f"training.{kind}.fit_seconds",
+                    "fit_seconds",
                     reference="plain fit, library defaults, no search",
-                    reference_value=plain["seconds"],
-                    ratio=search["seconds"] / plain["seconds"],
                 ),
-                Row(
-                    "training",
-                    f"{name}: test ROC-AUC (held-out third)",
-                    search["auc"],
+                vs_plain(
+                    "auc",
+                    "test ROC-AUC (held-out third)",
                     "AUC",
-                    id=f"training.{kind}.test_auc",
-                    reference="plain fit",
-                    reference_value=plain["auc"],
-                    ratio=search["auc"] / plain["auc"],
+                    "test_auc",
                     target=f">= {AUC_TARGETS[kind]}" if kind in AUC_TARGETS else "",
                     met=search["auc"] >= AUC_TARGETS[kind] if kind in AUC_TARGETS else None,
                 ),
-                Row(
-                    "training",
-                    f"{name}: peak memory of the fitting process",
-                    search["rss_mb"],
-                    "MB",
-                    id=f"training.{kind}.peak_mb",
-                    reference="plain fit",
-                    reference_value=plain["rss_mb"],
-                    ratio=search["rss_mb"] / plain["rss_mb"],
-                ),
+                vs_plain("rss_mb", "peak memory of the fitting process", "MB", "peak_mb"),
             ]
         total = sum(s["seconds"] for s in searched.values())
         rows.append(

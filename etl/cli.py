@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,24 +78,19 @@ def _overrides(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, st
 
 
 def _run(module: Any, args: argparse.Namespace, settings: Settings, **extra: str) -> dict[str, Any]:
-    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
-
     from etl.glue import GlueArgumentError
     from etl.spark import SparkSetupError, build_spark
 
     options = module.options(settings, run_date=args.run_date, **extra)
-    try:
+    with _command_errors(
+        settings,
+        "`riskstream cloud up` and `riskstream provision`",
+        (GlueArgumentError, SparkSetupError, ValueError),
+        job=options["JOB_NAME"],
+    ):
         spark = build_spark(settings, options["JOB_NAME"])
-        return module.run(spark, settings, options)
-    except EndpointConnectionError:
-        raise CommandError(
-            f"cannot reach the cloud at {settings.endpoint_url}; start it with "
-            "`riskstream cloud up` and `riskstream provision`"
-        ) from None
-    except (GlueArgumentError, SparkSetupError, ValueError) as exc:
-        raise CommandError(str(exc)) from None
-    except (ClientError, BotoCoreError) as exc:
-        raise CommandError(f"{options['JOB_NAME']} failed talking to the cloud: {exc}") from None
+        report: dict[str, Any] = module.run(spark, settings, options)
+    return report
 
 
 def raw_to_curated_cmd(args: argparse.Namespace, settings: Settings) -> int:
@@ -134,24 +131,39 @@ def curated_to_features_cmd(args: argparse.Namespace, settings: Settings) -> int
 
 
 def compact_cmd(args: argparse.Namespace, settings: Settings) -> int:
-    from botocore.exceptions import EndpointConnectionError
-
     from etl import tasks
     from etl.session import SessionJobError
     from etl.spark import SparkSetupError
 
-    try:
+    with _command_errors(
+        settings, "`riskstream cloud up`", (SparkSetupError, SessionJobError, ValueError)
+    ):
         report = tasks.compact(settings, args.table, args.target)
-    except EndpointConnectionError:
-        raise CommandError(
-            f"cannot reach the cloud at {settings.endpoint_url}; start it with "
-            "`riskstream cloud up`"
-        ) from None
-    except (SparkSetupError, SessionJobError, ValueError) as exc:
-        raise CommandError(str(exc)) from None
     _print(report)
     print(f"{report['partitions_compacted']} partition(s) compacted")
     return 0
+
+
+@contextmanager
+def _command_errors(
+    settings: Settings, start: str, plain: tuple[type[Exception], ...], job: str | None = None
+) -> Iterator[None]:
+    """Failures said so the user can act: a cloud not reachable (``start`` it), ``plain`` errors
+    by their own message and, for a ``job``, any other cloud failure as the job's."""
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+    try:
+        yield
+    except EndpointConnectionError:
+        raise CommandError(
+            f"cannot reach the cloud at {settings.endpoint_url}; start it with {start}"
+        ) from None
+    except plain as exc:
+        raise CommandError(str(exc)) from None
+    except (ClientError, BotoCoreError) as exc:
+        if job is None:
+            raise
+        raise CommandError(f"{job} failed talking to the cloud: {exc}") from None
 
 
 def _print(report: dict[str, Any]) -> None:

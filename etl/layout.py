@@ -278,7 +278,13 @@ def sync_catalog(
     description: str,
 ) -> dict[str, int]:
     """Make the catalog table's partitions point where the manifest points (add, move, drop)."""
-    from riskstream.storage import glue_columns, register_table, storage_descriptor, to_s3
+    from riskstream.storage import (
+        CatalogTable,
+        glue_columns,
+        register_table,
+        storage_descriptor,
+        to_s3,
+    )
 
     key = manifest["key"]
     columns = glue_columns(schema, skip=[key])
@@ -300,7 +306,7 @@ def sync_catalog(
     dropped = [v for v in current if v not in wanted]
     if exists and not (added or moved or dropped):
         return {"added": 0, "moved": 0, "dropped": 0}  # in step: no catalog write at all
-    register_table(glue, database, name, table, schema, key, description)
+    register_table(glue, CatalogTable(database, name, table, schema, key, description))
     for start in range(0, len(added), 100):
         glue.batch_create_partition(
             DatabaseName=database,

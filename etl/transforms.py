@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from riskstream.events import (
+    ENVELOPE_FIELDS,
     EVENT_TYPES,
     MAX_CLOCK_SKEW,
     PAYLOAD_SCHEMAS,
@@ -34,14 +35,8 @@ STATUS_OK = "ok"
 STATUS_DUPLICATE = "duplicate"
 STATUS_QUARANTINED = "quarantined"
 
-ENVELOPE_COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "event_type",
-    "account_id",
-    "event_time",
-    "schema_version",
-    "source",
-)
+# the event contract's envelope, the payload aside (it is parsed into the per-type columns)
+ENVELOPE_COLUMNS: tuple[str, ...] = tuple(f for f in ENVELOPE_FIELDS if f != "payload")
 
 # Every payload field of every event type, in a stable order (first type that declares it wins).
 PAYLOAD_FIELDS: dict[str, FieldSpec] = {}

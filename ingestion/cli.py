@@ -6,6 +6,8 @@ import argparse
 import json
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +84,6 @@ def register(subparsers: Any) -> None:
 
 
 def produce_cmd(args: argparse.Namespace, settings: Settings) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     from ingestion.producer import ProducerError, RateLimit
     from ingestion.tasks import SourceError, build_source, run_producer
 
@@ -98,7 +98,7 @@ def produce_cmd(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError(str(exc)) from None
     if args.limit is not None and args.limit < 1:
         raise CommandError(f"--limit {args.limit} must be at least 1")
-    try:
+    with _command_errors(settings, "producing", SourceError, ProducerError):
         source = build_source(
             args.source,
             accounts=args.accounts,
@@ -111,22 +111,6 @@ def produce_cmd(args: argparse.Namespace, settings: Settings) -> int:
         report, oracle_uri = run_producer(
             settings, source, rate_limit=rate, progress=not args.no_progress, limit=args.limit
         )
-    except SourceError as exc:
-        raise CommandError(str(exc)) from None
-    except ProducerError as exc:
-        raise CommandError(str(exc)) from None
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        if code in ("NoSuchBucket", "ResourceNotFoundException"):
-            raise CommandError(
-                f"a bucket or the stream is missing ({exc}); run `riskstream provision`"
-            ) from None
-        raise CommandError(f"producing failed: {exc}") from None
-    except BotoCoreError as exc:
-        raise CommandError(
-            f"cannot talk to the cloud at {settings.endpoint_url}: {exc}; is it up "
-            "(`riskstream cloud up`)?"
-        ) from None
     summary = report.summary()
     print(
         f"{'interrupted: ' if report.interrupted else ''}sent {report.sent:,} events to "
@@ -242,3 +226,35 @@ def consume_cmd(args: argparse.Namespace, settings: Settings) -> int:
 
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+# what each command needs provisioned: (the error codes of a missing resource, how to say it),
+# and how to say that the cloud is down
+_NEEDS = {
+    "producing": (
+        ("NoSuchBucket", "ResourceNotFoundException"),
+        "a bucket or the stream is missing",
+        "is it up (`riskstream cloud up`)?",
+    ),
+}
+
+
+@contextmanager
+def _command_errors(settings: Settings, doing: str, *plain: type[Exception]) -> Iterator[None]:
+    """Failures said so the user can act: ``plain`` errors by their own message, a missing
+    resource (provision it), any other refusal (``doing`` failed), a cloud not reachable."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    missing, what_is_missing, is_it_up = _NEEDS[doing]
+    try:
+        yield
+    except plain as exc:
+        raise CommandError(str(exc)) from None
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in missing:
+            raise CommandError(f"{what_is_missing} ({exc}); run `riskstream provision`") from None
+        raise CommandError(f"{doing} failed: {exc}") from None
+    except BotoCoreError as exc:
+        raise CommandError(
+            f"cannot talk to the cloud at {settings.endpoint_url}: {exc}; {is_it_up}"
+        ) from None

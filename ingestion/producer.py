@@ -405,4 +405,3 @@ def _split_row_errors(
             report.nulled.append(item)
             continue
         yield item
-

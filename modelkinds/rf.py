@@ -12,12 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from modelkinds.base import CompiledEstimator, FitOptions, ModelKind
-
-
-def preprocess(numeric: list[str], categorical: list[str], variant: str | None) -> Any:
-    from modelkinds.parts.preprocess import native_trees
-
-    return native_trees(numeric, categorical)
+from modelkinds.parts.preprocess import native_trees
 
 
 def estimator(params: dict[str, Any], options: FitOptions) -> Any:
@@ -104,7 +99,7 @@ KIND = ModelKind(
         "min_samples_leaf": [5, 10, 25, 50, 100],
         "max_features": ["sqrt", 0.3, 0.5],
     },
-    preprocess=preprocess,
+    preprocess=native_trees,
     estimator=estimator,
     compile=compile_estimator,
     contributions=contributions,

@@ -14,14 +14,9 @@ import math
 from typing import Any
 
 from modelkinds.base import CompiledEstimator, FitOptions, ModelKind, NotCompilable
+from modelkinds.parts.preprocess import native_trees
 
 logger = logging.getLogger(__name__)
-
-
-def preprocess(numeric: list[str], categorical: list[str], variant: str | None) -> Any:
-    from modelkinds.parts.preprocess import native_trees
-
-    return native_trees(numeric, categorical)
 
 
 def estimator(params: dict[str, Any], options: FitOptions) -> Any:
@@ -135,7 +130,7 @@ KIND = ModelKind(
         "min_child_weight": [1, 5, 10, 20, 40],
         "reg_lambda": [1.0, 5.0, 20.0],
     },
-    preprocess=preprocess,
+    preprocess=native_trees,
     estimator=estimator,
     compile=compile_estimator,
     contributions=contributions,

@@ -99,81 +99,55 @@ def pipeline_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     from riskstream.settings import PORTFOLIO_RE
 
     d = default_params()
-
-    params = {
-        "source": Param(
-            d["source"],
-            type="string",
-            enum=list(SOURCES),
-            description="where the events come from",
-        ),
-        "portfolio": Param(
-            d["portfolio"],
-            type="string",
-            pattern=r"^$|" + PORTFOLIO_RE.pattern,
-            description="the portfolio this run trains and scores (empty = the source's name, "
+    # name -> (JSON type, description, other Param keywords); the default is default_params()'s
+    declarations: dict[str, tuple[str, str, dict[str, Any]]] = {
+        "source": ("string", "where the events come from", {"enum": list(SOURCES)}),
+        "portfolio": (
+            "string",
+            "the portfolio this run trains and scores (empty = the source's name, "
             "or for csv the mapping's 'portfolio' or the file's name)",
+            {"pattern": r"^$|" + PORTFOLIO_RE.pattern},
         ),
-        "accounts": Param(
-            d["accounts"],
-            type="integer",
-            minimum=1,
-            maximum=1_000_000,
-            description="synthetic: number of accounts",
+        "accounts": (
+            "integer",
+            "synthetic: number of accounts",
+            {"minimum": 1, "maximum": 1_000_000},
         ),
-        "months": Param(
-            d["months"],
-            type="integer",
-            minimum=3,
-            maximum=60,
-            description="synthetic: months of activity",
+        "months": ("integer", "synthetic: months of activity", {"minimum": 3, "maximum": 60}),
+        "seed": ("integer", "synthetic: random seed", {}),
+        "taiwan_path": ("string", "taiwan: CSV path (empty = the bundled data set)", {}),
+        "csv_path": ("string", "csv: your file", {}),
+        "csv_mapping": ("string", "csv: mapping JSON file (id, time, label, attributes)", {}),
+        "models": (
+            "string",
+            f"comma-separated model set, from {', '.join(modelkinds.names())}",
+            {"pattern": modelkinds.models_pattern()},
         ),
-        "seed": Param(d["seed"], type="integer", description="synthetic: random seed"),
-        "taiwan_path": Param(
-            d["taiwan_path"],
-            type="string",
-            description="taiwan: CSV path (empty = the bundled data set)",
+        "train_budget_seconds": (
+            "integer",
+            "upper guard on search seconds per model (the trial count bounds it)",
+            {"minimum": 5},
         ),
-        "csv_path": Param(d["csv_path"], type="string", description="csv: your file"),
-        "csv_mapping": Param(
-            d["csv_mapping"],
-            type="string",
-            description="csv: mapping JSON file (id, time, label, attributes)",
+        "promote_override": (
+            "boolean",
+            "promote even when the champion cannot be evaluated (recorded)",
+            {},
         ),
-        "models": Param(
-            d["models"],
-            type="string",
-            pattern=modelkinds.models_pattern(),
-            description=f"comma-separated model set, from {', '.join(modelkinds.names())}",
+        "min_ks": (
+            "number",
+            "promotion gate: minimum KS of the challenger",
+            {"minimum": 0, "maximum": 1},
         ),
-        "train_budget_seconds": Param(
-            d["train_budget_seconds"],
-            type="integer",
-            minimum=5,
-            description="upper guard on search seconds per model (the trial count bounds it)",
+        "max_ece": (
+            "number",
+            "promotion gate: maximum calibration error (ECE)",
+            {"minimum": 0, "maximum": 1},
         ),
-        "promote_override": Param(
-            d["promote_override"],
-            type="boolean",
-            description="promote even when the champion cannot be evaluated (recorded)",
-        ),
-        "min_ks": Param(
-            d["min_ks"],
-            type="number",
-            minimum=0,
-            maximum=1,
-            description="promotion gate: minimum KS of the challenger",
-        ),
-        "max_ece": Param(
-            d["max_ece"],
-            type="number",
-            minimum=0,
-            maximum=1,
-            description="promotion gate: maximum calibration error (ECE)",
-        ),
-        "reset_bookmarks": Param(
-            d["reset_bookmarks"], type="boolean", description="reprocess every raw partition"
-        ),
+        "reset_bookmarks": ("boolean", "reprocess every raw partition", {}),
+    }
+    params = {
+        name: Param(d[name], type=type_, description=description, **extra)
+        for name, (type_, description, extra) in declarations.items()
     }
     for key, value in (overrides or {}).items():
         params[key] = value

@@ -310,53 +310,53 @@ def storage_descriptor(location: str, columns: list[dict[str, str]]) -> dict[str
     }
 
 
-def register_table(
-    glue: Any,
-    database: str,
-    name: str,
-    location: str,
-    schema: Any,
-    partition_key: str,
-    description: str = "",
-    partition_type: str = "string",
-) -> str:
+@dataclass(frozen=True)
+class CatalogTable:
+    """A partitioned Parquet table as the Glue catalog knows it: where it is listed, where its
+    files live, its schema (Arrow or Spark) and its partition column."""
+
+    database: str
+    name: str
+    location: str
+    schema: Any
+    partition_key: str
+    description: str = ""
+    partition_type: str = "string"
+
+
+def register_table(glue: Any, table: CatalogTable) -> str:
     """Create or update one partitioned Parquet table; return ``created`` or ``updated``."""
-    location = to_s3(location).rstrip("/") + "/"
-    table = {
+    database, name = table.database, table.name
+    location = to_s3(table.location).rstrip("/") + "/"
+    table_input = {
         "Name": name,
-        "Description": description,
+        "Description": table.description,
         "TableType": "EXTERNAL_TABLE",
         "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
         "StorageDescriptor": storage_descriptor(
-            location, glue_columns(schema, skip=[partition_key])
+            location, glue_columns(table.schema, skip=[table.partition_key])
         ),
-        "PartitionKeys": [{"Name": partition_key, "Type": partition_type}],
+        "PartitionKeys": [{"Name": table.partition_key, "Type": table.partition_type}],
     }
     try:
         glue.get_table(DatabaseName=database, Name=name)
     except glue.exceptions.EntityNotFoundException:
-        glue.create_table(DatabaseName=database, TableInput=table)
+        glue.create_table(DatabaseName=database, TableInput=table_input)
         logger.info("catalog: created table %s.%s at %s", database, name, location)
         return "created"
-    glue.update_table(DatabaseName=database, TableInput=table)
+    glue.update_table(DatabaseName=database, TableInput=table_input)
     logger.info("catalog: updated table %s.%s", database, name)
     return "updated"
 
 
 def register_partitions(
-    glue: Any,
-    database: str,
-    name: str,
-    location: str,
-    schema: Any,
-    partition_key: str,
-    values: Iterable[str],
-    replace: bool = False,
+    glue: Any, table: CatalogTable, values: Iterable[str], replace: bool = False
 ) -> int:
     """Add the partitions not in the catalog yet; with ``replace``, also rewrite existing ones
     (their location or schema changed). Returns how many were added."""
-    base = to_s3(location).rstrip("/")
-    columns = glue_columns(schema, skip=[partition_key])
+    database, name, partition_key = table.database, table.name, table.partition_key
+    base = to_s3(table.location).rstrip("/")
+    columns = glue_columns(table.schema, skip=[partition_key])
     inputs = [
         {
             "Values": [value],

@@ -32,8 +32,8 @@ from serving.scoring import (
     N_REASONS,
     ScoringConfig,
     base_estimator,
-    column_names,
     human_name,
+    kept_parts,
     output_to_source,
     pd_to_score,
     source_features,
@@ -207,12 +207,7 @@ def _compile_preprocess(preprocess: Any) -> tuple[list[str], list[Block]]:
     if transformers is None:
         raise NotCompilable(f"preprocess {type(preprocess).__name__} is not a ColumnTransformer")
     blocks: list[Block] = []
-    for _name, trans, cols in transformers:
-        if trans == "drop":
-            continue
-        names = column_names(cols, inputs)
-        if not names:
-            continue
+    for trans, names in kept_parts(transformers, inputs):
         if trans == "passthrough":
             blocks.append(_Steps(names, []).compile())
             continue

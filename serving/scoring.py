@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,18 +252,24 @@ def output_to_source(preprocess: Any) -> list[str]:
         outs = [str(n) for n in preprocess.get_feature_names_out(inputs)]
         return [_match_source(o, inputs) for o in outs]
     mapping: list[str] = []
-    for _name, trans, cols in transformers:
-        if trans == "drop":
-            continue
-        col_names = column_names(cols, inputs)
-        if not col_names:
-            continue
+    for trans, col_names in kept_parts(transformers, inputs):
         if trans == "passthrough":
             mapping.extend(col_names)
             continue
         outs = [str(n) for n in trans.get_feature_names_out(col_names)]
         mapping.extend(_match_source(o, col_names) for o in outs)
     return mapping
+
+
+def kept_parts(transformers: Any, inputs: list[str]) -> Iterator[tuple[Any, list[str]]]:
+    """(transformer, the input columns it selects) of each part of a fitted ColumnTransformer's
+    ``transformers_`` that reads something and is not dropped."""
+    for _name, trans, cols in transformers:
+        if trans == "drop":
+            continue
+        names = column_names(cols, inputs)
+        if names:
+            yield trans, names
 
 
 def column_names(cols: Any, inputs: list[str]) -> list[str]:

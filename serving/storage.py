@@ -17,6 +17,7 @@ from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from riskstream.storage import (
+    CatalogTable,
     Storage,
     arrow_s3_filesystem,
     read_parquet,
@@ -104,8 +105,7 @@ def register_scores_partition(settings: Settings, schema: pa.Schema, score_date:
     """Create or update the ``scores`` table and its ``score_date`` partition (idempotent)."""
     glue = make_client(settings, "glue")
     location = scores_uri(settings)
-    register_table(
-        glue,
+    table = CatalogTable(
         settings.glue_database,
         names.scores_table(settings.portfolio),
         location,
@@ -114,13 +114,5 @@ def register_scores_partition(settings: Settings, schema: pa.Schema, score_date:
         "risk scores per account and score date",
         partition_type="date",
     )
-    register_partitions(
-        glue,
-        settings.glue_database,
-        names.scores_table(settings.portfolio),
-        location,
-        schema,
-        names.SCORE_DATE,
-        [score_date.isoformat()],
-        replace=True,
-    )
+    register_table(glue, table)
+    register_partitions(glue, table, [score_date.isoformat()], replace=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -134,12 +135,31 @@ def up_on_a_free_port(
     raise AssertionError("unreachable")
 
 
+@contextmanager
+def running_on_a_free_port(
+    configure: Callable[[int], tuple[Settings, ManagedService]],
+) -> Iterator[tuple[Settings, ManagedService]]:
+    """The service ``configure(port)`` describes, up on a free port (see
+    :func:`up_on_a_free_port`) for the ``with`` block and down after it."""
+
+    def start(port: int) -> tuple[Settings, ManagedService]:
+        settings, service = configure(port)
+        service.up()
+        return settings, service
+
+    settings, service = up_on_a_free_port(start)
+    try:
+        yield settings, service
+    finally:
+        service.down()
+
+
 @pytest.fixture(scope="session")
 def cloud_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings pointing at a real moto server started for this test session on a free port."""
     state = tmp_path_factory.mktemp("cloud-state")
 
-    def start(port: int) -> tuple[Settings, ManagedService]:
+    def configure(port: int) -> tuple[Settings, ManagedService]:
         settings = Settings.from_mapping(
             {
                 "RISKSTREAM_TARGET": "embedded",
@@ -149,14 +169,10 @@ def cloud_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
             }
         )
         service = cloud_service(settings, ephemeral=True)
-        service.up()
         return settings, service
 
-    settings, service = up_on_a_free_port(start)
-    try:
+    with running_on_a_free_port(configure) as (settings, _):
         yield settings
-    finally:
-        service.down()
 
 
 @pytest.fixture
@@ -184,17 +200,13 @@ def mlflow_settings(cloud_settings: Settings) -> Iterator[Settings]:
 
     provision(cloud_settings)  # the artifacts bucket must exist before the server writes to it
 
-    def start(port: int) -> tuple[Settings, ManagedService]:
+    def configure(port: int) -> tuple[Settings, ManagedService]:
         settings = cloud_settings.with_overrides(
             mlflow_tracking_uri=f"http://127.0.0.1:{port}",
             state_dir=cloud_settings.state_dir / "mlflow-session",
         )
         service = mlflow_service(settings)
-        service.up()
         return settings, service
 
-    settings, service = up_on_a_free_port(start)
-    try:
+    with running_on_a_free_port(configure) as (settings, _):
         yield settings
-    finally:
-        service.down()

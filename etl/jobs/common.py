@@ -1,5 +1,5 @@
 """Pieces both job scripts share: default locations, storage and bookmark wiring, arguments,
-the run report beside the output and the catalog registration.
+the run report beside the output, the catalog registration and the spark-submit entry.
 
 Entry/IO module.
 """
@@ -7,14 +7,23 @@ Entry/IO module.
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from etl.glue import BookmarkStore, GlueArgumentError
+from etl.glue import BookmarkStore, GlueArgumentError, get_resolved_options
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
-from riskstream.storage import Storage, is_s3, join, register_partitions, register_table
+from riskstream.storage import (
+    CatalogTable,
+    Storage,
+    is_s3,
+    join,
+    register_partitions,
+    register_table,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -87,5 +96,28 @@ def register_partitioned(
 ) -> None:
     """Create or update a catalog table and its partitions ``key=value`` (idempotent)."""
     glue = make_client(settings, "glue")
-    register_table(glue, settings.glue_database, table, location, schema, key, description)
-    register_partitions(glue, settings.glue_database, table, location, schema, key, values)
+    catalog_table = CatalogTable(
+        settings.glue_database, table, location, schema, key, description=description
+    )
+    register_table(glue, catalog_table)
+    register_partitions(glue, catalog_table, values)
+
+
+def submit(
+    argv: Sequence[str] | None,
+    options: Callable[[Settings], dict[str, str]],
+    run: Callable[[Any, Settings, Mapping[str, str]], dict[str, Any]],
+) -> dict[str, Any]:
+    """A job's spark-submit entry: settings from the environment, arguments from ``argv``
+    (``sys.argv`` by default; only JOB_NAME is required, ``options`` gives the rest's defaults),
+    one ``run``; its report is returned."""
+    from etl.spark import build_spark
+    from riskstream.logs import configure_logging
+
+    configure_logging()
+    settings = Settings.from_env()
+    args = get_resolved_options(
+        list(sys.argv if argv is None else argv), ("JOB_NAME",), options(settings)
+    )
+    spark = build_spark(settings, args["JOB_NAME"])
+    return run(spark, settings, args)

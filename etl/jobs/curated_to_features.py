@@ -30,7 +30,7 @@ if __name__ == "__main__" and not __package__:  # spark-submit runs this file as
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from etl import chain, features, layout, transforms
-from etl.glue import GlueArgumentError, Job, get_resolved_options
+from etl.glue import GlueArgumentError, Job
 from etl.jobs.common import (
     bookmark_store,
     default_locations,
@@ -39,6 +39,7 @@ from etl.jobs.common import (
     register_partitioned,
     save_report,
     storage_for,
+    submit,
 )
 from etl.spark import to_spark_uri
 from riskstream import names
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 JOB_NAME = "curated_to_features"
-REQUIRED = ("JOB_NAME",)
 TABLES = ("account_opened", "statement", "payment", "purchase", "outcome")
 
 
@@ -358,15 +358,7 @@ def _summary(spark: SparkSession, target: str, obs_dates: Sequence[date]) -> dic
 
 def main(argv: Sequence[str] | None = None) -> int:
     """spark-submit entry: settings from the environment, arguments from argv."""
-    from etl.spark import build_spark
-    from riskstream.logs import configure_logging
-
-    configure_logging()
-    settings = Settings.from_env()
-    argv = list(sys.argv if argv is None else argv)
-    args = get_resolved_options(argv, REQUIRED, options(settings))
-    spark = build_spark(settings, args["JOB_NAME"])
-    run(spark, settings, args)
+    submit(argv, options, run)
     return 0
 
 

@@ -32,7 +32,7 @@ if __name__ == "__main__" and not __package__:  # spark-submit runs this file as
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from etl import layout, transforms
-from etl.glue import Job, get_resolved_options
+from etl.glue import Job
 from etl.jobs.common import (
     bookmark_store,
     default_locations,
@@ -41,6 +41,7 @@ from etl.jobs.common import (
     parse_flag,
     save_report,
     storage_for,
+    submit,
 )
 from etl.spark import to_spark_uri
 from riskstream import names
@@ -61,7 +62,6 @@ logger = logging.getLogger(__name__)
 
 JOB_NAME = "raw_to_curated"
 CONTEXT = "raw_events"  # the bookmark's transformation context
-REQUIRED = ("JOB_NAME",)
 QUARANTINE_TABLE = "etl_quarantine"
 QUARANTINE_KEY = "dt"  # the UTC date the quarantined lines arrived
 PARTITION = "partition_value"  # the staged union's partition column (each table's own key)
@@ -474,15 +474,7 @@ def _table_exists(glue: Any, database: str, name: str) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """spark-submit entry: settings from the environment, arguments from argv."""
-    from etl.spark import build_spark
-    from riskstream.logs import configure_logging
-
-    configure_logging()
-    settings = Settings.from_env()
-    argv = list(sys.argv if argv is None else argv)
-    args = get_resolved_options(argv, REQUIRED, options(settings))
-    spark = build_spark(settings, args["JOB_NAME"])
-    report = run(spark, settings, args)
+    report = submit(argv, options, run)
     return 0 if report["balanced"] else 1
 
 

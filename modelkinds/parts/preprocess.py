@@ -15,9 +15,10 @@ def _missing_as_category(encoder: Any) -> Any:
     return Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")), encoder])
 
 
-def native_trees(numeric: list[str], categorical: list[str]) -> Any:
+def native_trees(numeric: list[str], categorical: list[str], variant: str | None = None) -> Any:
     """Trees: numerics as they are (XGBoost and scikit-learn's forests split on missing values
-    natively), categoricals as ordinal codes (an unseen category is -1)."""
+    natively), categoricals as ordinal codes (an unseen category is -1). A kind's ``preprocess``
+    as it is (:data:`modelkinds.base.Preprocess`): trees have no variants, ``variant`` is unused."""
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OrdinalEncoder
 

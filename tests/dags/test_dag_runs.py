@@ -7,6 +7,7 @@ and step functions with injected faults, against the real local cloud.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,58 +19,63 @@ from tests.dags.conftest import run_dag_test
 
 pytestmark = pytest.mark.integration
 HERE = Path(__file__).resolve().parent
+Runner = Callable[[str, bool], dict[str, Any]]
 
 
-def run_machine(home: Path, settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
-    return run_dag_test(home, settings, HERE / "test_machine.asl.json", params, timeout=300)
+@pytest.fixture
+def run_machine(airflow_home: Path, provisioned: Settings, tmp_path: Path) -> Runner:
+    """Runs the test machine with a fault mode and the choice's input; the steps count their
+    tries in ``tmp_path``."""
+
+    def run(mode: str, promote: bool) -> dict[str, Any]:
+        params = {"counter_dir": str(tmp_path), "mode": mode, "promote": promote}
+        return run_dag_test(
+            airflow_home, provisioned, HERE / "test_machine.asl.json", params, timeout=300
+        )
+
+    return run
+
+
+def assert_states(out: dict[str, Any], **expected: str) -> None:
+    """The named tasks ended in the expected states (the others are not looked at)."""
+    assert {task: out["states"][task] for task in expected} == expected
 
 
 def test_transient_failure_is_retried_and_the_run_succeeds(
-    airflow_home: Path, provisioned: Settings, tmp_path: Path
+    run_machine: Runner, tmp_path: Path
 ) -> None:
-    out = run_machine(
-        airflow_home,
-        provisioned,
-        {"counter_dir": str(tmp_path), "mode": "transient", "promote": True},
-    )
+    out = run_machine("transient", True)
     assert out["run"] == "success"
-    assert out["states"]["first"] == "success"
     assert out["tries"]["first"] == 2  # failed once, retried once
     assert (tmp_path / "flaky").read_text() == "2"
-    assert out["states"]["on_failure"] == "skipped"
-    assert out["states"]["failed"] == "skipped"
-    # the choice took the promote branch, and the join after it still ran
-    assert out["states"]["promote"] == "success"
-    assert out["states"]["finish"] == "success"
-    assert out["states"]["left"] == out["states"]["right"] == "success"
-
-
-def test_choice_default_skips_the_branch_and_joins(
-    airflow_home: Path, provisioned: Settings, tmp_path: Path
-) -> None:
-    out = run_machine(
-        airflow_home, provisioned, {"counter_dir": str(tmp_path), "mode": "ok", "promote": False}
+    # no handler; the choice took the promote branch, and the join after it still ran
+    assert_states(
+        out,
+        first="success",
+        on_failure="skipped",
+        failed="skipped",
+        promote="success",
+        finish="success",
+        left="success",
+        right="success",
     )
+
+
+def test_choice_default_skips_the_branch_and_joins(run_machine: Runner) -> None:
+    out = run_machine("ok", False)
     assert out["run"] == "success"
-    assert out["states"]["promote"] == "skipped"
-    assert out["states"]["finish"] == "success"
-    assert out["states"]["done"] == "success"
+    assert_states(out, promote="skipped", finish="success", done="success")
 
 
 def test_permanent_failure_reaches_the_handler_and_fails_the_run(
-    airflow_home: Path, provisioned: Settings, tmp_path: Path
+    run_machine: Runner, provisioned: Settings
 ) -> None:
-    out = run_machine(
-        airflow_home,
-        provisioned,
-        {"counter_dir": str(tmp_path), "mode": "permanent", "promote": True},
-    )
+    out = run_machine("permanent", True)
     assert out["run"] == "failed"
-    assert out["states"]["first"] == "failed"
     assert out["tries"]["first"] == 2  # MaxAttempts 1: one retry, then give up
-    assert out["states"]["on_failure"] == "success"
-    assert out["states"]["failed"] == "failed"
-    assert out["states"]["done"] == "upstream_failed"
+    assert_states(
+        out, first="failed", on_failure="success", failed="failed", done="upstream_failed"
+    )
     # the handler wrote a summary naming the failed step and its error
     s3 = make_client(provisioned, "s3")
     keys = [
@@ -87,18 +93,13 @@ def test_permanent_failure_reaches_the_handler_and_fails_the_run(
 
 
 def test_configuration_error_fails_at_once_without_retries(
-    airflow_home: Path, provisioned: Settings, tmp_path: Path
+    run_machine: Runner, provisioned: Settings, tmp_path: Path
 ) -> None:
-    out = run_machine(
-        airflow_home,
-        provisioned,
-        {"counter_dir": str(tmp_path), "mode": "configuration", "promote": True},
-    )
+    out = run_machine("configuration", True)
     assert out["run"] == "failed"
-    assert out["states"]["first"] == "failed"
     assert out["tries"]["first"] == 1  # the ASL's Retry allows one more: not used
     assert (tmp_path / "flaky").read_text() == "1"
-    assert out["states"]["on_failure"] == "success"
+    assert_states(out, first="failed", on_failure="success")
     # the failure note (what `riskstream run` prints) has the error itself
     from pipeline.run import failure_notes
 

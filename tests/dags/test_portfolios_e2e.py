@@ -174,14 +174,16 @@ def test_two_applicant_tables_after_the_synthetic_portfolio(
         "attributes": ["debt_ratio", "late_30d_count", "housing", "branch_note"],
         "protected": ["religion"],
     }
-    (tmp_path / "a.json").write_text(json.dumps(mapping_a))
     csv = {"source": names.SOURCE_CSV, **LOOSE_GATES}
-    _run(
-        airflow_home,
-        stack,
-        {**csv, "csv_path": str(path_a), "csv_mapping": str(tmp_path / "a.json")},
-        "portfolios-a.log",
-    )
+
+    def run_csv(name: str, table: Path, mapping: dict[str, Any]) -> None:
+        """A pipeline run on ``table`` with ``mapping`` (saved as ``<name>.json``)."""
+        mapping_path = tmp_path / f"{name}.json"
+        mapping_path.write_text(json.dumps(mapping))
+        params = {**csv, "csv_path": str(table), "csv_mapping": str(mapping_path)}
+        _run(airflow_home, stack, params, f"portfolios-{name}.log")
+
+    run_csv("a", path_a, mapping_a)
     a = stack.for_portfolio("home-equity-applicants")
     good_a = table_a[table_a["bad"].isin([0, 1])]
     document = _check_portfolio(a, len(table_a), good_a["bad"].astype(int), 12)
@@ -204,13 +206,7 @@ def test_two_applicant_tables_after_the_synthetic_portfolio(
         "performance_months": 24,
         "attributes": ["checking_status", "purpose_code", "duration_months", "amount"],
     }
-    (tmp_path / "b.json").write_text(json.dumps(mapping_b))
-    _run(
-        airflow_home,
-        stack,
-        {**csv, "csv_path": str(path_b), "csv_mapping": str(tmp_path / "b.json")},
-        "portfolios-b.log",
-    )
+    run_csv("b", path_b, mapping_b)
     b = stack.for_portfolio("coded-book")
     good_b = table_b[table_b["default"].isin([0, 1])].set_index("loan_id")["default"]
     _check_portfolio(b, len(table_b), good_b.astype(int), 24)

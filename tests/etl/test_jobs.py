@@ -28,12 +28,22 @@ def _files(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in found}
 
 
-def _local_args(settings: Settings, root: Path) -> dict[str, str]:
+@pytest.fixture
+def history(tmp_path: Path) -> list[Any]:
+    """The small history, written as raw files under ``tmp_path / "raw"``."""
+    events = small_history()
+    write_raw(tmp_path / "raw", events)
+    return events
+
+
+@pytest.fixture
+def args(cloud_settings: Settings, tmp_path: Path) -> dict[str, str]:
+    """The curation job's arguments for a lake in local folders under ``tmp_path``."""
     return r2c.options(
-        settings,
-        source=str(root / "raw"),
-        target=str(root / "curated"),
-        quarantine=str(root / "quarantine"),
+        cloud_settings,
+        source=str(tmp_path / "raw"),
+        target=str(tmp_path / "curated"),
+        quarantine=str(tmp_path / "quarantine"),
         run_date=RUN_DATE,
     )
 
@@ -49,12 +59,13 @@ def _manifest(root: Path, table: str) -> dict[str, Any]:
 
 @pytest.mark.integration
 def test_job_on_local_files_balances_and_bookmarks(
-    spark: SparkSession, cloud_settings: Settings, tmp_path: Path
+    spark: SparkSession,
+    cloud_settings: Settings,
+    tmp_path: Path,
+    history: list[Any],
+    args: dict[str, str],
 ) -> None:
-    history = small_history()
-    write_raw(tmp_path / "raw", history)
     write_raw(tmp_path / "raw", ["{oops"], dt="2005-07-31", name="bad.jsonl.gz")
-    args = _local_args(cloud_settings, tmp_path)
 
     first = r2c.run(spark, cloud_settings, args)
     assert first["rows_in"] == len(history) + 1
@@ -160,11 +171,14 @@ class InjectedCrash(RuntimeError):
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("history")
 def test_a_crash_between_write_and_commit_keeps_the_previous_data_and_the_next_run_completes(
-    spark: SparkSession, cloud_settings: Settings, tmp_path: Path, monkeypatch: Any
+    spark: SparkSession,
+    cloud_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: Any,
+    args: dict[str, str],
 ) -> None:
-    write_raw(tmp_path / "raw", small_history())
-    args = _local_args(cloud_settings, tmp_path)
     r2c.run(spark, cloud_settings, args)
     previous = sorted(r["event_id"] for r in _table(spark, tmp_path, "purchase").collect())
     manifest = _manifest(tmp_path, "purchase")
@@ -197,12 +211,10 @@ def test_a_crash_between_write_and_commit_keeps_the_previous_data_and_the_next_r
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("history")
 def test_a_lake_written_with_another_layout_is_rebuilt_in_this_one(
-    spark: SparkSession, cloud_settings: Settings, tmp_path: Path
+    spark: SparkSession, cloud_settings: Settings, tmp_path: Path, args: dict[str, str]
 ) -> None:
-    history = small_history()
-    write_raw(tmp_path / "raw", history)
-    args = _local_args(cloud_settings, tmp_path)
     first = r2c.run(spark, cloud_settings, args)
     opened = tmp_path / "curated" / "account_opened"
     assert sorted(p.name for p in opened.glob("event_year=*")) == ["event_year=2005"]

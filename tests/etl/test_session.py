@@ -24,7 +24,7 @@ from etl.warmup import WARMUP_ACCOUNTS
 from infra.services import ManagedService, process_tree
 from riskstream.clients import make_client
 from riskstream.settings import Settings
-from tests.conftest import up_on_a_free_port
+from tests.conftest import running_on_a_free_port
 from tests.etl.helpers import PORTFOLIO, small_history, upload_events
 from tests.sockets import listeners
 
@@ -32,17 +32,13 @@ RUN_DATE = "2026-01-15"
 
 
 def _session(provisioned: Settings, warm_up: bool) -> Iterator[tuple[Settings, ManagedService]]:
-    def start(port: int) -> tuple[Settings, ManagedService]:
+    def configure(port: int) -> tuple[Settings, ManagedService]:
         settings = provisioned.with_overrides(spark_session_url=f"http://127.0.0.1:{port}")
         service = session_service(settings, warm_up=warm_up)
-        service.up()
         return settings, service
 
-    settings, service = up_on_a_free_port(start)
-    try:
-        yield settings, service
-    finally:
-        service.down()
+    with running_on_a_free_port(configure) as running:
+        yield running
 
 
 @pytest.fixture

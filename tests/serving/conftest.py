@@ -18,7 +18,7 @@ from infra.provision import provision
 from infra.services import ManagedService
 from riskstream.settings import Settings
 from serving.processes import api_service
-from tests.conftest import up_on_a_free_port
+from tests.conftest import running_on_a_free_port
 
 OBS_DATE = dt.date(2026, 1, 31)
 
@@ -53,16 +53,12 @@ def api_url(world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -> It
     """The real API (uvicorn in its own process) for the world's champion, TTL 1 s."""
     state_dir = tmp_path_factory.mktemp("api")
 
-    def start(port: int) -> tuple[Settings, ManagedService]:
+    def configure(port: int) -> tuple[Settings, ManagedService]:
         settings = world.settings.with_overrides(
             api_url=f"http://127.0.0.1:{port}", state_dir=state_dir
         )
         service = api_service(settings, ttl=1.0)
-        service.up()
         return settings, service
 
-    settings, service = up_on_a_free_port(start)
-    try:
+    with running_on_a_free_port(configure) as (settings, _):
         yield settings.api_url
-    finally:
-        service.down()
