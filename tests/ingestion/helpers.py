@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from infra.kinesis import read_stream_records
@@ -96,3 +99,11 @@ def clear_landing(settings: Settings) -> None:
     ddb = make_client(settings, "dynamodb")
     for item in ddb.scan(TableName=settings.checkpoint_table).get("Items", []):
         ddb.delete_item(TableName=settings.checkpoint_table, Key={"lease_key": item["lease_key"]})
+
+
+def consume_command(settings: Settings, *args: str) -> tuple[list[str], dict[str, str]]:
+    """``riskstream consume ARGS`` against ``settings``: its argv and its environment, built by
+    Settings.to_env (the way settings reach every child process)."""
+    riskstream = str(Path(sys.executable).with_name("riskstream"))
+    argv = [riskstream, "--env-file", "/nonexistent", "consume", *args]
+    return argv, {**os.environ, **settings.to_env()}

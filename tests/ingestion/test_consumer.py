@@ -1,15 +1,12 @@
 from __future__ import annotations
 
 import base64
-import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +26,7 @@ from riskstream.settings import Settings
 from tests.ingestion.corpus import good, malformed
 from tests.ingestion.helpers import (
     clear_landing,
+    consume_command,
     landed_ids,
     make_client,
     quarantined,
@@ -297,21 +295,9 @@ def test_consumer_process_killed_with_sigkill_then_restarted(provisioned: Settin
     """The real thing, twice: `riskstream consume` killed -9 mid-run, then run again."""
     events = small_events(accounts=40, per_account=15, days=3)  # 600 events
     produce(provisioned, events)
-    env = {
-        **os.environ,
-        "RISKSTREAM_TARGET": "embedded",
-        "RISKSTREAM_CLOUD_PORT": str(provisioned.cloud_port),
-        "RISKSTREAM_PREFIX": provisioned.prefix,
-        "RISKSTREAM_STATE_DIR": str(provisioned.state_dir),
-    }
-    argv = [
-        str(Path(sys.executable).with_name("riskstream")),
-        "--env-file",
-        "/nonexistent",
-        "consume",
-        "--once",
-    ]
-    argv += ["--buffer-records", "25", "--consumer-id", "killable"]
+    argv, env = consume_command(
+        provisioned, "--once", "--buffer-records", "25", "--consumer-id", "killable"
+    )
     s3 = make_client(provisioned, "s3")
     rng = random.Random(9)
     kills = 0

@@ -8,7 +8,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from riskstream.clients import make_client as fresh_client
 from riskstream.settings import Settings
 from tests.conftest import up_on_a_free_port
 from tests.ingestion.helpers import (
+    consume_command,
     landed_ids,
     make_client,
     quarantined,
@@ -276,24 +276,9 @@ def test_a_clean_stop_hands_the_shards_to_a_successor_at_once(provisioned: Setti
     then starts well inside the lease time (30 s) instead of being refused."""
     events = small_events(accounts=10, per_account=4)
     produce(provisioned, events)
-    env = {
-        **os.environ,
-        "RISKSTREAM_TARGET": "embedded",
-        "RISKSTREAM_CLOUD_PORT": str(provisioned.cloud_port),
-        "RISKSTREAM_PREFIX": provisioned.prefix,
-        "RISKSTREAM_STATE_DIR": str(provisioned.state_dir),
-    }
-    argv = [
-        str(Path(sys.executable).with_name("riskstream")),
-        "--env-file",
-        "/nonexistent",
-        "consume",
-        "--follow",
-        "--buffer-seconds",
-        "0.5",
-        "--consumer-id",
-        "first",
-    ]
+    argv, env = consume_command(
+        provisioned, "--follow", "--buffer-seconds", "0.5", "--consumer-id", "first"
+    )
     process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
