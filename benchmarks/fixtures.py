@@ -247,21 +247,12 @@ def fit_pipeline(
     return Pipeline([("preprocess", pre), ("model", calibrated_model)])
 
 
-def baseline_for(pipeline: Pipeline, frame: pd.DataFrame, bins: int = 10) -> dict[str, Any]:
-    """A baseline.json as training writes it: 10 quantile bins of pd and of numeric features."""
-
-    def entry(values: np.ndarray) -> dict[str, Any]:
-        edges = np.quantile(values, np.linspace(0, 1, bins + 1))
-        cuts = edges[1:-1]
-        idx = np.searchsorted(cuts, values, side="right")
-        props = np.bincount(idx, minlength=bins) / len(values)
-        return {"edges": edges.tolist(), "proportions": props.tolist()}
+def baseline_for(pipeline: Pipeline, frame: pd.DataFrame) -> dict[str, Any]:
+    """The baseline.json training writes: bins of the PD and of every input."""
+    from training.baseline import build_baseline
 
     pd_values = pipeline.predict_proba(frame[NUMERIC + CATEGORICAL])[:, 1]
-    return {
-        "score": entry(pd_values),
-        "features": {name: entry(frame[name].to_numpy(np.float64)) for name in NUMERIC},
-    }
+    return build_baseline(pd_values, frame, NUMERIC, CATEGORICAL)
 
 
 # ---- a champion in MLflow, a feature partition in S3 --------------------------------------------
@@ -293,7 +284,7 @@ def register_champion(
             registered_model_name=settings.registered_model_name,
             serialization_format="cloudpickle",
         )
-        mlflow.log_dict(baseline_for(pipeline, train), "baseline/baseline.json")
+        mlflow.log_dict(baseline_for(pipeline, train), names.BASELINE_ARTIFACT)
     client = MlflowClient(settings.mlflow_tracking_uri)
     version = str(info.registered_model_version)
     tags = {"model_type": kind, "threshold": str(threshold), "roc_auc": "0.81", "ks": "0.45"}

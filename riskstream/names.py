@@ -203,6 +203,8 @@ TAG_FAIRNESS_ARTIFACT: Final = "fairness_artifact"
 TAG_MODEL_CARD_ARTIFACT: Final = "model_card_artifact"
 # artifacts in a model's run
 BASELINE_ARTIFACT: Final = "baseline/baseline.json"  # PSI baseline
+# a categorical input's baseline bin for rare categories, and at scoring time for unseen ones
+BASELINE_OTHER_CATEGORY: Final = "(other)"
 FEATURES_ARTIFACT: Final = "features.json"  # the feature document (columns, windows, dates)
 FAIRNESS_ARTIFACT: Final = "fairness/fairness.json"
 MODEL_CARD_ARTIFACT: Final = "model_card.md"

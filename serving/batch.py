@@ -66,14 +66,18 @@ def scores_table(
         order = [result.source_names[i] for i in np.argsort(-importance, kind="stable")]
     else:
         order = list(champion.features)
-    numeric = {
-        name: pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=np.float64)
+    values = {
+        name: (
+            pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=np.float64)
+            if pd.api.types.is_numeric_dtype(features[name])
+            else features[name].to_numpy(dtype=object)
+        )
         for name in order
-        if name in features.columns and pd.api.types.is_numeric_dtype(features[name])
+        if name in features.columns
     }
     # every input with a baseline gets its PSI: the dashboard shows drift per input
     report = monitoring_report(
-        champion.baseline, result.pd, result.score, numeric, order, top_n=len(order)
+        champion.baseline, result.pd, result.score, values, order, top_n=len(order)
     )
     return table, report
 

@@ -301,7 +301,8 @@ function drift(v,day){
       line:{dash:"dash",color:y>0.2?"#c62828":"#f0a020"}})),
      yaxis:{title:{text:"PSI on "+rows[0].score_date}}});
   table("drift-table",[["score_date","Scoring date"],["input","Input"],["psi","PSI"],
-    ["flag","Flag"],["expected","Expected shares"],["actual","Actual shares"]],rows);
+    ["flag","Flag"],["categories","Categories"],["expected","Expected shares"],
+    ["actual","Actual shares"]],rows);
 }
 async function load(){
   const day=document.getElementById("date-filter").value;

@@ -10,6 +10,8 @@ Shares are floored at ``EPSILON`` so an empty bin does not give an infinite PSI.
 Bins come from the baseline's edges. With ``k`` proportions, ``k + 1`` edges are read as the bin
 boundaries including the training minimum and maximum (values outside fall in the first or last
 bin), and ``k - 1`` edges as the inner cut points. A value equal to a cut goes to the upper bin.
+A categorical input's entry has ``categories`` instead of edges: each category is a bin, and a
+value training never saw goes to the ``(other)`` bin (whose expected share may be 0).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from riskstream.names import BASELINE_OTHER_CATEGORY
 
 PSI_ALERT = 0.25
 EPSILON = 1e-4
@@ -62,16 +66,38 @@ def psi(
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def psi_entry(values: Sequence[float] | np.ndarray, baseline: Mapping[str, Any]) -> dict[str, Any]:
-    """PSI of ``values`` against one baseline entry ``{"edges": [...], "proportions": [...]}``."""
+def category_shares(values: Sequence[Any] | np.ndarray, categories: Sequence[str]) -> np.ndarray:
+    """The share of non-missing ``values`` in each of ``categories``; the others count in the
+    last one, which must be ``(other)``."""
+    seen = [str(v) for v in values if v is not None and not (isinstance(v, float) and v != v)]
+    if not seen:
+        return np.zeros(len(categories))
+    index = {c: i for i, c in enumerate(categories)}
+    other = len(categories) - 1
+    counts = np.bincount([index.get(v, other) for v in seen], minlength=len(categories))
+    return counts / len(seen)
+
+
+def psi_entry(values: Sequence[Any] | np.ndarray, baseline: Mapping[str, Any]) -> dict[str, Any]:
+    """PSI of ``values`` against one baseline entry: ``{"edges": [...], "proportions": [...]}``
+    for a numeric input, ``{"categories": [...], "proportions": [...]}`` for a categorical one."""
     expected = np.asarray(baseline["proportions"], dtype=np.float64)
-    cuts = inner_edges(baseline["edges"], len(expected))
-    actual = bin_shares(values, cuts, len(expected))
+    if "categories" in baseline:
+        categories = [str(c) for c in baseline["categories"]]
+        if BASELINE_OTHER_CATEGORY not in categories:
+            categories.append(BASELINE_OTHER_CATEGORY)
+            expected = np.append(expected, 0.0)
+        actual = category_shares(values, categories)
+        bins: dict[str, Any] = {"categories": categories}
+    else:
+        cuts = inner_edges(baseline["edges"], len(expected))
+        actual = bin_shares(values, cuts, len(expected))
+        bins = {"edges": [float(x) for x in baseline["edges"]]}
     value = psi(expected, actual)
     return {
         "psi": round(value, 6),
         "flag": value > PSI_ALERT,
-        "edges": [float(x) for x in baseline["edges"]],  # the bins, for the drift view
+        **bins,  # the bins, for the drift view
         "expected": [round(float(x), 6) for x in expected],
         "actual": [round(float(x), 6) for x in actual],
     }
@@ -94,7 +120,8 @@ def monitoring_report(
     """PSI of the score and of the ``top_n`` baseline features in ``feature_order``.
 
     ``feature_order`` ranks features by importance for this run (e.g. mean absolute
-    contribution); features without a baseline entry or numeric values are skipped.
+    contribution); features without a baseline entry are skipped, and so are non-numeric values
+    against a numeric entry.
     """
     if not baseline:
         return {"baseline": "missing", "score": None, "features": {}, "flag": False}
@@ -115,7 +142,8 @@ def monitoring_report(
         if name not in base_feats or name not in features:
             continue
         values = features[name]
-        if not np.issubdtype(np.asarray(values).dtype, np.number):
+        categorical = "categories" in base_feats[name]
+        if not categorical and not np.issubdtype(np.asarray(values).dtype, np.number):
             continue
         feats[name] = psi_entry(values, base_feats[name])
     report["features"] = feats

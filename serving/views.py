@@ -328,7 +328,8 @@ def account_events(
 
 def drift(reports: Sequence[dict[str, Any]], score_date: str | None = None) -> Result:
     """PSI per input (and of the score, input ``(score)``) per score date, with each one's bins
-    (shares expected from the champion's baseline and seen on the date) and flag."""
+    (``edges`` of a numeric input, ``categories`` of a categorical one; shares expected from the
+    champion's baseline and seen on the date) and flag."""
     rows = []
     for rep in sorted(reports, key=lambda r: str(r.get("score_date"))):
         day = rep.get("score_date")
@@ -347,8 +348,10 @@ def drift(reports: Sequence[dict[str, Any]], score_date: str | None = None) -> R
                     value,
                     bool(entry.get("flag", value is not None and value > PSI_ALERT)),
                     entry.get("edges"),
+                    entry.get("categories"),
                     entry.get("expected"),
                     entry.get("actual"),
                 )
             )
-    return ["score_date", "input", "psi", "flag", "edges", "expected", "actual"], rows
+    columns = ["score_date", "input", "psi", "flag", "edges", "categories", "expected", "actual"]
+    return columns, rows

@@ -4,14 +4,24 @@
 ``bins = {"edges": [...], "proportions": [...]}``: up to 11 ascending edges from the 0th, 10th,
 ..., 100th percentiles of the training data (equal edges merged), and the share of training rows
 in each of the ``len(edges) - 1`` bins. Bins are closed on the left, the last also on the right;
-values below the first or above the last edge belong to the first or last bin. Numeric features
-only; missing values are left out of the proportions.
+values below the first or above the last edge belong to the first or last bin.
+
+A categorical feature's entry is ``{"categories": [...], "proportions": [...]}``: the training
+share of each category, most frequent first, at most ``MAX_CATEGORIES``; the rarer ones share the
+last entry, ``OTHER``, which at scoring time also takes the categories training never saw. Missing
+values are left out of the proportions of both kinds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
+
+from riskstream.names import BASELINE_OTHER_CATEGORY as OTHER
+
+MAX_CATEGORIES = 20
 
 
 def quantile_bins(values: object, n_bins: int = 10) -> dict[str, list[float]]:
@@ -38,10 +48,30 @@ def bin_proportions(values: object, edges: object) -> list[float]:
     return [float(c) for c in counts / arr.size]
 
 
+def category_shares(values: object, max_categories: int = MAX_CATEGORIES) -> dict[str, list]:
+    """The training share of each category (see the module docstring)."""
+    counts = pd.Series(values, dtype="object").dropna().astype(str).value_counts()
+    if counts.empty:
+        return {"categories": [], "proportions": []}
+    # most frequent first, ties by name: the same data always gives the same entry
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    kept = ordered[: max_categories - 1] if len(ordered) > max_categories else ordered
+    total = float(counts.sum())
+    categories = [str(k) for k, _ in kept]
+    proportions = [float(v) / total for _, v in kept]
+    rest = sum(v for _, v in ordered[len(kept) :])
+    if rest:
+        categories.append(OTHER)
+        proportions.append(float(rest) / total)
+    return {"categories": categories, "proportions": proportions}
+
+
 def build_baseline(
-    scores: object, features: pd.DataFrame, numeric_columns: list[str] | tuple[str, ...]
+    scores: object,
+    features: pd.DataFrame,
+    numeric_columns: Sequence[str],
+    categorical_columns: Sequence[str] = (),
 ) -> dict[str, object]:
-    return {
-        "score": quantile_bins(scores),
-        "features": {name: quantile_bins(features[name]) for name in numeric_columns},
-    }
+    entries: dict[str, object] = {name: quantile_bins(features[name]) for name in numeric_columns}
+    entries.update({name: category_shares(features[name]) for name in categorical_columns})
+    return {"score": quantile_bins(scores), "features": entries}

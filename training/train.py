@@ -216,7 +216,10 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
         )
         p_train = fitted.pipeline.predict_proba(x_train)[:, 1]
         mlflow.log_dict(
-            build_baseline(p_train, x_train, prepared.columns.numeric), names.BASELINE_ARTIFACT
+            build_baseline(
+                p_train, x_train, prepared.columns.numeric, prepared.columns.categorical
+            ),
+            names.BASELINE_ARTIFACT,
         )
         log_dataset_inputs(prepared.table, prepared.train, prepared.test)
         example = x_train.head(5)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.fixtures import NUMERIC, features_frame, write_features
+from benchmarks.fixtures import CATEGORICAL, NUMERIC, features_frame, write_features
 from infra.services import free_port
 from pipeline.cli import main
 from riskstream.settings import Settings
@@ -174,11 +174,14 @@ def test_every_view_matches_sql(dashboard: Settings) -> None:
 
     drift = records(get(s, "/api/views/drift", date=day))
     report = next(r for r in read_monitoring(s) if r["score_date"] == day)
-    assert {r["input"] for r in drift} == {"(score)", *NUMERIC}
+    assert {r["input"] for r in drift} == {"(score)", *NUMERIC, *CATEGORICAL}
     for r in drift:
         entry = report["score"] if r["input"] == "(score)" else report["features"][r["input"]]
         assert r["psi"] == entry["psi"] and r["flag"] == entry["flag"]
-        assert len(r["expected"]) == len(r["actual"]) == len(r["edges"]) - 1
+        if r["input"] in CATEGORICAL:
+            assert len(r["expected"]) == len(r["actual"]) == len(r["categories"])
+        else:
+            assert len(r["expected"]) == len(r["actual"]) == len(r["edges"]) - 1
 
     csv_text = get(s, "/api/views/accounts.csv", date=day)
     assert len(csv_text.strip().splitlines()) == 51
@@ -303,7 +306,7 @@ def test_pages_render_charts_that_match_sql(dashboard: Settings, browser: Any) -
     mig = _chart(driver, "chart-migration")[0]
     assert sum(map(sum, mig["z"])) == 300
     drift = _chart(driver, "chart-drift")[0]
-    assert set(drift["x"]) == {"(score)", *NUMERIC}
+    assert set(drift["x"]) == {"(score)", *NUMERIC, *CATEGORICAL}
     seg = _chart(driver, "chart-segments")
     assert sum(sum(t["y"]) for t in seg) == pytest.approx(
         sql(s, f"select sum(exposure) e from scores where score_date='{day}'")[0]["e"]

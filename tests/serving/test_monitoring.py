@@ -86,3 +86,24 @@ def test_report_uses_pd_or_score_and_top_features() -> None:
     assert report["features"]["a"]["psi"] == 0
     assert report["features"]["b"]["flag"] and report["flag"]
     assert monitoring_report(None, pds, pds, {}, [])["baseline"] == "missing"
+
+
+def test_categorical_entry_puts_unseen_categories_in_other_and_flags_a_shift() -> None:
+    baseline = {"categories": ["single", "married"], "proportions": [0.6, 0.4]}
+    same = psi_entry(["single"] * 6 + ["married"] * 4 + [None], baseline)
+    assert same["categories"] == ["single", "married", "(other)"]
+    assert same["actual"] == [0.6, 0.4, 0.0] and same["psi"] == 0 and not same["flag"]
+    shifted = psi_entry(np.array(["widowed"] * 5 + ["married"] * 5, dtype=object), baseline)
+    assert shifted["actual"] == [0.0, 0.5, 0.5] and shifted["expected"] == [0.6, 0.4, 0.0]
+    assert shifted["flag"] and "edges" not in shifted
+
+
+def test_report_gives_categorical_inputs_their_psi() -> None:
+    base = {
+        "score": {"edges": [0.0, 0.5, 1.0], "proportions": [0.5, 0.5]},
+        "features": {"segment": {"categories": ["a", "(other)"], "proportions": [0.9, 0.1]}},
+    }
+    seg = np.array(["a"] * 9 + ["zz"], dtype=object)
+    report = monitoring_report(base, np.full(10, 0.2), np.zeros(10), {"segment": seg}, ["segment"])
+    assert report["features"]["segment"]["psi"] == 0
+    assert report["features"]["segment"]["categories"] == ["a", "(other)"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.baseline import bin_proportions, build_baseline, quantile_bins
+from training.baseline import bin_proportions, build_baseline, category_shares, quantile_bins
 from training.metrics import (
     CostMatrix,
     confusion_at,
@@ -95,3 +95,23 @@ def test_baseline_for_a_constant_feature() -> None:
     assert out["features"]["x"] == {"edges": [3.0, 3.0], "proportions": [1.0]}
     assert sum(out["features"]["y"]["proportions"]) == pytest.approx(1.0)
     assert sum(out["score"]["proportions"]) == pytest.approx(1.0)
+
+
+def test_category_shares_keep_the_frequent_and_pool_the_rest() -> None:
+    values = ["b"] * 5 + ["a"] * 5 + ["c"] * 2 + ["d"] + [None]
+    assert category_shares(values) == {
+        "categories": ["a", "b", "c", "d"],
+        "proportions": pytest.approx([5 / 13, 5 / 13, 2 / 13, 1 / 13]),
+    }
+    pooled = category_shares(values, max_categories=3)
+    assert pooled["categories"] == ["a", "b", "(other)"]
+    assert pooled["proportions"] == pytest.approx([5 / 13, 5 / 13, 3 / 13])
+    assert category_shares([None, None]) == {"categories": [], "proportions": []}
+
+
+def test_baseline_holds_categorical_inputs() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "seg": ["u", "u", "v", None]})
+    out = build_baseline([0.1, 0.2, 0.3, 0.4], frame, ["x"], ["seg"])
+    assert out["features"]["seg"] == {"categories": ["u", "v"], "proportions": [2 / 3, 1 / 3]}
