@@ -274,8 +274,7 @@ def main() -> None:
                 target="1.0",
                 met=min(shares) == 1.0,
                 note=(
-                    f"no PSI for {', '.join(missing)}: no entry in the champion's training "
-                    "baseline"
+                    f"no PSI for {', '.join(missing)}: no entry in the champion's training baseline"
                     if missing
                     else f"all {len(inputs)} inputs on {len(shares)} dates"
                 ),

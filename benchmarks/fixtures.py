@@ -305,3 +305,31 @@ def write_features(settings: Settings, frame: pd.DataFrame, obs_date: dt.date) -
     )
     path = names.features_location(settings, obs_date).removeprefix("s3://") + "/part-0.parquet"
     pq.write_table(table, path, filesystem=s3_filesystem(settings))
+
+
+def write_purchases(settings: Settings, frame: pd.DataFrame) -> None:
+    """Curated purchase events as the ETL leaves them: Parquet per ``event_month`` under the
+    curated table's location, registered in the catalog. ``frame``: account_id, event_time
+    (timestamps), amount; every row is of the settings' portfolio."""
+    from riskstream.clients import make_client
+    from riskstream.storage import CatalogTable, register_partitions, register_table
+
+    name = names.curated_table("purchase")
+    rows = frame.assign(
+        event_id=[f"p-{i}" for i in range(len(frame))],
+        source=settings.portfolio,
+        merchant_category=MERCHANT_CATEGORIES[0],
+    )
+    months = rows["event_time"].dt.strftime("%Y-%m")
+    location = names.curated_location(settings, name)
+    schema = None
+    for month in sorted(set(months)):
+        part = rows[months == month].reset_index(drop=True)
+        table = pa.Table.from_pandas(part, preserve_index=False)
+        schema = table.schema
+        path = f"{location.removeprefix('s3://')}/event_month={month}/part-0.parquet"
+        pq.write_table(table, path, filesystem=s3_filesystem(settings))
+    catalog = CatalogTable(settings.glue_database, name, location, schema, "event_month")
+    glue = make_client(settings, "glue")
+    register_table(glue, catalog)
+    register_partitions(glue, catalog, sorted(set(months)))

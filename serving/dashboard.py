@@ -89,6 +89,7 @@ def _params(request: Request) -> dict[str, Any]:
         "from": q.get("from") or None,
         "to": q.get("to") or None,
         "id": q.get("id") or None,
+        "month": q.get("month") or None,
     }
 
 
@@ -132,6 +133,13 @@ def compute_view(
         applied = {"tiers": p["tiers"]}
     elif name == "accounts":
         result = warehouse.run(views.accounts, day, p["tiers"])
+    elif name in ("spend", "spend_jumps"):
+        tables, portfolio = list(warehouse.tables), warehouse.settings.portfolio
+        if name == "spend":
+            result = warehouse.run(views.spend, tables, portfolio, p["tiers"])
+        else:
+            result = warehouse.run(views.spend_jumps, tables, portfolio, p["month"], p["tiers"])
+        applied = {"tiers": p["tiers"], "month": p["month"]}
     else:  # account, events
         if not p["id"]:
             raise ValueError(f"the {name} view needs id=<account_id>")
@@ -154,6 +162,8 @@ VIEWS = (
     "roll_rates",
     "vintage",
     "accounts",
+    "spend",
+    "spend_jumps",
     "account",
     "events",
     "drift",

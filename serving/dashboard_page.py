@@ -136,6 +136,13 @@ MAIN_PAGE = (
  <section class="card"><h2>Vintage: observed default rate by months on book per origination
   quarter <a class="csv" data-view="vintage">CSV</a></h2>
   <div id="chart-vintage" class="chart"></div></section>
+ <section class="card wide"><h2>Spend against its 3- and 6-month averages, and spend jumps
+  <a class="csv" data-view="spend">CSV</a> <a class="csv" data-view="spend_jumps">jumps CSV</a>
+  </h2><div id="chart-spend" class="chart"></div>
+  <p class="muted">A jump: a month's spend at least 3 times the account's average over the 6
+  months before (months without a purchase count as 0) and at least 100 above it, after 3 months
+  of history.</p>
+  <div class="scroll"><table id="spend-jumps"></table></div></section>
  <section class="card wide"><h2>Drift per input (PSI, with the score's; watch above 0.10,
   act above 0.25) <a class="csv" data-view="drift">CSV</a></h2>
   <div id="chart-drift" class="chart"></div>
@@ -179,7 +186,7 @@ function setup(meta){
   if(meta.score_dates.length>1)from.value=meta.score_dates[meta.score_dates.length-2];
   document.getElementById("not-computed").innerHTML=Object.entries(meta.not_computed).map(
     ([k,v])=>"<li data-view='"+k+"'><b>"+esc(k.replace("_"," "))+"</b>: not computed yet ("+
-    esc(v)+")</li>").join("");
+    esc(v)+")</li>").join("")||"<li>nothing: every view has what it needs</li>";
   document.querySelectorAll(".filters input,.filters select").forEach(e=>{
     if(e.id!="account-search")e.onchange=()=>load().catch(x=>showError(x))});
   document.getElementById("account-go").onclick=()=>{const v=
@@ -289,6 +296,24 @@ function vintage(v){
     {xaxis:{title:{text:"months on book"}},yaxis:{title:{text:"observed default rate"},
      tickformat:".0%"}});
 }
+function spend(v,jumps){
+  const rs=records(v);if(!rs.length){notYet("chart-spend","no purchases in the catalog yet");
+    table("spend-jumps",[],[]);return}
+  const x=rs.map(r=>r.month);
+  draw("chart-spend",[
+    {type:"bar",name:"spend",x,y:rs.map(r=>r.spend),marker:{color:"#9db4d6"}},
+    {type:"scatter",mode:"lines",name:"3-month average",x,y:rs.map(r=>r.avg_3m),
+     line:{color:"#2e5c9a"}},
+    {type:"scatter",mode:"lines",name:"6-month average",x,y:rs.map(r=>r.avg_6m),
+     line:{color:"#f0a020",dash:"dash"}},
+    {type:"scatter",mode:"markers",name:"accounts with a jump",x,y:rs.map(r=>r.jumps),
+     yaxis:"y2",marker:{color:"#c62828",size:8}}],
+    {yaxis:{title:{text:"spend"}},yaxis2:{title:{text:"jumps"},overlaying:"y",side:"right",
+     rangemode:"tozero"}});
+  table("spend-jumps",[["month","Month"],["account_id","Account"],["spend","Spend"],
+    ["before_avg","Average of the 6 months before"],["ratio","Ratio"]],records(jumps),
+    {account_id:r=>"account?id="+encodeURIComponent(r.account_id)});
+}
 function drift(v,day){
   const rs=records(v);const shown=rs.filter(r=>r.score_date==day);
   const rows=shown.length?shown:rs.filter(r=>r.score_date==rs[rs.length-1]?.score_date);
@@ -308,12 +333,13 @@ async function load(){
   const day=document.getElementById("date-filter").value;
   const from=document.getElementById("from-filter").value;
   document.body.dataset.loaded="false";
-  const [ov,dist,mig,seg,delq,dr,acc,roll,vint]=await Promise.all([view("overview"),
+  const [ov,dist,mig,seg,delq,dr,acc,roll,vint,sp,jumps]=await Promise.all([view("overview"),
     view("distribution",{date:day}),view("migration",{from,to:day}),
     view("segments",{date:day}),view("delinquency"),view("drift"),
-    view("accounts",{date:day}),view("roll_rates",{date:day}),view("vintage")]);
+    view("accounts",{date:day}),view("roll_rates",{date:day}),view("vintage"),
+    view("spend"),view("spend_jumps")]);
   overview(ov,day);distribution(dist);migration(mig);segments(seg);delinquency(delq);
-  drift(dr,day);rollRates(roll);vintage(vint);
+  drift(dr,day);rollRates(roll);vintage(vint);spend(sp,jumps);
   table("highrisk",[["account_id","Account"],["score","Score"],["pd","PD"],
     ["risk_tier","Tier"],["decision","Decision"],["exposure","Exposure"],
     ["reason_1","Reason 1"],["reason_2","Reason 2"],["reason_3","Reason 3"]],records(acc),

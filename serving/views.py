@@ -20,8 +20,11 @@ those risk tiers only; dates are ISO strings of score dates. The views:
   ``events``: its curated events over time (the catalog's ``curated_*`` tables);
 - ``drift``: PSI per input and of the score per date, from the stored PSI reports.
 
-Spend trends need monthly spend per account, which no scores or features table carries yet:
-:data:`NOT_COMPUTED` names them. A view whose inputs the features lack answers no rows.
+- ``spend``: the portfolio's monthly spend (the curated purchases) beside its 3- and 6-month
+  rolling averages, with the accounts spending and the spend jumps of each month;
+- ``spend_jumps``: the accounts whose spend jumped in a month (the rule: :func:`spend_jumps`).
+
+A view whose inputs the tables lack answers no rows.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from riskstream.names import CURATED_TABLE_PREFIX
+from riskstream.names import CURATED_TABLE_PREFIX, curated_table
 from serving.monitoring import PSI_ALERT
 from serving.scoring import TIER_NAMES
 
@@ -64,10 +67,15 @@ DELINQUENCY_BUCKETS: tuple[tuple[str, int], ...] = (
 UNKNOWN = "unknown"
 HIGH_RISK_ROWS = 50
 STATUS_PREVIOUS_COLUMN = "repayment_status_m2"
-NOT_COMPUTED = {
-    "spend_trends": "spend against its 3- and 6-month averages, and spend jumps, need monthly "
-    "spend per account, which the features do not carry (their bills are balances)",
-}
+NOT_COMPUTED: dict[str, str] = {}  # view -> why it has nothing to show yet
+# A spend jump: an account's spend in a month at least SPEND_JUMP_RATIO times its average over
+# the SPEND_JUMP_MONTHS months before (months without a purchase count as 0), and at least
+# SPEND_JUMP_FLOOR above that average, once it has SPEND_JUMP_HISTORY months of history.
+SPEND_JUMP_RATIO = 3.0
+SPEND_JUMP_MONTHS = 6
+SPEND_JUMP_HISTORY = 3
+SPEND_JUMP_FLOOR = 100.0
+PURCHASES = curated_table("purchase")
 
 Result = tuple[list[str], list[tuple[Any, ...]]]
 
@@ -323,6 +331,110 @@ def account_events(
     if not parts:
         return columns, []
     sql = " UNION ALL ".join(parts) + " ORDER BY event_time, event_type LIMIT ?"
+    return _run(con, sql, [*params, int(limit)])
+
+
+def _monthly_spend(
+    tables: Sequence[str], portfolio: str | None, tiers: Sequence[str] | None
+) -> tuple[str, list[Any]] | None:
+    """SQL (a CTE body) for every account's spend in every month from its first purchase to the
+    portfolio's last month (0 where it bought nothing), with the average of the months before
+    and how many there were; ``None`` when there is no purchase table."""
+    if PURCHASES not in tables:
+        return None
+    where, params = "TRUE", []
+    if portfolio is not None:
+        where, params = "source = ?", [portfolio]
+    if tiers:  # the accounts whose latest tier is among ``tiers``
+        tier_sql, tier_params = _tier_clause(tiers)
+        where += (
+            " AND account_id IN (SELECT account_id FROM scores WHERE score_date = "
+            f"(SELECT max(score_date) FROM scores) AND {tier_sql})"
+        )
+        params += tier_params
+    sql = f"""
+        bought AS (
+            SELECT account_id, CAST(date_trunc('month', event_time) AS DATE) AS month,
+                   sum(amount) AS spend
+            FROM "{PURCHASES}" WHERE {where} GROUP BY ALL),
+        span AS (SELECT account_id, min(month) AS first_month FROM bought GROUP BY ALL),
+        months AS (
+            SELECT s.account_id, CAST(m.month AS DATE) AS month
+            FROM span s, LATERAL (SELECT unnest(generate_series(
+                CAST(s.first_month AS TIMESTAMP),
+                CAST((SELECT max(month) FROM bought) AS TIMESTAMP), INTERVAL 1 MONTH)) AS month) m),
+        monthly AS (
+            SELECT m.account_id, m.month, coalesce(b.spend, 0) AS spend,
+                   avg(coalesce(b.spend, 0)) OVER w AS before_avg, count(*) OVER w AS before_n
+            FROM months m LEFT JOIN bought b USING (account_id, month)
+            WINDOW w AS (PARTITION BY m.account_id ORDER BY m.month
+                         ROWS BETWEEN {SPEND_JUMP_MONTHS} PRECEDING AND 1 PRECEDING)),
+        flagged AS (
+            SELECT *, (before_n >= {SPEND_JUMP_HISTORY}
+                       AND spend >= {SPEND_JUMP_RATIO!r} * before_avg
+                       AND spend - before_avg >= {SPEND_JUMP_FLOOR!r}) AS jump
+            FROM monthly)"""
+    return sql, params
+
+
+def spend(
+    con: Any,
+    tables: Sequence[str],
+    portfolio: str | None = None,
+    tiers: Sequence[str] | None = None,
+) -> Result:
+    """Per month: the portfolio's spend, accounts spending, spend per spending account, the 3-
+    and 6-month rolling averages of the spend (the months up to and including this one) and
+    how many accounts' spend jumped."""
+    columns = [
+        "month", "spend", "accounts", "spend_per_account", "avg_3m", "avg_6m", "jumps"
+    ]  # fmt: skip
+    body = _monthly_spend(tables, portfolio, tiers)
+    if body is None:
+        return columns, []
+    cte, params = body
+    sql = f"""
+        WITH {cte},
+        per_month AS (
+            SELECT month, sum(spend) AS spend, count(*) FILTER (WHERE spend > 0) AS accounts,
+                   count(*) FILTER (WHERE jump) AS jumps
+            FROM flagged GROUP BY ALL)
+        SELECT month, spend, accounts, spend / nullif(accounts, 0) AS spend_per_account,
+               avg(spend) OVER (ORDER BY month ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS avg_3m,
+               avg(spend) OVER (ORDER BY month ROWS BETWEEN 5 PRECEDING AND CURRENT ROW) AS avg_6m,
+               jumps
+        FROM per_month ORDER BY month"""
+    return _run(con, sql, params)
+
+
+def spend_jumps(
+    con: Any,
+    tables: Sequence[str],
+    portfolio: str | None = None,
+    month: str | None = None,
+    tiers: Sequence[str] | None = None,
+    limit: int = HIGH_RISK_ROWS * 4,
+) -> Result:
+    """The accounts whose spend jumped in ``month`` (default: every month), biggest jump first.
+
+    The rule: the month's spend is at least ``SPEND_JUMP_RATIO`` (3) times the account's average
+    over the ``SPEND_JUMP_MONTHS`` (6) months before it, months without a purchase counting as
+    0, and at least ``SPEND_JUMP_FLOOR`` (100) above that average; an account needs
+    ``SPEND_JUMP_HISTORY`` (3) months since its first purchase before it can jump."""
+    columns = ["month", "account_id", "spend", "before_avg", "ratio"]
+    body = _monthly_spend(tables, portfolio, tiers)
+    if body is None:
+        return columns, []
+    cte, params = body
+    month_sql = "TRUE"
+    if month:
+        month_sql = "month = CAST(date_trunc('month', CAST(? AS DATE)) AS DATE)"
+        params = [*params, month]
+    sql = f"""
+        WITH {cte}
+        SELECT month, account_id, spend, before_avg, spend / nullif(before_avg, 0) AS ratio
+        FROM flagged WHERE jump AND {month_sql}
+        ORDER BY month DESC, spend - before_avg DESC, account_id LIMIT ?"""
     return _run(con, sql, [*params, int(limit)])
 
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.fixtures import NUMERIC, features_frame
+from benchmarks.fixtures import CATEGORICAL, NUMERIC, features_frame
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.storage import split_s3
@@ -60,8 +60,9 @@ def test_batch_scores_latest_partition_and_registers_it(world: ServingWorld) -> 
     assert psi["model_version"] == world.version
     assert psi["score"]["on"] == "pd"
     assert 0 <= psi["score"]["psi"] < 0.25  # same population as training
-    # every numeric input has a baseline, so every one has its PSI (the drift view shows them)
-    assert sorted(psi["features"]) == sorted(NUMERIC)
+    # every input has a baseline, so every one has its PSI (the drift view shows them)
+    assert sorted(psi["features"]) == sorted(NUMERIC + CATEGORICAL)
+    assert psi["features"]["education"]["categories"][-1] == "(other)"
 
 
 def test_rerun_replaces_the_partition(world: ServingWorld) -> None:

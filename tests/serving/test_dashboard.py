@@ -14,9 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
-from benchmarks.fixtures import CATEGORICAL, NUMERIC, features_frame, write_features
+from benchmarks.fixtures import (
+    CATEGORICAL,
+    NUMERIC,
+    features_frame,
+    write_features,
+    write_purchases,
+)
 from infra.services import free_port
 from pipeline.cli import main
 from riskstream.settings import Settings
@@ -44,6 +51,7 @@ def dashboard(world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -> 
     shifted["account_id"] = features_frame(300, dt.date(2026, 2, 28), seed=2)["account_id"]
     write_features(settings, shifted, dt.date(2026, 2, 28))
     run_batch(settings, LATEST)
+    write_purchases(settings, purchases(shifted["account_id"][:40]))
     settings = settings.with_overrides(
         dashboard_url=f"http://127.0.0.1:{free_port()}",
         state_dir=tmp_path_factory.mktemp("dashboard"),
@@ -54,6 +62,22 @@ def dashboard(world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -> 
         yield settings
     finally:
         service.down()
+
+
+def purchases(accounts: pd.Series) -> pd.DataFrame:
+    """Eight months of purchases: account k spends 50 + k on the 3rd of each month, and the
+    first five also ten times as much on the 20th of the last month (a jump each)."""
+    rows = [
+        (
+            a,
+            pd.Timestamp(2025, 7 + m, 3, 12) if m < 6 else pd.Timestamp(2026, m - 5, 3, 12),
+            50.0 + k,
+        )
+        for k, a in enumerate(accounts)
+        for m in range(8)
+    ]
+    rows += [(a, pd.Timestamp(2026, 2, 20, 12), 500.0 + 10 * k) for k, a in enumerate(accounts[:5])]
+    return pd.DataFrame(rows, columns=["account_id", "event_time", "amount"])
 
 
 def get(settings: Settings, path: str, **params: Any) -> Any:
@@ -183,6 +207,19 @@ def test_every_view_matches_sql(dashboard: Settings) -> None:
         else:
             assert len(r["expected"]) == len(r["actual"]) == len(r["edges"]) - 1
 
+    spend = records(get(s, "/api/views/spend"))
+    monthly = sql(
+        s,
+        "select cast(cast(date_trunc('month', event_time) as date) as varchar) m, "
+        "sum(amount) x, count(distinct account_id) n from curated_purchase group by 1 order by 1",
+    )
+    assert [(r["month"], r["spend"], r["accounts"]) for r in spend] == [
+        (m["m"], pytest.approx(m["x"]), m["n"]) for m in monthly
+    ]
+    assert [r["jumps"] for r in spend] == [0] * 7 + [5]
+    jumps = records(get(s, "/api/views/spend_jumps"))
+    assert len(jumps) == 5 and all(r["ratio"] >= 3 for r in jumps)
+
     csv_text = get(s, "/api/views/accounts.csv", date=day)
     assert len(csv_text.strip().splitlines()) == 51
 
@@ -305,6 +342,8 @@ def test_pages_render_charts_that_match_sql(dashboard: Settings, browser: Any) -
     assert min(x for t in dist for x in t["x"]) > 300 and max(x for t in dist for x in t["x"]) < 850
     mig = _chart(driver, "chart-migration")[0]
     assert sum(map(sum, mig["z"])) == 300
+    spend_chart = _chart(driver, "chart-spend")
+    assert [sum(t["y"]) for t in spend_chart if t["name"] == "accounts with a jump"] == [5]
     drift = _chart(driver, "chart-drift")[0]
     assert set(drift["x"]) == {"(score)", *NUMERIC, *CATEGORICAL}
     seg = _chart(driver, "chart-segments")
@@ -312,14 +351,20 @@ def test_pages_render_charts_that_match_sql(dashboard: Settings, browser: Any) -
         sql(s, f"select sum(exposure) e from scores where score_date='{day}'")[0]["e"]
     )
     # the points are drawn, not only held in memory
-    for div in ("chart-overview", "chart-distribution", "chart-segments", "chart-drift"):
+    charts = (
+        "chart-overview",
+        "chart-distribution",
+        "chart-segments",
+        "chart-drift",
+        "chart-spend",
+    )
+    for div in charts:
         drawn = driver.find_elements(By.CSS_SELECTOR, f"#{div} .point")
         assert drawn, div
         assert int(find(By.ID, div).get_attribute("data-points")) > 0
-    assert (
-        "not computed yet"
-        in find(By.CSS_SELECTOR, "#not-computed li[data-view='spend_trends']").text
-    )
+    assert "every view has what it needs" in find(By.ID, "not-computed").text
+    jump_rows = driver.find_elements(By.CSS_SELECTOR, "#spend-jumps tbody tr")
+    assert len(jump_rows) == 5
     assert "not computed yet" in find(By.ID, "chart-vintage").text
     rolls = _chart(driver, "chart-roll-rates")[0]
     for row in rolls["z"]:

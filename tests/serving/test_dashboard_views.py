@@ -71,7 +71,14 @@ def test_meta_lists_dates_and_what_is_not_computed(client: TestClient) -> None:
     assert meta["portfolio"] == "demo"
     assert meta["score_dates"] == [D1, D2]
     assert meta["model"] == {"name": "m", "version": "1", "accounts": 3}
-    assert set(meta["not_computed"]) == {"spend_trends"}
+    assert meta["not_computed"] == {}
+
+
+def test_spend_views_read_this_portfolios_purchases(client: TestClient) -> None:
+    spend = client.get("/api/views/spend").json()
+    assert spend["rows"] == [["2026-01-01", 7.5, 1, 7.5, 7.5, 7.5, 0]]  # not the 1.0 of synthetic
+    assert client.get("/api/views/spend_jumps", params={"month": "2026-01-31"}).json()["rows"] == []
+    assert client.get("/api/views/spend.csv").text.splitlines()[0].startswith("month,spend,")
 
 
 def test_views_default_to_the_latest_date(client: TestClient) -> None:

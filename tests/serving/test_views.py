@@ -284,3 +284,63 @@ def test_drift_rows_from_reports() -> None:
     assert [r[:4] for r in rows] == [(D2, "(score)", 0.3, True), (D2, "age", 0.01, False)]
     assert rows[1][4] == [0, 40, 90]
     assert views.drift(reports, score_date=D1)[1] == []
+
+
+def _purchases(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str, str, float]]) -> None:
+    con.execute(
+        "CREATE TABLE curated_purchase (account_id VARCHAR, event_time TIMESTAMP, "
+        "source VARCHAR, amount DOUBLE)"
+    )
+    con.executemany("INSERT INTO curated_purchase VALUES (?, CAST(? AS TIMESTAMP), ?, ?)", rows)
+
+
+def test_spend_trends_and_jumps_by_hand(con: duckdb.DuckDBPyConnection) -> None:
+    # "a" buys 100 a month Jan-Apr, nothing in May, 1,000 in June: its June average before is
+    # (100 * 4 + 0) / 5 = 80 and 1,000 >= 3 * 80, 920 >= 100: a jump. "b" buys 50 in January,
+    # 400 in February (one month of history: too soon) and 400 in June (average before 80 over
+    # 5 months: 400 >= 240 and 320 >= 100: a jump). "other" is another portfolio's.
+    rows = [("a", f"2026-0{m}-10 09:00:00", "demo", 100.0) for m in range(1, 5)]
+    rows += [
+        ("a", "2026-06-02 09:00:00", "demo", 600.0),
+        ("a", "2026-06-20 09:00:00", "demo", 400.0),
+    ]
+    rows += [
+        ("b", "2026-01-15 09:00:00", "demo", 50.0),
+        ("b", "2026-02-15 09:00:00", "demo", 400.0),
+    ]
+    rows += [("b", "2026-06-15 09:00:00", "demo", 400.0)]
+    rows += [("other", "2026-06-15 09:00:00", "synthetic", 9e6)]
+    _purchases(con, rows)
+    tables = ["scores", "curated_purchase"]
+    columns, spend = views.spend(con, tables, "demo")
+    assert columns == [
+        "month",
+        "spend",
+        "accounts",
+        "spend_per_account",
+        "avg_3m",
+        "avg_6m",
+        "jumps",
+    ]
+    months = [r[0] for r in spend]
+    assert months == [f"2026-0{m}-01" for m in range(1, 7)]
+    totals = [r[1] for r in spend]
+    assert totals == [150.0, 500.0, 100.0, 100.0, 0.0, 1400.0]
+    assert [r[2] for r in spend] == [2, 2, 1, 1, 0, 2]
+    assert spend[4][3] is None and spend[5][3] == 700.0
+    assert spend[2][4] == pytest.approx((150 + 500 + 100) / 3)
+    assert spend[5][5] == pytest.approx(sum(totals) / 6)
+    assert [r[6] for r in spend] == [0, 0, 0, 0, 0, 2]
+
+    _, jumps = views.spend_jumps(con, tables, "demo")
+    assert [(r[0], r[1], r[2]) for r in jumps] == [
+        ("2026-06-01", "a", 1000.0),
+        ("2026-06-01", "b", 400.0),
+    ]
+    assert jumps[0][3] == pytest.approx(80.0) and jumps[0][4] == pytest.approx(12.5)
+    assert views.spend_jumps(con, tables, "demo", month="2026-05-31")[1] == []
+    assert views.spend_jumps(con, tables, "demo", month="2026-06-30")[1] == jumps
+    # the tier filter keeps the accounts whose latest tier is among those asked for
+    _, near = views.spend_jumps(con, tables, "demo", tiers=["Near-prime"])
+    assert [r[1] for r in near] == ["a"]
+    assert views.spend(con, ["scores"], "demo")[1] == []  # no purchases table: no rows
