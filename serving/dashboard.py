@@ -90,6 +90,8 @@ def _params(request: Request) -> dict[str, Any]:
         "to": q.get("to") or None,
         "id": q.get("id") or None,
         "month": q.get("month") or None,
+        "utilisation": q.get("utilisation") or None,
+        "mob": q.get("mob") or None,
     }
 
 
@@ -109,30 +111,32 @@ def compute_view(
     if not dates:
         raise NoScores("no scores yet: run `riskstream score` first")
     day = p["date"] or dates[-1]
-    applied: dict[str, Any] = {"tiers": p["tiers"], "date": day}
+    seg = views.Segment.of(p.get("utilisation"), p.get("mob"))
+    scope = {"tiers": p["tiers"], "utilisation": p.get("utilisation"), "mob": p.get("mob")}
+    applied: dict[str, Any] = {**scope, "date": day}
     if name == "overview":
-        result = warehouse.run(views.overview, p["tiers"], p["from"], p["to"], lgd)
-        applied = {"tiers": p["tiers"], "from": p["from"], "to": p["to"]}
+        result = warehouse.run(views.overview, p["tiers"], p["from"], p["to"], lgd, seg)
+        applied = {**scope, "from": p["from"], "to": p["to"]}
     elif name == "distribution":
-        result = warehouse.run(views.distribution, day, p["tiers"])
+        result = warehouse.run(views.distribution, day, p["tiers"], seg)
     elif name == "migration":
         to = p["to"] or day
         earlier = [d for d in dates if d < to]
         start = p["from"] or (earlier[-1] if earlier else to)
-        result = warehouse.run(views.migration, start, to, p["tiers"])
-        applied = {"tiers": p["tiers"], "from": start, "to": to}
+        result = warehouse.run(views.migration, start, to, p["tiers"], seg)
+        applied = {**scope, "from": start, "to": to}
     elif name == "segments":
-        result = warehouse.run(views.segments, day, p["tiers"])
+        result = warehouse.run(views.segments, day, p["tiers"], seg)
     elif name == "roll_rates":
-        result = warehouse.run(views.roll_rates, day, p["tiers"])
+        result = warehouse.run(views.roll_rates, day, p["tiers"], seg)
     elif name == "vintage":
-        result = warehouse.run(views.vintage, p["tiers"])
-        applied = {"tiers": p["tiers"]}
+        result = warehouse.run(views.vintage, p["tiers"], seg)
+        applied = scope
     elif name == "delinquency":
-        result = warehouse.run(views.delinquency, p["tiers"])
-        applied = {"tiers": p["tiers"]}
+        result = warehouse.run(views.delinquency, p["tiers"], seg)
+        applied = scope
     elif name == "accounts":
-        result = warehouse.run(views.accounts, day, p["tiers"])
+        result = warehouse.run(views.accounts, day, p["tiers"], views.HIGH_RISK_ROWS, seg)
     elif name in ("spend", "spend_jumps"):
         tables, portfolio = list(warehouse.tables), warehouse.settings.portfolio
         if name == "spend":
@@ -234,6 +238,10 @@ def create_app(
             "portfolio": settings.portfolio,
             "score_dates": dates,
             "tiers": list(TIER_NAMES),
+            "segments": {
+                "utilisation": [b for b, _ in views.UTILISATION_BANDS] + [views.UNKNOWN],
+                "mob": [b for b, _ in views.MOB_BANDS] + [views.UNKNOWN],
+            },
             "model": model,
             "views": list(VIEWS),
             "not_computed": views.NOT_COMPUTED,

@@ -97,6 +97,8 @@ MAIN_PAGE = (
 <header><h1>Portfolio credit risk</h1><span id="meta">loading...</span></header>
 <div class="filters">
  <span>Tiers: <span id="tier-filter"></span></span>
+ <label>Utilisation <select id="util-filter"><option value="">all</option></select></label>
+ <label>Months on book <select id="mob-filter"><option value="">all</option></select></label>
  <label>Scoring date <select id="date-filter"></select></label>
  <label>Migration from <select id="from-filter"></select></label>
  <label>Account <input id="account-search" placeholder="account id" size="18">
@@ -169,6 +171,9 @@ function filters(){const p=new URLSearchParams();
 function allTiers(){return document.querySelectorAll("#tier-filter input:checked").length==
   TIERS.length}
 function viewURL(name,extra){const p=allTiers()?new URLSearchParams():filters();
+  const seg={utilisation:document.getElementById("util-filter").value,
+    mob:document.getElementById("mob-filter").value};
+  for(const k in seg)if(seg[k])p.set(k,seg[k]);
   for(const k in extra||{})if(extra[k])p.set(k,extra[k]);
   return "api/views/"+name+(p.toString()?"?"+p:"")}
 async function view(name,extra){
@@ -187,6 +192,9 @@ function setup(meta){
   document.getElementById("not-computed").innerHTML=Object.entries(meta.not_computed).map(
     ([k,v])=>"<li data-view='"+k+"'><b>"+esc(k.replace("_"," "))+"</b>: not computed yet ("+
     esc(v)+")</li>").join("")||"<li>nothing: every view has what it needs</li>";
+  for(const [id,key] of [["util-filter","utilisation"],["mob-filter","mob"]])
+    document.getElementById(id).innerHTML+=meta.segments[key].map(b=>
+      "<option>"+esc(b)+"</option>").join("");
   document.querySelectorAll(".filters input,.filters select").forEach(e=>{
     if(e.id!="account-search")e.onchange=()=>load().catch(x=>showError(x))});
   document.getElementById("account-go").onclick=()=>{const v=

@@ -4,7 +4,9 @@ server; only the aggregates do.
 
 Every function takes a DuckDB connection (or cursor) and filters, and returns
 ``(columns, rows)``: column names and tuples, ready for JSON or CSV. Filters: ``tiers`` keeps
-those risk tiers only; dates are ISO strings of score dates. The views:
+those risk tiers only; ``segment`` (a :class:`Segment`) keeps the accounts whose features on the
+scored observation date fall in a utilisation band and/or a months-on-book band (an account
+without a features row is in no segment); dates are ISO strings of score dates. The views:
 
 - ``overview``: per score date, accounts, exposure, expected loss (PD x exposure x LGD),
   predicted default rate (mean PD) and observed default rate (mean label where known);
@@ -32,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -103,6 +106,58 @@ def _tier_clause(tiers: Sequence[str] | None, column: str = "risk_tier") -> tupl
     return f"{column} IN ({', '.join('?' for _ in tiers)})", list(tiers)
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A utilisation band and/or a months-on-book band, by their labels (``unknown`` too)."""
+
+    utilisation: str | None = None
+    mob: str | None = None
+
+    @classmethod
+    def of(cls, utilisation: str | None, mob: str | None) -> Segment | None:
+        """The segment of two optional labels, or None; a label that is no band's is an error
+        naming the bands."""
+        for label, bands, what in (
+            (utilisation, UTILISATION_BANDS, "utilisation"),
+            (mob, MOB_BANDS, "months-on-book"),
+        ):
+            choices = [b for b, _ in bands] + [UNKNOWN]
+            if label is not None and label not in choices:
+                raise ValueError(f"no {what} band {label!r}; use one of: {', '.join(choices)}")
+        return cls(utilisation, mob) if (utilisation or mob) else None
+
+
+def _scope(
+    con: Any,
+    tiers: Sequence[str] | None,
+    segment: Segment | None,
+    scores: str = "scores",
+) -> tuple[str, list[Any]]:
+    """The WHERE condition (and its parameters) keeping the rows of ``scores`` (the table or
+    its alias) in ``tiers`` and ``segment``."""
+    prefix = "" if scores == "scores" else f"{scores}."
+    where, params = _tier_clause(tiers, f"{prefix}risk_tier")
+    if segment is None:
+        return where, params
+    feature_cols = columns_of(con, "features")
+    if not feature_cols:
+        return f"{where} AND FALSE", params
+    conditions = []
+    for label, candidates, bands in (
+        (segment.utilisation, UTILISATION_COLUMNS, UTILISATION_BANDS),
+        (segment.mob, (MOB_COLUMN,), MOB_BANDS),
+    ):
+        if label is not None:
+            expr = _feature_expr(feature_cols, candidates).replace('f."', 'seg."')
+            conditions.append(f"{_band_case(expr, bands)} = ?")
+            params.append(label)
+    where += (
+        f" AND EXISTS (SELECT 1 FROM features seg WHERE seg.account_id = {scores}.account_id "
+        f"AND seg.obs_date = {scores}.obs_date AND {' AND '.join(conditions)})"
+    )
+    return where, params
+
+
 def _band_case(column: str, bands: Sequence[tuple[str, float]]) -> str:
     """A CASE mapping ``column`` to the label of the last band whose lower bound it reaches."""
     whens = " ".join(
@@ -133,8 +188,9 @@ def overview(
     date_from: str | None = None,
     date_to: str | None = None,
     lgd: float = 1.0,
+    segment: Segment | None = None,
 ) -> Result:
-    where, params = _tier_clause(tiers)
+    where, params = _scope(con, tiers, segment)
     sql = f"""
         SELECT score_date,
                count(*) AS accounts,
@@ -151,9 +207,11 @@ def overview(
     return _run(con, sql, [lgd, *params, date_from, date_from, date_to, date_to])
 
 
-def distribution(con: Any, score_date: str, tiers: Sequence[str] | None = None) -> Result:
+def distribution(
+    con: Any, score_date: str, tiers: Sequence[str] | None = None, segment: Segment | None = None
+) -> Result:
     """Accounts per score band (``band_low`` to ``band_low + 25``, 850 in the last band)."""
-    where, params = _tier_clause(tiers)
+    where, params = _scope(con, tiers, segment)
     last = SCORE_MAX - SCORE_BAND
     sql = f"""
         SELECT least(greatest({SCORE_MIN} + {SCORE_BAND} * floor((score - {SCORE_MIN})
@@ -164,9 +222,16 @@ def distribution(con: Any, score_date: str, tiers: Sequence[str] | None = None) 
     return _run(con, sql, [score_date, *params])
 
 
-def migration(con: Any, date_from: str, date_to: str, tiers: Sequence[str] | None = None) -> Result:
-    """Every (from tier, to tier) pair with its count, zeros included, in tier order."""
-    where, params = _tier_clause(tiers, "a.risk_tier")
+def migration(
+    con: Any,
+    date_from: str,
+    date_to: str,
+    tiers: Sequence[str] | None = None,
+    segment: Segment | None = None,
+) -> Result:
+    """Every (from tier, to tier) pair with its count, zeros included, in tier order (tiers and
+    segment as at ``date_from``)."""
+    where, params = _scope(con, tiers, segment, "a")
     order = ", ".join(f"'{t}'" for t in TIER_NAMES)
     sql = f"""
         WITH t(tier, i) AS (SELECT unnest([{order}]), unnest(range({len(TIER_NAMES)}))),
@@ -189,10 +254,12 @@ def _feature_expr(feature_cols: Sequence[str], candidates: Sequence[str]) -> str
     return "NULL"
 
 
-def segments(con: Any, score_date: str, tiers: Sequence[str] | None = None) -> Result:
+def segments(
+    con: Any, score_date: str, tiers: Sequence[str] | None = None, segment: Segment | None = None
+) -> Result:
     """Tier x utilisation band x months-on-book band, from the scores joined to their features
     (``unknown`` where the features lack the input)."""
-    where, params = _tier_clause(tiers, "s.risk_tier")
+    where, params = _scope(con, tiers, segment, "s")
     feature_cols = columns_of(con, "features")
     util = _feature_expr(feature_cols, UTILISATION_COLUMNS)
     mob = _feature_expr(feature_cols, (MOB_COLUMN,))
@@ -211,12 +278,14 @@ def segments(con: Any, score_date: str, tiers: Sequence[str] | None = None) -> R
     return _run(con, sql, [score_date, *params])
 
 
-def delinquency(con: Any, tiers: Sequence[str] | None = None) -> Result:
+def delinquency(
+    con: Any, tiers: Sequence[str] | None = None, segment: Segment | None = None
+) -> Result:
     """Accounts per repayment-status bucket of the latest month, per score date."""
     feature_cols = columns_of(con, "features")
     if STATUS_COLUMN not in feature_cols:
         return ["score_date", "bucket", "accounts"], []
-    where, params = _tier_clause(tiers, "s.risk_tier")
+    where, params = _scope(con, tiers, segment, "s")
     bucket = _band_case(f'f."{STATUS_COLUMN}"', DELINQUENCY_BUCKETS)
     sql = f"""
         SELECT s.score_date, {bucket} AS bucket, count(*) AS accounts
@@ -225,7 +294,9 @@ def delinquency(con: Any, tiers: Sequence[str] | None = None) -> Result:
     return _run(con, sql, params)
 
 
-def roll_rates(con: Any, score_date: str, tiers: Sequence[str] | None = None) -> Result:
+def roll_rates(
+    con: Any, score_date: str, tiers: Sequence[str] | None = None, segment: Segment | None = None
+) -> Result:
     """Accounts per (delinquency bucket of the month before last, of the last month) on
     ``score_date``, every pair in bucket order, with ``rate`` = accounts / accounts in the
     earlier bucket (how many roll forward, stay or cure)."""
@@ -233,7 +304,7 @@ def roll_rates(con: Any, score_date: str, tiers: Sequence[str] | None = None) ->
     feature_cols = columns_of(con, "features")
     if STATUS_COLUMN not in feature_cols or STATUS_PREVIOUS_COLUMN not in feature_cols:
         return columns, []
-    where, params = _tier_clause(tiers, "s.risk_tier")
+    where, params = _scope(con, tiers, segment, "s")
     before = _band_case(f'f."{STATUS_PREVIOUS_COLUMN}"', DELINQUENCY_BUCKETS)
     after = _band_case(f'f."{STATUS_COLUMN}"', DELINQUENCY_BUCKETS)
     order = ", ".join(f"'{b}'" for b, _ in DELINQUENCY_BUCKETS)
@@ -254,13 +325,13 @@ def roll_rates(con: Any, score_date: str, tiers: Sequence[str] | None = None) ->
     return _run(con, sql, [score_date, *params])
 
 
-def vintage(con: Any, tiers: Sequence[str] | None = None) -> Result:
+def vintage(con: Any, tiers: Sequence[str] | None = None, segment: Segment | None = None) -> Result:
     """Per origination quarter and months on book: accounts, observed default rate (mean label
     where known) and mean PD, over every scoring date."""
     columns = ["cohort", "months_on_book", "accounts", "observed_default_rate", "mean_pd"]
     if MOB_COLUMN not in columns_of(con, "features"):
         return columns, []
-    where, params = _tier_clause(tiers, "s.risk_tier")
+    where, params = _scope(con, tiers, segment, "s")
     sql = f"""
         WITH rows AS (
             SELECT s.pd, s.label, f."{MOB_COLUMN}" AS mob,
@@ -275,10 +346,14 @@ def vintage(con: Any, tiers: Sequence[str] | None = None) -> Result:
 
 
 def accounts(
-    con: Any, score_date: str, tiers: Sequence[str] | None = None, limit: int = HIGH_RISK_ROWS
+    con: Any,
+    score_date: str,
+    tiers: Sequence[str] | None = None,
+    limit: int = HIGH_RISK_ROWS,
+    segment: Segment | None = None,
 ) -> Result:
     """The ``limit`` riskiest accounts of ``score_date`` (highest PD first)."""
-    where, params = _tier_clause(tiers)
+    where, params = _scope(con, tiers, segment)
     sql = f"""
         SELECT account_id, score, pd, risk_tier, decision, exposure, reason_1, reason_2, reason_3
         FROM scores WHERE score_date = CAST(? AS DATE) AND {where}

@@ -399,6 +399,22 @@ def test_pages_render_charts_that_match_sql(dashboard: Settings, browser: Any) -
     assert sum(sum(t["y"]) for t in dist) == latest["n"] - by_tier.get("Prime", 0)
     assert "Prime" not in {t["name"] for t in dist}
 
+    # segment: utilisation above 80% (and still without Prime)
+    from selenium.webdriver.support.ui import Select
+
+    Select(find(By.ID, "util-filter")).select_by_visible_text("80-100%")
+    _wait_loaded(driver)
+    in_band = sql(
+        s,
+        "select count(*) n from scores s join features f on f.account_id = s.account_id "
+        f"and f.obs_date = s.obs_date where s.score_date='{day}' and s.risk_tier <> 'Prime' "
+        "and f.utilisation_avg_3m >= 0.8 and f.utilisation_avg_3m < 1.0",
+    )[0]["n"]
+    assert in_band > 0
+    assert sum(sum(t["y"]) for t in _chart(driver, "chart-distribution")) == in_band
+    Select(find(By.ID, "util-filter")).select_by_visible_text("all")
+    _wait_loaded(driver)
+
     # click through to the riskiest account
     find(By.CSS_SELECTOR, "#highrisk tbody tr td a").click()
     _wait_loaded(driver)
@@ -412,8 +428,12 @@ def test_pages_render_charts_that_match_sql(dashboard: Settings, browser: Any) -
     assert chart[0]["y"] == [h["score"] for h in history]
     assert driver.find_elements(By.CSS_SELECTOR, "#chart-account .point")
     assert len(driver.find_elements(By.CSS_SELECTOR, "#account-table tbody tr")) == len(history)
-    # the test's catalog has no curated tables: the events section says so
-    assert "no events" in find(By.ID, "chart-events").text
+    # its events are the catalog's curated purchases of the account, if it has any
+    bought = sql(s, f"select count(*) n from curated_purchase where account_id='{account_id}'")
+    if bought[0]["n"]:
+        assert int(find(By.ID, "chart-events").get_attribute("data-points")) > 0
+    else:
+        assert "no events" in find(By.ID, "chart-events").text
     _shot(driver, "account.png")
 
 

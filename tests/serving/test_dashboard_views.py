@@ -86,8 +86,12 @@ def test_views_default_to_the_latest_date(client: TestClient) -> None:
     assert dist["filters"]["date"] == D2
     assert sum(r[2] for r in dist["rows"]) == 3
     mig = client.get("/api/views/migration").json()
-    assert mig["filters"] == {"tiers": None, "from": D1, "to": D2}
+    assert mig["filters"] == {"tiers": None, "utilisation": None, "mob": None, "from": D1, "to": D2}
     assert sum(r[2] for r in mig["rows"]) == 3
+    util = client.get("/api/views/accounts", params={"date": D1, "utilisation": ">100%"}).json()
+    assert [r[0] for r in util["rows"]] == ["c"] and util["filters"]["utilisation"] == ">100%"
+    bad = client.get("/api/views/accounts", params={"mob": "ten years"})
+    assert bad.status_code == 400 and "months-on-book band" in bad.json()["detail"]
     seg = client.get("/api/views/segments", params={"date": D1, "tier": "High risk"}).json()
     assert [r[:3] for r in seg["rows"]] == [
         ["High risk", ">100%", "60+"],

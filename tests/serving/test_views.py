@@ -344,3 +344,27 @@ def test_spend_trends_and_jumps_by_hand(con: duckdb.DuckDBPyConnection) -> None:
     _, near = views.spend_jumps(con, tables, "demo", tiers=["Near-prime"])
     assert [r[1] for r in near] == ["a"]
     assert views.spend(con, ["scores"], "demo")[1] == []  # no purchases table: no rows
+
+
+def test_a_segment_filters_every_view_by_the_accounts_features(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    # on D1: a <30% / <12, b 50-80% / 24-59, c >100% / 60+, d unknown / 12-23
+    high_util = views.Segment.of(">100%", None)
+    assert [r[0] for r in views.accounts(con, D1, segment=high_util)[1]] == ["c"]
+    assert [
+        r[0] for r in views.accounts(con, D1, segment=views.Segment.of("unknown", None))[1]
+    ] == ["d"]
+    both = views.Segment.of("50-80%", "24-59")
+    assert [r[0] for r in views.accounts(con, D1, segment=both)[1]] == ["b"]
+    assert views.accounts(con, D1, segment=views.Segment.of("50-80%", "60+"))[1] == []
+    assert sum(r[2] for r in views.distribution(con, D1, segment=high_util)[1]) == 1
+    over = views.overview(con, segment=views.Segment.of(None, "12-23"))[1]
+    assert [(r[0], r[1]) for r in over] == [(D1, 1)]  # d is scored on D1 only
+    mig = views.migration(con, D1, D2, segment=high_util)[1]
+    assert [(r[0], r[1]) for r in mig if r[2]] == [("High risk", "Prime")]
+    seg = views.segments(con, D1, ["High risk"], segment=high_util)[1]
+    assert [(r[0], r[1]) for r in seg] == [("High risk", ">100%")]
+    assert views.Segment.of(None, None) is None
+    with pytest.raises(ValueError, match=r"no utilisation band '90%'.*<30%, 30-50%"):
+        views.Segment.of("90%", None)
