@@ -206,6 +206,8 @@ BASELINE_ARTIFACT: Final = "baseline/baseline.json"  # PSI baseline
 FEATURES_ARTIFACT: Final = "features.json"  # the feature document (columns, windows, dates)
 FAIRNESS_ARTIFACT: Final = "fairness/fairness.json"
 MODEL_CARD_ARTIFACT: Final = "model_card.md"
+KIND_REPORT_DIR: Final = "kind"  # what a model kind publishes about its fit (modelkinds.KindReport)
+KIND_CARD_ARTIFACT: Final = "kind/model_card_section.md"  # its model-card section
 
 # ---- the scores table: each column and the module that computes it ---------------------------
 N_REASONS: Final = 3

@@ -4,13 +4,8 @@ Nothing here touches the network, S3 or the environment: the batch job and the A
 :func:`explain` with a fitted sklearn ``Pipeline`` (``preprocess`` then ``model``) and a
 DataFrame of features, so one record scores identically in both.
 
-Score scaling ("points to double the odds", the usual scorecard convention)::
-
-    odds   = (1 - pd) / pd                       # good:bad odds
-    factor = pdo / ln(2)                         # points per doubling of the odds
-    offset = base_score - factor * ln(base_odds)
-    score  = round(offset + factor * ln(odds)), clipped to [300, 850]
-
+Score scaling is :class:`riskstream.scorescale.ScoreScale` ("points to double the odds", the usual
+scorecard convention: ``score = offset + factor * ln((1 - pd) / pd)``, rounded and clipped).
 With the defaults (600 points at 50:1 odds, 20 points to double) pd = 1/51 scores 600,
 pd = 1/101 (100:1) scores 620 and pd = 1/26 (25:1) scores 580. Higher is safer.
 
@@ -31,7 +26,6 @@ feature they came from (``education``) before ranking.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +38,7 @@ from scipy import sparse
 
 import modelkinds
 from riskstream.names import N_REASONS, SCORES_COLUMNS
+from riskstream.scorescale import ScoreScale
 
 _ARROW_TYPES = {
     "string": pa.string(),
@@ -60,33 +55,6 @@ CHUNK_ROWS = 2_000
 """Rows :func:`explain` scores at a time. A forest's reasons walk every tree's decision path,
 a rows x trees x depth matrix: in chunks, a batch's working memory is that of one chunk (tens
 of MB) instead of growing with the table (1.9 GiB for 142,000 rows); results are identical."""
-
-
-@dataclass(frozen=True)
-class ScoreScale:
-    """Points-to-double-odds scaling; see the module docstring."""
-
-    base_score: float = 600.0
-    base_odds: float = 50.0
-    pdo: float = 20.0
-    min_score: int = 300
-    max_score: int = 850
-
-    def __post_init__(self) -> None:
-        if self.pdo <= 0:
-            raise ValueError(f"pdo={self.pdo} must be positive")
-        if self.base_odds <= 0:
-            raise ValueError(f"base_odds={self.base_odds} must be positive")
-        if self.min_score >= self.max_score:
-            raise ValueError(f"min_score={self.min_score} must be below max_score={self.max_score}")
-
-    @property
-    def factor(self) -> float:
-        return self.pdo / math.log(2.0)
-
-    @property
-    def offset(self) -> float:
-        return self.base_score - self.factor * math.log(self.base_odds)
 
 
 @dataclass(frozen=True)
