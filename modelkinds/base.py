@@ -74,6 +74,7 @@ class ReportContext:
     # (Platt scaling on top of it); None when the estimator is served uncalibrated
     calibration: tuple[float, float] | None
     scale: ScoreScale = field(default_factory=ScoreScale)  # how the served pd becomes a score
+    preprocess: Any = None  # the fitted preprocessing (e.g. to name the categories of codes)
 
 
 @dataclass(frozen=True)

@@ -352,8 +352,9 @@ def kind_report(
         platt = model.calibrated_classifiers_[0].calibrators[0]
         # sklearn's sigmoid: pd = 1 / (1 + exp(a * raw + b))
         calibration = (-float(platt.a_), -float(platt.b_))
-    columns = tuple(str(c) for c in pipeline.named_steps["preprocess"].get_feature_names_out())
-    context = modelkinds.ReportContext(columns, calibration, scale or ScoreScale())
+    pre = pipeline.named_steps["preprocess"]
+    columns = tuple(str(c) for c in pre.get_feature_names_out())
+    context = modelkinds.ReportContext(columns, calibration, scale or ScoreScale(), pre)
     return report(base_estimator(pipeline), context)
 
 

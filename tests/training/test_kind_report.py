@@ -65,6 +65,7 @@ def test_the_report_sees_the_estimator_its_columns_the_calibration_and_the_scale
     assert context.scale == scale
     pre = fitted.pipeline.named_steps["preprocess"]
     assert list(context.columns) == list(pre.get_feature_names_out())
+    assert context.preprocess is pre
     # the served pd is expit(slope * decision + intercept): the calibration, as documented
     slope, intercept = context.calibration
     raw = seen["estimator"].decision_function(pre.transform(x))
