@@ -6,8 +6,10 @@ DataFrame of features, so one record scores identically in both.
 
 Score scaling is :class:`riskstream.scorescale.ScoreScale` ("points to double the odds", the usual
 scorecard convention: ``score = offset + factor * ln((1 - pd) / pd)``, rounded and clipped).
-With the defaults (600 points at 50:1 odds, 20 points to double) pd = 1/51 scores 600,
-pd = 1/101 (100:1) scores 620 and pd = 1/26 (25:1) scores 580. Higher is safer.
+With the defaults (750 points at 50:1 odds, 40 points to double; ``Settings.score_scale``)
+pd = 1/51 scores 750, pd = 1/101 (100:1) scores 790 and pd = 1/26 (25:1) scores 710. Higher is
+safer. The risk tiers start at fixed odds (``riskstream.scorescale.TIER_ODDS``: 25:1, 8.8:1,
+3.1:1), i.e. at 710, 650 and 590 points on the default scale.
 
 Reason codes are the three source features that push this account's risk up the most, from
 contributions per preprocessed column that the model's kind declares (each module of
@@ -38,7 +40,7 @@ from scipy import sparse
 
 import modelkinds
 from riskstream.names import N_REASONS, SCORES_COLUMNS
-from riskstream.scorescale import ScoreScale
+from riskstream.scorescale import DEFAULT_SCALE, ScoreScale
 
 _ARROW_TYPES = {
     "string": pa.string(),
@@ -61,7 +63,7 @@ of MB) instead of growing with the table (1.9 GiB for 142,000 rows); results are
 class TierThresholds:
     """Minimum score of each tier, best first; below the last cut is "High risk"."""
 
-    cuts: tuple[float, ...] = (580.0, 550.0, 520.0)
+    cuts: tuple[float, ...] = DEFAULT_SCALE.tier_cuts()  # TIER_ODDS on the default scale
     names: tuple[str, ...] = TIER_NAMES
 
     def __post_init__(self) -> None:
@@ -88,6 +90,12 @@ class ScoringConfig:
             raise ValueError(f"threshold={self.threshold} must lie strictly between 0 and 1")
         if self.chunk_rows < 1:
             raise ValueError(f"chunk_rows={self.chunk_rows} must be at least 1")
+
+    @classmethod
+    def for_scale(cls, scale: ScoreScale, **changes: Any) -> ScoringConfig:
+        """Scoring on ``scale`` (``Settings.score_scale``), with tiers that mean the same
+        odds on it (:data:`riskstream.scorescale.TIER_ODDS`)."""
+        return cls(scale=scale, tiers=TierThresholds(scale.tier_cuts()), **changes)
 
 
 def pd_to_score(

@@ -219,7 +219,7 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
         mlflow.log_dict(
             build_baseline(p_train, x_train, prepared.columns.numeric), names.BASELINE_ARTIFACT
         )
-        report = kind_report(model, fitted.pipeline)
+        report = kind_report(model, fitted.pipeline, settings.score_scale)
         if report is not None:
             for file_name, text in report.artifacts.items():
                 mlflow.log_text(text, f"{names.KIND_REPORT_DIR}/{file_name}")
