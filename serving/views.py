@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from riskstream.names import CURATED_TABLE_PREFIX
+from riskstream.names import CURATED_TABLE_PREFIX, DELINQUENCY_BUCKETS, UNKNOWN_BUCKET
 from riskstream.scorescale import DEFAULT_SCALE, ScoreScale
 from serving.monitoring import PSI_ALERT
 from serving.scoring import TIER_NAMES
@@ -57,14 +57,7 @@ MOB_BANDS: tuple[tuple[str, int], ...] = (
     ("24-59", 24),
     ("60+", 60),
 )
-# repayment status as in the Taiwan data: <= 0 paid on time, k = k months late
-DELINQUENCY_BUCKETS: tuple[tuple[str, int], ...] = (
-    ("current", -(10**9)),
-    ("30", 1),
-    ("60", 2),
-    ("90+", 3),
-)
-UNKNOWN = "unknown"
+UNKNOWN = UNKNOWN_BUCKET
 HIGH_RISK_ROWS = 50
 STATUS_PREVIOUS_COLUMN = "repayment_status_m2"
 NOT_COMPUTED = {
