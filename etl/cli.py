@@ -1,4 +1,5 @@
-"""`riskstream etl raw-to-curated|curated-to-features`: run the Glue-style jobs locally."""
+"""`riskstream etl raw-to-curated|curated-to-features|risk-tables|compact`: run the Glue-style
+jobs locally."""
 
 from __future__ import annotations
 
@@ -58,6 +59,21 @@ def register(subparsers: Any) -> None:
         "--target", help="features base URI (default s3://<prefix>-features/features/)"
     )
     c2f.set_defaults(func=curated_to_features_cmd)
+
+    risk = etl.add_parser(
+        "risk-tables",
+        help="vintage, roll-rate and delinquency-bucket tables of the portfolio",
+        description="Vintage curves (cumulative default rate by opening cohort and months on "
+        "book), roll rates between delinquency buckets and bucket counts per month, from the "
+        "portfolio's curated tables; one snapshot as of the last statement month, in the "
+        "catalog (query them with `riskstream sql`: vintage, roll_rates, delinquency).",
+    )
+    risk.add_argument("--run-date", default=today, help="YYYY-MM-DD (default today, UTC)")
+    risk.add_argument("--source", help="curated base URI (default s3://<prefix>-curated/)")
+    risk.add_argument(
+        "--target", help="risk tables base URI (default s3://<prefix>-features/risk/<portfolio>/)"
+    )
+    risk.set_defaults(func=risk_tables_cmd)
 
     compact = etl.add_parser(
         "compact",
@@ -127,6 +143,15 @@ def curated_to_features_cmd(args: argparse.Namespace, settings: Settings) -> int
         f"{report['rows_out']} feature rows for {', '.join(report['obs_dates'])}; labels "
         f"{report['labels']}"
     )
+    return 0
+
+
+def risk_tables_cmd(args: argparse.Namespace, settings: Settings) -> int:
+    from etl.jobs import curated_to_risk_tables as job
+
+    report = _run(job, args, settings, **_overrides(args, ("source", "target")))
+    _print(report)
+    print(f"risk tables as of {report['as_of']}: {report['tables']}")
     return 0
 
 

@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from etl.session_protocol import COMPACT, CURATED_TO_FEATURES, RAW_TO_CURATED
+from etl.session_protocol import (
+    COMPACT,
+    CURATED_TO_FEATURES,
+    CURATED_TO_RISK_TABLES,
+    RAW_TO_CURATED,
+)
 from riskstream.settings import Settings
 
 if TYPE_CHECKING:
@@ -66,9 +71,19 @@ def _compact_job(
     return report
 
 
+def _curated_to_risk_tables_job(
+    spark: SparkSession, settings: Settings, run_date: str, portfolio: str | None = None
+) -> dict[str, Any]:
+    from etl.jobs import curated_to_risk_tables as job
+
+    settings = settings.for_portfolio(portfolio)
+    return job.run(spark, settings, job.options(settings, run_date=run_date))
+
+
 SESSION_JOBS: dict[str, Callable[..., dict[str, Any]]] = {
     RAW_TO_CURATED: _raw_to_curated_job,
     CURATED_TO_FEATURES: _curated_to_features_job,
     COMPACT: _compact_job,
+    CURATED_TO_RISK_TABLES: _curated_to_risk_tables_job,
 }
 """Each job's body, by its name in :data:`etl.session_protocol.JOB_NAMES`."""

@@ -29,7 +29,8 @@ JOBS_PATH = "/jobs/"
 RAW_TO_CURATED = "raw_to_curated"
 CURATED_TO_FEATURES = "curated_to_features"
 COMPACT = "compact"
-JOB_NAMES = (RAW_TO_CURATED, CURATED_TO_FEATURES, COMPACT)
+CURATED_TO_RISK_TABLES = "curated_to_risk_tables"
+JOB_NAMES = (RAW_TO_CURATED, CURATED_TO_FEATURES, COMPACT, CURATED_TO_RISK_TABLES)
 """Every job the session runs (:data:`etl.session_jobs.SESSION_JOBS` has one body for each)."""
 
 LogRecord = list[Any]

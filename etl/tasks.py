@@ -13,7 +13,12 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from etl.session_protocol import COMPACT, CURATED_TO_FEATURES, RAW_TO_CURATED
+from etl.session_protocol import (
+    COMPACT,
+    CURATED_TO_FEATURES,
+    CURATED_TO_RISK_TABLES,
+    RAW_TO_CURATED,
+)
 from riskstream.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -53,6 +58,13 @@ def curated_to_features(
 def scoring_features(settings: Settings, score_date: date | str) -> dict[str, Any]:
     """Features for scoring: observation date = ``score_date``, label null."""
     return curated_to_features(settings, score_date, obs_dates=[score_date])
+
+
+def risk_tables(settings: Settings, run_date: date | str) -> dict[str, Any]:
+    """The settings' portfolio's vintage, roll-rate and delinquency-bucket tables
+    (:mod:`etl.risktables`), one snapshot as of its last statement month, in the catalog."""
+    kwargs = {"run_date": _iso(run_date), "portfolio": settings.portfolio}
+    return _run(settings, CURATED_TO_RISK_TABLES, kwargs)
 
 
 def compact(

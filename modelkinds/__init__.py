@@ -17,8 +17,10 @@ from typing import Any
 from modelkinds.base import (
     CompiledEstimator,
     FitOptions,
+    KindReport,
     ModelKind,
     NotCompilable,
+    ReportContext,
     UnknownModelKind,
 )
 
@@ -130,8 +132,10 @@ __all__ = [
     "REGISTRY",
     "CompiledEstimator",
     "FitOptions",
+    "KindReport",
     "ModelKind",
     "NotCompilable",
+    "ReportContext",
     "UnknownModelKind",
     "default_models",
     "discover",

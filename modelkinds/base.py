@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from riskstream.scorescale import ScoreScale
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -63,6 +65,31 @@ Contributions = Callable[[Any, Any, bool], "np.ndarray"]
 """(fitted estimator, preprocessed matrix, exact) -> contributions per row and column."""
 
 
+@dataclass(frozen=True)
+class ReportContext:
+    """What a kind's :attr:`ModelKind.report` may read besides the fitted estimator."""
+
+    columns: tuple[str, ...]  # the preprocessed columns' names (get_feature_names_out)
+    # the served pd is expit(slope * raw + intercept), raw the estimator's decision function
+    # (Platt scaling on top of it); None when the estimator is served uncalibrated
+    calibration: tuple[float, float] | None
+    scale: ScoreScale = field(default_factory=ScoreScale)  # how the served pd becomes a score
+    preprocess: Any = None  # the fitted preprocessing (e.g. to name the categories of codes)
+
+
+@dataclass(frozen=True)
+class KindReport:
+    """What a kind adds to its training run: artifacts (file name -> text, logged under
+    ``names.KIND_REPORT_DIR``) and a Markdown section for the model card (may be empty)."""
+
+    artifacts: Mapping[str, str]
+    card: str = ""
+
+
+Report = Callable[[Any, ReportContext], KindReport]
+"""(fitted estimator, context) -> what the kind publishes about it (e.g. a points table)."""
+
+
 def fit_plain(
     estimator: Any, x_fit: Any, y_fit: Any, x_val: Any, y_val: Any, options: FitOptions
 ) -> dict[str, Any]:
@@ -97,6 +124,7 @@ class ModelKind:
     reason_method: str  # how the reasons are computed, for docs and the model card
     fit_trial: FitTrial = fit_plain
     settle: Callable[[Any], None] = unchanged  # after a fit, e.g. predict single-threaded
+    report: Report | None = None  # extra run artifacts and a model-card section, if any
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):

@@ -21,6 +21,7 @@ INGEST_QUARANTINE_PREFIX: Final = "ingest"  # quarantine bucket: bad records fro
 ETL_QUARANTINE_PREFIX: Final = "etl"  # quarantine bucket: rows the ETL refused
 FEATURES_PREFIX: Final = "features"  # features bucket: the feature tables, one per portfolio
 SCORES_PREFIX: Final = "scores"  # scores bucket: the scores tables, one per portfolio
+RISK_TABLES_PREFIX: Final = "risk"  # features bucket: vintage, roll rates, buckets per portfolio
 MONITORING_PREFIX: Final = "monitoring"  # scores bucket: PSI reports per portfolio and score date
 ORACLE_PREFIX: Final = "oracle"  # artifacts bucket: a synthetic portfolio's true PDs
 ORACLE_FILE: Final = "true_pd.parquet"
@@ -39,6 +40,22 @@ LANDING_APPLICATION: Final = "landing"  # ingestion/consumer.py: the stream into
 FEATURES_TABLE: Final = "features"  # features_<portfolio>: see features_table()
 SCORES_TABLE: Final = "scores"  # scores_<portfolio>: see scores_table()
 CURATED_TABLE_PREFIX: Final = "curated_"  # curated_<event type>
+# The analysts' risk tables (etl.risktables), <name>_<portfolio> in the catalog; `riskstream sql`
+# also names the settings' portfolio's latest snapshot by the bare name (serving.sql).
+VINTAGE_TABLE: Final = "vintage"
+ROLL_RATES_TABLE: Final = "roll_rates"
+DELINQUENCY_TABLE: Final = "delinquency"
+RISK_TABLES: Final[tuple[str, ...]] = (VINTAGE_TABLE, ROLL_RATES_TABLE, DELINQUENCY_TABLE)
+AS_OF: Final = "as_of"  # the risk tables' partition key: the month of the data's last statement
+# Delinquency buckets of a repayment status (Taiwan's convention: <= 0 paid on time, k = k months
+# late): (label, lowest status), ascending; a statement without a status is UNKNOWN_BUCKET.
+DELINQUENCY_BUCKETS: Final[tuple[tuple[str, int], ...]] = (
+    ("current", -(10**9)),
+    ("30", 1),
+    ("60", 2),
+    ("90+", 3),
+)
+UNKNOWN_BUCKET: Final = "unknown"
 
 
 def curated_table(event_type: str) -> str:
@@ -139,6 +156,20 @@ def oracle_key(portfolio: str) -> str:
     return f"{ORACLE_PREFIX}/{portfolio}/{ORACLE_FILE}"
 
 
+def risk_tables_location(settings: Settings, portfolio: str | None = None) -> str:
+    """Where a portfolio's risk tables live: ``<this>/<name>/as_of=YYYY-MM-DD/``."""
+    return s3_uri(settings.bucket("features"), RISK_TABLES_PREFIX, _portfolio(settings, portfolio))
+
+
+def risk_table_location(
+    settings: Settings, name: str, as_of: date | str | None = None, portfolio: str | None = None
+) -> str:
+    """A portfolio's risk table (:data:`RISK_TABLES`), or its snapshot of one month."""
+    risk_table(name, _portfolio(settings, portfolio))  # a known name
+    base = f"{risk_tables_location(settings, portfolio)}/{name}"
+    return base if as_of is None else f"{base}/{AS_OF}={_iso(as_of)}"
+
+
 def oracle_location(settings: Settings, portfolio: str | None = None) -> str:
     """A synthetic portfolio's true PDs, beside the stream and never in it."""
     return s3_uri(settings.bucket("artifacts"), oracle_key(_portfolio(settings, portfolio)))
@@ -162,6 +193,13 @@ def experiment_name(settings: Settings, portfolio: str | None = None) -> str:
 def features_table(portfolio: str) -> str:
     """A portfolio's Glue feature table, e.g. ``features_synthetic``."""
     return f"{FEATURES_TABLE}_{_sql_name(portfolio)}"
+
+
+def risk_table(name: str, portfolio: str) -> str:
+    """A portfolio's risk table in the catalog, e.g. ``vintage_synthetic``."""
+    if name not in RISK_TABLES:
+        raise ValueError(f"unknown risk table {name!r}; expected one of {', '.join(RISK_TABLES)}")
+    return f"{name}_{_sql_name(portfolio)}"
 
 
 def scores_table(portfolio: str) -> str:
@@ -208,6 +246,8 @@ BASELINE_OTHER_CATEGORY: Final = "(other)"
 FEATURES_ARTIFACT: Final = "features.json"  # the feature document (columns, windows, dates)
 FAIRNESS_ARTIFACT: Final = "fairness/fairness.json"
 MODEL_CARD_ARTIFACT: Final = "model_card.md"
+KIND_REPORT_DIR: Final = "kind"  # what a model kind publishes about its fit (modelkinds.KindReport)
+KIND_CARD_ARTIFACT: Final = "kind/model_card_section.md"  # its model-card section
 
 # ---- the scores table: each column and the module that computes it ---------------------------
 N_REASONS: Final = 3

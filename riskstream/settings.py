@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
+from riskstream.scorescale import DEFAULT_SCALE, ScoreScale
+
 Target = Literal["embedded", "localstack", "aws"]
 TARGETS: tuple[str, ...] = ("embedded", "localstack", "aws")
 
@@ -82,6 +84,13 @@ class Settings:
     # The portfolio this process works on (docs/CONTRACTS.md "Portfolios"): everything below
     # ingestion (features, model, scores, online table, dashboard, API) is per portfolio.
     portfolio: str = DEFAULT_PORTFOLIO
+    # The score scale (riskstream.scorescale; docs/serving.md "Score scale"): base points at base
+    # good:bad odds, points to double the odds, and the clipping range.
+    score_base: float = DEFAULT_SCALE.base_score
+    score_odds: float = DEFAULT_SCALE.base_odds
+    score_pdo: float = DEFAULT_SCALE.pdo
+    score_min: int = DEFAULT_SCALE.min_score
+    score_max: int = DEFAULT_SCALE.max_score
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -106,6 +115,22 @@ class Settings:
             )
         if not 1 <= self.shard_count <= 64:
             raise SettingsError(f"RISKSTREAM_SHARDS={self.shard_count} must be between 1 and 64")
+        try:
+            self.score_scale  # noqa: B018 - validates the five values together
+        except ValueError as exc:
+            raise SettingsError(
+                f"score scale (RISKSTREAM_SCORE_BASE={self.score_base}, "
+                f"RISKSTREAM_SCORE_ODDS={self.score_odds}, RISKSTREAM_SCORE_PDO={self.score_pdo}, "
+                f"RISKSTREAM_SCORE_MIN={self.score_min}, RISKSTREAM_SCORE_MAX={self.score_max}): "
+                f"{exc}"
+            ) from None
+
+    @property
+    def score_scale(self) -> ScoreScale:
+        """How a probability of default becomes a score (serving, the scorecard's points)."""
+        return ScoreScale(
+            self.score_base, self.score_odds, self.score_pdo, self.score_min, self.score_max
+        )
 
     # ---- names -----------------------------------------------------------------------------
     def bucket(self, role: str) -> str:
@@ -191,6 +216,11 @@ class Settings:
             "RISKSTREAM_SPARK_MASTER": self.spark_master,
             "RISKSTREAM_SPARK_JARS_DIR": str(self.spark_jars_dir),
             "RISKSTREAM_PORTFOLIO": self.portfolio,
+            "RISKSTREAM_SCORE_BASE": repr(self.score_base),
+            "RISKSTREAM_SCORE_ODDS": repr(self.score_odds),
+            "RISKSTREAM_SCORE_PDO": repr(self.score_pdo),
+            "RISKSTREAM_SCORE_MIN": str(self.score_min),
+            "RISKSTREAM_SCORE_MAX": str(self.score_max),
         }
         if self.endpoint_url:
             env["AWS_ENDPOINT_URL"] = self.endpoint_url
@@ -277,6 +307,19 @@ class Settings:
             kwargs["state_dir"] = Path(env["RISKSTREAM_STATE_DIR"]).expanduser()
         if env.get("RISKSTREAM_SHARDS"):
             kwargs["shard_count"] = _int(env, "RISKSTREAM_SHARDS", 2)
+        for var, attr in (
+            ("RISKSTREAM_SCORE_BASE", "score_base"),
+            ("RISKSTREAM_SCORE_ODDS", "score_odds"),
+            ("RISKSTREAM_SCORE_PDO", "score_pdo"),
+        ):
+            if env.get(var):
+                kwargs[attr] = _float(env, var)
+        for var, attr in (
+            ("RISKSTREAM_SCORE_MIN", "score_min"),
+            ("RISKSTREAM_SCORE_MAX", "score_max"),
+        ):
+            if env.get(var):
+                kwargs[attr] = _int(env, var, 0)
         if env.get("RISKSTREAM_API_WORKERS"):
             kwargs["api_workers"] = _int(env, "RISKSTREAM_API_WORKERS", 0)
         raw_protected = env.get("RISKSTREAM_PROTECTED_ATTRIBUTES", "")
@@ -298,3 +341,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not an integer") from None
+
+
+def _float(env: Mapping[str, str], name: str) -> float:
+    raw = env[name]
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise SettingsError(f"{name}={raw!r} must be a finite number")
+    return value

@@ -118,7 +118,11 @@ def compute_view(
         result = warehouse.run(views.overview, p["tiers"], p["from"], p["to"], lgd, seg)
         applied = {**scope, "from": p["from"], "to": p["to"]}
     elif name == "distribution":
-        result = warehouse.run(views.distribution, day, p["tiers"], seg)
+        scale = warehouse.settings.score_scale
+        result = warehouse.run(views.distribution, day, p["tiers"], scale, seg)
+        _, spread = warehouse.run(views.score_range, day, p["tiers"], seg)
+        applied["scale"] = [scale.min_score, scale.max_score]
+        applied["score_range"] = list(spread[0][:3]) if spread and spread[0][3] else None
     elif name == "migration":
         to = p["to"] or day
         earlier = [d for d in dates if d < to]

@@ -119,7 +119,8 @@ MAIN_PAGE = (
  <section class="card wide"><h2>Portfolio over time <a class="csv" data-view="overview">CSV</a>
   </h2><div id="chart-overview" class="chart"></div>
   <div class="scroll"><table id="overview-table"></table></div></section>
- <section class="card"><h2>Score distribution (300-850) by tier
+ <section class="card"><h2>Score distribution by tier
+  <span id="dist-range" class="muted"></span>
   <a class="csv" data-view="distribution">CSV</a></h2>
   <div id="chart-distribution" class="chart"></div></section>
  <section class="card"><h2>Tier migration <span id="mig-dates" class="muted"></span>
@@ -233,11 +234,15 @@ function overview(v,day){
   document.getElementById("kpi-odr").textContent=fmtPct(k.observed_default_rate);
 }
 function distribution(v){
-  const rs=records(v);const bands=[];for(let b=300;b<850;b+=25)bands.push(b);
+  const rs=records(v);const f=v.filters;const lo=f.scale[0],hi=f.scale[1];const bands=[];
+  for(let b=lo;b<hi;b+=25)bands.push(b);
+  const sr=f.score_range;document.getElementById("dist-range").textContent=sr?
+    "(scores "+sr[0]+"-"+sr[2]+", median "+Math.round(sr[1])+", on the "+lo+"-"+hi+" scale)":
+    "("+lo+"-"+hi+" scale)";
   const traces=TIERS.filter(t=>rs.some(r=>r.risk_tier==t)).map(t=>({type:"bar",name:t,
     x:bands.map(b=>b+12.5),width:24,marker:{color:TIER_COLORS[t]},
     y:bands.map(b=>(rs.find(r=>r.band_low==b&&r.risk_tier==t)||{accounts:0}).accounts)}));
-  draw("chart-distribution",traces,{barmode:"stack",xaxis:{range:[300,850],
+  draw("chart-distribution",traces,{barmode:"stack",xaxis:{range:[lo,hi],
     title:{text:"score"},dtick:50},yaxis:{title:{text:"accounts"}}});
 }
 function migration(v){

@@ -17,6 +17,7 @@ from typing import Any
 
 from riskstream import names
 from riskstream.names import CHAMPION_ALIAS
+from riskstream.scorescale import ScoreScale
 from riskstream.settings import Settings
 from serving.scoring import ScoringConfig, model_kind, source_features, split_pipeline
 
@@ -41,6 +42,7 @@ class Champion:
     baseline: dict[str, Any] | None
     input_schema: list[dict[str, Any]] = field(default_factory=list)
     loaded_at: float = field(default_factory=time.time)
+    scale: ScoreScale = field(default_factory=ScoreScale)  # Settings.score_scale
 
     @property
     def threshold(self) -> float:
@@ -74,7 +76,8 @@ class Champion:
         return source_features(split_pipeline(self.pipeline)[0])
 
     def config(self, base: ScoringConfig | None = None) -> ScoringConfig:
-        base = base or ScoringConfig()
+        """``base`` (default: scoring on the settings' scale) with this champion's threshold."""
+        base = base or ScoringConfig.for_scale(self.scale)
         return dataclasses.replace(base, threshold=self.threshold)
 
     def __str__(self) -> str:
@@ -169,6 +172,7 @@ def load_champion(settings: Settings) -> Champion:
         tags=dict(mv.tags or {}),
         baseline=baseline,
         input_schema=schema,
+        scale=settings.score_scale,
     )
     logger.info(
         "loaded champion %s (%s, threshold %.3f) in %.1fs",

@@ -4,15 +4,12 @@ Nothing here touches the network, S3 or the environment: the batch job and the A
 :func:`explain` with a fitted sklearn ``Pipeline`` (``preprocess`` then ``model``) and a
 DataFrame of features, so one record scores identically in both.
 
-Score scaling ("points to double the odds", the usual scorecard convention)::
-
-    odds   = (1 - pd) / pd                       # good:bad odds
-    factor = pdo / ln(2)                         # points per doubling of the odds
-    offset = base_score - factor * ln(base_odds)
-    score  = round(offset + factor * ln(odds)), clipped to [300, 850]
-
-With the defaults (600 points at 50:1 odds, 20 points to double) pd = 1/51 scores 600,
-pd = 1/101 (100:1) scores 620 and pd = 1/26 (25:1) scores 580. Higher is safer.
+Score scaling is :class:`riskstream.scorescale.ScoreScale` ("points to double the odds", the usual
+scorecard convention: ``score = offset + factor * ln((1 - pd) / pd)``, rounded and clipped).
+With the defaults (750 points at 50:1 odds, 40 points to double; ``Settings.score_scale``)
+pd = 1/51 scores 750, pd = 1/101 (100:1) scores 790 and pd = 1/26 (25:1) scores 710. Higher is
+safer. The risk tiers start at fixed odds (``riskstream.scorescale.TIER_ODDS``: 25:1, 8.8:1,
+3.1:1), i.e. at 710, 650 and 590 points on the default scale.
 
 Reason codes are the three source features that push this account's risk up the most, from
 contributions per preprocessed column that the model's kind declares (each module of
@@ -31,7 +28,6 @@ feature they came from (``education``) before ranking.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -44,6 +40,7 @@ from scipy import sparse
 
 import modelkinds
 from riskstream.names import N_REASONS, SCORES_COLUMNS
+from riskstream.scorescale import DEFAULT_SCALE, ScoreScale
 
 _ARROW_TYPES = {
     "string": pa.string(),
@@ -63,37 +60,10 @@ of MB) instead of growing with the table (1.9 GiB for 142,000 rows); results are
 
 
 @dataclass(frozen=True)
-class ScoreScale:
-    """Points-to-double-odds scaling; see the module docstring."""
-
-    base_score: float = 600.0
-    base_odds: float = 50.0
-    pdo: float = 20.0
-    min_score: int = 300
-    max_score: int = 850
-
-    def __post_init__(self) -> None:
-        if self.pdo <= 0:
-            raise ValueError(f"pdo={self.pdo} must be positive")
-        if self.base_odds <= 0:
-            raise ValueError(f"base_odds={self.base_odds} must be positive")
-        if self.min_score >= self.max_score:
-            raise ValueError(f"min_score={self.min_score} must be below max_score={self.max_score}")
-
-    @property
-    def factor(self) -> float:
-        return self.pdo / math.log(2.0)
-
-    @property
-    def offset(self) -> float:
-        return self.base_score - self.factor * math.log(self.base_odds)
-
-
-@dataclass(frozen=True)
 class TierThresholds:
     """Minimum score of each tier, best first; below the last cut is "High risk"."""
 
-    cuts: tuple[float, ...] = (580.0, 550.0, 520.0)
+    cuts: tuple[float, ...] = DEFAULT_SCALE.tier_cuts()  # TIER_ODDS on the default scale
     names: tuple[str, ...] = TIER_NAMES
 
     def __post_init__(self) -> None:
@@ -120,6 +90,12 @@ class ScoringConfig:
             raise ValueError(f"threshold={self.threshold} must lie strictly between 0 and 1")
         if self.chunk_rows < 1:
             raise ValueError(f"chunk_rows={self.chunk_rows} must be at least 1")
+
+    @classmethod
+    def for_scale(cls, scale: ScoreScale, **changes: Any) -> ScoringConfig:
+        """Scoring on ``scale`` (``Settings.score_scale``), with tiers that mean the same
+        odds on it (:data:`riskstream.scorescale.TIER_ODDS`)."""
+        return cls(scale=scale, tiers=TierThresholds(scale.tier_cuts()), **changes)
 
 
 def pd_to_score(

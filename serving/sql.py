@@ -4,8 +4,11 @@
 see :mod:`serving.warehouse`) and answers at once; :func:`run_sql` is the in-process path, used
 when no dashboard of the same portfolio answers.
 
-Every table in the catalog database (``scores``, ``features``, ``curated_*``) becomes a DuckDB
-view over a pyarrow dataset at the table's location, with its Hive partition keys as columns.
+Every table in the catalog database (``scores``, ``features``, ``curated_*``, the risk tables
+``vintage_*``, ``roll_rates_*``, ``delinquency_*``) becomes a DuckDB view over a pyarrow dataset
+at the table's location, with its Hive partition keys as columns. The settings' portfolio's own
+tables also answer to their bare names (``scores``, ``features``; ``vintage``, ``roll_rates``
+and ``delinquency`` are its risk tables' latest snapshot, ``as_of`` its month).
 pyarrow's S3FileSystem reads the data (DuckDB's httpfs extension would need a download at run
 time), and DuckDB pushes projections and filters into the dataset scan.
 """
@@ -149,6 +152,15 @@ def connect(settings: Settings, materialize: bool = False) -> tuple[Any, list[st
     ):
         if own_name in names and short not in names:
             con.execute(f'CREATE VIEW "{short}" AS SELECT * FROM "{own_name}"')
+            names.append(short)
+    key = contract.AS_OF
+    for short in contract.RISK_TABLES:
+        own_name = contract.risk_table(short, settings.portfolio)
+        if own_name in names and short not in names:
+            con.execute(
+                f'CREATE VIEW "{short}" AS SELECT * FROM "{own_name}" '
+                f'WHERE "{key}" = (SELECT max("{key}") FROM "{own_name}")'
+            )
             names.append(short)
     return con, names
 

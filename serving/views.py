@@ -10,7 +10,9 @@ without a features row is in no segment); dates are ISO strings of score dates. 
 
 - ``overview``: per score date, accounts, exposure, expected loss (PD x exposure x LGD),
   predicted default rate (mean PD) and observed default rate (mean label where known);
-- ``distribution``: accounts per 25-point score band on the scale's real range (300-850) and tier;
+- ``distribution``: accounts per 25-point score band on the configured scale
+  (``Settings.score_scale``, 300-850 by default) and tier; ``score_range``: the lowest, median
+  and highest score of a date;
 - ``migration``: accounts per (tier at ``from``, tier at ``to``) for accounts in both dates;
 - ``segments``: tier x utilisation band x months-on-book band: accounts, mean PD, exposure;
 - ``delinquency``: accounts per repayment-status bucket (current, 30, 60, 90+ days) per date;
@@ -38,11 +40,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from riskstream.names import CURATED_TABLE_PREFIX, curated_table
+from riskstream.names import (
+    CURATED_TABLE_PREFIX,
+    DELINQUENCY_BUCKETS,
+    UNKNOWN_BUCKET,
+    curated_table,
+)
+from riskstream.scorescale import DEFAULT_SCALE, ScoreScale
 from serving.monitoring import PSI_ALERT
 from serving.scoring import TIER_NAMES
 
-SCORE_MIN, SCORE_MAX, SCORE_BAND = 300, 850, 25
+SCORE_BAND = 25
 UTILISATION_COLUMNS = ("utilisation_avg_3m", "utilisation_m1")
 MOB_COLUMN = "months_on_book"
 STATUS_COLUMN = "repayment_status_m1"
@@ -60,14 +68,7 @@ MOB_BANDS: tuple[tuple[str, int], ...] = (
     ("24-59", 24),
     ("60+", 60),
 )
-# repayment status as in the Taiwan data: <= 0 paid on time, k = k months late
-DELINQUENCY_BUCKETS: tuple[tuple[str, int], ...] = (
-    ("current", -(10**9)),
-    ("30", 1),
-    ("60", 2),
-    ("90+", 3),
-)
-UNKNOWN = "unknown"
+UNKNOWN = UNKNOWN_BUCKET
 HIGH_RISK_ROWS = 50
 STATUS_PREVIOUS_COLUMN = "repayment_status_m2"
 NOT_COMPUTED: dict[str, str] = {}  # view -> why it has nothing to show yet
@@ -208,17 +209,35 @@ def overview(
 
 
 def distribution(
-    con: Any, score_date: str, tiers: Sequence[str] | None = None, segment: Segment | None = None
+    con: Any,
+    score_date: str,
+    tiers: Sequence[str] | None = None,
+    scale: ScoreScale = DEFAULT_SCALE,
+    segment: Segment | None = None,
 ) -> Result:
-    """Accounts per score band (``band_low`` to ``band_low + 25``, 850 in the last band)."""
+    """Accounts per score band (``band_low`` to ``band_low + 25`` from the scale's minimum; the
+    last band holds the maximum)."""
     where, params = _scope(con, tiers, segment)
-    last = SCORE_MAX - SCORE_BAND
+    low = int(scale.min_score)
+    last = low + SCORE_BAND * ((int(scale.max_score) - low - 1) // SCORE_BAND)
     sql = f"""
-        SELECT least(greatest({SCORE_MIN} + {SCORE_BAND} * floor((score - {SCORE_MIN})
-                 / {SCORE_BAND}), {SCORE_MIN}), {last})::INTEGER AS band_low,
+        SELECT least(greatest({low} + {SCORE_BAND} * floor((score - {low})
+                 / {SCORE_BAND}), {low}), {last})::INTEGER AS band_low,
                risk_tier, count(*) AS accounts
         FROM scores WHERE score_date = CAST(? AS DATE) AND {where}
         GROUP BY ALL ORDER BY band_low, risk_tier"""
+    return _run(con, sql, [score_date, *params])
+
+
+def score_range(
+    con: Any, score_date: str, tiers: Sequence[str] | None = None, segment: Segment | None = None
+) -> Result:
+    """The lowest, median and highest score of a date (what the scale's range really holds)."""
+    where, params = _scope(con, tiers, segment)
+    sql = f"""
+        SELECT min(score) AS min_score, median(score) AS median_score, max(score) AS max_score,
+               count(*) AS accounts
+        FROM scores WHERE score_date = CAST(? AS DATE) AND {where}"""
     return _run(con, sql, [score_date, *params])
 
 

@@ -27,7 +27,11 @@ def model_card(
     fairness: Mapping[str, Any],
     decision: Decision,
     test_rows: int,
+    kind_section: str = "",
 ) -> str:
+    """The card's Markdown; ``kind_section`` is what the model's kind published about its fit
+    (e.g. the scorecard's points table, :attr:`modelkinds.ModelKind.report`), after the
+    metrics."""
     m = best.data.metrics
     tags = parent.data.tags
     p = best.data.params
@@ -84,6 +88,7 @@ def model_card(
         f"{_f(m, 'brier')}, ECE {_f(m, 'ece')}, expected cost per account "
         f"{_f(m, 'expected_cost')}",
         "",
+        *([kind_section.rstrip(), ""] if kind_section.strip() else []),
         "## Fairness (test rows, at the decision threshold)",
         to_markdown(dict(fairness)),
         "## Decision",

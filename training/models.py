@@ -29,6 +29,7 @@ from sklearn.pipeline import Pipeline
 
 import modelkinds
 from modelkinds import FitOptions, ModelKind
+from riskstream.scorescale import ScoreScale
 from training.dataset import FeatureColumns
 
 logger = logging.getLogger(__name__)
@@ -334,6 +335,27 @@ def fit_with_search(
             "cv_roc_auc": float(roc_auc_score(y, oof_raw)),
         },
     )
+
+
+# ---- what the kind publishes -----------------------------------------------------------------
+def kind_report(
+    kind: str, pipeline: Pipeline, scale: ScoreScale | None = None
+) -> modelkinds.KindReport | None:
+    """The kind's report on a fitted (calibrated) pipeline, e.g. the scorecard's points table
+    (:attr:`modelkinds.ModelKind.report`); None for a kind that publishes nothing."""
+    report = _kind(kind).report
+    if report is None:
+        return None
+    model = pipeline.named_steps["model"]
+    calibration: tuple[float, float] | None = None
+    if isinstance(model, CalibratedClassifierCV):
+        platt = model.calibrated_classifiers_[0].calibrators[0]
+        # sklearn's sigmoid: pd = 1 / (1 + exp(a * raw + b))
+        calibration = (-float(platt.a_), -float(platt.b_))
+    pre = pipeline.named_steps["preprocess"]
+    columns = tuple(str(c) for c in pre.get_feature_names_out())
+    context = modelkinds.ReportContext(columns, calibration, scale or ScoreScale(), pre)
+    return report(base_estimator(pipeline), context)
 
 
 # ---- explanation ---------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from training.models import (
     check_kind,
     feature_importance,
     fit_with_search,
+    kind_report,
 )
 from training.prepare import _prepare_for_parent, prepare
 from training.promotion import Decision, decide
@@ -221,6 +222,12 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
             ),
             names.BASELINE_ARTIFACT,
         )
+        report = kind_report(model, fitted.pipeline, settings.score_scale)
+        if report is not None:
+            for file_name, text in report.artifacts.items():
+                mlflow.log_text(text, f"{names.KIND_REPORT_DIR}/{file_name}")
+            if report.card:
+                mlflow.log_text(report.card, names.KIND_CARD_ARTIFACT)
         log_dataset_inputs(prepared.table, prepared.train, prepared.test)
         example = x_train.head(5)
         signature = infer_signature(example, fitted.pipeline.predict_proba(example)[:, 1])
@@ -308,6 +315,7 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
         fairness=fairness,
         decision=decision,
         test_rows=len(prepared.test),
+        kind_section=_kind_card(client, best.info.run_id),
     )
     client.log_text(best.info.run_id, card, names.MODEL_CARD_ARTIFACT)
     comparison = comparison_rows(runs)
@@ -334,6 +342,14 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
     return evaluation_result(
         decision, str(version.version), kind, best.info.run_id, m, champion, test
     )
+
+
+def _kind_card(client: Any, run_id: str) -> str:
+    """The model-card section the run's model kind published (``""`` when none did)."""
+    published = {a.path for a in client.list_artifacts(run_id, names.KIND_REPORT_DIR)}
+    if names.KIND_CARD_ARTIFACT not in published:
+        return ""
+    return Path(client.download_artifacts(run_id, names.KIND_CARD_ARTIFACT)).read_text()
 
 
 # ---- step 4: promotion ---------------------------------------------------------------------

@@ -88,3 +88,27 @@ def test_describe_masks_the_secret() -> None:
 def test_unknown_bucket_role_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="unknown bucket role 'gold'"):
         Settings.from_mapping({}).bucket("gold")
+
+
+def test_the_score_scale_is_configuration_with_documented_defaults() -> None:
+    from riskstream.scorescale import ScoreScale
+
+    assert Settings.from_mapping({}).score_scale == ScoreScale(750.0, 50.0, 40.0, 300, 850)
+    env = {
+        "RISKSTREAM_SCORE_BASE": "600",
+        "RISKSTREAM_SCORE_ODDS": "20.5",
+        "RISKSTREAM_SCORE_PDO": "30",
+        "RISKSTREAM_SCORE_MIN": "250",
+        "RISKSTREAM_SCORE_MAX": "900",
+    }
+    settings = Settings.from_mapping(env)
+    assert settings.score_scale == ScoreScale(600.0, 20.5, 30.0, 250, 900)
+    assert Settings.from_mapping(settings.to_env()) == settings
+    with pytest.raises(SettingsError, match=r"RISKSTREAM_SCORE_PDO='twenty' is not a number"):
+        Settings.from_mapping({"RISKSTREAM_SCORE_PDO": "twenty"})
+    with pytest.raises(
+        SettingsError, match=r"RISKSTREAM_SCORE_PDO=-5.0.*pdo=-5.0 must be positive"
+    ):
+        Settings.from_mapping({"RISKSTREAM_SCORE_PDO": "-5"})
+    with pytest.raises(SettingsError, match="min_score=900 must be below max_score=850"):
+        Settings.from_mapping({"RISKSTREAM_SCORE_MIN": "900"})

@@ -40,6 +40,11 @@ FIELDS = {
     "allow_age": st.booleans(),
     "api_workers": st.integers(0, 16),
     "portfolio": st.from_regex(r"[a-z0-9][a-z0-9-]{0,10}[a-z0-9]", fullmatch=True),
+    "score_base": st.floats(100.0, 1000.0),
+    "score_odds": st.floats(0.5, 200.0),
+    "score_pdo": st.floats(1.0, 100.0),
+    "score_min": st.integers(0, 400),
+    "score_max": st.integers(500, 1000),
 }
 
 

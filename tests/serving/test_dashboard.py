@@ -340,6 +340,11 @@ def test_pages_render_charts_that_match_sql(dashboard: Settings, browser: Any) -
     dist = _chart(driver, "chart-distribution")
     assert {t["name"]: sum(t["y"]) for t in dist} == by_tier
     assert min(x for t in dist for x in t["x"]) > 300 and max(x for t in dist for x in t["x"]) < 850
+    # the label states the range the scores really span on the configured scale
+    spread = sql(s, f"select min(score) lo, max(score) hi from scores where score_date='{day}'")[0]
+    label = driver.find_element("id", "dist-range").text
+    assert label.startswith(f"(scores {spread['lo']}-{spread['hi']}, median ")
+    assert label.endswith("on the 300-850 scale)")
     mig = _chart(driver, "chart-migration")[0]
     assert sum(map(sum, mig["z"])) == 300
     spend_chart = _chart(driver, "chart-spend")

@@ -84,6 +84,9 @@ def test_spend_views_read_this_portfolios_purchases(client: TestClient) -> None:
 def test_views_default_to_the_latest_date(client: TestClient) -> None:
     dist = client.get("/api/views/distribution").json()
     assert dist["filters"]["date"] == D2
+    # the label states the scale and the range the scores really span
+    assert dist["filters"]["scale"] == [300, 850]
+    assert dist["filters"]["score_range"][0] <= dist["filters"]["score_range"][2]
     assert sum(r[2] for r in dist["rows"]) == 3
     mig = client.get("/api/views/migration").json()
     assert mig["filters"] == {"tiers": None, "utilisation": None, "mob": None, "from": D1, "to": D2}

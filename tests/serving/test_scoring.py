@@ -36,11 +36,22 @@ SCORE = features_frame(200, dt.date(2026, 1, 31), seed=12)
 
 @pytest.mark.parametrize(
     ("pd_value", "score"),
-    [(1 / 51, 600), (1 / 101, 620), (1 / 26, 580), (1 / 201, 640), (0.5, 487)],
+    [(1 / 51, 750), (1 / 101, 790), (1 / 26, 710), (1 / 201, 830), (0.5, 524)],
 )
 def test_points_to_double_odds(pd_value: float, score: int) -> None:
-    # 600 at 50:1, +20 per doubling; 1:1 odds is 600 - 20*log2(50) = 487.1
+    # 750 at 50:1, +40 per doubling; 1:1 odds is 750 - 40*log2(50) = 524.3
     assert pd_to_score([pd_value])[0] == score
+
+
+def test_tiers_mean_the_same_odds_on_any_scale() -> None:
+    assert TierThresholds().cuts == (710.0, 650.0, 590.0)  # 25:1, 8.8:1, 3.1:1 by default
+    old = ScoreScale(base_score=600, base_odds=50, pdo=20)
+    config = ScoringConfig.for_scale(old, threshold=0.2)
+    assert config.tiers.cuts == (580.0, 550.0, 520.0) and config.threshold == 0.2
+    # an account at 25:1 odds is Prime on both scales
+    for scale, tiers in ((ScoreScale(), TierThresholds()), (old, config.tiers)):
+        assert assign_tiers(pd_to_score([1 / 26], scale), tiers)[0] == "Prime"
+        assert assign_tiers(pd_to_score([1 / 24], scale), tiers)[0] == "Near-prime"
 
 
 def test_scores_are_clipped_and_monotone() -> None:
@@ -61,7 +72,7 @@ def test_scale_validation_names_the_field() -> None:
 
 
 def test_tier_boundaries_go_to_the_better_tier() -> None:
-    tiers = assign_tiers(np.array([850, 580, 579, 550, 549, 520, 519, 300]))
+    tiers = assign_tiers(np.array([850, 710, 709, 650, 649, 590, 589, 300]))
     assert list(tiers) == [
         "Prime", "Prime", "Near-prime", "Near-prime", "Subprime", "Subprime",
         "High risk", "High risk",
@@ -176,7 +187,7 @@ def test_not_a_contract_pipeline_is_a_clear_error() -> None:
 def test_pdo_formula_by_hand() -> None:
     scale = ScoreScale()
     pd_value = 0.2
-    expected = 600 + 20 / math.log(2) * (math.log(4.0) - math.log(50.0))
+    expected = 750 + 40 / math.log(2) * (math.log(4.0) - math.log(50.0))
     assert pd_to_score([pd_value], scale)[0] == round(expected)
 
 
@@ -218,3 +229,16 @@ def test_rf_reasons_memory_is_bounded_by_the_chunk(monkeypatch: pytest.MonkeyPat
 def test_chunk_rows_must_be_positive() -> None:
     with pytest.raises(ValueError, match="chunk_rows=0"):
         ScoringConfig(chunk_rows=0)
+
+
+def test_a_champion_scores_on_the_settings_scale() -> None:
+    from serving.registry import Champion
+
+    scale = ScoreScale(base_score=600, base_odds=50, pdo=20)
+    champion = Champion("m", "1", None, object(), {"threshold": "0.3"}, None, scale=scale)
+    config = champion.config()
+    assert (config.scale, config.threshold) == (scale, 0.3)
+    assert config.tiers.cuts == (580.0, 550.0, 520.0)
+    # an explicit scoring configuration keeps its own scale, with the champion's threshold
+    given = champion.config(ScoringConfig(threshold=0.5))
+    assert (given.scale, given.threshold) == (ScoreScale(), 0.3)

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from riskstream.scorescale import ScoreScale
 from serving import views
 
 pytestmark = pytest.mark.unit
@@ -130,6 +131,25 @@ def test_distribution_spans_300_to_850(con: duckdb.DuckDBPyConnection) -> None:
     # 850 falls in the last band (825-850), not past the range
     _, rows = views.distribution(con, D2, tiers=["Prime"])
     assert rows == [(825, "Prime", 1)]
+
+
+def test_distribution_follows_the_configured_scale_and_the_real_range_is_reported(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    scale = ScoreScale(min_score=400, max_score=900)
+    _, rows = views.distribution(con, D1, scale=scale)
+    # below the minimum: the first band; the last band (875-900) holds the maximum
+    assert rows == [
+        (400, "High risk", 1),
+        (550, "High risk", 1),
+        (650, "Subprime", 1),
+        (800, "Prime", 1),
+    ]
+    assert views.score_range(con, D1) == (
+        ["min_score", "median_score", "max_score", "accounts"],
+        [(300, 605.0, 820, 4)],
+    )
+    assert views.score_range(con, D2, tiers=["Prime", "Near-prime"])[1] == [(700, 775.0, 850, 2)]
 
 
 def test_migration_matrix_has_every_pair(con: duckdb.DuckDBPyConnection) -> None:

@@ -141,6 +141,10 @@ def test_three_models_tracked_and_registered(
             "plots/cost_by_threshold.png",
             "plots/feature_importance.png",
         } <= files
+        # what a kind publishes about its fit (e.g. the scorecard's points table), if anything
+        published = {a.path for a in client.list_artifacts(run.info.run_id, names.KIND_REPORT_DIR)}
+        kind = modelkinds.get(run.data.tags["model_type"])
+        assert bool(published) == (kind.report is not None), (kind.name, published)
         local = client.download_artifacts(run.info.run_id, "baseline/baseline.json")
         baseline = json.loads(Path(local).read_text())
         assert 5 <= len(baseline["score"]["proportions"]) <= 10  # tied scores merge bins
