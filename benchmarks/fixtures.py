@@ -314,3 +314,60 @@ def write_features(settings: Settings, frame: pd.DataFrame, obs_date: dt.date) -
     )
     path = names.features_location(settings, obs_date).removeprefix("s3://") + "/part-0.parquet"
     pq.write_table(table, path, filesystem=s3_filesystem(settings))
+
+
+# ---- contract events for the live scorer ---------------------------------------------------------
+def account_events(
+    account_id: str,
+    opened: dt.date,
+    months: int,
+    rng: np.random.Generator,
+    source: str = "synthetic",
+    limit: float = 50_000.0,
+) -> list[dict[str, Any]]:
+    """One account's events in the contract's shape, in event-time order: ``account_opened``
+    (limit, age, education, marital status), then per month a few purchases, a statement at
+    month end and a payment a few days later. The features of :data:`NUMERIC` and
+    :data:`CATEGORICAL` come out of them (the live scorer's tests and benchmarks)."""
+    from riskstream.events import new_event
+
+    def at(day: dt.date, hour: int = 12) -> dt.datetime:
+        return dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.UTC)
+
+    facts = {
+        "credit_limit": limit,
+        "age": int(rng.integers(21, 75)),
+        "education": str(rng.choice(EDUCATION)),
+        "marital_status": str(rng.choice(MARITAL)),
+    }
+    events = [new_event("account_opened", account_id, at(opened, 9), facts, source)]
+    year, month = opened.year, opened.month
+    for _ in range(months):
+        first = dt.date(year, month, 1)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        end = dt.date(year, month, 1) - dt.timedelta(days=1)
+        for day in sorted(rng.integers(1, 28, size=2)):
+            payload = {
+                "amount": round(float(rng.uniform(5, 300)), 2),
+                "merchant_category": "grocery",
+            }
+            events.append(
+                new_event("purchase", account_id, at(first.replace(day=int(day))), payload, source)
+            )
+        balance = round(float(abs(rng.normal(0.4, 0.25)) * limit), 2)
+        statement = {
+            "statement_date": end.isoformat(),
+            "balance": balance,
+            "minimum_due": round(balance * 0.05, 2),
+            "due_date": (end + dt.timedelta(days=20)).isoformat(),
+            "credit_limit": limit,
+            "repayment_status": int(np.clip(rng.poisson(0.4) - 1, -2, 8)),
+        }
+        events.append(new_event("statement", account_id, at(end, 23), statement, source))
+        paid = round(float(abs(rng.normal(0.05, 0.05)) * limit), 2)
+        events.append(
+            new_event(
+                "payment", account_id, at(end + dt.timedelta(days=10)), {"amount": paid}, source
+            )
+        )
+    return events
