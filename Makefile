@@ -27,7 +27,7 @@ test-unit: test-fast ## the same as test-fast
 bench: setup ## run every benchmark and write benchmarks/results.{md,json}
 	@$(BIN)/python benchmarks/run_all.py
 
-stop: ## stop every service we started (cloud, MLflow, Airflow, API, dashboard)
+stop: ## stop every service we started (cloud, MLflow, Airflow, API, dashboard, live scorer)
 	@if [ -x $(BIN)/riskstream ]; then $(BIN)/riskstream stop; else echo "nothing installed, nothing to stop"; fi
 
 status: ## say which services run where

@@ -186,7 +186,7 @@ class LiveStatus:
                     s: {"lag_ms": p.lag_ms, "checkpoint": p.checkpoint, "events": p.events}
                     for s, p in sorted(self.shards.items())
                 },
-                "champion": {
+                "model": {
                     "version": self.champion_version,
                     "since": self.champion_since,
                     "switches": list(self.switches[-10:]),
@@ -292,7 +292,7 @@ class LiveScorer:
         self._stop.clear()
         self._abort.clear()
         self.refresh_champion()
-        champion = threading.Thread(target=self._champion_loop, name="champion", daemon=True)
+        champion = threading.Thread(target=self._champion_loop, name="champion-alias", daemon=True)
         champion.start()
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="live-status", daemon=True)
         if follow:

@@ -32,7 +32,7 @@ def status_lines(status: dict[str, Any] | None) -> list[str]:
         f"{shard} {'?' if s['lag_ms'] is None else s['lag_ms']} ms"
         for shard, s in status["shards"].items()
     )
-    champion = status["champion"]
+    champion = status["model"]
     lines = [
         f"lag per shard: {lags or 'no shard read yet'}",
         f"{status['events_per_second']} events/s over the last {RATE_WINDOW:.0f} s; "

@@ -216,13 +216,13 @@ def test_the_champion_switches_during_the_stream(world: LiveWorld) -> None:
         _wait(lambda: scorer.status.snapshot()["events"] == len(events))
         assert _items(world.settings, ["L0000"])["L0000"]["score"]["model_version"] == world.version
         new_version = _register(world.settings, seed=9, kind="lr")
-        _wait(lambda: scorer.status.snapshot()["champion"]["version"] == new_version)
+        _wait(lambda: scorer.status.snapshot()["model"]["version"] == new_version)
         more = _portfolio(1, months=5, seed=2)[-3:]  # the first account's next month
         _put(world.settings, more)
         _wait(lambda: scorer.status.snapshot()["events"] == len(events) + len(more))
         score = _items(world.settings, ["L0000"])["L0000"]["score"]
         assert score["model_version"] == new_version
-        switch = scorer.status.snapshot()["champion"]["switches"][-1]
+        switch = scorer.status.snapshot()["model"]["switches"][-1]
         assert (switch["from"], switch["to"]) == (world.version, new_version)
     finally:
         scorer.stop()
@@ -308,11 +308,54 @@ def test_the_api_answers_an_account_from_the_live_state(world: LiveWorld) -> Non
     assert set(body) >= {"pd", "score", "risk_tier", "decision", "reasons", "obs_date"}
 
 
-def _wait(condition: Any, seconds: float = 60.0) -> None:
+def _wait(condition: Any, seconds: float = 120.0, log: Any = None) -> None:
     """Until ``condition()`` holds; bounded (a failure says so, not a hang)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.05)
-    raise AssertionError(f"still not true after {seconds:.0f}s")
+    tail = "" if log is None else "\n" + "\n".join(log.read_text().splitlines()[-30:])
+    raise AssertionError(f"still not true after {seconds:.0f}s{tail}")
+
+
+def test_the_managed_service_survives_kill_9_and_resumes_exactly(world: LiveWorld) -> None:
+    """`riskstream live up` (the managed service), killed with SIGKILL mid-stream and started
+    again: every event applied exactly once, and `live status` says lag and rate."""
+    import os
+    import signal
+
+    from infra.services import free_port
+    from serving.live_status import live_notes, read_status
+    from serving.processes import live_service
+
+    settings = world.settings.with_overrides(live_url=f"http://127.0.0.1:{free_port()}")
+    service = live_service(settings)
+    events = _portfolio(40, months=6, seed=6)
+    half = len(events) // 2
+    try:
+        service.up()
+        _put(settings, events[:half])
+        _wait(lambda: (read_status(settings) or {}).get("events", 0) > 0, log=service.log_file)
+        pid = service.status().pid
+        assert pid is not None
+        _put(settings, events[half:])
+        os.kill(pid, signal.SIGKILL)  # wherever it is: mid-page, mid-write, idle
+        _wait(lambda: service.status().state != "running")
+        service.up()
+        accounts = sorted({e["account_id"] for e in events})
+        expected = _expected(events)
+
+        def all_applied() -> bool:
+            items = _items(settings, accounts)
+            return len(items) == len(accounts) and all(
+                _without_marks(items[a]["state"]) == _without_marks(expected[a]) for a in accounts
+            )
+
+        _wait(all_applied, log=service.log_file)
+        notes = live_notes(settings)
+        assert any(line.startswith("lag per shard: shardId-") for line in notes), notes
+        assert any("events/s" in line for line in notes), notes
+    finally:
+        service.down()
+    assert read_status(settings) is None
