@@ -70,7 +70,7 @@ from riskstream.clients import make_client
 from riskstream.events import EventValidationError, decode, validate
 from riskstream.settings import Settings
 from serving.live_status import RATE_WINDOW
-from serving.livestate import AccountState, feature_rows, risk_change
+from serving.livestate import AccountState, etl_refusal, feature_rows, risk_change
 from serving.online import LIVE_META_KEY, ONLINE_KEY, live_key
 from serving.processes import host_port
 from serving.rawfeatures import lookback_for
@@ -444,6 +444,9 @@ class LiveScorer:
             seq = record["SequenceNumber"]
             try:
                 event = validate(decode(record["Data"]), now=_arrival(record))
+                refused = etl_refusal(event)
+                if refused is not None:
+                    raise EventValidationError("impossible_value", refused)
             except EventValidationError as exc:
                 invalid += 1
                 logger.debug("shard %s: record %s skipped: %s", shard_id, seq, exc)

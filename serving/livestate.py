@@ -263,6 +263,19 @@ class AccountState:
         )
 
 
+def etl_refusal(event: Mapping[str, Any]) -> str | None:
+    """The ETL's rules beyond the event contract (``etl.transforms``): why it would quarantine
+    this valid event, or None. The live state skips what the batch job never sees."""
+    if event["event_type"] == "statement":
+        payload = event["payload"]
+        if payload["due_date"] < payload["statement_date"]:
+            return (
+                f"payload.due_date={payload['due_date']} is before "
+                f"payload.statement_date={payload['statement_date']}"
+            )
+    return None
+
+
 _FACTS = ("credit_limit", "income", "age", "sex", "education", "marital_status")
 
 
