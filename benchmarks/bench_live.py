@@ -167,37 +167,41 @@ def freshness(settings: Settings, events: list[dict[str, Any]], rate: float) -> 
         sent.put(None)
 
     threading.Thread(target=reader, daemon=True).start()
-    pending: list[dict[str, Any]] = []
+    pollers_n = 4
+    pending: list[list[dict[str, Any]]] = [[] for _ in range(pollers_n)]  # one list per poller
     lock = threading.Lock()
     latencies: list[float] = []
     done = threading.Event()
     lost: list[str] = []
 
     def poller(index: int) -> None:
+        mine = pending[index]
         with httpx.Client(base_url=settings.api_url, timeout=10) as client:
-            while not (done.is_set() and not pending):
+            while not (done.is_set() and not mine):
                 with lock:
-                    mine = pending[index::4]
-                if not mine:
+                    batch = list(mine)
+                if not batch:
                     time.sleep(0.005)
                     continue
-                for item in mine:
+                for item in batch:
                     body = client.get(f"/accounts/{item['account']}/score").json()
                     if body.get("event_id") == item["id"]:
-                        latencies.append((time.monotonic() - item["ack"]) * 1000)
                         with lock:
-                            pending.remove(item)
+                            latencies.append((time.monotonic() - item["ack"]) * 1000)
+                            mine.remove(item)
                     elif time.monotonic() - item["ack"] > 30:
-                        lost.append(item["id"])
                         with lock:
-                            pending.remove(item)
+                            lost.append(item["id"])
+                            mine.remove(item)
 
-    pollers = [threading.Thread(target=poller, args=(i,), daemon=True) for i in range(4)]
+    pollers = [threading.Thread(target=poller, args=(i,), daemon=True) for i in range(pollers_n)]
     for thread in pollers:
         thread.start()
+    count = 0
     while (item := sent.get()) is not None:
         with lock:
-            pending.append(item)
+            pending[count % pollers_n].append(item)
+        count += 1
     done.set()
     for thread in pollers:
         thread.join(timeout=120)
