@@ -305,9 +305,10 @@ def risk_change(
     old: Mapping[str, Any] | None, new: Mapping[str, Any], pd_delta: float
 ) -> list[str]:
     """Why a rescore is a risk event: the tier or decision changed, or the PD moved by more
-    than ``pd_delta`` (an account's first score is not a change). Empty: no event."""
-    if not old or old.get("pd") is None:
-        return []
+    than ``pd_delta`` (an account's first score is not a change, nor a rescore that could not
+    score). Empty: no event."""
+    if not old or old.get("pd") is None or new.get("pd") is None:
+        return []  # a first score, or no score now: nothing to compare
     why = []
     if old.get("risk_tier") != new.get("risk_tier"):
         why.append("tier")

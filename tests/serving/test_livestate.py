@@ -148,6 +148,7 @@ def test_risk_changes() -> None:
     assert risk_change(old, dict(old, pd=0.12), 0.05) == []
     assert risk_change(old, dict(old, pd=0.30, risk_tier="D"), 0.05) == ["tier", "pd"]
     assert risk_change(old, dict(old, decision="decline"), 0.05) == ["decision"]
+    assert risk_change(old, {"pd": None, "reason": "no champion"}, 0.05) == []
 
 
 def test_what_the_etl_quarantines_is_skipped() -> None:
