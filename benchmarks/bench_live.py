@@ -39,7 +39,7 @@ from fixtures import account_events, features_frame, fit_pipeline, register_cham
 
 from infra.cloud import cloud_service
 from infra.provision import provision
-from infra.services import free_port
+from infra.services import free_port, port_free
 from riskstream.clients import make_client
 from riskstream.events import new_event, parse_time, serialize
 from riskstream.settings import Settings
@@ -328,7 +328,10 @@ def kill_rows(trials: int, seed: int = 5) -> list[Row]:
             os.kill(pid, signal.SIGKILL)
             kills[target] += 1
             deadline = time.monotonic() + 30
-            while service.status().state == "running" and time.monotonic() < deadline:
+            while time.monotonic() < deadline and not (
+                service.status().state == "stale"
+                and port_free(service.spec.host, service.spec.port)
+            ):
                 time.sleep(0.05)
             time.sleep(rng.uniform(0.1, 1.0))
             service.up()

@@ -100,6 +100,8 @@ class LiveConfig:
     status_seconds: float = 2.0
     relist_seconds: float = 15.0
     cache_accounts: int = 200_000
+    gather_records: int = 50_000  # behind the tip: apply up to this many records at once
+    gather_seconds: float = 2.0  # ... or what was read in this long
     owner: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)  # never gives up (a service)
 
@@ -245,6 +247,7 @@ class LiveScorer:
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._failure: BaseException | None = None
+        self.ready = threading.Event()  # the champion checked and the shards being read
 
     # ---- the champion -----------------------------------------------------------------------
     def refresh_champion(self) -> bool:
@@ -323,6 +326,7 @@ class LiveScorer:
                     thread.start()
                 if not running:
                     break
+                self.ready.set()
                 self._stop.wait(0.2) if follow else time.sleep(0.02)
         except BaseException:
             self._abort.set()
@@ -387,16 +391,31 @@ class LiveScorer:
             last_renew = time.monotonic()
             with self.status.lock:
                 self.status.shards.setdefault(shard_id, ShardProgress()).checkpoint = position
+            held: list[dict[str, Any]] = []  # pages read while behind, applied together
+            held_since = time.monotonic()
             while not self._abort.is_set():
-                page = cursor.get(str(iterator), position)
+                page = cursor.get(
+                    str(iterator), position if not held else held[-1]["SequenceNumber"]
+                )
                 records = page.get("Records", [])
                 iterator = page.get("NextShardIterator")
                 lag = page.get("MillisBehindLatest")
-                if records:
-                    self.process(shard_id, records)
-                    position = records[-1]["SequenceNumber"]
+                if records and not held:
+                    held_since = time.monotonic()
+                held += records
+                # Behind the tip (a backlog), pages are gathered before they are applied, so an
+                # account touched by many pages is written once: at the tip, every page at once.
+                behind = bool(records and lag and iterator is not None)
+                gather = behind and (
+                    len(held) < self.config.gather_records
+                    and time.monotonic() - held_since < self.config.gather_seconds
+                )
+                if held and not gather:
+                    self.process(shard_id, held)
+                    position = held[-1]["SequenceNumber"]
                     self.store.commit(shard_id, position)
                     last_renew = time.monotonic()
+                    held = []
                 with self.status.lock:
                     progress = self.status.shards.setdefault(shard_id, ShardProgress())
                     progress.lag_ms = None if lag is None else int(lag)
@@ -763,15 +782,17 @@ def risk_event(
 
 # ---- the status endpoint and the process ------------------------------------------------------
 def serve_status(scorer: LiveScorer, host: str, port: int) -> ThreadingHTTPServer:
-    """``GET /health`` (and ``/status``): the scorer's status as JSON, on a background thread."""
+    """``GET /health`` (and ``/status``): the scorer's status as JSON, on a background thread;
+    503 until the champion was checked and the shards are being read."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path.split("?")[0] not in ("/health", "/status"):
                 self.send_error(404, "GET /health or /status")
                 return
-            body = json.dumps(scorer.status.snapshot()).encode()
-            self.send_response(200)
+            ready = scorer.ready.is_set()
+            body = json.dumps({**scorer.status.snapshot(), "ready": ready}).encode()
+            self.send_response(200 if ready else 503)  # `live up` waits until it reads
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

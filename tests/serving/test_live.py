@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from benchmarks.fixtures import account_events, features_frame, fit_pipeline, register_champion
 from infra.provision import provision
 from infra.shards import RetryPolicy
+from riskstream import names
 from riskstream.clients import make_client
 from riskstream.events import new_event, serialize
 from riskstream.settings import Settings
@@ -39,20 +40,34 @@ class LiveWorld:
 
 
 @pytest.fixture(scope="module")
-def trained() -> tuple[Any, Any]:
-    train = features_frame(400, dt.date(2025, 6, 1), seed=3)
-    return train, fit_pipeline("xgb", train)
-
-
-@pytest.fixture
-def world(mlflow_settings: Settings, trained: tuple[Any, Any]) -> LiveWorld:
+def base(mlflow_settings: Settings) -> LiveWorld:
     """A prefix of its own (stream, tables, registered model) with an XGBoost champion."""
     settings = mlflow_settings.with_overrides(
         prefix=f"lv{uuid.uuid4().hex[:8]}", risk_event_pd_delta=0.5
     )
     provision(settings)
-    train, pipeline = trained
+    train = features_frame(400, dt.date(2025, 6, 1), seed=3)
+    pipeline = fit_pipeline("xgb", train)
     return LiveWorld(settings, register_champion(settings, pipeline, train, "xgb"))
+
+
+@pytest.fixture
+def world(base: LiveWorld) -> LiveWorld:
+    """The module's world with empty streams and tables, and its first champion again."""
+    from mlflow import MlflowClient
+
+    settings = base.settings
+    kinesis = make_client(settings, "kinesis")
+    dynamodb = make_client(settings, "dynamodb")
+    for stream in (settings.stream_name, settings.risk_stream_name):
+        kinesis.delete_stream(StreamName=stream, EnforceConsumerDeletion=True)
+    for table in (settings.checkpoint_table, settings.online_table):
+        dynamodb.delete_table(TableName=table)
+    provision(settings)
+    MlflowClient(settings.mlflow_tracking_uri).set_registered_model_alias(
+        settings.registered_model_name, names.CHAMPION_ALIAS, base.version
+    )
+    return base
 
 
 def _register(settings: Settings, seed: int, kind: str) -> str:
@@ -325,11 +340,12 @@ def test_the_managed_service_survives_kill_9_and_resumes_exactly(world: LiveWorl
     import os
     import signal
 
-    from infra.services import free_port
+    from infra.services import free_port, port_free
     from serving.live_status import live_notes, read_status
     from serving.processes import live_service
 
-    settings = world.settings.with_overrides(live_url=f"http://127.0.0.1:{free_port()}")
+    port = free_port()
+    settings = world.settings.with_overrides(live_url=f"http://127.0.0.1:{port}")
     service = live_service(settings)
     events = _portfolio(40, months=6, seed=6)
     half = len(events) // 2
@@ -341,7 +357,8 @@ def test_the_managed_service_survives_kill_9_and_resumes_exactly(world: LiveWorl
         assert pid is not None
         _put(settings, events[half:])
         os.kill(pid, signal.SIGKILL)  # wherever it is: mid-page, mid-write, idle
-        _wait(lambda: service.status().state != "running")
+        # gone, and its port given back by the kernel
+        _wait(lambda: service.status().state == "stale" and port_free("127.0.0.1", port))
         service.up()
         accounts = sorted({e["account_id"] for e in events})
         expected = _expected(events)
