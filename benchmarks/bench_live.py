@@ -390,13 +390,67 @@ def _wrong_accounts(
     return wrong
 
 
+def parity_rows(accounts: int) -> list[Row]:
+    """Share of accounts whose live features and PD equal the batch job's (1e-9)."""
+    from fixtures import batch_and_live, parity_pds, parity_stream, same_value
+
+    from etl.spark import build_spark
+    from serving.livestate import feature_rows
+
+    with tempfile.TemporaryDirectory() as state:
+        settings = Settings.from_mapping({"RISKSTREAM_STATE_DIR": state})
+        spark = build_spark(settings, app_name="bench-live-parity")
+        try:
+            sent = parity_stream(accounts=accounts, months=8)
+            world = batch_and_live(spark, sent)
+        finally:
+            spark.stop()
+    batch, states, obs = world["batch"], world["states"], world["obs"]
+    ordered = sorted(batch)
+    live = feature_rows([states[a] for a in ordered], 6, obs)
+    features_equal = {
+        a
+        for a, row in zip(ordered, live, strict=True)
+        if not isinstance(row, str)
+        and all(same_value(row.get(c), batch[a][c]) for c in world["columns"] if c != "account_id")
+    }
+    names, batch_pd, live_pd = parity_pds(world)
+    pd_equal = {a for a, b, v in zip(names, batch_pd, live_pd, strict=True) if abs(b - v) <= 1e-9}
+    share = len(features_equal & pd_equal) / len(batch)
+    extra = sum(
+        1
+        for a in states
+        if a not in batch and not isinstance(feature_rows([states[a]], 6, obs)[0], str)
+    )
+    return [
+        Row(
+            "live",
+            "accounts whose live features and PD equal the batch job's at the same cut-off (1e-9)",
+            share,
+            "share",
+            reference="accounts the batch features job scores",
+            reference_value=len(batch),
+            ratio=share,
+            target="1.0",
+            met=share == 1.0 and extra == 0,
+            note=f"{len(sent):,} events ({accounts} accounts, 8 months) with 5% duplicated "
+            f"and 3% late; features equal {len(features_equal)}, PD equal {len(pd_equal)}; "
+            f"accounts live scores that batch does not: {extra}",
+            id="live.parity",
+        )
+    ]
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--producer"]:
         producer_main(sys.argv[2], float(sys.argv[3]))
         return
+    parity_only = "--parity-only" in sys.argv  # the parity row alone (Spark, no services)
+    if parity_only:
+        sys.argv.remove("--parity-only")
     args = cli(__doc__ or "")
-    rows = speed_rows(args.quick)
-    rows += kill_rows(6 if args.quick else 20)
+    rows = [] if parity_only else speed_rows(args.quick) + kill_rows(6 if args.quick else 20)
+    rows += parity_rows(120 if args.quick else 400)
     write_rows(args.out, rows)
 
 
