@@ -27,14 +27,14 @@ test-unit: test-fast ## the same as test-fast
 bench: setup ## run every benchmark and write benchmarks/results.{md,json}
 	@$(BIN)/python benchmarks/run_all.py
 
-stop: ## stop every service we started (cloud, MLflow, Airflow, API, dashboard)
+stop: ## stop every service we started (cloud, MLflow, Airflow, API, dashboard, live scorer)
 	@if [ -x $(BIN)/riskstream ]; then $(BIN)/riskstream stop; else echo "nothing installed, nothing to stop"; fi
 
 status: ## say which services run where
 	@$(BIN)/riskstream status
 
 lint: setup ## ruff lint and format check, the import contracts, dead code (vulture), mypy on the pure modules
-	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/vulture && $(BIN)/mypy riskstream/settings.py riskstream/names.py riskstream/events.py riskstream/featuredefs.py serving/rawfeatures.py pipeline/asl.py ingestion/records.py ingestion/synthetic.py training/metrics.py training/models.py serving/scoring.py serving/monitoring.py etl/session_protocol.py modelkinds
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/vulture && $(BIN)/mypy riskstream/settings.py riskstream/names.py riskstream/events.py riskstream/featuredefs.py serving/rawfeatures.py serving/livestate.py pipeline/asl.py ingestion/records.py ingestion/synthetic.py training/metrics.py training/models.py serving/scoring.py serving/monitoring.py etl/session_protocol.py modelkinds
 
 format: setup ## apply ruff's formatting and safe fixes
 	@$(BIN)/ruff format . && $(BIN)/ruff check --fix .

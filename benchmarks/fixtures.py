@@ -333,3 +333,166 @@ def write_purchases(settings: Settings, frame: pd.DataFrame) -> None:
     glue = make_client(settings, "glue")
     register_table(glue, catalog)
     register_partitions(glue, catalog, sorted(set(months)))
+
+
+# ---- contract events for the live scorer ---------------------------------------------------------
+def account_events(
+    account_id: str,
+    opened: dt.date,
+    months: int,
+    rng: np.random.Generator,
+    source: str = "synthetic",
+    limit: float = 50_000.0,
+) -> list[dict[str, Any]]:
+    """One account's events in the contract's shape, in event-time order: ``account_opened``
+    (limit, age, education, marital status), then per month a few purchases, a statement at
+    month end and a payment a few days later. The features of :data:`NUMERIC` and
+    :data:`CATEGORICAL` come out of them (the live scorer's tests and benchmarks)."""
+    from riskstream.events import new_event
+
+    def at(day: dt.date, hour: int = 12) -> dt.datetime:
+        return dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.UTC)
+
+    facts = {
+        "credit_limit": limit,
+        "age": int(rng.integers(21, 75)),
+        "education": str(rng.choice(EDUCATION)),
+        "marital_status": str(rng.choice(MARITAL)),
+    }
+    events = [new_event("account_opened", account_id, at(opened, 9), facts, source)]
+    year, month = opened.year, opened.month
+    for _ in range(months):
+        first = dt.date(year, month, 1)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        end = dt.date(year, month, 1) - dt.timedelta(days=1)
+        for day in sorted(rng.integers(1, 28, size=2)):
+            payload = {
+                "amount": round(float(rng.uniform(5, 300)), 2),
+                "merchant_category": "grocery",
+            }
+            events.append(
+                new_event("purchase", account_id, at(first.replace(day=int(day))), payload, source)
+            )
+        balance = round(float(abs(rng.normal(0.4, 0.25)) * limit), 2)
+        statement = {
+            "statement_date": end.isoformat(),
+            "balance": balance,
+            "minimum_due": round(balance * 0.05, 2),
+            "due_date": (end + dt.timedelta(days=20)).isoformat(),
+            "credit_limit": limit,
+            "repayment_status": int(np.clip(rng.poisson(0.4) - 1, -2, 8)),
+        }
+        events.append(new_event("statement", account_id, at(end, 23), statement, source))
+        paid = round(float(abs(rng.normal(0.05, 0.05)) * limit), 2)
+        events.append(
+            new_event(
+                "payment", account_id, at(end + dt.timedelta(days=10)), {"amount": paid}, source
+            )
+        )
+    return events
+
+
+# ---- batch and live parity -----------------------------------------------------------------------
+PARITY_FEATURES = [
+    "credit_limit",
+    "months_on_book",
+    *[f"bill_amt_m{k}" for k in range(1, 7)],
+    *[f"pay_amt_m{k}" for k in range(1, 7)],
+    *[f"repayment_status_m{k}" for k in range(1, 7)],
+    "utilisation_avg_3m",
+    "pay_to_bill_avg",
+    "missed_minimum_count",
+    "unpaid_to_limit_avg",
+    "bill_volatility",
+    "spend_3m",
+    "spend_6m",
+    "purchase_count_6m",
+    "avg_ticket_6m",
+    "education",
+]
+
+
+def parity_stream(accounts: int, months: int, seed: int = 0) -> list[tuple[dict[str, Any], str]]:
+    """(event, arrival day) in stream order: a synthetic portfolio, 5% of it sent twice (the
+    copy arrives later), and 3% held back and sent at the end (late, out of order)."""
+    from ingestion.synthetic import SyntheticConfig, simulate
+
+    config = SyntheticConfig(accounts=accounts, months=months, seed=11, start=dt.date(2024, 1, 1))
+    events = list(simulate(config).events())
+    rng = np.random.default_rng(seed)
+    late = set(rng.choice(len(events), size=len(events) * 3 // 100, replace=False).tolist())
+    out = [(e, str(e["event_time"])[:10]) for i, e in enumerate(events) if i not in late]
+    out += [(events[i], "2030-01-01") for i in sorted(late)]
+    for i in rng.choice(len(events), size=len(events) // 20, replace=False).tolist():
+        out.append((events[i], "2030-01-02"))
+    return out
+
+
+def batch_and_live(spark: Any, sent: list[tuple[dict[str, Any], str]]) -> dict[str, Any]:
+    """The stream through the ETL transforms and the Spark features job (the batch side) and,
+    in stream order, through the live scorer's per-account state (the live side)."""
+    from etl import chain
+    from riskstream.events import serialize
+    from serving.livestate import AccountState
+
+    rows = [(serialize(e).decode(), day, f"f{i // 500}") for i, (e, day) in enumerate(sent)]
+    lines = spark.createDataFrame(rows, "value string, dt string, source_file string")
+    tables = chain.curate(lines, dt.datetime(2030, 1, 3, tzinfo=dt.UTC))
+    (obs,) = chain.observation_dates(tables)
+    frame = chain.features_of(tables, [obs], labels_known_on=dt.date(2030, 1, 1))
+    batch = {r["account_id"]: r.asDict() for r in frame.collect()}
+    states: dict[str, AccountState] = {}
+    for i, (event, _) in enumerate(sent):
+        state = states.setdefault(event["account_id"], AccountState(event["account_id"]))
+        if not state.seen("shardId-0", str(i)):
+            state.apply(event)
+            state.mark("shardId-0", str(i))
+    columns = [c for c in frame.schema.fieldNames() if c not in ("label", "source")]
+    return {"obs": obs, "batch": batch, "states": states, "columns": columns}
+
+
+def parity_pds(world: dict[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """An XGBoost pipeline fitted on the batch features; each account's PD by the batch job's
+    path (``serving.scoring.explain``) and by the live scorer's (the compiled scorer over the
+    live features)."""
+    from xgboost import XGBClassifier
+
+    from serving.compiled import compile_pipeline
+    from serving.livestate import feature_rows
+    from serving.scoring import ScoringConfig, explain
+
+    batch, states, obs = world["batch"], world["states"], world["obs"]
+    accounts = sorted(batch)
+    table = pd.DataFrame([batch[a] for a in accounts])
+    numeric = [c for c in PARITY_FEATURES if c != "education"]
+    pipeline = make_pipeline("xgb")
+    pipeline.steps[0] = (
+        "preprocess",
+        pipeline.steps[0][1].set_params(
+            transformers=[
+                ("num", "passthrough", numeric),
+                ("cat", pipeline.steps[0][1].transformers[1][1], ["education"]),
+            ]
+        ),
+    )
+    pipeline.steps[1] = ("model", XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1))
+    rng = np.random.default_rng(0)  # the labels only need both classes: parity is the point
+    pipeline.fit(table[PARITY_FEATURES], rng.integers(0, 2, size=len(table)))
+    batch_pd = explain(pipeline, table[PARITY_FEATURES], ScoringConfig()).pd
+    rows = feature_rows([states[a] for a in accounts], 6, obs)
+    scorer = compile_pipeline(pipeline)
+    live_pd = scorer.pd(scorer.transform([{n: r.get(n) for n in PARITY_FEATURES} for r in rows]))
+    return accounts, np.asarray(batch_pd, dtype=np.float64), np.asarray(live_pd, dtype=np.float64)
+
+
+def same_value(a: Any, b: Any, tolerance: float = 1e-9) -> bool:
+    """Equal features: both null (None or NaN), equal strings and dates, numbers to 1e-9."""
+
+    def null(v: Any) -> bool:
+        return v is None or (isinstance(v, float) and np.isnan(v))
+
+    if null(a) or null(b):
+        return null(a) and null(b)
+    if isinstance(a, str | dt.date) or isinstance(b, str | dt.date):
+        return bool(a == b)
+    return bool(np.isclose(float(a), float(b), rtol=tolerance, atol=tolerance))

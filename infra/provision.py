@@ -35,8 +35,8 @@ class Resource:
 
 
 def provision(settings: Settings, wait: bool = True) -> list[Resource]:
-    """Create the buckets, the Kinesis stream, the checkpoint and online-feature tables and the
-    Glue database."""
+    """Create the buckets, the Kinesis streams (events, risk events), the checkpoint and
+    online-feature tables and the Glue database."""
     s3 = make_client(settings, "s3")
     kinesis = make_client(settings, "kinesis")
     dynamodb = make_client(settings, "dynamodb")
@@ -45,6 +45,8 @@ def provision(settings: Settings, wait: bool = True) -> list[Resource]:
     for bucket in settings.buckets.values():
         done.append(ensure_bucket(s3, bucket, settings.region))
     done.append(ensure_stream(kinesis, settings.stream_name, settings.shard_count, wait=wait))
+    # the live scorer's risk events (serving.live), provisioned like the events stream
+    done.append(ensure_stream(kinesis, settings.risk_stream_name, settings.shard_count, wait=wait))
     done.append(ensure_checkpoint_table(dynamodb, settings.checkpoint_table, wait=wait))
     done.append(ensure_checkpoint_table(dynamodb, settings.online_table, wait, "account_id"))
     done.append(ensure_glue_database(glue, settings.glue_database, settings))

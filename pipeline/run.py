@@ -164,6 +164,8 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 _start(settings, "api")
                 _start(settings, "dashboard")
+                # the live scorer of the run's portfolio: every event from now on moves a score
+                _start(settings.for_portfolio(portfolio), "live")
             except ServiceError as exc:
                 logger.warning("could not start a serving service: %s", exc)
     results = {task: client.xcom(PIPELINE_DAG_ID, run_id, task) for task in states}
@@ -218,6 +220,17 @@ def _start_side_by_side(settings: Settings) -> None:
             logger.warning("no warm Spark session (%s); each ETL task starts its own", exc)
         mlflow.result()
         airflow.result()
+
+
+def _print_live(settings: Settings) -> None:
+    """The live scorer's line: where its status is, and its lag per shard right now."""
+    from serving.live_status import read_status, status_lines
+
+    status = read_status(settings)
+    print(f"    Live       {settings.live_url}/health   (riskstream live status)")
+    if status is not None:
+        for line in status_lines(status)[:2]:
+            print(f"               {line}")
 
 
 def _start(settings: Settings, name: str) -> None:
@@ -370,6 +383,7 @@ def print_summary(
     print(f"    MLflow     {settings.mlflow_tracking_uri}")
     print(f"    Dashboard  {settings.dashboard_url}")
     print(f"    API        {settings.api_url}/docs")
+    _print_live(settings)
     print(f"    Cloud      {settings.endpoint_url}   (stop everything: make stop)")
 
 

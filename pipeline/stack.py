@@ -17,7 +17,8 @@ from infra.cli import add_cloud_up_options, register_state_commands, start_cloud
 from infra.cloud import cloud_service
 from infra.services import ManagedService
 from riskstream.settings import Settings
-from serving.processes import api_service, dashboard_service
+from serving.live_status import live_notes
+from serving.processes import api_service, dashboard_service, live_service
 from training.mlflow_process import artifacts_destination, mlflow_service
 
 
@@ -83,6 +84,12 @@ SERVICES: tuple[ServiceEntry, ...] = (
         notes=lambda s: ["OpenAPI docs at /docs"],
     ),
     ServiceEntry("dashboard", "the analyst dashboard", dashboard_service),
+    ServiceEntry(
+        "live",
+        "the live scorer (every event rescored into the online table)",
+        live_service,
+        notes=live_notes,
+    ),
 )
 
 SERVICES_BY_NAME = {entry.name: entry for entry in SERVICES}

@@ -35,6 +35,17 @@ SCORE_DATE: Final = "score_date"  # scores and monitoring: the score date
 
 # ---- stream consumer applications (each has its own leases and checkpoints) --------------------
 LANDING_APPLICATION: Final = "landing"  # ingestion/consumer.py: the stream into the raw bucket
+LIVE_APPLICATION: Final = "live"  # serving/live.py: every event rescored into the online table
+
+
+def live_application(portfolio: str) -> str:
+    """The live scorer's application for one portfolio (its own leases and checkpoints)."""
+    return f"{LIVE_APPLICATION}-{portfolio}"
+
+
+# ---- the risk-event stream (serving/live.py writes it; README "The event contract") ------------
+RISK_EVENT_TYPE: Final = "risk_changed"
+RISK_EVENT_SCHEMA_VERSION: Final = 1
 
 # ---- Glue catalog tables (in the database Settings.glue_database) -----------------------------
 FEATURES_TABLE: Final = "features"  # features_<portfolio>: see features_table()

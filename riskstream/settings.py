@@ -71,6 +71,11 @@ class Settings:
     dashboard_url: str = "http://127.0.0.1:8050"
     # The warm Spark session the ETL tasks of a DAG run share (etl.session); 8998 is Livy's port.
     spark_session_url: str = "http://127.0.0.1:8998"
+    # The live scorer's status endpoint (serving.live; loopback only).
+    live_url: str = "http://127.0.0.1:8070"
+    # A risk event goes out when an account's PD moves by more than this (or its tier/decision
+    # changes): RISKSTREAM_RISK_EVENT_PD_DELTA.
+    risk_event_pd_delta: float = 0.05
     spark_master: str = "local[2]"
     spark_jars_dir: Path = field(default_factory=lambda: REPO_ROOT / ".jars")
     aws_access_key_id: str | None = LOCAL_ACCESS_KEY
@@ -113,6 +118,10 @@ class Settings:
                 "starting and ending with a letter or digit (set RISKSTREAM_PORTFOLIO, "
                 "--portfolio, or the mapping's 'portfolio' key)"
             )
+        if not 0.0 < self.risk_event_pd_delta < 1.0:
+            raise SettingsError(
+                f"RISKSTREAM_RISK_EVENT_PD_DELTA={self.risk_event_pd_delta} must be between 0 and 1"
+            )
         if not 1 <= self.shard_count <= 64:
             raise SettingsError(f"RISKSTREAM_SHARDS={self.shard_count} must be between 1 and 64")
         try:
@@ -146,6 +155,11 @@ class Settings:
     @property
     def stream_name(self) -> str:
         return f"{self.prefix}-events"
+
+    @property
+    def risk_stream_name(self) -> str:
+        """The live scorer's output: one versioned risk event per material change."""
+        return f"{self.prefix}-risk-events"
 
     @property
     def checkpoint_table(self) -> str:
@@ -213,6 +227,8 @@ class Settings:
             "RISKSTREAM_API_URL": self.api_url,
             "RISKSTREAM_DASHBOARD_URL": self.dashboard_url,
             "RISKSTREAM_SPARK_SESSION_URL": self.spark_session_url,
+            "RISKSTREAM_LIVE_URL": self.live_url,
+            "RISKSTREAM_RISK_EVENT_PD_DELTA": repr(self.risk_event_pd_delta),
             "RISKSTREAM_SPARK_MASTER": self.spark_master,
             "RISKSTREAM_SPARK_JARS_DIR": str(self.spark_jars_dir),
             "RISKSTREAM_PORTFOLIO": self.portfolio,
@@ -295,6 +311,7 @@ class Settings:
             "RISKSTREAM_API_URL": "api_url",
             "RISKSTREAM_DASHBOARD_URL": "dashboard_url",
             "RISKSTREAM_SPARK_SESSION_URL": "spark_session_url",
+            "RISKSTREAM_LIVE_URL": "live_url",
             "RISKSTREAM_SPARK_MASTER": "spark_master",
             "RISKSTREAM_PORTFOLIO": "portfolio",
         }
@@ -322,6 +339,14 @@ class Settings:
                 kwargs[attr] = _int(env, var, 0)
         if env.get("RISKSTREAM_API_WORKERS"):
             kwargs["api_workers"] = _int(env, "RISKSTREAM_API_WORKERS", 0)
+        if env.get("RISKSTREAM_RISK_EVENT_PD_DELTA"):
+            raw_delta = env["RISKSTREAM_RISK_EVENT_PD_DELTA"]
+            try:
+                kwargs["risk_event_pd_delta"] = float(raw_delta)
+            except ValueError:
+                raise SettingsError(
+                    f"RISKSTREAM_RISK_EVENT_PD_DELTA={raw_delta!r} is not a number (e.g. 0.05)"
+                ) from None
         raw_protected = env.get("RISKSTREAM_PROTECTED_ATTRIBUTES", "")
         kwargs["protected_attributes"] = tuple(
             n.strip().lower() for n in raw_protected.split(",") if n.strip()

@@ -36,6 +36,12 @@ ONLINE_KEY = "account_id"
 # The marker's key is longer than the event contract allows an account_id (64 characters), so it
 # can never be an account.
 META_KEY = "#riskstream-online-features-materialization-marker-not-an-account-id"
+# The live scorer (serving.live) keeps each account's live state and score in the same table under
+# the account id followed by this suffix: longer than an account_id may be, so never one, and
+# never overwritten by a materialization. Its own status item is LIVE_META_KEY.
+LIVE_SUFFIX = "#live-state-of-this-account-kept-by-the-live-scorer-never-an-account-id"
+LIVE_META_KEY = "#riskstream-live-scorer-status-marker-not-an-account-id-and-never-one-either"
+LIVE_CHECK_SECONDS = 2.0
 LEFT_OUT = ("label",)  # the outcome is not a feature
 BATCH = 25  # DynamoDB's batch_write_item limit
 DEFAULT_REPLICA_LIMIT = 500_000
@@ -43,6 +49,16 @@ DEFAULT_REPLICA_LIMIT = 500_000
 
 def online_table(settings: Settings) -> str:
     return settings.online_table
+
+
+def live_key(account_id: str) -> str:
+    """The key of an account's live item (state, features and score)."""
+    return account_id + LIVE_SUFFIX
+
+
+def is_account_key(key: str) -> bool:
+    """An account's materialized item (not a marker, not a live item)."""
+    return key not in (META_KEY, LIVE_META_KEY) and not key.endswith(LIVE_SUFFIX)
 
 
 def latest_per_account(frame: pd.DataFrame) -> pd.DataFrame:
@@ -159,6 +175,8 @@ class OnlineStore:
         self.replica: dict[str, dict[str, Any]] = {}
         self.version: str | None = None
         self.last_error: str | None = None
+        self.live = False  # a live scorer writes this table: read each account's live item
+        self.live_checked_at = float("-inf")
         self._lock = threading.Lock()
 
     @property
@@ -168,9 +186,11 @@ class OnlineStore:
         return self._client
 
     def sync(self) -> bool:
-        """Reload the replica when the materialization marker changed; True if it did."""
+        """Reload the replica when the materialization marker changed; True if it did. Also
+        notes whether a live scorer writes the table (its status marker)."""
         with self._lock:
             try:
+                self._check_live()
                 meta = self.client.get_item(
                     TableName=self.table, Key={ONLINE_KEY: {"S": META_KEY}}
                 ).get("Item")
@@ -188,15 +208,51 @@ class OnlineStore:
             for page in self.client.get_paginator("scan").paginate(TableName=self.table):
                 for item in page.get("Items", []):
                     key = item[ONLINE_KEY]["S"]
-                    if key != META_KEY:
+                    if is_account_key(key):
                         replica[key] = decode(item)
             self.replica, self.version, self.last_error = replica, version, None
             logger.info("online replica: %d accounts (materialized %s)", len(replica), version)
             return True
 
+    def _check_live(self) -> bool:
+        self.live = "Item" in self.client.get_item(
+            TableName=self.table, Key={ONLINE_KEY: {"S": LIVE_META_KEY}}
+        )
+        self.live_checked_at = time.monotonic()
+        return self.live
+
+    def live_now(self) -> bool:
+        """Whether a live scorer writes the table, asked of the table at most every
+        :data:`LIVE_CHECK_SECONDS` (so a live scorer started after the API is seen at once)."""
+        if time.monotonic() - self.live_checked_at < LIVE_CHECK_SECONDS:
+            return self.live
+        try:
+            return self._check_live()
+        except Exception as exc:  # the cloud is down: keep what we knew
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return self.live
+
+    def fetch_live(self, account_id: str) -> dict[str, Any] | None:
+        """The account's live item (its score as the live scorer left it), or None."""
+        item = self.client.get_item(
+            TableName=self.table, Key={ONLINE_KEY: {"S": live_key(account_id)}}
+        )
+        found = item.get("Item")
+        if found is None or "score" not in found:
+            return None
+        score: dict[str, Any] = orjson.loads(found["score"]["S"])
+        if score.get("pd") is None:
+            return None  # applied but not scored (no champion yet, outside the population)
+        return {
+            **score,
+            "obs_date": found["obs_date"]["S"],
+            "as_of": found["as_of"]["S"],
+            "event_id": found["event_id"]["S"],
+        }
+
     def fetch(self, account_id: str) -> dict[str, Any] | None:
         """``get_item`` for one account (blocking); caches a hit in the replica."""
-        if account_id == META_KEY:
+        if not is_account_key(account_id):
             return None
         item = self.client.get_item(TableName=self.table, Key={ONLINE_KEY: {"S": account_id}})
         if "Item" not in item:

@@ -98,3 +98,20 @@ def dashboard_service(settings: Settings) -> ManagedService:
         settings,
     )
     return ManagedService(spec, settings.state_dir)
+
+
+def live_service(settings: Settings) -> ManagedService:
+    """The live scorer (``python -m serving.live``): its status at ``settings.live_url``
+    (default http://127.0.0.1:8070, loopback only)."""
+    host, port = host_port(settings.live_url, "RISKSTREAM_LIVE_URL")
+    spec = ServiceSpec(
+        name="live",
+        argv=[sys.executable, "-m", "serving.live"],
+        host=host,
+        port=port,
+        health_path="/health",
+        env=settings.to_env(),
+        cwd=REPO_ROOT,
+        start_timeout=90,
+    )
+    return ManagedService(spec, settings.state_dir)

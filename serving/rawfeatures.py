@@ -132,7 +132,7 @@ def _monthly(app: Mapping[str, Any], obs: date, months: int) -> dict[str, Any]:
             continue
         spend[k] += p["amount"]
         if k <= 6:
-            count += 1
+            count += p.get("count", 1)  # the live state sends a month's purchases summed
             mix[p["merchant_category"]] += p["amount"]
     spend_3m = sum(spend[k] for k in range(1, 4))
     spend_6m = sum(spend[k] for k in range(1, 7))

@@ -5,6 +5,7 @@ reads the app's :class:`serving.service.ChampionHolder` and online store from ``
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from serving.online import LIVE_CHECK_SECONDS
 from serving.schema import (
     MAX_BODY_BYTES,
     AccountScore,
@@ -164,12 +166,23 @@ async def account_score(
     request: Request,
     account_id: str = Path(min_length=1, max_length=MAX_ACCOUNT_ID),
 ) -> Response:
-    """Score an existing account from its latest features in the online table."""
+    """Score an existing account: its live score (with ``as_of``, the event time of the latest
+    event in it) while the live scorer runs, else from its materialized features."""
     holder = _holder(request)
     store = request.app.state.online
     current = holder.current
     if current is None:
         return _no_champion(holder)
+    live_checked = time.monotonic() - store.live_checked_at < LIVE_CHECK_SECONDS
+    is_live = store.live if live_checked else await run_in_threadpool(store.live_now)
+    if is_live:  # the live scorer's answer, as fresh as the last event applied
+        try:
+            live = await run_in_threadpool(store.fetch_live, account_id)
+        except Exception as exc:  # fall back to the materialized features
+            logger.warning("live item read failed for %r: %s", account_id, exc)
+            live = None
+        if live is not None:
+            return _json({"account_id": account_id, "source": "live", **live})
     features = store.replica.get(account_id)
     if features is None:
         try:
@@ -209,6 +222,7 @@ def _account_answer(
         "account_id": account_id,
         "obs_date": features.get("obs_date"),
         **result,
+        "source": "batch",
     }
 
 

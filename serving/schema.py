@@ -336,6 +336,9 @@ class AccountScore(BaseModel):
     risk_tier: str
     decision: str
     reasons: list[Reason]
+    as_of: str | None = None  # live: the event time of the latest event in this score
+    event_id: str | None = None  # live: the latest event applied
+    source: str = "batch"  # "live" (the live scorer's state) or "batch" (materialized features)
 
 
 class Health(BaseModel):

@@ -43,11 +43,12 @@ def test_the_whole_stack_listens_on_loopback_only(tmp_path: Path) -> None:
             "RISKSTREAM_API_URL": f"http://127.0.0.1:{free_port()}",
             "RISKSTREAM_DASHBOARD_URL": f"http://127.0.0.1:{free_port()}",
             "RISKSTREAM_SPARK_SESSION_URL": f"http://127.0.0.1:{free_port()}",
+            "RISKSTREAM_LIVE_URL": f"http://127.0.0.1:{free_port()}",
         }
     )
     services = all_services(settings)
     names = [s.spec.name for s in services]
-    assert {"cloud", "spark", "mlflow", "airflow", "api", "dashboard"} <= set(names), names
+    assert {"cloud", "spark", "mlflow", "airflow", "api", "dashboard", "live"} <= set(names), names
     started = []
     try:
         for service in services:

@@ -32,6 +32,8 @@ FIELDS = {
     "api_url": _url,
     "dashboard_url": _url,
     "spark_session_url": _url,
+    "live_url": _url,
+    "risk_event_pd_delta": st.floats(0.001, 0.999),
     "spark_master": st.sampled_from(["local[2]", "local[*]", "spark://host:7077"]),
     "spark_jars_dir": _path,
     "aws_access_key_id": _word,
