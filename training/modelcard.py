@@ -35,6 +35,7 @@ def model_card(
     fairness: Mapping[str, Any],
     decision: Decision,
     test_rows: int,
+    serving: str = "not measured",
 ) -> str:
     m = best.data.metrics
     tags = parent.data.tags
@@ -94,6 +95,10 @@ def model_card(
         "",
         "## Fairness (test rows, at the decision threshold)",
         to_markdown(dict(fairness)),
+        "## Serving",
+        f"- Single-row latency: {serving}; budget {config.get('serving_budget_ms', 'none')} ms",
+        f"- Reasons: {_reason_method(kind)}",
+        "",
         "## Decision",
         f"- Outcome: **{decision.outcome}** (promote: {decision.promote})",
         f"- {decision.reason}",

@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-MAX_TABLE = 8_000_000  # precomputed entries (leaves x 2^depth x depth); above: the integral
-MAX_TABLE_DEPTH = 8  # the table's precomputation grows as 4^depth per leaf
+MAX_TABLE = 16_000_000  # precomputed entries (leaves x 2^depth x depth); above: the integral
+MAX_TABLE_DEPTH = 8  # more distinct features on a path: the integral
 CHUNK = 4_000_000  # array elements per block of rows (bounds a batch's memory)
 
 TABLE = "precomputed per leaf"
@@ -99,10 +99,9 @@ class TreeShap:
     node_feature: np.ndarray  # per internal node of every tree
     node_threshold: np.ndarray  # float64 (an XGBoost float32 threshold, exactly)
     node_default_left: np.ndarray  # where a missing value goes
-    cond_node: np.ndarray  # per path condition, sorted by slot: its node
+    cond_node: np.ndarray  # per path condition: its node
     cond_left: np.ndarray  # the path goes left at this node
-    cond_starts: np.ndarray  # where each used slot's conditions start
-    used_slots: np.ndarray  # flat (leaves x depth) index of the slots that have conditions
+    cond_slot: np.ndarray  # per path condition: flat index into (leaves, depth)
     slot_feature: np.ndarray  # (leaves, depth): feature of each slot; n_features for padding
     zero: np.ndarray  # (leaves, depth)
     value: np.ndarray  # (leaves,)
@@ -194,9 +193,6 @@ class TreeShap:
                 slot_feature[leaf, slot] = feature
                 zero[leaf, slot] *= ratio
                 conds.append((leaf * depth + slot, gid, goes_left))
-        conds.sort(key=lambda c: c[0])
-        cond_slot = np.asarray([c[0] for c in conds], dtype=np.int64)
-        used, starts = np.unique(cond_slot, return_index=True)
         limit = MAX_TABLE if max_table is None else max_table
         table_v = None
         if depth <= MAX_TABLE_DEPTH and n_leaves * (2**depth) * depth <= limit:
@@ -212,8 +208,7 @@ class TreeShap:
             node_default_left=np.asarray(nodes.default_left, dtype=bool),
             cond_node=np.asarray([c[1] for c in conds], dtype=np.int64),
             cond_left=np.asarray([c[2] for c in conds], dtype=bool),
-            cond_starts=starts.astype(np.int64),
-            used_slots=used.astype(np.int64),
+            cond_slot=np.asarray([c[0] for c in conds], dtype=np.int64),
             slot_feature=slot_feature,
             zero=zero,
             value=value,
@@ -231,12 +226,10 @@ class TreeShap:
         fv = x32[:, self.node_feature]  # each split decided once, shared by its leaves
         below = fv <= self.node_threshold if self.inclusive else fv < self.node_threshold
         go_left = np.where(np.isnan(fv), self.node_default_left, below)
-        failed = go_left[:, self.cond_node] != self.cond_left
-        one = np.ones((n, self.zero.size), dtype=np.float64)
-        if self.cond_node.size:
-            # a slot agrees when none of its conditions failed (a feature may repeat on a path)
-            missed = np.logical_or.reduceat(failed, self.cond_starts, axis=1)
-            one[:, self.used_slots] = ~missed
+        rows, conds = np.nonzero(go_left[:, self.cond_node] != self.cond_left)
+        # a slot agrees when none of its conditions failed (a feature may repeat on a path)
+        one = np.ones(n * self.zero.size, dtype=np.float64)
+        one[rows * self.zero.size + self.cond_slot[conds]] = 0.0
         return one.reshape(n, *self.zero.shape)
 
     def _phi(self, one: np.ndarray) -> np.ndarray:
@@ -307,7 +300,10 @@ def _table(zero: np.ndarray, depth: int) -> np.ndarray:
         prod[:, :, i] = np.where(zero_i > 0, 0.0, np.exp(log_i))
     # only S without i contributes to i's value
     without_i = absent.astype(np.float64)  # (sets, depth): 1 when i not in S
-    contrib = prod * (weight[:, None] * without_i)[None, :, :]  # (leaves, S, i)
-    subset = (np.arange(n_sets)[:, None] & np.arange(n_sets)[None, :]) == np.arange(n_sets)[None, :]
-    # subset[A, S] = S is a subset of A
-    return np.einsum("as,lsi->lai", subset.astype(np.float64), contrib)
+    table = prod * (weight[:, None] * without_i)[None, :, :]  # (leaves, S, i)
+    # the sum over every S inside A, one bit at a time (a subset-sum transform: depth x 2^depth
+    # additions per leaf and slot instead of 4^depth)
+    for b in range(depth):
+        has = np.nonzero(np.arange(n_sets) & (1 << b))[0]
+        table[:, has] += table[:, has ^ (1 << b)]
+    return table
