@@ -76,8 +76,5 @@ class Forest:
             below = value <= self.threshold[node]
             go_left = np.where(np.isnan(value), self.missing_left[node], below)
             node = np.where(go_left, self.left[node], self.right[node])
-        leaf = self.rate[node]
-        total = np.zeros(n, dtype=np.float64)
-        for t in range(self.n_trees):  # the forest adds its trees one by one
-            total += leaf[:, t]
-        return total / self.n_trees
+        # the forest adds its trees one by one, in order: so does cumsum (np.sum pairs them up)
+        return np.cumsum(self.rate[node], axis=1)[:, -1] / self.n_trees
