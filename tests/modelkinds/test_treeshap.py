@@ -14,6 +14,7 @@ import pytest
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 
 import modelkinds
+from benchmarks.treeshap_reference import forest_shap
 from modelkinds.parts.treeshap import INTEGRAL, TABLE, TreeShap
 
 pytestmark = pytest.mark.unit
@@ -93,6 +94,8 @@ def test_forest_treeshap_equals_the_brute_force_definition(estimator: Any) -> No
         np.testing.assert_allclose(got_table[r], phi, rtol=0, atol=1e-9)
         np.testing.assert_allclose(got_integral[r], phi, rtol=0, atol=1e-9)
         assert table.expected == pytest.approx(base, abs=1e-12)
+    # the benchmark's reference (Algorithm 2, recursive) is the same definition
+    np.testing.assert_allclose(forest_shap(forest, rows), got_table, rtol=0, atol=1e-9)
     # local accuracy: the expected value plus the contributions is the forest's probability
     np.testing.assert_allclose(table.expected + got_table.sum(axis=1), proba, rtol=0, atol=1e-9)
 
@@ -111,6 +114,8 @@ def test_a_deep_forest_takes_the_integral_and_keeps_local_accuracy() -> None:
     )
     one = shap.contributions(rows[:1])
     np.testing.assert_allclose(one[0], got[0], rtol=0, atol=1e-12)  # a row alone, as in a batch
+    # against the recursive reference (Algorithm 2) on deep trees, where brute force cannot go
+    np.testing.assert_allclose(forest_shap(forest, rows[:3]), got[:3], rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize("max_table", [None, 0], ids=["table", "integral"])
