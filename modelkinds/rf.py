@@ -111,20 +111,20 @@ KIND = ModelKind(
     order=20,
     estimator_classes=("RandomForestClassifier", "ExtraTreesClassifier"),
     # Bounded to serve within the promotion's latency budget (RISKSTREAM_SERVING_BUDGET_MS):
-    # at most 150 trees of depth 8 and 48 leaves keep exact TreeSHAP in its per-leaf table
-    # (7,200 leaves x 2^8 x 8 entries; modelkinds.parts.treeshap), a fraction of a ms per row.
+    # at most 100 trees of depth 8 and 32 leaves keep exact TreeSHAP in its per-leaf table
+    # (3,200 leaves x 2^8 x 8 entries; modelkinds.parts.treeshap), a fraction of a ms per row.
     default_params={
-        "n_estimators": 150,
+        "n_estimators": 100,
         "max_depth": 8,
-        "max_leaf_nodes": 48,
+        "max_leaf_nodes": 32,
         "min_samples_leaf": 25,
         "max_features": 0.3,
     },
     library_defaults={},
     search_space={
-        "n_estimators": [100, 150],
+        "n_estimators": [60, 100],
         "max_depth": [6, 8],
-        "max_leaf_nodes": [32, 48],
+        "max_leaf_nodes": [24, 32],
         "min_samples_leaf": [5, 10, 25, 50, 100],
         "max_features": ["sqrt", 0.3, 0.5],
     },

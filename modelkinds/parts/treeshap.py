@@ -104,6 +104,7 @@ class TreeShap:
     cond_slot: np.ndarray  # per path condition: flat index into (leaves, depth)
     slot_feature: np.ndarray  # (leaves, depth): feature of each slot; n_features for padding
     zero: np.ndarray  # (leaves, depth)
+    used: np.ndarray  # flat (leaves x depth) index of the slots that test a feature
     value: np.ndarray  # (leaves,)
     expected: float  # the cover-weighted mean of the leaves: expected + contributions = output
     table_v: np.ndarray | None  # (leaves * 2^depth, depth): weight sums times the leaf value
@@ -211,6 +212,7 @@ class TreeShap:
             cond_slot=np.asarray([c[0] for c in conds], dtype=np.int64),
             slot_feature=slot_feature,
             zero=zero,
+            used=np.flatnonzero(slot_feature.ravel() < n_features),
             value=value,
             expected=float(np.sum(value * zero.prod(axis=1))),
             table_v=table_v,
@@ -232,12 +234,19 @@ class TreeShap:
         one[rows * self.zero.size + self.cond_slot[conds]] = 0.0
         return one.reshape(n, *self.zero.shape)
 
+    def _phi_table(self, one: np.ndarray) -> np.ndarray:
+        """(rows, used slots) Shapley values of the slots that test a feature, from the table
+        (padding slots have none: their value is 0)."""
+        assert self.table_v is not None
+        n = one.shape[0]
+        agree = (one @ (2.0 ** np.arange(self.depth))).astype(np.int64)  # (rows, leaves)
+        used, leaf = self.used, self.used // self.depth
+        index = (leaf * (2**self.depth)) * self.depth + used % self.depth
+        entries = self.table_v.reshape(-1)[index + agree[:, leaf] * self.depth]
+        return (one.reshape(n, -1)[:, used] - self.zero.reshape(-1)[used]) * entries
+
     def _phi(self, one: np.ndarray) -> np.ndarray:
-        """(rows, leaves, depth) Shapley values of every leaf's slots."""
-        if self.table_v is not None:
-            agree = (one @ (2 ** np.arange(self.depth))).astype(np.int64)  # (rows, leaves)
-            flat = np.arange(self.value.shape[0]) * (2**self.depth) + agree
-            return (one - self.zero) * np.take(self.table_v, flat, axis=0)
+        """(rows, leaves, depth) Shapley values of every leaf's slots, by the integral."""
         diff = (one - self.zero).transpose(0, 2, 1)  # (rows, depth, leaves): leaves inner
         g = self.zero.T + diff[:, None] * self.nodes_t[None, :, None, None]  # (r, q, d, l)
         loo = np.empty_like(g)  # prod over j != i of g_j, as (before i) * (after i)
@@ -258,12 +267,14 @@ class TreeShap:
         out = np.zeros((x.shape[0], self.n_features), dtype=np.float64)
         if x.shape[0] == 0:
             return out
-        per_row = self.zero.size * (1 if self.table_v is not None else 3 * len(self.nodes_t))
+        table = self.table_v is not None
+        per_row = self.zero.size * (1 if table else 3 * len(self.nodes_t))
         step = max(1, CHUNK // max(per_row, 1))
-        feature = self.slot_feature.ravel()
+        feature = self.slot_feature.reshape(-1)[self.used] if table else self.slot_feature.ravel()
         for start in range(0, x.shape[0], step):
             block = x[start : start + step]
-            phi = self._phi(self._agree(block)).reshape(block.shape[0], -1)
+            one = self._agree(block)
+            phi = self._phi_table(one) if table else self._phi(one).reshape(len(block), -1)
             sums = np.zeros((block.shape[0], self.n_features + 1), dtype=np.float64)
             for r in range(block.shape[0]):
                 sums[r] = np.bincount(feature, weights=phi[r], minlength=self.n_features + 1)
