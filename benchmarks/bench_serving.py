@@ -1,10 +1,12 @@
 """Serving: batch scoring throughput against the raw model on the same matrix, batch scoring's
-peak memory with a Random Forest champion (in a child process), and the scoring
-API (as `riskstream api up` starts it: one worker per core) against its own /health route, under
-a bounded loopback load: one client, 4, 16 and 50 concurrent keep-alive connections.
+peak memory with a Random Forest champion (in a child process), and the scoring API with what
+users get: for each model kind, the champion `run_training` trains on the default portfolio's
+features (forced with models=<kind>), loaded through the registry by the API as `riskstream api
+up` starts it (one worker per core), against its own /health route at 1, 50 and 200 concurrent
+keep-alive connections; and the served reasons against reference SHAP values.
 
-The load generator is a minimal asyncio HTTP/1.1 keep-alive client in this process (a few tens of
-microseconds of CPU per request), so it does not take the cores the server is measured on."""
+The load generator is a minimal asyncio HTTP/1.1 keep-alive client in this process, not the
+API's (a few tens of microseconds of CPU per request)."""
 
 from __future__ import annotations
 
@@ -458,7 +460,8 @@ def serve_kind(
     features = described["features"]
     raw_schema = httpx.get(url + "/openapi.json").json()["components"]["schemas"]["RawApplication"]
     latest = frame.sort_values("obs_date").groupby("account_id").tail(1)
-    apps_frame = frame.sample(n=min(total, len(frame)), replace=False, random_state=5)
+    complete = frame.dropna(subset=features)  # the precomputed form takes no missing value
+    apps_frame = complete.sample(n=min(total, len(complete)), replace=False, random_state=5)
     apps = [
         {k: _plain(v) for k, v in row.items()} for row in apps_frame[features].to_dict("records")
     ]
@@ -472,6 +475,13 @@ def serve_kind(
         for i in range(total)
     ]
     health = [http_get("/health")] * total
+    for probe in (scores[0], by_id[0], raws[0]):  # a request the API refuses is not a load
+        head, _, body = probe.partition(b"\r\n\r\n")
+        method, path = head.split(b" ")[:2]
+        got = httpx.request(method.decode(), url + path.decode(), content=body or None,
+                            headers={"content-type": "application/json"})  # fmt: skip
+        if got.status_code != 200:
+            raise RuntimeError(f"{kind}: {method.decode()} {path.decode()} -> {got.text[:800]}")
     for warm in (scores, by_id, raws, health):
         load(url, warm[:200], 4)  # every worker compiled and warm
     loads: dict[str, Load] = {}
