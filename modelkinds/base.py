@@ -18,6 +18,10 @@ from riskstream.scorescale import ScoreScale
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
+TREESHAP = "TreeSHAP (path-dependent, exact)"
+"""The tree kinds' reason method: exact Shapley values of the path-dependent conditional
+expectation (Lundberg et al., 2020), per preprocessed column."""
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*$")
 """A kind's name: it becomes a registry tag value, a DAG param value, a step and a state name."""
 

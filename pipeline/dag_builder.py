@@ -130,7 +130,8 @@ def pipeline_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         ),
         "promote_override": (
             "boolean",
-            "promote even when the champion cannot be evaluated (recorded)",
+            "promote even when the champion cannot be evaluated or the challenger is over the "
+            "serving budget (recorded)",
             {},
         ),
         "min_ks": (

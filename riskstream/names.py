@@ -250,6 +250,10 @@ TAG_FEATURES_URI: Final = "features_uri"  # the feature table it was trained on
 TAG_FEATURES_DIGEST: Final = "features_digest"
 TAG_FAIRNESS_ARTIFACT: Final = "fairness_artifact"
 TAG_MODEL_CARD_ARTIFACT: Final = "model_card_artifact"
+# the compiled scorer's single-row latency (probability and exact reasons, one thread), in ms:
+# p99 over a fixed set of test rows, each row's median of several runs (training.serving_cost)
+TAG_SERVING_P99_MS: Final = "serving_p99_ms"
+TAG_SERVING_BUDGET_MS: Final = "serving_budget_ms"  # the budget it was promoted against
 # artifacts in a model's run
 BASELINE_ARTIFACT: Final = "baseline/baseline.json"  # PSI baseline
 # a categorical input's baseline bin for rare categories, and at scoring time for unseen ones
@@ -296,7 +300,8 @@ PIPELINE_DEFAULTS: Final[dict[str, Any]] = {
     "csv_mapping": "",
     "taiwan_path": "",
     "train_budget_seconds": DEFAULT_TRAIN_BUDGET_SECONDS,
-    "promote_override": False,  # promote even if the champion cannot be evaluated (recorded)
+    # promote even if the champion cannot be evaluated or is over the serving budget (recorded)
+    "promote_override": False,
     "min_ks": DEFAULT_MIN_KS,
     "max_ece": DEFAULT_MAX_ECE,
     "reset_bookmarks": False,

@@ -52,6 +52,11 @@ def default_state_dir() -> Path:
     return Path(base) / "riskstream"
 
 
+DEFAULT_SERVING_BUDGET_MS = 5.0
+"""A challenger whose compiled scorer takes longer than this per row (p99, probability and
+reasons, one thread) is not promoted (RISKSTREAM_SERVING_BUDGET_MS; 0 turns the check off)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that differs between the embedded cloud, LocalStack and real AWS."""
@@ -86,6 +91,9 @@ class Settings:
     protected_attributes: tuple[str, ...] = ()
     allow_age: bool = False
     api_workers: int = 0  # scoring API worker processes; 0: one per core
+    # The promotion's serving budget: a challenger's compiled scorer must score one row (with its
+    # exact reasons) within this p99, in ms (RISKSTREAM_SERVING_BUDGET_MS; 0: no budget).
+    serving_budget_ms: float = DEFAULT_SERVING_BUDGET_MS
     # The portfolio this process works on (docs/CONTRACTS.md "Portfolios"): everything below
     # ingestion (features, model, scores, online table, dashboard, API) is per portfolio.
     portfolio: str = DEFAULT_PORTFOLIO
@@ -107,6 +115,11 @@ class Settings:
                 f"RISKSTREAM_PREFIX={self.prefix!r} must be 2-32 lowercase letters, digits or "
                 "hyphens, starting and ending with a letter or digit "
                 "(it becomes part of bucket names)"
+            )
+        if not self.serving_budget_ms >= 0:
+            raise SettingsError(
+                f"RISKSTREAM_SERVING_BUDGET_MS={self.serving_budget_ms} must be 0 (no budget) or "
+                "a positive number of milliseconds"
             )
         if self.api_workers < 0:
             raise SettingsError(
@@ -248,6 +261,8 @@ class Settings:
             env["RISKSTREAM_ALLOW_AGE"] = "1"
         if self.api_workers:
             env["RISKSTREAM_API_WORKERS"] = str(self.api_workers)
+        if self.serving_budget_ms != DEFAULT_SERVING_BUDGET_MS:
+            env["RISKSTREAM_SERVING_BUDGET_MS"] = str(self.serving_budget_ms)
         if self.aws_access_key_id is not None:
             env["AWS_ACCESS_KEY_ID"] = self.aws_access_key_id
         if self.aws_secret_access_key is not None:
@@ -340,13 +355,9 @@ class Settings:
         if env.get("RISKSTREAM_API_WORKERS"):
             kwargs["api_workers"] = _int(env, "RISKSTREAM_API_WORKERS", 0)
         if env.get("RISKSTREAM_RISK_EVENT_PD_DELTA"):
-            raw_delta = env["RISKSTREAM_RISK_EVENT_PD_DELTA"]
-            try:
-                kwargs["risk_event_pd_delta"] = float(raw_delta)
-            except ValueError:
-                raise SettingsError(
-                    f"RISKSTREAM_RISK_EVENT_PD_DELTA={raw_delta!r} is not a number (e.g. 0.05)"
-                ) from None
+            kwargs["risk_event_pd_delta"] = _float(env, "RISKSTREAM_RISK_EVENT_PD_DELTA")
+        if env.get("RISKSTREAM_SERVING_BUDGET_MS"):
+            kwargs["serving_budget_ms"] = _float(env, "RISKSTREAM_SERVING_BUDGET_MS")
         raw_protected = env.get("RISKSTREAM_PROTECTED_ATTRIBUTES", "")
         kwargs["protected_attributes"] = tuple(
             n.strip().lower() for n in raw_protected.split(",") if n.strip()

@@ -125,11 +125,22 @@ def create_app(
     return app
 
 
+def one_blas_thread() -> None:
+    """Numeric libraries on one thread in this worker: the API runs one worker per core, and a
+    BLAS pool per worker (two threads each for numpy's and scipy's OpenBLAS here) spins after
+    every small product, taking the core another worker or the client needs (docs/serving.md,
+    "Where the time goes")."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
 def app_from_env() -> FastAPI:
     """uvicorn factory (``serving.api:app_from_env``): the entry point that reads settings."""
     from riskstream.logs import configure_logging
 
     configure_logging(os.environ.get("RISKSTREAM_LOG_LEVEL"))
+    one_blas_thread()
     ttl = float(os.environ.get("RISKSTREAM_CHAMPION_TTL", DEFAULT_TTL))
     limit = int(os.environ.get("RISKSTREAM_API_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT))
     return create_app(Settings.from_env(), ttl=ttl, max_in_flight=limit)

@@ -75,7 +75,11 @@ def api_service(
 ) -> ManagedService:
     """The scoring API on ``settings.api_url`` (default http://127.0.0.1:8000), one worker per
     core unless ``workers`` says otherwise."""
-    extra = {"RISKSTREAM_CHAMPION_TTL": str(ttl)} if ttl is not None else None
+    # one BLAS/OpenMP thread per worker (serving.api.one_blas_thread): the workers are the
+    # parallelism, and idle pool threads spin on the cores the other workers need
+    extra = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    if ttl is not None:
+        extra["RISKSTREAM_CHAMPION_TTL"] = str(ttl)
     spec = _uvicorn_spec(
         "api",
         "serving.api:app_from_env",

@@ -88,7 +88,7 @@ async def model(request: Request) -> Response:
         return _no_champion(holder)
     described = current.champion.describe()
     described["scorer"] = "compiled" if current.scorer else "dataframe"
-    described["reason_method"] = current.scorer.reason_method if current.scorer else None
+    described["reason_method"] = current.reason_method
     return _json(described)
 
 
@@ -221,6 +221,7 @@ def _account_answer(
         "model_version": current.champion.version,
         "account_id": account_id,
         "obs_date": features.get("obs_date"),
+        "reason_method": current.reason_method,
         **result,
         "source": "batch",
     }

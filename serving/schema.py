@@ -323,6 +323,7 @@ class ScoreResult(BaseModel):
 class ScoreResponse(BaseModel):
     model_name: str
     model_version: str
+    reason_method: str | None = None  # how the reasons' contributions are computed
     results: list[ScoreResult]
 
 
@@ -331,6 +332,7 @@ class AccountScore(BaseModel):
     model_version: str
     account_id: str
     obs_date: str | None = None
+    reason_method: str | None = None  # how the reasons' contributions are computed
     pd: float
     score: int
     risk_tier: str

@@ -13,9 +13,9 @@ safer. The risk tiers start at fixed odds (``riskstream.scorescale.TIER_ODDS``: 
 
 Reason codes are the three source features that push this account's risk up the most, from
 contributions per preprocessed column that the model's kind declares (each module of
-:mod:`modelkinds` says how: exact TreeSHAP for XGBoost, ``coef * (x - reference)`` for logistic
-regression, a path decomposition for random forests). ``ScoringConfig(exact_contributions=
-False)`` lets a kind use a faster approximation (XGBoost's path decomposition, about 30x faster
+:mod:`modelkinds` says how: exact path-dependent TreeSHAP for XGBoost and random forests,
+``coef * (x - reference)`` for logistic regression). ``ScoringConfig(exact_contributions=
+False)`` lets a kind use a faster approximation (the trees' path decomposition, about 30x faster
 on a 1M-row backfill). A model no kind recognises fails loudly.
 
 For a calibrated champion (``CalibratedClassifierCV``) the contributions are those of the
@@ -82,7 +82,7 @@ class ScoringConfig:
     tiers: TierThresholds = field(default_factory=TierThresholds)
     threshold: float = 0.5  # the champion's cost-optimal threshold on pd
     n_reasons: int = N_REASONS
-    exact_contributions: bool = True  # XGBoost: exact TreeSHAP (False: path attribution)
+    exact_contributions: bool = True  # trees: exact TreeSHAP (False: path attribution)
     chunk_rows: int = CHUNK_ROWS  # rows explained at a time (memory bound, same results)
 
     def __post_init__(self) -> None:
@@ -284,6 +284,12 @@ def contributions(model: Any, xt: Any, exact: bool = False) -> np.ndarray:
     it (:mod:`modelkinds`); a model no kind recognises raises, never scores without reasons."""
     model = base_estimator(model)
     return np.asarray(modelkinds.kind_of(model).contributions(model, xt, exact))
+
+
+def reason_method(pipeline: Any) -> str:
+    """How a fitted pipeline's reasons are computed: its model kind's method."""
+    model = base_estimator(split_pipeline(pipeline)[1])
+    return modelkinds.kind_of(model).reason_method
 
 
 def top_reasons(

@@ -31,7 +31,7 @@ from serving.schema import (
     request_model,
     score_request_model,
 )
-from serving.scoring import explain, reason_details, single_threaded
+from serving.scoring import explain, reason_details, reason_method, single_threaded
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class Loaded:
     scorer: CompiledScorer | None = None  # None: the batch job's DataFrame path
     published: tuple[type[BaseModel], ...] = ()  # the two forms, as /openapi.json shows them
     allowed: dict[str, list[str] | None] | None = None  # closed categorical values
+    reason_method: str = ""  # how the reasons are computed, as every answer names it
 
 
 def prepare(champion: Champion) -> Loaded:
@@ -61,9 +62,11 @@ def prepare(champion: Champion) -> Loaded:
     raw_model = raw_application_model(kinds, allowed)
     try:
         scorer: CompiledScorer | None = compile_champion(champion)
+        method = scorer.reason_method
     except NotCompilable as exc:
         logger.warning("champion %s is served by the DataFrame path: %s", champion, exc)
         scorer = None
+        method = reason_method(champion.pipeline)
     return Loaded(
         champion,
         score_request_model(app_model, raw_model),
@@ -71,6 +74,7 @@ def prepare(champion: Champion) -> Loaded:
         scorer,
         published=(request_model(app_model), raw_request_model(raw_model)),
         allowed=allowed,
+        reason_method=method,
     )
 
 
@@ -157,7 +161,12 @@ def score_records(loaded: Loaded, frame: pd.DataFrame, ids: list[str | None]) ->
         }
         for i in range(len(frame))
     ]
-    return {"model_name": champion.name, "model_version": champion.version, "results": results}
+    return {
+        "model_name": champion.name,
+        "model_version": champion.version,
+        "reason_method": loaded.reason_method,
+        "results": results,
+    }
 
 
 def to_frame(
@@ -182,6 +191,7 @@ def score_compiled(loaded: Loaded, rows: list[dict[str, Any]], ids: list[str | N
         {
             "model_name": champion.name,
             "model_version": champion.version,
+            "reason_method": loaded.reason_method,
             "results": loaded.scorer.score(rows, ids),
         }
     )
@@ -290,7 +300,12 @@ def score_raw(loaded: Loaded, applications: list[BaseModel]) -> bytes:
         raise RawApplicationError(errors)
     champion = loaded.champion
     return orjson.dumps(
-        {"model_name": champion.name, "model_version": champion.version, "results": results}
+        {
+            "model_name": champion.name,
+            "model_version": champion.version,
+            "reason_method": loaded.reason_method,
+            "results": results,
+        }
     )
 
 

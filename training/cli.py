@@ -51,7 +51,8 @@ def register(subparsers: Any) -> None:
     train.add_argument(
         "--promote-override",
         action="store_true",
-        help="promote even when the champion cannot be evaluated (recorded on the version)",
+        help="promote even when the champion cannot be evaluated or the challenger is over the "
+        "serving budget (recorded on the version)",
     )
     train.set_defaults(func=train_cmd)
 

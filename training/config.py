@@ -16,7 +16,7 @@ from riskstream.names import (
     DEFAULT_MIN_KS,
     DEFAULT_TRAIN_BUDGET_SECONDS,
 )
-from riskstream.settings import Settings
+from riskstream.settings import DEFAULT_SERVING_BUDGET_MS, Settings
 from training.lawful import InputPolicy
 from training.metrics import CostMatrix
 from training.models import (
@@ -52,7 +52,10 @@ class TrainingConfig:
     max_ece: float = DEFAULT_MAX_ECE
     # How the execution's best model is chosen, on out-of-fold scores of the training rows:
     select_by: str = "expected_cost"  # or "roc_auc"
-    promote_override: bool = False  # promote even when the champion cannot be evaluated
+    # promote even when the champion cannot be evaluated or the challenger is over the budget
+    promote_override: bool = False
+    # the compiled scorer's single-row p99 (ms) a challenger must meet (Settings; 0: none)
+    serving_budget_ms: float = DEFAULT_SERVING_BUDGET_MS
     cv_folds: int = 3
     protected_extra: tuple[str, ...] = ()  # added to training.lawful.DEFAULT_PROTECTED
     allow_age: bool = False  # age as a model input, only where the law allows it
@@ -87,17 +90,22 @@ class TrainingConfig:
 
     @property
     def policy(self) -> PromotionPolicy:
-        return PromotionPolicy(self.alpha, self.min_ks, self.max_ece, self.promote_override)
+        return PromotionPolicy(
+            self.alpha, self.min_ks, self.max_ece, self.promote_override, self.serving_budget_ms
+        )
 
     @property
     def inputs(self) -> InputPolicy:
         return InputPolicy(self.protected_extra, self.allow_age)
 
     def with_settings(self, settings: Settings) -> TrainingConfig:
-        """Add the deployment's protected list and age opt-in (``Settings``) to this config."""
+        """Add the deployment's protected list, age opt-in and serving budget (``Settings``)."""
         extra = tuple(dict.fromkeys([*self.protected_extra, *settings.protected_attributes]))
         return dataclasses.replace(
-            self, protected_extra=extra, allow_age=self.allow_age or settings.allow_age
+            self,
+            protected_extra=extra,
+            allow_age=self.allow_age or settings.allow_age,
+            serving_budget_ms=settings.serving_budget_ms,
         )
 
     def to_params(self) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import modelkinds
 from riskstream import names
 from training.fairness import to_markdown
 from training.promotion import Decision
@@ -12,6 +13,13 @@ from training.promotion import Decision
 
 def _f(metrics: Mapping[str, float], key: str, fmt: str = "{:.4f}") -> str:
     return fmt.format(metrics[key]) if key in metrics else "n/a"
+
+
+def _reason_method(kind: str) -> str:
+    try:
+        return modelkinds.get(kind).reason_method
+    except modelkinds.UnknownModelKind:
+        return "the method of an unknown model kind"
 
 
 def model_card(
@@ -28,6 +36,7 @@ def model_card(
     decision: Decision,
     test_rows: int,
     kind_section: str = "",
+    serving: str = "not measured",
 ) -> str:
     """The card's Markdown; ``kind_section`` is what the model's kind published about its fit
     (e.g. the scorecard's points table, :attr:`modelkinds.ModelKind.report`), after the
@@ -91,6 +100,10 @@ def model_card(
         *([kind_section.rstrip(), ""] if kind_section.strip() else []),
         "## Fairness (test rows, at the decision threshold)",
         to_markdown(dict(fairness)),
+        "## Serving",
+        f"- Single-row latency: {serving}; budget {config.get('serving_budget_ms', 'none')} ms",
+        f"- Reasons: {_reason_method(kind)}",
+        "",
         "## Decision",
         f"- Outcome: **{decision.outcome}** (promote: {decision.promote})",
         f"- {decision.reason}",
@@ -103,7 +116,7 @@ def model_card(
         "adverse impact ratio below 0.8 calls for review, not an automatic conclusion. Groups "
         f"under {fairness.get('min_group_rows', 30)} rows are not flagged.",
         "- Reasons given to applicants are the inputs above with the largest risk-increasing "
-        "contributions; no protected attribute can be one.",
+        f"contributions, computed by {_reason_method(kind)}; no protected attribute can be one.",
         "",
     ]
     return "\n".join(lines)

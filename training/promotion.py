@@ -2,6 +2,10 @@
 
 1. Gates: the challenger's KS on the test rows is at least ``min_ks`` and its calibration error
    (ECE) at most ``max_ece``. A challenger that fails a gate is never promoted.
+   Serving cost: a challenger whose compiled scorer's single-row p99 (probability and exact
+   reasons, one thread; :mod:`training.serving_cost`) exceeds ``serving_budget_ms`` is not
+   promoted (``rejected_latency``) unless the run has the explicit override, which is then
+   named in the reason.
 2. No champion yet: promote.
 3. The champion cannot be evaluated on the challenger's test rows (missing features, a broken
    artifact): **blocked**, with the reason, unless the run was started with the explicit override
@@ -26,14 +30,16 @@ class PromotionPolicy:
     alpha: float = 0.05  # one-sided significance level of DeLong's paired test
     min_ks: float = 0.20
     max_ece: float = 0.05
-    override: bool = False  # promote even when the champion cannot be evaluated
+    override: bool = False  # promote even when the champion cannot be evaluated / over budget
+    serving_budget_ms: float = 0.0  # the compiled scorer's single-row p99 cap; 0: none
 
 
 @dataclass(frozen=True)
 class Decision:
     promote: bool
     reason: str
-    outcome: str  # promoted | kept_champion | rejected_gate | blocked_unevaluable | overridden
+    # promoted | kept_champion | rejected_gate | rejected_latency | blocked_unevaluable | overridden
+    outcome: str
     test: PairedAuc | None = None
 
     def tags(self) -> dict[str, str]:
@@ -63,8 +69,10 @@ def decide(
     champion_version: str | None = None,
     test: PairedAuc | None = None,
     champion_error: str | None = None,
+    serving_p99_ms: float | None = None,
 ) -> Decision:
-    """Apply the rule above. ``test`` is DeLong's test of challenger (a) vs champion (b)."""
+    """Apply the rule above. ``test`` is DeLong's test of challenger (a) vs champion (b);
+    ``serving_p99_ms`` the challenger's measured single-row p99 (None: not measured)."""
     ks, ece = challenger["ks"], challenger["ece"]
     if ks < policy.min_ks:
         why = f"rejected: KS {ks:.4f} is below the minimum {policy.min_ks:.4f}"
@@ -76,6 +84,24 @@ def decide(
             "rejected_gate",
         )
     gates = f"KS {ks:.4f} >= {policy.min_ks:.4f}, ECE {ece:.4f} <= {policy.max_ece:.4f}"
+    budget = policy.serving_budget_ms
+    if serving_p99_ms is not None and budget > 0:
+        cost = (
+            f"serving p99 {serving_p99_ms:.3f} ms per row (compiled scorer, probability and "
+            f"reasons, one thread) against the budget {budget:g} ms"
+        )
+        if serving_p99_ms > budget and not policy.override:
+            return Decision(
+                False,
+                f"rejected: {cost}: too slow to serve. Bound the kind's search space (e.g. the "
+                "forest's depth and size), raise RISKSTREAM_SERVING_BUDGET_MS, or rerun with "
+                "the override (DAG param promote_override=true, `riskstream train "
+                "--promote-override`), which is recorded on the version",
+                "rejected_latency",
+            )
+        gates += f", {cost}" + (
+            ", over it: waived by promote_override" if serving_p99_ms > budget else ""
+        )
     if champion_version is None:
         return Decision(True, f"promoted: no champion yet; passes the gates ({gates})", "promoted")
     if test is None:

@@ -145,9 +145,22 @@ def version_tags(
     parent_run_id: str,
     champion: Any | None,
     test: Any | None,
+    serving: Any | None = None,
 ) -> dict[str, str]:
-    """The registered version's tags: metrics, the decision, its inputs and what was left out."""
+    """The registered version's tags: metrics, the decision, its inputs and what was left out,
+    and its serving cost (a :class:`training.serving_cost.ServingCost`) when measured."""
+    cost = (
+        {}
+        if serving is None
+        else {
+            names.TAG_SERVING_P99_MS: f"{serving.p99_ms:.4f}",
+            "serving_p50_ms": f"{serving.p50_ms:.4f}",
+            names.TAG_SERVING_BUDGET_MS: f"{config.serving_budget_ms:g}",
+            "reason_method": serving.reason_method,
+        }
+    )
     return {
+        **cost,
         names.TAG_MODEL_TYPE: kind,
         names.TAG_PORTFOLIO: prepared.portfolio,
         names.TAG_THRESHOLD: f"{m['threshold']:.6f}",

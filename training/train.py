@@ -28,7 +28,7 @@ from riskstream.names import (
     CHALLENGER_ALIAS,
 )
 from riskstream.settings import Settings
-from training import plots
+from training import plots, serving_cost
 from training.baseline import build_baseline
 from training.config import TrainingConfig, TrainingError, TrainingReport
 from training.data import (
@@ -284,19 +284,31 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
     champion, test, champion_error = _compare_with_champion(
         settings, prepared.test, y_test, p_challenger
     )
+    cost = serving_cost.measure(challenger_model, prepared.test[prepared.columns.all])
+    logger.info("%s serving cost: %s", kind, cost.describe())
     decision: Decision = decide(
         m,
         config.policy,
         champion_version=None if champion is None else str(champion.version),
         test=test,
         champion_error=champion_error,
+        serving_p99_ms=cost.p99_ms,
     )
     name = settings.registered_model_name
     version = mlflow.register_model(
         best.data.tags["model_uri"],
         name,
         tags=version_tags(
-            m, kind, decision, config, prepared, best.info.run_id, parent_run_id, champion, test
+            m,
+            kind,
+            decision,
+            config,
+            prepared,
+            best.info.run_id,
+            parent_run_id,
+            champion,
+            test,
+            serving=cost,
         ),
     )
     client.set_registered_model_alias(name, CHALLENGER, version.version)
@@ -316,6 +328,7 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
         decision=decision,
         test_rows=len(prepared.test),
         kind_section=_kind_card(client, best.info.run_id),
+        serving=cost.describe(),
     )
     client.log_text(best.info.run_id, card, names.MODEL_CARD_ARTIFACT)
     comparison = comparison_rows(runs)

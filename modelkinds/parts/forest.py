@@ -1,7 +1,7 @@
 """A scikit-learn forest as flat arrays, walked together (pure numpy).
 
-Gives the forest's probability and its path decomposition (Saabas) for a preprocessed matrix
-without a Python loop over trees per row; :mod:`modelkinds.rf` compiles with it.
+Gives the forest's probability for a preprocessed matrix without a Python loop over trees per
+row; :mod:`modelkinds.rf` compiles with it (its reasons: :mod:`modelkinds.parts.treeshap`).
 """
 
 from __future__ import annotations
@@ -65,26 +65,16 @@ class Forest:
             n_trees=len(model.estimators_),
         )
 
-    def walk(self, x: np.ndarray, with_path: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """(positive probability per row, Saabas contributions per row and column or None)."""
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        """The positive probability per row, as ``predict_proba`` computes it."""
         x32 = x.astype(np.float32).astype(np.float64)  # sklearn trees compare in float32
         n = x.shape[0]
         node = np.broadcast_to(self.roots, (n, self.n_trees)).copy()
         rows = np.broadcast_to(np.arange(n)[:, None], node.shape)
-        contrib = np.zeros((n, x.shape[1]), dtype=np.float64) if with_path else None
         for _ in range(self.depth):
-            feat = self.feature[node]
-            value = x32[rows, feat]
+            value = x32[rows, self.feature[node]]
             below = value <= self.threshold[node]
             go_left = np.where(np.isnan(value), self.missing_left[node], below)
-            nxt = np.where(go_left, self.left[node], self.right[node])
-            if contrib is not None:
-                moved = nxt != node
-                delta = np.where(moved, self.rate[nxt] - self.rate[node], 0.0) / self.n_trees
-                np.add.at(contrib, (rows[moved], feat[moved]), delta[moved])
-            node = nxt
-        leaf = self.rate[node]
-        total = np.zeros(n, dtype=np.float64)
-        for t in range(self.n_trees):  # the forest adds its trees one by one
-            total += leaf[:, t]
-        return total / self.n_trees, contrib
+            node = np.where(go_left, self.left[node], self.right[node])
+        # the forest adds its trees one by one, in order: so does cumsum (np.sum pairs them up)
+        return np.cumsum(self.rate[node], axis=1)[:, -1] / self.n_trees

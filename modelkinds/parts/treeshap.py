@@ -1,20 +1,35 @@
-"""Exact (path-dependent) TreeSHAP for an XGBoost booster, precomputed per leaf (pure numpy).
+"""Exact (path-dependent) TreeSHAP for tree ensembles, evaluated per leaf (pure numpy).
 
-The same values as ``Booster.predict(pred_contribs=True, approx_contribs=False)`` (to float32
-rounding: XGBoost accumulates in float32), several times faster for one row, which is what the
-API scores. The method is "Fast TreeSHAP v2" (Yang, 2021):
+Takes an XGBoost booster (:meth:`TreeShap.of`, the same values as ``Booster.predict(
+pred_contribs=True, approx_contribs=False)`` to float32 rounding: XGBoost accumulates in
+float32) or a scikit-learn forest (:meth:`TreeShap.of_forest`: cover = the nodes' weighted
+sample counts, a leaf's value = its positive-class share over the number of trees, so the
+contributions are the mean over trees in probability space and ``expected + contributions``
+is the forest's probability). Several times faster than a per-tree recursion for one row,
+which is what the API scores. The method is the leaf decomposition of "Fast TreeSHAP" (Yang,
+2021):
 
 For a leaf with value ``v`` whose path tests the unique features ``U`` (``d = |U|``), let ``z_j`` be
 the product of the cover ratios (child cover / parent cover) of the path's splits on ``j`` and
 ``o_j`` be 1 when the row satisfies all of them (0 otherwise). TreeSHAP's conditional expectation
-for a coalition ``S`` is ``v * prod_{j in S} o_j * prod_{j not in S} z_j``, so the leaf's Shapley
-value for ``i`` is ``v * (o_i - z_i) * sum_S w(|S|, d) prod_{j not in S, j != i} z_j`` over the
-coalitions ``S`` inside ``A`` without ``i``, where ``A`` is the set of features the row agrees
-with (``o_j = 1``): the sum depends on the row only through ``A``, so it is precomputed for
-every ``A`` (``2^d`` values per leaf and feature).
+for a coalition ``S`` is ``v * prod_{j in S} o_j * prod_{j not in S} z_j`` (Lundberg et al.,
+2020, Algorithm 1), so the leaf's Shapley value for ``i`` is
+
+    v * (o_i - z_i) * sum_{S in U - i} w(|S|, d) prod_{j in S} o_j prod_{j not in S, j != i} z_j.
+
+Two exact ways to evaluate the sum, chosen per ensemble:
+
+* **table** (Fast TreeSHAP v2): the sum depends on the row only through the set ``A`` of
+  features the row agrees with, so it is precomputed for every ``A`` (``2^d`` values per leaf
+  and feature) and a row costs a gather. Used while the table holds at most ``MAX_TABLE``
+  entries.
+* **integral** (as Linear TreeSHAP, Yu et al., 2022): ``w(k, d)`` is the Beta integral
+  ``int_0^1 t^k (1 - t)^(d-1-k) dt``, so the sum is ``int_0^1 prod_{j != i} (z_j + (o_j - z_j) t)
+  dt``, a polynomial of degree ``d - 1`` that Gauss-Legendre quadrature with ``ceil(d / 2)`` nodes
+  integrates exactly. Memory grows with the leaves only; used for large ensembles.
+
 Paths are padded to the deepest one with null features (``o = z = 1``), which changes no Shapley
-value (the null-player property). Scoring a row is then one comparison per path condition and a
-gather, summed per feature over all leaves and trees.
+value (the null-player property).
 """
 
 from __future__ import annotations
@@ -26,31 +41,89 @@ from typing import Any
 
 import numpy as np
 
-MAX_TABLE = 8_000_000  # precomputed entries (leaves x 2^depth x depth); above: use XGBoost's own
+MAX_TABLE = 16_000_000  # precomputed entries (leaves x 2^depth x depth); above: the integral
+MAX_TABLE_DEPTH = 8  # more distinct features on a path: the integral
+CHUNK = 4_000_000  # array elements per block of rows (bounds a batch's memory)
+
+TABLE = "precomputed per leaf"
+INTEGRAL = "Gauss-Legendre per leaf"
 
 
-class TooLarge(ValueError):
-    """The precomputed table would be too big for this booster; the message says how big."""
+Path = list[tuple[int, bool, float]]  # (node id, the path goes left there, cover ratio)
+
+
+@dataclass
+class _Nodes:
+    """The internal nodes of every tree, and every leaf's path, collected tree by tree."""
+
+    feature: list[int]
+    threshold: list[float]
+    default_left: list[bool]
+    paths: list[tuple[float, Path]]
+
+    @classmethod
+    def empty(cls) -> _Nodes:
+        return cls([], [], [], [])
+
+    def add_tree(
+        self,
+        left: Any,
+        right: Any,
+        feature: Any,
+        threshold: Any,
+        default_left: Any,
+        cover: Any,
+        leaf_value: Any,
+    ) -> None:
+        """One tree in flat arrays (a leaf has ``left == -1``), depth first from node 0."""
+        stack: list[tuple[int, Path]] = [(0, [])]
+        while stack:
+            node, path = stack.pop()
+            if left[node] == -1:
+                self.paths.append((float(leaf_value[node]), path))
+                continue
+            gid = len(self.feature)
+            self.feature.append(int(feature[node]))
+            self.threshold.append(float(threshold[node]))
+            self.default_left.append(bool(default_left[node]))
+            for child, goes_left in ((int(left[node]), True), (int(right[node]), False)):
+                ratio = float(cover[child]) / float(cover[node]) if cover[node] > 0 else 0.0
+                stack.append((child, [*path, (gid, goes_left, ratio)]))
 
 
 @dataclass
 class TreeShap:
     n_features: int
     depth: int
+    inclusive: bool  # a split goes left when x <= threshold (scikit-learn); else x < threshold
     node_feature: np.ndarray  # per internal node of every tree
-    node_threshold: np.ndarray  # float32, as XGBoost compares
-    node_default_left: np.ndarray
+    node_threshold: np.ndarray  # float64 (an XGBoost float32 threshold, exactly)
+    node_default_left: np.ndarray  # where a missing value goes
     cond_node: np.ndarray  # per path condition: its node
     cond_left: np.ndarray  # the path goes left at this node
     cond_slot: np.ndarray  # per path condition: flat index into (leaves, depth)
     slot_feature: np.ndarray  # (leaves, depth): feature of each slot; n_features for padding
     zero: np.ndarray  # (leaves, depth)
+    used: np.ndarray  # flat (leaves x depth) index of the slots that test a feature
     value: np.ndarray  # (leaves,)
-    table_v: np.ndarray  # (leaves * 2^depth, depth): the weight sums times the leaf value
-    powers: np.ndarray  # 2^slot, to turn agreeing slots into a set index
+    expected: float  # the cover-weighted mean of the leaves: expected + contributions = output
+    table_v: np.ndarray | None  # (leaves * 2^depth, depth): weight sums times the leaf value
+    nodes_t: np.ndarray  # Gauss-Legendre nodes on [0, 1] (the integral)
+    weights_t: np.ndarray  # and their weights
+
+    @property
+    def how(self) -> str:
+        """How the sum is evaluated (both exact): the table or the integral."""
+        return TABLE if self.table_v is not None else INTEGRAL
 
     @classmethod
-    def of(cls, booster: Any, iteration_range: tuple[int, int] | None = None) -> TreeShap:
+    def of(
+        cls,
+        booster: Any,
+        iteration_range: tuple[int, int] | None = None,
+        max_table: int | None = None,
+    ) -> TreeShap:
+        """An XGBoost booster's trees (margin units, no bias column)."""
         model = json.loads(booster.save_raw("json"))
         gbm = model["learner"]["gradient_booster"]
         if gbm.get("name") not in (None, "gbtree"):
@@ -60,39 +133,58 @@ class TreeShap:
             per = int(gbm["model"]["gbtree_model_param"].get("num_parallel_tree", 1))
             trees = trees[iteration_range[0] * per : iteration_range[1] * per]
         n_features = int(model["learner"]["learner_model_param"]["num_feature"])
-        paths: list[tuple[float, list[tuple[int, bool, float]]]] = []
-        node_feature: list[int] = []
-        node_threshold: list[float] = []
-        node_default: list[bool] = []
+        nodes = _Nodes.empty()
         for tree in trees:
             if any(int(t) != 0 for t in tree["split_type"]):
                 raise ValueError("TreeSHAP: categorical splits are not supported")
-            left, right = tree["left_children"], tree["right_children"]
-            cond, default = tree["split_conditions"], tree["default_left"]
-            index, cover = tree["split_indices"], tree["sum_hessian"]
-            stack: list[tuple[int, list[tuple[int, bool, float]]]] = [(0, [])]
-            while stack:
-                node, path = stack.pop()
-                if left[node] == -1:
-                    paths.append((float(cond[node]), path))
-                    continue
-                gid = len(node_feature)
-                node_feature.append(int(index[node]))
-                node_threshold.append(float(cond[node]))
-                node_default.append(bool(default[node]))
-                for child, goes_left in ((left[node], True), (right[node], False)):
-                    ratio = cover[child] / cover[node] if cover[node] > 0 else 0.0
-                    stack.append((child, [*path, (gid, goes_left, ratio)]))
-        features_of = node_feature
+            cond = tree["split_conditions"]  # a leaf's value where it is a leaf
+            nodes.add_tree(
+                tree["left_children"],
+                tree["right_children"],
+                tree["split_indices"],
+                np.asarray(cond, dtype=np.float32),
+                tree["default_left"],
+                tree["sum_hessian"],
+                cond,
+            )
+        return cls._build(nodes, n_features, inclusive=False, max_table=max_table)
+
+    @classmethod
+    def of_forest(cls, model: Any, max_table: int | None = None) -> TreeShap:
+        """A fitted scikit-learn forest's trees, in probability space: each leaf's value is its
+        positive-class share divided by the number of trees (the forest averages them)."""
+        classes = list(model.classes_)
+        pos = classes.index(1) if 1 in classes else len(classes) - 1
+        n_trees = len(model.estimators_)
+        nodes = _Nodes.empty()
+        for est in model.estimators_:
+            tr = est.tree_
+            value = tr.value[:, 0, :]
+            rate = value[:, pos] / np.maximum(value.sum(axis=1), 1e-300)
+            mgl = getattr(tr, "missing_go_to_left", None)
+            nodes.add_tree(
+                tr.children_left,
+                tr.children_right,
+                tr.feature,
+                tr.threshold,
+                np.zeros(tr.node_count, dtype=bool) if mgl is None else np.asarray(mgl, bool),
+                tr.weighted_n_node_samples,
+                rate / n_trees,
+            )
+        return cls._build(nodes, int(model.n_features_in_), inclusive=True, max_table=max_table)
+
+    @classmethod
+    def _build(
+        cls, nodes: _Nodes, n_features: int, inclusive: bool, max_table: int | None
+    ) -> TreeShap:
+        paths = nodes.paths
+        features_of = nodes.feature
         depth = max([len({features_of[c[0]] for c in p}) for _v, p in paths] + [1])
-        table_size = len(paths) * (2**depth) * depth
-        if table_size > MAX_TABLE:
-            raise TooLarge(f"TreeSHAP table of {table_size:,} entries exceeds {MAX_TABLE:,}")
         n_leaves = len(paths)
         slot_feature = np.full((n_leaves, depth), n_features, dtype=np.int64)
         zero = np.ones((n_leaves, depth), dtype=np.float64)
         value = np.empty(n_leaves, dtype=np.float64)
-        conds: list[tuple[int, int, int, bool]] = []  # leaf, slot, node, goes left
+        conds: list[tuple[int, int, bool]] = []  # flat slot, node, goes left
         for leaf, (v, path) in enumerate(paths):
             value[leaf] = v
             slots: dict[int, int] = {}
@@ -101,43 +193,92 @@ class TreeShap:
                 slot = slots.setdefault(feature, len(slots))
                 slot_feature[leaf, slot] = feature
                 zero[leaf, slot] *= ratio
-                conds.append((leaf, slot, gid, goes_left))
-        table = _table(zero, depth) * value[:, None, None]
+                conds.append((leaf * depth + slot, gid, goes_left))
+        limit = MAX_TABLE if max_table is None else max_table
+        table_v = None
+        if depth <= MAX_TABLE_DEPTH and n_leaves * (2**depth) * depth <= limit:
+            table = _table(zero, depth) * value[:, None, None]
+            table_v = table.reshape(n_leaves * 2**depth, depth)
+        x, w = np.polynomial.legendre.leggauss(max(1, math.ceil(depth / 2)))
         return cls(
             n_features=n_features,
             depth=depth,
-            node_feature=np.asarray(node_feature, dtype=np.int64),
-            node_threshold=np.asarray(node_threshold, dtype=np.float32),
-            node_default_left=np.asarray(node_default, dtype=bool),
-            cond_node=np.asarray([c[2] for c in conds], dtype=np.int64),
-            cond_left=np.asarray([c[3] for c in conds], dtype=bool),
-            cond_slot=np.asarray([c[0] * depth + c[1] for c in conds], dtype=np.int64),
+            inclusive=inclusive,
+            node_feature=np.asarray(nodes.feature, dtype=np.int64),
+            node_threshold=np.asarray(nodes.threshold, dtype=np.float64),
+            node_default_left=np.asarray(nodes.default_left, dtype=bool),
+            cond_node=np.asarray([c[1] for c in conds], dtype=np.int64),
+            cond_left=np.asarray([c[2] for c in conds], dtype=bool),
+            cond_slot=np.asarray([c[0] for c in conds], dtype=np.int64),
             slot_feature=slot_feature,
             zero=zero,
+            used=np.flatnonzero(slot_feature.ravel() < n_features),
             value=value,
-            table_v=table.reshape(n_leaves * 2**depth, depth),
-            powers=(2.0 ** np.arange(depth)).astype(np.float64),
+            expected=float(np.sum(value * zero.prod(axis=1))),
+            table_v=table_v,
+            nodes_t=(x + 1.0) / 2.0,
+            weights_t=w / 2.0,
         )
 
-    def contributions(self, x: np.ndarray) -> np.ndarray:
-        """(rows x features) SHAP values in margin units, without the bias column."""
+    def _agree(self, x: np.ndarray) -> np.ndarray:
+        """(rows, leaves, depth) 0/1: the row satisfies every split of the leaf's path on the
+        slot's feature (padding slots always agree)."""
+        n = x.shape[0]
         x32 = np.asarray(x, dtype=np.float32)
-        out = np.zeros((x32.shape[0], self.n_features), dtype=np.float64)
-        n_slots = self.zero.size
-        flat_base = np.arange(self.value.shape[0]) * (2**self.depth)
-        for r in range(x32.shape[0]):
-            fv = x32[r, self.node_feature]  # each split decided once, shared by its leaves
-            go_left = np.where(np.isnan(fv), self.node_default_left, fv < self.node_threshold)
-            failed = go_left[self.cond_node] != self.cond_left
-            # a slot agrees when none of its conditions failed (a feature may repeat on a path)
-            misses = np.bincount(self.cond_slot, weights=failed, minlength=n_slots)
-            one = (misses == 0).reshape(self.zero.shape).astype(np.float64)
-            agree = (one @ self.powers).astype(np.int64)
-            phi = (one - self.zero) * np.take(self.table_v, flat_base + agree, axis=0)
-            sums = np.bincount(
-                self.slot_feature.ravel(), weights=phi.ravel(), minlength=self.n_features + 1
-            )
-            out[r] = sums[: self.n_features]
+        fv = x32[:, self.node_feature]  # each split decided once, shared by its leaves
+        below = fv <= self.node_threshold if self.inclusive else fv < self.node_threshold
+        go_left = np.where(np.isnan(fv), self.node_default_left, below)
+        rows, conds = np.nonzero(go_left[:, self.cond_node] != self.cond_left)
+        # a slot agrees when none of its conditions failed (a feature may repeat on a path)
+        one = np.ones(n * self.zero.size, dtype=np.float64)
+        one[rows * self.zero.size + self.cond_slot[conds]] = 0.0
+        return one.reshape(n, *self.zero.shape)
+
+    def _phi_table(self, one: np.ndarray) -> np.ndarray:
+        """(rows, used slots) Shapley values of the slots that test a feature, from the table
+        (padding slots have none: their value is 0)."""
+        assert self.table_v is not None
+        n = one.shape[0]
+        agree = (one @ (2.0 ** np.arange(self.depth))).astype(np.int64)  # (rows, leaves)
+        used, leaf = self.used, self.used // self.depth
+        index = (leaf * (2**self.depth)) * self.depth + used % self.depth
+        entries = self.table_v.reshape(-1)[index + agree[:, leaf] * self.depth]
+        return (one.reshape(n, -1)[:, used] - self.zero.reshape(-1)[used]) * entries
+
+    def _phi(self, one: np.ndarray) -> np.ndarray:
+        """(rows, leaves, depth) Shapley values of every leaf's slots, by the integral."""
+        diff = (one - self.zero).transpose(0, 2, 1)  # (rows, depth, leaves): leaves inner
+        g = self.zero.T + diff[:, None] * self.nodes_t[None, :, None, None]  # (r, q, d, l)
+        loo = np.empty_like(g)  # prod over j != i of g_j, as (before i) * (after i)
+        loo[:, :, 0] = 1.0
+        for k in range(1, self.depth):
+            loo[:, :, k] = loo[:, :, k - 1] * g[:, :, k - 1]
+        after = np.ones_like(g[:, :, 0])
+        for k in range(self.depth - 2, -1, -1):
+            after = after * g[:, :, k + 1]
+            loo[:, :, k] *= after
+        integral = np.einsum("q,rqdl->rdl", self.weights_t, loo)
+        return (diff * integral * self.value).transpose(0, 2, 1)
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """(rows x features) SHAP values in the ensemble's output units, without the bias
+        (``expected``)."""
+        x = np.asarray(x)
+        out = np.zeros((x.shape[0], self.n_features), dtype=np.float64)
+        if x.shape[0] == 0:
+            return out
+        table = self.table_v is not None
+        per_row = self.zero.size * (1 if table else 3 * len(self.nodes_t))
+        step = max(1, CHUNK // max(per_row, 1))
+        feature = self.slot_feature.reshape(-1)[self.used] if table else self.slot_feature.ravel()
+        for start in range(0, x.shape[0], step):
+            block = x[start : start + step]
+            one = self._agree(block)
+            phi = self._phi_table(one) if table else self._phi(one).reshape(len(block), -1)
+            sums = np.zeros((block.shape[0], self.n_features + 1), dtype=np.float64)
+            for r in range(block.shape[0]):
+                sums[r] = np.bincount(feature, weights=phi[r], minlength=self.n_features + 1)
+            out[start : start + step] = sums[:, : self.n_features]
         return out
 
 
@@ -170,7 +311,10 @@ def _table(zero: np.ndarray, depth: int) -> np.ndarray:
         prod[:, :, i] = np.where(zero_i > 0, 0.0, np.exp(log_i))
     # only S without i contributes to i's value
     without_i = absent.astype(np.float64)  # (sets, depth): 1 when i not in S
-    contrib = prod * (weight[:, None] * without_i)[None, :, :]  # (leaves, S, i)
-    subset = (np.arange(n_sets)[:, None] & np.arange(n_sets)[None, :]) == np.arange(n_sets)[None, :]
-    # subset[A, S] = S is a subset of A
-    return np.einsum("as,lsi->lai", subset.astype(np.float64), contrib)
+    table = prod * (weight[:, None] * without_i)[None, :, :]  # (leaves, S, i)
+    # the sum over every S inside A, one bit at a time (a subset-sum transform: depth x 2^depth
+    # additions per leaf and slot instead of 4^depth)
+    for b in range(depth):
+        has = np.nonzero(np.arange(n_sets) & (1 << b))[0]
+        table[:, has] += table[:, has ^ (1 << b)]
+    return table

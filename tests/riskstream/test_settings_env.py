@@ -41,6 +41,7 @@ FIELDS = {
     "protected_attributes": st.lists(_word, unique=True, max_size=3).map(tuple),
     "allow_age": st.booleans(),
     "api_workers": st.integers(0, 16),
+    "serving_budget_ms": st.floats(0, 1000, allow_nan=False),
     "portfolio": st.from_regex(r"[a-z0-9][a-z0-9-]{0,10}[a-z0-9]", fullmatch=True),
     "score_base": st.floats(100.0, 1000.0),
     "score_odds": st.floats(0.5, 200.0),

@@ -125,25 +125,27 @@ def test_xgb_reasons_are_exact_treeshap_not_the_approximation() -> None:
     # XGBoost accumulates in float32: equal to its rounding
     np.testing.assert_allclose(got, exact, rtol=1e-5, atol=2e-6)
     assert not np.allclose(got, approx, rtol=1e-5, atol=2e-6)
-    assert compiled.reason_method.startswith("exact TreeSHAP (precomputed per leaf")
+    assert compiled.reason_method.startswith("TreeSHAP (path-dependent, exact); precomputed")
 
 
-def test_xgb_falls_back_to_pred_contribs_when_the_table_is_too_big(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("kind", ["xgb", "rf"])
+def test_tree_reasons_take_the_integral_when_the_table_is_too_big(
+    kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import modelkinds.parts.treeshap
 
-    pipeline = fit_pipeline("xgb", TRAIN)
+    pipeline = fit_pipeline(kind, TRAIN)
     fast = compile_pipeline(pipeline)
     monkeypatch.setattr(modelkinds.parts.treeshap, "MAX_TABLE", 10)
     slow = compile_pipeline(pipeline)
-    assert slow.reason_method == "exact TreeSHAP (XGBoost pred_contribs)"
+    assert "precomputed per leaf" in fast.reason_method
+    assert slow.reason_method.startswith("TreeSHAP (path-dependent, exact); Gauss-Legendre")
     xt = fast.transform(records(SCORE, fast.features))
     np.testing.assert_allclose(
         fast.model.contribs(xt),  # type: ignore[misc]
         slow.model.contribs(xt),  # type: ignore[misc]
-        rtol=1e-5,
-        atol=2e-6,
+        rtol=0,
+        atol=1e-9,
     )
 
 

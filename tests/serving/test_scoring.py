@@ -130,9 +130,11 @@ def test_contributions_add_up_to_the_prediction(kind: str) -> None:
         np.testing.assert_allclose(gap, gap[0], atol=1e-4)
         exact = contributions(model, xt, exact=True).sum(axis=1)
         np.testing.assert_allclose(exact, total, atol=1e-4)  # both add up to the margin
-    else:  # Saabas: contributions + the forest's root default rate = pd
+    else:  # TreeSHAP in probability space: contributions + the expected value = pd
         gap = proba - total
         np.testing.assert_allclose(gap, gap[0], atol=1e-9)
+        fast = contributions(model, xt, exact=False).sum(axis=1)  # the path decomposition
+        np.testing.assert_allclose(fast, total, atol=1e-9)
 
 
 @pytest.mark.parametrize("calibrated", [False, True])
@@ -211,17 +213,18 @@ def test_chunked_scoring_equals_one_pass(kind: str) -> None:
 
 
 def test_rf_reasons_memory_is_bounded_by_the_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the forest's decision paths are only ever asked for a chunk of rows at a time
+    # the forest's TreeSHAP is only ever asked for a chunk of rows at a time
+    from modelkinds.parts.treeshap import TreeShap
+
     pipeline = fit_pipeline("rf", TRAIN)
-    forest = split_pipeline(pipeline)[1]
     asked: list[int] = []
-    original = type(forest).decision_path
+    original = TreeShap.contributions
 
-    def spy(self: object, x: np.ndarray) -> object:
+    def spy(self: TreeShap, x: np.ndarray) -> np.ndarray:
         asked.append(x.shape[0])
-        return original(self, x)  # type: ignore[arg-type]
+        return original(self, x)
 
-    monkeypatch.setattr(type(forest), "decision_path", spy)
+    monkeypatch.setattr(TreeShap, "contributions", spy)
     explain(pipeline, SCORE, ScoringConfig(chunk_rows=64))
     assert asked == [64, 64, 64, 8]
 

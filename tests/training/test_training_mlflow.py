@@ -173,6 +173,12 @@ def test_three_models_tracked_and_registered(
     card = Path(client.download_artifacts(version.run_id, "model_card.md")).read_text()
     assert "lookback 6 months before each observation date" in card
     assert "performance window 1 months after it" in card
+    # the serving cost the promotion was decided with, on the version and in the card
+    assert float(version.tags["serving_p99_ms"]) > 0
+    assert version.tags["serving_budget_ms"] == "5"
+    kind = modelkinds.get(decision["model"])
+    assert version.tags["reason_method"].startswith(kind.reason_method)
+    assert "## Serving" in card and kind.reason_method in card
     assert set(version.tags["protected_present_not_inputs"].split(",")) == {
         "sex",
         "marital_status",
@@ -286,6 +292,16 @@ def test_promotion_both_ways(training_settings: Settings, taiwan_small: pd.DataF
     assert champion.tags["promote_override"] == "true"
     sample = taiwan_small.head(200).assign(pay_amt_last=taiwan_small["pay_amt_m1"].head(200))
     assert assert_registry_lawful(settings, sample) == 5
+
+    # Over the serving budget (RISKSTREAM_SERVING_BUDGET_MS): not promoted, with that reason.
+    tight = settings.with_overrides(serving_budget_ms=1e-6)
+    slow = run_training(tight, lr_only, features_uri=renamed_uri).decision
+    assert not slow["promote"] and slow["decision"] == "rejected_latency", slow["reason"]
+    assert "serving p99" in slow["reason"] and "budget 1e-06 ms" in slow["reason"]
+    assert client.get_model_version_by_alias(name, "champion").version == "5"
+    slow_tags = client.get_model_version(name, slow["version"]).tags
+    assert slow_tags["decision"] == "rejected_latency"
+    assert float(slow_tags["serving_p99_ms"]) > 1e-6 and slow_tags["serving_budget_ms"] == "1e-06"
 
 
 def test_empty_and_one_class_tables_fail_clearly(
