@@ -156,3 +156,27 @@ def test_what_the_etl_quarantines_is_skipped() -> None:
     bad["payload"]["due_date"] = "2025-04-01"
     assert etl_refusal(bad) is not None
     assert etl_refusal(_statement("2025-04-30", 1.0)) is None
+
+
+def test_live_status_lines_say_lag_rate_and_the_last_switch() -> None:
+    from serving.live_status import status_lines
+
+    status = {
+        "shards": {
+            "shardId-000000000000": {"lag_ms": 120},
+            "shardId-000000000001": {"lag_ms": None},
+        },
+        "events_per_second": 42.5,
+        "events": 1000,
+        "applied": 990,
+        "duplicates": 10,
+        "invalid": 0,
+        "risk_events": 3,
+        "model": {"version": "2", "switches": [{"from": "1", "to": "2", "at": 0.0}]},
+        "last_error": None,
+    }
+    lines = status_lines(status)
+    assert lines[0] == "lag per shard: shardId-000000000000 120 ms, shardId-000000000001 ? ms"
+    assert lines[1].startswith("42.5 events/s over the last 10 s; 1000 read, 990 applied")
+    assert lines[2:] == ["champion v2", "switched from v1 to v2 at 1970-01-01T00:00:00+00:00"]
+    assert status_lines(None) == ["no live scorer answers"]
