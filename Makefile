@@ -15,9 +15,13 @@ setup: ## check Python/Java, create .venv, install locked deps, fetch S3A jars (
 run: setup ## start the local cloud and services, provision, run the pipeline end to end
 	@$(BIN)/riskstream run
 
-test: ## run every test (unit, integration, e2e) against real local servers
+# Two workers (pytest-xdist): a test mostly waits on its servers, so one process leaves a core
+# idle. Each worker starts its own servers on free ports; worksteal keeps both busy to the end.
+TEST_WORKERS ?= 2
+
+test: ## run every test (unit, integration, e2e) against real local servers, on two workers
 	@infra/bootstrap.sh --test
-	@$(BIN)/pytest --durations=20 $(PYTEST_ARGS)
+	@$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --durations=20 $(PYTEST_ARGS)
 
 test-fast: setup ## run only the unit tests (no server, no JVM): about a minute
 	@$(BIN)/pytest -m unit -q $(PYTEST_ARGS)

@@ -1,6 +1,7 @@
 """Portfolios side by side in one stack: the synthetic portfolio first, then two flat applicant
 tables of this test's own making, each through the pipeline's own DAG under `dag.test()` (real
-moto over HTTP, real Spark, a real MLflow: the same path as `riskstream run --source csv`).
+moto over HTTP, real Spark on a warm session, a real MLflow: the same path as `riskstream run
+--source csv`).
 
 Table A: an unnamed id column, missing incomes, a 12-month performance window, protected columns,
 a column empty in every row and one row whose label is not 0/1; named after its file. Table B:
@@ -16,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,13 @@ import pandas as pd
 import pytest
 
 from infra.provision import provision
+from infra.services import ManagedService
 from pipeline.asl import ASL_PATH
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from riskstream.storage import split_s3
+from tests.conftest import running_on_a_free_port
 from tests.dags.conftest import REPO, run_dag_test
 
 pytestmark = pytest.mark.e2e
@@ -85,19 +89,35 @@ def applicants_b(rows: int = 400, seed: int = 5) -> pd.DataFrame:
     )
 
 
-def _settings(base: Settings, tmp_path: Path) -> Settings:
-    settings = base.with_overrides(prefix=f"pf{uuid.uuid4().hex[:8]}", state_dir=tmp_path / "state")
-    provision(settings)
-    return settings
+@pytest.fixture
+def stack(mlflow_settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """Settings of this test's own (provisioned), served by a warm Spark session as `riskstream
+    run` starts one: the three runs' Spark jobs go to one JVM instead of a cold one per run."""
+    from etl.session_process import session_service
+
+    prefix = f"pf{uuid.uuid4().hex[:8]}"
+    provision(mlflow_settings.with_overrides(prefix=prefix, state_dir=tmp_path / "state"))
+
+    def configure(port: int) -> tuple[Settings, ManagedService]:
+        settings = mlflow_settings.with_overrides(
+            prefix=prefix,
+            state_dir=tmp_path / "state",
+            spark_session_url=f"http://127.0.0.1:{port}",
+        )
+        return settings, session_service(settings)
+
+    with running_on_a_free_port(configure) as (settings, _):
+        yield settings
 
 
 def _run(home: Path, settings: Settings, params: dict[str, Any], log: str) -> None:
-    out = run_dag_test(
-        home, settings, ASL_PATH, params, timeout=1500, log=REPO / "tests" / "artifacts" / log
-    )
+    path = REPO / "tests" / "artifacts" / log
+    out = run_dag_test(home, settings, ASL_PATH, params, timeout=1500, log=path)
     failed = {t: s for t, s in out["states"].items() if s not in ("success", "skipped")}
     assert out["run"] == "success", f"{failed}; the whole output is in tests/artifacts/{log}"
     assert out["states"]["score_portfolio"] == "success"
+    # the Spark jobs went to the stack's warm session (a job it refuses runs in the task instead)
+    assert "on the warm Spark session at" in path.read_text(), f"see tests/artifacts/{log}"
 
 
 def _champion(settings: Settings) -> Any:
@@ -149,9 +169,8 @@ def _check_portfolio(
 
 @pytest.mark.timeout(2400)
 def test_two_applicant_tables_after_the_synthetic_portfolio(
-    airflow_home: Path, mlflow_settings: Settings, tmp_path: Path
+    airflow_home: Path, stack: Settings, tmp_path: Path
 ) -> None:
-    stack = _settings(mlflow_settings, tmp_path)
     synthetic = stack.for_portfolio(names.SOURCE_SYNTHETIC)
     params = {"source": names.SOURCE_SYNTHETIC, "accounts": 300, "months": 6, "seed": 11}
     _run(airflow_home, stack, {**params, **LOOSE_GATES}, "portfolios-synthetic.log")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from infra.services import free_port, process_tree
 from riskstream.settings import Settings
 from tests.sockets import Listener, listeners, parse_proc_address
+
+WAVE_ONE = ("cloud", "spark", "mlflow", "airflow")
 
 
 @pytest.mark.unit
@@ -49,20 +52,33 @@ def test_the_whole_stack_listens_on_loopback_only(tmp_path: Path) -> None:
     services = all_services(settings)
     names = [s.spec.name for s in services]
     assert {"cloud", "spark", "mlflow", "airflow", "api", "dashboard", "live"} <= set(names), names
+    by_name = {s.spec.name: s for s in services}
+    waves = [["cloud"], ["spark", "mlflow", "airflow"], [n for n in names if n not in WAVE_ONE]]
+    airflow_answered = 0.0
+
+    def start(name: str) -> None:
+        nonlocal airflow_answered
+        if name == "airflow":
+            start_airflow(settings)
+            airflow_answered = time.monotonic()
+        else:
+            if name == "mlflow":
+                from infra.provision import provision
+
+                provision(settings)  # MLflow's artifact bucket
+            by_name[name].up()
+
     started = []
     try:
-        for service in services:
-            if service.spec.name == "airflow":
-                start_airflow(settings)
-            else:
-                if service.spec.name == "mlflow":
-                    from infra.provision import provision
-
-                    provision(settings)  # MLflow's artifact bucket
-                service.up()
-            started.append(service)
+        # as `riskstream run` does: the cloud, then the services that wait on their own child
+        # processes side by side (Spark, MLflow, Airflow), then the ones that read from them
+        with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="start") as pool:
+            for wave in waves:
+                for name, future in [(n, pool.submit(start, n)) for n in wave]:
+                    future.result()
+                    started.append(by_name[name])
         # the scheduler's helpers (health check, would-be log servers) start after it answers
-        time.sleep(15)
+        time.sleep(max(0.0, airflow_answered + 15 - time.monotonic()))
         found: list[Listener] = []
         for service in started:
             status = service.status()

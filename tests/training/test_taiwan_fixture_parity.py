@@ -4,7 +4,6 @@ Spark) gives the same columns and values as the ETL: real Taiwan rows through th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,21 +13,12 @@ import pytest
 
 from benchmarks.fixtures import TAIWAN_OBS_DATE, taiwan_features
 from riskstream.datasets import TAIWAN_CSV
-from riskstream.settings import Settings
+from tests.etl.conftest import spark  # noqa: F401  (the session's Spark fixture)
 
 pytestmark = pytest.mark.integration  # Spark: a JVM
 
 
-@pytest.fixture(scope="module")
-def spark(cloud_settings: Settings) -> Iterator[object]:
-    from etl.spark import build_spark
-
-    session = build_spark(cloud_settings, app_name="taiwan-fixture-parity")
-    yield session
-    session.stop()
-
-
-def _etl_features(spark: object, raw: pd.DataFrame, tmp: Path) -> pd.DataFrame:
+def _etl_features(spark: object, raw: pd.DataFrame, tmp: Path) -> pd.DataFrame:  # noqa: F811
     from pyspark.sql import functions as F
 
     from etl import chain
@@ -47,7 +37,7 @@ def _etl_features(spark: object, raw: pd.DataFrame, tmp: Path) -> pd.DataFrame:
     return built.toPandas()
 
 
-def test_dev_table_matches_the_etl(spark: object, tmp_path: Path) -> None:
+def test_dev_table_matches_the_etl(spark: object, tmp_path: Path) -> None:  # noqa: F811
     raw = pd.read_csv(TAIWAN_CSV, nrows=400)
     etl = _etl_features(spark, raw, tmp_path).sort_values("account_id").reset_index(drop=True)
     dev = taiwan_features(raw).sort_values("account_id").reset_index(drop=True)
