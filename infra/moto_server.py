@@ -193,8 +193,10 @@ def build_app(state: Path | None, fsync: bool = False, replay_budget: float = 2.
     if state is None:
         return ClockControl(app)
     from infra.durable import DurableApp, DurableStore, install_clock
+    from infra.s3_bodies import BODIES_NAME, install
 
     install_clock()  # before any service module is imported, so each binds the pinned clock
+    install(state / BODIES_NAME, fsync_renames=fsync)  # S3 bodies on disk, not in memory
     store = DurableStore(state, fsync=fsync, replay_budget=replay_budget)
     store.restore(app)
     if store.due():  # a long replay: do not make the next start repeat it
