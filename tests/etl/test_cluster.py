@@ -3,6 +3,7 @@ on 127.0.0.1) against the local cloud: the same outputs as local mode, every soc
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,9 @@ from pyspark.sql import SparkSession
 from benchmarks import cluster_parity as parity
 from infra.provision import provision
 from infra.services import process_tree
-from infra.spark_cluster import QUICK_JIT, ClusterShape, local_cluster
+from infra.spark_cluster import QUICK_JIT, ClusterShape, start_cluster, stop_cluster
 from riskstream.settings import Settings
-from tests.sockets import listeners
+from tests.sockets import Listener, listeners
 
 ACCOUNTS = 30  # tiny: the point is where the work runs, not how much of it there is
 
@@ -29,19 +30,26 @@ def test_both_jobs_on_a_standalone_cluster_equal_local_mode(
         provision(settings)
         parity.land(settings, lines)
 
-    local_reports = parity.run_jobs(local)  # in this process, on the suite's local session
-
-    seen = []
+    # The cluster starts (two JVMs) while the local run works, in this process's session.
     shape = ClusterShape(cores=1, memory="1g", quick_jit=True)
-    with local_cluster(tmp_path / "spark", shape) as cluster:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        starting = pool.submit(start_cluster, tmp_path / "spark", shape)
+        try:
+            local_reports = parity.run_jobs(local)
+        except BaseException:
+            stop_cluster(starting.result())
+            raise
+        cluster = starting.result()
+    seen: list[Listener] = []
+
+    def watch(driver: int | None = None) -> None:
+        pids = {*cluster.pids(), *([driver] if driver else [])}
+        for pid in list(pids):
+            pids |= set(process_tree(pid))  # the driver's JVM, the worker's executors
+        seen.extend(listeners(pids))
+
+    try:
         assert cluster.master_url.startswith("spark://127.0.0.1:")
-
-        def watch(driver: int) -> None:
-            pids = {driver, *cluster.pids()}
-            for pid in list(pids):
-                pids |= set(process_tree(pid))  # the driver's JVM, the worker's executors
-            seen.extend(listeners(pids))
-
         cluster_reports = parity.run_jobs_on(
             remote,
             cluster.master_url,
@@ -49,7 +57,9 @@ def test_both_jobs_on_a_standalone_cluster_equal_local_mode(
             log=tmp_path / "cluster-jobs.log",
             env=QUICK_JIT,  # the driver too: seconds of work, not hours
         )
-        watch(0)
+        watch()
+    finally:
+        stop_cluster(cluster)
 
     assert seen, "no listening socket seen: the cluster's processes were not found"
     assert [s.line() for s in seen if not s.loopback] == []
