@@ -268,6 +268,65 @@ def kill_trials(quick: bool) -> list[Row]:
     ]
 
 
+def _rss_mb(service: ManagedService) -> float:
+    import psutil
+
+    pid = service.status().pid
+    assert pid is not None
+    return float(psutil.Process(pid).memory_info().rss) / 2**20
+
+
+def _fill_s3(settings: Settings, megabytes: int, object_kb: int = 256) -> None:
+    """``megabytes`` of distinct random S3 bodies, ``object_kb`` each (a landed object's size)."""
+    s3 = make_client(settings, "s3")
+    for i in range(megabytes * 1024 // object_kb):
+        s3.put_object(
+            Bucket=settings.bucket("raw"), Key=f"fill/{i}", Body=os.urandom(object_kb * 1024)
+        )
+
+
+def memory(quick: bool) -> list[Row]:
+    """The cloud's resident memory after N MB of S3 objects: durable (bodies on disk, infra/
+    s3_bodies.py) beside moto's own in-memory bodies (the ephemeral cloud), same launcher, same
+    writes; and the durable cloud's snapshot and restart after them."""
+    megabytes = 48 if quick else 256
+    measured: dict[str, float] = {}
+    with cloud(ephemeral=True) as (settings, service):
+        before = _rss_mb(service)
+        _fill_s3(settings, megabytes)
+        measured["memory"] = _rss_mb(service) - before
+    with tempfile.TemporaryDirectory() as tmp:
+        with cloud(ephemeral=False, state=Path(tmp)) as (settings, service):
+            before = _rss_mb(service)
+            _fill_s3(settings, megabytes)
+            measured["disk"] = _rss_mb(service) - before
+        # the clean stop above wrote the snapshot; a restart loads it
+        snapshot = Path(tmp) / "cloud" / "snapshot.pkl"
+        snapshot_mb = snapshot.stat().st_size / 2**20
+        service = cloud_service(settings)
+        started = time.perf_counter()
+        service.up()
+        restart = time.perf_counter() - started
+        service.down()
+    ratio = measured["disk"] / max(measured["memory"], 1.0)
+    return [
+        Row(
+            "foundation",
+            f"local cloud memory growth after {megabytes} MB of S3 objects (256 KB each), "
+            "bodies on disk (durable)",
+            measured["disk"],
+            "MB",
+            reference="moto's in-memory bodies (ephemeral cloud), same writes",
+            reference_value=measured["memory"],
+            ratio=ratio,
+            target="<= 0.25",
+            met=ratio <= 0.25,
+            note=f"snapshot after them {snapshot_mb:.1f} MB; restart {restart:.1f} s",
+            id="cloud.memory",
+        )
+    ]
+
+
 def main() -> None:
     args = cli(__doc__ or "")
     n = 100 if args.quick else 500
@@ -327,6 +386,7 @@ def main() -> None:
     rows += put_overhead(args.quick)
     rows += restart_seconds(args.quick)
     rows += kill_trials(args.quick)
+    rows += memory(args.quick)
     write_rows(args.out, rows)
 
 

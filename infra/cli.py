@@ -114,12 +114,17 @@ def cloud_reset(args: argparse.Namespace, settings: Settings) -> int:
 def state_line(settings: Settings) -> str:
     """Where the cloud's saved state is and how big it is."""
     from infra.cloud import cloud_state_dir
+    from infra.s3_bodies import BODIES_NAME
 
     directory = cloud_state_dir(settings)
     files = [f for f in directory.iterdir() if f.is_file()] if directory.is_dir() else []
     if not files:
         return f"state      none saved yet in {directory}"
     sizes = ", ".join(f"{f.name} {f.stat().st_size / 1e6:,.1f} MB" for f in sorted(files))
+    bodies = [b for b in (directory / BODIES_NAME).glob("??/*") if not b.name.startswith(".tmp-")]
+    if bodies:
+        total = sum(b.stat().st_size for b in bodies)
+        sizes += f", {len(bodies):,} S3 bodies {total / 1e6:,.1f} MB"
     return f"state      {directory} ({sizes})"
 
 

@@ -1,8 +1,9 @@
 """Moving the embedded cloud's state: export to one archive, import it, reset it.
 
 The archive is a gzip'ed tar holding ``manifest.json`` and the durable store's files
-(``snapshot.pkl``, ``wal.log``). A running cloud is asked for a fresh snapshot first, so the
-archive holds every acknowledged write; a stopped cloud's files are taken as they are.
+(``snapshot.pkl``, ``wal.log``, and the S3 bodies under ``bodies/``). A running cloud is asked for
+a fresh snapshot first, so the archive holds every acknowledged write; a stopped cloud's files are
+taken as they are.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import shutil
 import tarfile
 import tempfile
@@ -28,12 +30,14 @@ from infra.durable import (
     read_snapshot_header,
     scan_log,
 )
+from infra.s3_bodies import BODIES_NAME
 from riskstream.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 ARCHIVE_ROOT = "riskstream-cloud"
 MANIFEST = "manifest.json"
+BODY_MEMBER = re.compile(rf"^{ARCHIVE_ROOT}/{BODIES_NAME}/([0-9a-f]{{2}})/(\1[0-9a-f]{{62}})$")
 
 
 class CloudStateError(RuntimeError):
@@ -75,11 +79,14 @@ def export_state(settings: Settings, out: Path) -> dict[str, object]:
                 f"no saved cloud state in {directory}: start the cloud (`riskstream cloud up`) "
                 "and create something first"
             )
+    bodies = sorted((directory / BODIES_NAME).glob("??/*"))
+    bodies = [b for b in bodies if not b.name.startswith(".tmp-")]
     manifest: dict[str, object] = {
         "format": FORMAT_VERSION,
         "moto": moto_version(),
         "created": time.time(),
         "files": {name: len(data) for name, data in files.items()},
+        "bodies": len(bodies),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -89,6 +96,8 @@ def export_state(settings: Settings, out: Path) -> dict[str, object]:
             info.size = len(data)
             info.mtime = int(time.time())
             archive.addfile(info, io.BytesIO(data))
+        for body in bodies:  # streamed from disk: the bodies may not fit in memory
+            archive.add(body, f"{ARCHIVE_ROOT}/{BODIES_NAME}/{body.parent.name}/{body.name}")
     tmp.replace(out)
     return manifest
 
@@ -123,6 +132,16 @@ def import_state(settings: Settings, archive_path: Path) -> Path | None:
                         assert source is not None
                         with open(staged / name, "wb") as target:
                             shutil.copyfileobj(source, target)
+                for name, member in members.items():
+                    found = BODY_MEMBER.match(name)
+                    if found is None:
+                        continue
+                    folder = staged / BODIES_NAME / found.group(1)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    source = archive.extractfile(member)
+                    assert source is not None
+                    with open(folder / found.group(2), "wb") as target:
+                        shutil.copyfileobj(source, target)
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise CloudStateError(f"cannot read the archive {archive_path}: {exc}") from None
         if (staged / SNAPSHOT_NAME).exists():

@@ -41,7 +41,10 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+# 2: S3 bodies are files beside the snapshot (infra/s3_bodies.py), keys keep their digests; a
+# format 1 snapshot (bodies inside it) still loads, its bodies moving to files as it does.
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 SNAPSHOT_NAME = "snapshot.pkl"
 WAL_NAME = "wal.log"
 PREV_WAL_NAME = "wal.prev"  # the log a background snapshot is covering, until it is done
@@ -187,11 +190,17 @@ def write_snapshot(path: Path, last_seq: int, fsync: bool = True) -> int:
         "last_seq": last_seq,
         "created": time.time(),
     }
+    from infra.s3_bodies import installed, naming
+
+    bodies = installed()
+    if bodies is not None and fsync:
+        bodies.sync()  # no snapshot may name a body whose file a power loss could take away
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as handle:
         handle.write(SNAPSHOT_MAGIC)
         handle.write(json.dumps(header).encode() + b"\n")
-        pickle.dump(capture_backends(), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        with naming():  # which S3 bodies this snapshot needs (the others can go after it)
+            pickle.dump(capture_backends(), handle, protocol=pickle.HIGHEST_PROTOCOL)
         handle.flush()
         if fsync:
             os.fsync(handle.fileno())
@@ -213,7 +222,7 @@ def read_snapshot_header(path: Path) -> tuple[dict[str, Any], int]:
         except ValueError:
             raise state_error(path, "its header is unreadable") from None
         offset = handle.tell()
-    if header.get("format") != FORMAT_VERSION:
+    if header.get("format") not in READABLE_FORMATS:
         raise state_error(
             path, f"snapshot format {header.get('format')!r}, this version reads {FORMAT_VERSION}"
         )
@@ -584,6 +593,9 @@ class DurableStore:
         self._wal_bytes = 0
         self._wal_entries = 0
         self._wal_seconds = 0.0
+        from infra.s3_bodies import collect_garbage
+
+        collect_garbage()  # the snapshot is the whole state now: bodies it does not name go
         self.last_snapshot_seconds = time.perf_counter() - started
         logger.info(
             "snapshot of the local cloud: %d bytes at seq %d in %.2fs",

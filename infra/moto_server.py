@@ -9,19 +9,39 @@ PutRecords entry, so a put costs O(records already in the shard) and producing 1
 took about ten times longer than it should (350 s against 35 s, measured here). A shard keeps its
 records in an OrderedDict keyed by sequence number, so the first and last keys are O(1) to read.
 The behaviour is otherwise unchanged: this is still moto speaking the AWS wire protocol.
+
+Kinesis retention as on AWS: moto keeps a stream's ``RetentionPeriodHours`` (24 by default,
+``IncreaseStreamRetentionPeriod``/``Decrease...`` honoured) but never trims, so every record ever
+sent stayed in memory and in the snapshot. Here records older than the retention period are
+dropped from the head of their shard whenever the stream is written or read (AWS trims in the
+background; nobody can tell the difference). Sequence numbers never restart: a shard remembers the
+last one it trimmed. An iterator at an expired sequence number starts at the oldest record kept
+(TRIM_HORIZON), as on AWS; infra/shards.py tells a consumer whose checkpoint fell behind.
+
+For tests only, ``POST /_riskstream/kinesis-clock`` with ``{"offset_hours": H}`` moves the Kinesis
+clock (arrival times and the trim horizon) H hours ahead, so a test can see a day pass without
+waiting for it. The offset is not part of the durable state.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import logging
 import signal
 import sys
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from moto.core import utils as core_utils
 from moto.kinesis import models
+
+logger = logging.getLogger(__name__)
+
+CLOCK_PATH = "/_riskstream/kinesis-clock"
 
 
 def _first_key(self: models.Shard) -> int:
@@ -31,12 +51,119 @@ def _first_key(self: models.Shard) -> int:
 
 def _last_key(self: models.Shard) -> int:
     records: OrderedDict[int, object] = self.records  # type: ignore[assignment]
-    return next(reversed(records)) if records else 0
+    # once every record has expired, the next one still follows the last one ever written
+    return next(reversed(records)) if records else int(getattr(self, "trimmed_through", 0))
+
+
+def _put_record(self: models.Shard, partition_key: str, data: str, explicit_hash_key: str) -> str:
+    """moto's, numbering on from the last record ever written even when all have expired."""
+    sequence_number = _last_key(self) + 1
+    self.records[sequence_number] = models.Record(
+        partition_key, data, sequence_number, explicit_hash_key
+    )
+    return str(sequence_number)
+
+
+class KinesisClock:
+    """Kinesis's "now": moto's clock (pinned while a durable write applies) plus a test offset."""
+
+    offset_hours = 0.0
+
+
+def kinesis_now() -> datetime.datetime:
+    return core_utils.utcnow() + datetime.timedelta(hours=KinesisClock.offset_hours)
+
+
+def trim_shard(shard: models.Shard, retention_hours: float, now: datetime.datetime) -> int:
+    """Drop the shard's records that arrived more than ``retention_hours`` before ``now``;
+    return how many. Records are in arrival order, so only the head is looked at."""
+    horizon = core_utils.unix_time(now) - retention_hours * 3600
+    records: OrderedDict[int, Any] = shard.records  # type: ignore[assignment]
+    trimmed = 0
+    while records:
+        first = next(iter(records))
+        if records[first].created_at >= horizon:
+            break
+        del records[first]
+        shard.trimmed_through = first  # type: ignore[attr-defined]
+        trimmed += 1
+    return trimmed
+
+
+def trim_stream(stream: models.Stream) -> int:
+    """Apply the stream's retention period to each of its shards."""
+    now = kinesis_now()
+    return sum(trim_shard(s, stream.retention_period_hours, now) for s in stream.shards.values())
+
+
+def _trimming_put(original: Callable[..., Any]) -> Callable[..., Any]:
+    def put_record(self: models.Stream, *args: Any, **kwargs: Any) -> Any:
+        trim_stream(self)
+        return original(self, *args, **kwargs)
+
+    return put_record
+
+
+def _trimming_read(
+    original: Callable[..., Any], stream_of: Callable[..., str]
+) -> Callable[..., Any]:
+    def read(self: models.KinesisBackend, *args: Any, **kwargs: Any) -> Any:
+        try:
+            name = stream_of(*args, **kwargs)
+            arn = args[0] if args else kwargs.get("stream_arn")
+            stream = self.describe_stream(stream_arn=arn, stream_name=name)
+        except Exception:  # an unknown stream or a bad iterator: moto's own call says so
+            return original(self, *args, **kwargs)
+        trim_stream(stream)
+        return original(self, *args, **kwargs)
+
+    return read
+
+
+def _iterator_stream(*args: Any, **kwargs: Any) -> str:
+    """GetRecords(stream_arn, shard_iterator, limit): the stream its iterator names."""
+    return str(models.decompose_shard_iterator(args[1])[0])
+
+
+def _named_stream(*args: Any, **kwargs: Any) -> str:
+    """GetShardIterator(stream_arn, stream_name, ...): the stream's name (may be None)."""
+    return str(args[1]) if args[1] else ""
 
 
 def patch_moto() -> None:
     models.Shard.get_min_sequence_number = _first_key  # type: ignore[method-assign]
     models.Shard.get_max_sequence_number = _last_key  # type: ignore[method-assign]
+    if not getattr(models.Stream, "_riskstream_retention", False):
+        models.utcnow = kinesis_now  # records' arrival times on the Kinesis clock
+        models.Shard.put_record = _put_record  # type: ignore[method-assign]
+        models.Stream.put_record = _trimming_put(models.Stream.put_record)  # type: ignore[method-assign]
+        backend = models.KinesisBackend
+        backend.get_records = _trimming_read(backend.get_records, _iterator_stream)  # type: ignore[method-assign]
+        backend.get_shard_iterator = _trimming_read(backend.get_shard_iterator, _named_stream)  # type: ignore[method-assign]
+        models.Stream._riskstream_retention = True  # type: ignore[attr-defined]
+
+
+class ClockControl:
+    """WSGI middleware answering :data:`CLOCK_PATH` (tests move the Kinesis clock)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __getattr__(self, name: str) -> Any:  # shutdown() and friends of the wrapped app
+        return getattr(self.app, name)
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != CLOCK_PATH:
+            return self.app(environ, start_response)  # type: ignore[no-any-return]
+        if environ.get("REQUEST_METHOD") == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            KinesisClock.offset_hours = float(body.get("offset_hours", 0.0))
+            logger.warning("Kinesis clock moved %+.1f h (a test's)", KinesisClock.offset_hours)
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"offset_hours": KinesisClock.offset_hours}).encode()]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -64,15 +191,17 @@ def build_app(state: Path | None, fsync: bool = False, replay_budget: float = 2.
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]
     if state is None:
-        return app
+        return ClockControl(app)
     from infra.durable import DurableApp, DurableStore, install_clock
+    from infra.s3_bodies import BODIES_NAME, install
 
     install_clock()  # before any service module is imported, so each binds the pinned clock
+    install(state / BODIES_NAME, fsync_renames=fsync)  # S3 bodies on disk, not in memory
     store = DurableStore(state, fsync=fsync, replay_budget=replay_budget)
     store.restore(app)
     if store.due():  # a long replay: do not make the next start repeat it
         store.snapshot()
-    return DurableApp(app, store)
+    return ClockControl(DurableApp(app, store))
 
 
 def main(argv: list[str]) -> None:

@@ -513,6 +513,9 @@ class ShardCursor:
         self.retrier = retrier
         self.limit = limit
         self.reopened = 0
+        # (checkpoint, oldest record kept) for each time records after a checkpoint had expired
+        self.expired: list[tuple[str, str]] = []
+        self._resumed_after: str | None = None  # the position the last iterator resumed after
 
     def iterator_after(self, position: str | None) -> str:
         kwargs: dict[str, Any] = {"StreamName": self.stream_name, "ShardId": self.shard_id}
@@ -520,10 +523,44 @@ class ShardCursor:
             kwargs.update(
                 ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=position
             )
+            self._resumed_after = position
         else:
             kwargs["ShardIteratorType"] = "TRIM_HORIZON"
         response = self.retrier.call("Kinesis GetShardIterator", self._iterator, **kwargs)
         return str(response["ShardIterator"])
+
+    def _check_retention(self, position: str, first: str) -> None:
+        """Say so when records after ``position`` expired before they were read.
+
+        Kinesis keeps records for the stream's retention period (24 h by default); an iterator
+        after an expired sequence number starts at the oldest record kept (as TRIM_HORIZON does),
+        so a consumer that fell that far behind reads on without error, and the records in
+        between are gone. Called when the first record read after ``position`` is not the next
+        sequence number (always so on AWS, whose numbers are sparse; on the local cloud only
+        after a trim): if the oldest record kept comes after ``position``, the checkpointed
+        record itself expired, and the gap is recorded in :attr:`expired` and logged."""
+        response = self.retrier.call(
+            "Kinesis GetShardIterator",
+            self._iterator,
+            StreamName=self.stream_name,
+            ShardId=self.shard_id,
+            ShardIteratorType="TRIM_HORIZON",
+        )
+        page = self.retrier.call(
+            "Kinesis GetRecords", self._records, ShardIterator=response["ShardIterator"], Limit=1
+        )
+        oldest = str(page["Records"][0]["SequenceNumber"]) if page["Records"] else first
+        if int(oldest) <= int(position):
+            return  # the checkpointed record is still kept: nothing after it expired
+        self.expired.append((position, oldest))
+        logger.warning(
+            "shard %s: records after sequence number %s and before %s expired before they were "
+            "read (the stream keeps records for its retention period, 24 h unless raised); "
+            "reading on from the oldest record kept",
+            self.shard_id,
+            position,
+            oldest,
+        )
 
     def _iterator(self, **kwargs: Any) -> dict[str, Any]:
         response: dict[str, Any] = self.kinesis.get_shard_iterator(**kwargs)
@@ -545,6 +582,12 @@ class ShardCursor:
                 page: dict[str, Any] = self.retrier.call(
                     "Kinesis GetRecords", self._records, ShardIterator=iterator, Limit=self.limit
                 )
+                resumed, records = self._resumed_after, page["Records"]
+                if resumed is not None and resumed == position and records:
+                    self._resumed_after = None  # the first page after a resume only
+                    first = str(records[0]["SequenceNumber"])
+                    if int(first) > int(resumed) + 1:
+                        self._check_retention(resumed, first)
                 return page
             except ClientError as exc:
                 if error_code(exc) != "ExpiredIteratorException":

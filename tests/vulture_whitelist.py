@@ -56,3 +56,8 @@ used.logs
 used.__qualname__
 # a pytest fixture requested by name only for its side effect (tests/modelkinds/test_registry.py)
 used.toy
+# moto reads these on its S3 keys, which infra/s3_bodies.py patches: pickle calls __getstate__,
+# the key's size is its contentsize, and moto's dispose closes its _value_buffer
+used.__getstate__
+used.contentsize
+used._value_buffer

@@ -179,6 +179,7 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         "job": job.name,
         "run_id": job.run_id,
         "run_date": run_date.isoformat(),
+        "spark_master": spark.sparkContext.master,  # where it ran: local[N] or a cluster's URL
         "portfolio": portfolio,
         "source": source,
         "target": target,
