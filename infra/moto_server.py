@@ -37,6 +37,9 @@ def _last_key(self: models.Shard) -> int:
 def patch_moto() -> None:
     models.Shard.get_min_sequence_number = _first_key  # type: ignore[method-assign]
     models.Shard.get_max_sequence_number = _last_key  # type: ignore[method-assign]
+    from infra.moto_sfn import patch_stepfunctions
+
+    patch_stepfunctions()  # Step Functions executes state machines (infra/moto_sfn.py)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -68,8 +71,11 @@ def build_app(state: Path | None, fsync: bool = False, replay_budget: float = 2.
     from infra.durable import DurableApp, DurableStore, install_clock
 
     install_clock()  # before any service module is imported, so each binds the pinned clock
+    from infra.moto_sfn import replaying
+
     store = DurableStore(state, fsync=fsync, replay_budget=replay_budget)
-    store.restore(app)
+    with replaying():  # a replayed StartExecution is recorded, never run again
+        store.restore(app)
     if store.due():  # a long replay: do not make the next start repeat it
         store.snapshot()
     return DurableApp(app, store)
