@@ -70,6 +70,8 @@ class Settings:
     # The warm Spark session the ETL tasks of a DAG run share (etl.session); 8998 is Livy's port.
     spark_session_url: str = "http://127.0.0.1:8998"
     spark_master: str = "local[2]"
+    # The Step Functions step worker's health endpoint (pipeline/sfn_worker.py)
+    sfn_worker_url: str = "http://127.0.0.1:8790"
     spark_jars_dir: Path = field(default_factory=lambda: REPO_ROOT / ".jars")
     aws_access_key_id: str | None = LOCAL_ACCESS_KEY
     aws_secret_access_key: str | None = LOCAL_SECRET_KEY
@@ -189,6 +191,7 @@ class Settings:
             "RISKSTREAM_DASHBOARD_URL": self.dashboard_url,
             "RISKSTREAM_SPARK_SESSION_URL": self.spark_session_url,
             "RISKSTREAM_SPARK_MASTER": self.spark_master,
+            "RISKSTREAM_SFN_WORKER_URL": self.sfn_worker_url,
             "RISKSTREAM_SPARK_JARS_DIR": str(self.spark_jars_dir),
             "RISKSTREAM_PORTFOLIO": self.portfolio,
         }
@@ -266,6 +269,7 @@ class Settings:
             "RISKSTREAM_DASHBOARD_URL": "dashboard_url",
             "RISKSTREAM_SPARK_SESSION_URL": "spark_session_url",
             "RISKSTREAM_SPARK_MASTER": "spark_master",
+            "RISKSTREAM_SFN_WORKER_URL": "sfn_worker_url",
             "RISKSTREAM_PORTFOLIO": "portfolio",
         }
         for var, attr in simple.items():

@@ -56,3 +56,12 @@ used.logs
 used.__qualname__
 # a pytest fixture requested by name only for its side effect (tests/modelkinds/test_registry.py)
 used.toy
+# moto's Step Functions calls these on the stand-ins and patches of infra/moto_sfn.py (by keyword)
+used.notify
+used.callback_id
+used.get_all
+used.map_run_record_pool_manager
+used.stepfunctions_backends
+used._url_module
+used.__getstate__
+used.__setstate__

@@ -32,6 +32,7 @@ FIELDS = {
     "api_url": _url,
     "dashboard_url": _url,
     "spark_session_url": _url,
+    "sfn_worker_url": _url,
     "spark_master": st.sampled_from(["local[2]", "local[*]", "spark://host:7077"]),
     "spark_jars_dir": _path,
     "aws_access_key_id": _word,
