@@ -12,9 +12,12 @@ orchestrator on a durable cloud; each patch below is small and keeps the wire pr
   retry waited on the token the failed attempt had already answered and failed again at once.
   AWS issues one per attempt; so does this patch.
 - **SendTaskFailure keeps its cause** (moto dropped it from the history and the catcher's input).
+- **A Parallel passes a branch's ``States.*`` error up** (a task's timeout in a branch): moto
+  refused to name it and failed the whole execution past the Parallel's Catch.
 - **Executions survive a snapshot.** A running execution holds threads and locks, which cannot be
   pickled: a snapshot keeps its record and its history instead, and one that was running when
-  the cloud stopped comes back ``ABORTED`` with a cause saying so. Requests replayed from the
+  the cloud stopped comes back ``ABORTED`` with a cause saying so. An SQS queue (the step queue)
+  is saved without its lock, and gets a new one when restored. Requests replayed from the
   log while the cloud restarts never run a state machine again (no step runs twice): a replayed
   ``StartExecution`` comes back ``ABORTED`` without running, and replayed task answers do
   nothing.
@@ -118,6 +121,19 @@ def _execution_setstate(self: Any, state: dict[str, Any]) -> None:
         _abort(self, RESTART_CAUSE)
 
 
+def _queue_getstate(self: Any) -> dict[str, Any]:
+    state = dict(self.__dict__)
+    state.pop("_messages_lock", None)
+    return state
+
+
+def _queue_setstate(self: Any, state: dict[str, Any]) -> None:
+    import threading
+
+    self.__dict__.update(state)
+    self._messages_lock = threading.Condition()
+
+
 def _abort(execution: Any, cause: str) -> None:
     from moto.stepfunctions.parser.api import ExecutionStatus
 
@@ -174,6 +190,26 @@ def patch_stepfunctions() -> None:
 
     responses.StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
 
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
+        CustomErrorName,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+    from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
+
+    class PropagatedErrorName(ErrorName):
+        """A branch's ``States.*`` error, passed up by its Parallel as it is."""
+
+    def branch_error(error_name: str | None) -> ErrorName:
+        if error_name and error_name.startswith("States."):
+            return PropagatedErrorName(error_name=error_name)
+        return CustomErrorName(error_name=error_name)
+
+    branches_decl.CustomErrorName = branch_error  # type: ignore[attr-defined]
+
+    from moto.sqs.models import Queue
+
+    Queue.__getstate__ = _queue_getstate  # type: ignore[attr-defined]
+    Queue.__setstate__ = _queue_setstate  # type: ignore[attr-defined]
     Execution.__getstate__ = _execution_getstate  # type: ignore[attr-defined]
     Execution.__setstate__ = _execution_setstate  # type: ignore[attr-defined]
 

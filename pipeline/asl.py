@@ -251,6 +251,7 @@ def _step_path(parameters: dict[str, Any]) -> str | None:
 
 CALLBACK_RESOURCE = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
 HEARTBEAT_SECONDS = 120  # the step worker beats every HEARTBEAT_SECONDS / 6 while a step runs
+TASK_TIMEOUT_SECONDS = 24 * 3600  # a step's upper bound (a heartbeat alone would make it 60 s)
 
 
 def callback_definition(
@@ -301,6 +302,7 @@ def _to_callbacks(
             },
         }
         state["HeartbeatSeconds"] = heartbeat
+        state["TimeoutSeconds"] = max(TASK_TIMEOUT_SECONDS, heartbeat + 1)
         if state.get("Retry"):
             never = {"ErrorEquals": [configuration_error], "MaxAttempts": 0}
             state["Retry"] = [never, *state["Retry"]]

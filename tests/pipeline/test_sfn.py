@@ -43,7 +43,7 @@ def test_every_task_sends_its_step_to_the_queue_and_waits_for_the_token() -> Non
         assert body["state"] == name
         assert body["token.$"] == "$$.Task.Token"
         assert body["input.$"] == "$"
-        assert task["HeartbeatSeconds"] > 0
+        assert 0 < task["HeartbeatSeconds"] < task["TimeoutSeconds"]
     assert tasks["ProduceEvents"]["Parameters"]["MessageBody"]["step"] == "produce_events"
     assert tasks["TrainXGB"]["Parameters"]["MessageBody"]["step"] == "train_xgb"
     # results by state, as the DAG's XComs: top-level at $.results.<state>, a branch's keyed
