@@ -156,13 +156,11 @@ def run_message(
     except ConfigurationError as exc:
         step_module.record_failure(settings, ctx, state, attempt, exc)
         logger.error("%s: configuration error, not retried: %s", state, exc)
-        cause = f"{type(exc).__name__}: {exc}"
-        return {"error": names.STEP_ERROR_CONFIGURATION, "cause": cause[:CAUSE_LIMIT]}
+        return {"error": names.STEP_ERROR_CONFIGURATION, "cause": str(exc)[:CAUSE_LIMIT]}
     except Exception as exc:
         step_module.record_failure(settings, ctx, state, attempt, exc)
         logger.exception("%s: failed", state)
-        cause = f"{type(exc).__name__}: {exc}"
-        return {"error": type(exc).__name__, "cause": cause[:CAUSE_LIMIT]}
+        return {"error": type(exc).__name__, "cause": str(exc)[:CAUSE_LIMIT]}
     if attempt > 1:
         step_module.clear_failure(settings, ctx, state)
     logger.info("%s: done: %s", state, result)
@@ -210,9 +208,7 @@ class Worker:
         from riskstream.clients import make_client
 
         sqs = make_client(self.settings, "sqs")
-        self.queue_url = sqs.get_queue_url(QueueName=names.step_queue_name(self.settings))[
-            "QueueUrl"
-        ]
+        self.queue_url = self._wait_for_queue(sqs)
         logger.info("polling %s", self.queue_url)
         delay = MIN_POLL
         while not self.stopping.is_set():
@@ -235,6 +231,21 @@ class Worker:
             # taken at most once: a step that dies is answered by the heartbeat's timeout
             sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
             threading.Thread(target=self._handle, args=(message["Body"],), daemon=True).start()
+
+    def _wait_for_queue(self, sqs: Any) -> str:
+        """The step queue's URL, once the cloud answers and the queue exists (provisioning
+        creates it: `riskstream provision`, `riskstream run`)."""
+        name = names.step_queue_name(self.settings)
+        said = False
+        while not self.stopping.is_set():
+            try:
+                return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+            except Exception as exc:
+                if not said:
+                    logger.warning("waiting for the step queue %s (%s)", name, exc)
+                    said = True
+            self.stopping.wait(MAX_POLL)
+        return ""
 
     def _handle(self, body: str) -> None:
         try:

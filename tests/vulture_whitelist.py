@@ -65,3 +65,4 @@ used.stepfunctions_backends
 used._url_module
 used.__getstate__
 used.__setstate__
+used._messages_lock

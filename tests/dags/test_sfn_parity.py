@@ -138,4 +138,4 @@ def test_both_orchestrators_run_the_same_states_the_same_way(
     first = stepfunctions["history"]["First"]
     if mode == "transient":
         assert (first.attempts, first.status) == (2, "success")
-        assert first.errors == ["ConnectionError: ConnectionError: transient failure on attempt 1"]
+        assert first.errors == ["ConnectionError: transient failure on attempt 1"]
