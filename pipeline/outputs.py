@@ -45,7 +45,7 @@ def outputs(settings: Settings) -> dict[str, Any]:
     return {
         "tables": tables,
         "feature_rows": features.num_rows,
-        "champion": (champion.version, champion.tags.get(names.TAG_MODEL_TYPE)),
+        "registered": (champion.version, champion.tags.get(names.TAG_MODEL_TYPE)),
         "score_rows": len(rows),
         "scores_digest": hashlib.sha256(repr(rows).encode()).hexdigest()[:16],
     }

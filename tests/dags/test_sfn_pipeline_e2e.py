@@ -96,4 +96,4 @@ def test_the_pipeline_is_the_same_on_airflow_and_step_functions(
     # the same outputs: tables, feature rows, champion (version and kind), every score
     expected: dict[str, Any] = outputs(airflow_settings)
     assert outputs(settings) == expected
-    assert expected["champion"] == ("1", "lr")
+    assert expected["registered"] == ("1", "lr")  # the champion: version 1, a LR
