@@ -43,8 +43,21 @@ def one_run(engine: str, accounts: str) -> dict[str, Any]:
                 found = outputs(Settings.from_env(env=env, dotenv=None))
         finally:
             subprocess.run([*riskstream, "stop"], env=env, cwd=ROOT, timeout=120)
-    steps = sorted(n.strip() for n, _ in timings["phases"] if n.strip().startswith("task "))
-    return {"seconds": seconds, "code": result.returncode, "steps": steps, "outputs": found}
+    return {
+        "seconds": seconds,
+        "code": result.returncode,
+        "steps": succeeded_steps(timings.get("tasks") or {}),
+        "outputs": found,
+    }
+
+
+def succeeded_steps(tasks: dict[str, str]) -> list[str]:
+    """The ASL's Task states that ran and succeeded (Airflow's tasks for Choice, Succeed and
+    Fail states, and a failure handler it skipped, are not steps)."""
+    from pipeline.asl import load_workflow
+
+    steps = {s.task_id for s in load_workflow().steps.values() if s.kind == "Task"}
+    return sorted(t for t, state in tasks.items() if t in steps and state == "success")
 
 
 def failure_path_test() -> bool:

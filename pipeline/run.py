@@ -185,7 +185,7 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
         phases,
         time.monotonic() - total_started,
     )
-    _save_timings(settings, run_id, final, phases)
+    _save_timings(settings, run_id, final, phases, states)
     if final != "success":
         failed = [t for t, ti in states.items() if ti.get("state") == "failed"]
         _explain_failure(settings, PIPELINE_DAG_ID, run_id, failed, states)
@@ -310,7 +310,7 @@ def _run_on_stepfunctions(
         time.monotonic() - total_started,
         engine=f"Step Functions execution {execution}",
     )
-    _save_timings(settings, name, final, phases)
+    _save_timings(settings, name, final, phases, states)
     if final == "success":
         return 0
     for run in outcome.runs.values():
@@ -516,12 +516,24 @@ def _explain_failure(
         print("\nFAILED: the run failed; see the Airflow UI for details")
 
 
-def _save_timings(settings: Settings, run_id: str, final: str, phases: Phases) -> None:
+def _save_timings(
+    settings: Settings,
+    run_id: str,
+    final: str,
+    phases: Phases,
+    states: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """The run's phases and each task's final state, for `make bench`."""
     out = settings.state_dir / "runs" / "last-run.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
-            {"run_id": run_id, "state": final, "phases": [[n, s] for n, s in phases.items]},
+            {
+                "run_id": run_id,
+                "state": final,
+                "phases": [[n, s] for n, s in phases.items],
+                "tasks": {task: ti.get("state") for task, ti in (states or {}).items()},
+            },
             indent=2,
         )
     )
