@@ -142,6 +142,10 @@ def patch_moto() -> None:
         backend.get_shard_iterator = _trimming_read(backend.get_shard_iterator, _named_stream)  # type: ignore[method-assign]
         models.Stream._riskstream_retention = True  # type: ignore[attr-defined]
 
+    from infra.moto_sfn import patch_stepfunctions
+
+    patch_stepfunctions()  # Step Functions executes state machines (infra/moto_sfn.py)
+
 
 class ClockControl:
     """WSGI middleware answering :data:`CLOCK_PATH` (tests move the Kinesis clock)."""
@@ -197,8 +201,11 @@ def build_app(state: Path | None, fsync: bool = False, replay_budget: float = 2.
 
     install_clock()  # before any service module is imported, so each binds the pinned clock
     install(state / BODIES_NAME, fsync_renames=fsync)  # S3 bodies on disk, not in memory
+    from infra.moto_sfn import replaying
+
     store = DurableStore(state, fsync=fsync, replay_budget=replay_budget)
-    store.restore(app)
+    with replaying():  # a replayed StartExecution is recorded, never run again
+        store.restore(app)
     if store.due():  # a long replay: do not make the next start repeat it
         store.snapshot()
     return ClockControl(DurableApp(app, store))

@@ -36,11 +36,12 @@ class Resource:
 
 def provision(settings: Settings, wait: bool = True) -> list[Resource]:
     """Create the buckets, the Kinesis streams (events, risk events), the checkpoint and
-    online-feature tables and the Glue database."""
+    online-feature tables, the Glue database and the queue of pipeline steps."""
     s3 = make_client(settings, "s3")
     kinesis = make_client(settings, "kinesis")
     dynamodb = make_client(settings, "dynamodb")
     glue = make_client(settings, "glue")
+    sqs = make_client(settings, "sqs")
     done: list[Resource] = []
     for bucket in settings.buckets.values():
         done.append(ensure_bucket(s3, bucket, settings.region))
@@ -50,6 +51,7 @@ def provision(settings: Settings, wait: bool = True) -> list[Resource]:
     done.append(ensure_checkpoint_table(dynamodb, settings.checkpoint_table, wait=wait))
     done.append(ensure_checkpoint_table(dynamodb, settings.online_table, wait, "account_id"))
     done.append(ensure_glue_database(glue, settings.glue_database, settings))
+    done.append(ensure_queue(sqs, names.step_queue_name(settings)))
     for item in done:
         logger.debug(item.line())
     return done
@@ -128,6 +130,14 @@ def ensure_glue_database(glue: Any, name: str, settings: Settings) -> Resource:
         }
     )
     return Resource("glue database", name, "created")
+
+
+def ensure_queue(sqs: Any, name: str) -> Resource:
+    """The queue of pipeline steps (Step Functions sends them, the step worker takes them)."""
+    if _describe(sqs.get_queue_url, ("AWS.SimpleQueueService.NonExistentQueue",), QueueName=name):
+        return Resource("sqs queue", name, "exists")
+    sqs.create_queue(QueueName=name)
+    return Resource("sqs queue", name, "created")
 
 
 def _describe(call: Callable[..., Any], missing: Collection[str], **kwargs: Any) -> Any:

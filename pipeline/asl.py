@@ -249,6 +249,69 @@ def _step_path(parameters: dict[str, Any]) -> str | None:
     return None
 
 
+CALLBACK_RESOURCE = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+HEARTBEAT_SECONDS = 120  # the step worker beats every HEARTBEAT_SECONDS / 6 while a step runs
+TASK_TIMEOUT_SECONDS = 24 * 3600  # a step's upper bound (a heartbeat alone would make it 60 s)
+
+
+def callback_definition(
+    definition: dict[str, Any],
+    queue_url: str,
+    configuration_error: str,
+    heartbeat_seconds: int = HEARTBEAT_SECONDS,
+) -> dict[str, Any]:
+    """``definition`` as Step Functions runs it with the step worker (docs/adr/0008): every Task
+    sends ``{step, state, input, token, execution, attempt}`` to ``queue_url`` and waits for the
+    worker's SendTaskSuccess or SendTaskFailure (``sqs:sendMessage.waitForTaskToken``).
+
+    Retry, Catch, Choice and Parallel stay as written; three additions mirror the Airflow DAG:
+    a Task's (or Parallel's) result lands at ``$.results.<state>`` (what the DAG's XComs are), a
+    step that fails
+    with ``configuration_error`` is never retried, and a Task whose worker stops beating
+    (``HeartbeatSeconds``) fails as a Task would."""
+    out = copy.deepcopy(definition)
+    _to_callbacks(out["States"], queue_url, configuration_error, heartbeat_seconds, branch=False)
+    return out
+
+
+def _to_callbacks(
+    states: dict[str, Any], queue_url: str, configuration_error: str, heartbeat: int, branch: bool
+) -> None:
+    for name, state in states.items():
+        if state.get("Type") == "Parallel":
+            for sub in state.get("Branches", []):
+                _to_callbacks(sub["States"], queue_url, configuration_error, heartbeat, True)
+            if not branch and "ResultPath" not in state:
+                state["ResultPath"] = f"$.results.{name}"
+            continue
+        if state.get("Type") != "Task":
+            continue
+        step = _step_path(state.get("Parameters", {}))
+        if step is None:
+            raise AslError(f"state {name!r}: a Task must name the step it runs (Parameters)")
+        state["Resource"] = CALLBACK_RESOURCE
+        state["Parameters"] = {
+            "QueueUrl": queue_url,
+            "MessageBody": {
+                "step": step,
+                "state": name,
+                "input.$": "$",
+                "token.$": "$$.Task.Token",
+                "execution.$": "$$.Execution.Id",
+                "attempt.$": "$$.State.RetryCount",
+            },
+        }
+        state["HeartbeatSeconds"] = heartbeat
+        state["TimeoutSeconds"] = max(TASK_TIMEOUT_SECONDS, heartbeat + 1)
+        if state.get("Retry"):
+            never = {"ErrorEquals": [configuration_error], "MaxAttempts": 0}
+            state["Retry"] = [never, *state["Retry"]]
+        if branch:  # a branch's output is one element of its Parallel's result list
+            state["ResultSelector"] = {f"{name}.$": "$"}
+        elif "ResultPath" not in state:
+            state["ResultPath"] = f"$.results.{name}"
+
+
 def main() -> None:
     """Print the expanded definition (``python -m pipeline.asl > machine.asl.json``)."""
     import sys

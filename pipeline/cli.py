@@ -16,7 +16,7 @@ from typing import Any
 from etl import cli as etl_cli
 from infra import cli as infra_cli
 from ingestion import cli as ingestion_cli
-from pipeline import run, services_cli
+from pipeline import run, services_cli, sfn_cli
 from riskstream import __version__
 from riskstream.commands import CommandError
 from riskstream.errors import ConfigurationError
@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     training_cli,
     serving_cli,
     run,
+    sfn_cli,
 )
 
 

@@ -24,6 +24,7 @@ from riskstream.settings import Settings
 logger = logging.getLogger(__name__)
 
 TERMINAL = {"success", "failed", "upstream_failed", "skipped", "removed"}
+ENGINES = ("airflow", "stepfunctions")
 
 
 def register(subparsers: Any) -> None:
@@ -55,6 +56,13 @@ def register(subparsers: Any) -> None:
     run.add_argument("--csv-mapping", dest="old_mapping", default=None, help=argparse.SUPPRESS)
     run.add_argument(
         "--timeout", type=float, default=3600, help="give up following the run after this many s"
+    )
+    run.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=ENGINES[0],
+        help="the orchestrator: Airflow (default) or the local cloud's Step Functions, its steps "
+        "run by the step worker (`riskstream sfn-worker`)",
     )
     run.set_defaults(func=run_cmd)
 
@@ -128,8 +136,8 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
             resources = provision(settings)
             created = sum(r.action == "created" for r in resources)
             print(f"    {created} created, {len(resources) - created} already existed")
-        with phases.phase("services"):  # the Spark session, MLflow and Airflow, side by side
-            _start_side_by_side(settings)
+        with phases.phase("services"):  # the Spark session, MLflow and the engine, side by side
+            _start_side_by_side(settings, getattr(args, "engine", "airflow"))
     except ServiceError as exc:
         raise CommandError(str(exc)) from None
 
@@ -145,6 +153,8 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
         }.items()
         if value is not None
     }
+    if getattr(args, "engine", "airflow") == "stepfunctions":
+        return _run_on_stepfunctions(settings, args, conf, portfolio, phases, total_started)
     client = AirflowClient.for_settings(settings)
     try:
         client.wait_for_dag(PIPELINE_DAG_ID)
@@ -177,7 +187,7 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
         phases,
         time.monotonic() - total_started,
     )
-    _save_timings(settings, run_id, final, phases)
+    _save_timings(settings, run_id, final, phases, states)
     if final != "success":
         failed = [t for t, ti in states.items() if ti.get("state") == "failed"]
         _explain_failure(settings, PIPELINE_DAG_ID, run_id, failed, states)
@@ -201,10 +211,11 @@ def _portfolio(args: argparse.Namespace, source: dict[str, str]) -> str:
         raise CommandError(f"configuration error: {exc}", exit_code=2) from None
 
 
-def _start_side_by_side(settings: Settings) -> None:
-    """Start the warm Spark session, MLflow and Airflow at once: each mostly waits on its own
-    child process, so together they take about as long as the slowest (Airflow), not the sum.
-    A Spark session that does not start is a warning (each ETL task then starts its own)."""
+def _start_side_by_side(settings: Settings, engine: str = "airflow") -> None:
+    """Start the warm Spark session, MLflow and the engine (Airflow, or the step worker) at
+    once: each mostly waits on its own child process, so together they take about as long as
+    the slowest, not the sum. A Spark session that does not start is a warning (each ETL task
+    then starts its own)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from infra.airflow import start_airflow
@@ -213,7 +224,10 @@ def _start_side_by_side(settings: Settings) -> None:
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="start") as pool:
         spark = pool.submit(_start, settings, "spark")
         mlflow = pool.submit(_start, settings, "mlflow")
-        airflow = pool.submit(start_airflow, settings)
+        if engine == "stepfunctions":
+            airflow = pool.submit(_start, settings, "sfn-worker")
+        else:
+            airflow = pool.submit(start_airflow, settings)
         try:
             spark.result()
         except (ServiceError, ValueError) as exc:
@@ -239,6 +253,89 @@ def _start(settings: Settings, name: str) -> None:
 
     status = SERVICES_BY_NAME[name].make(settings).up()
     print(f"    {status.name} at {status.url}")
+
+
+def _run_on_stepfunctions(
+    settings: Settings,
+    args: argparse.Namespace,
+    conf: dict[str, Any],
+    portfolio: str,
+    phases: Phases,
+    total_started: float,
+) -> int:
+    """Deploy the ASL to the cloud's Step Functions, start an execution, follow it, summarise
+    (the step worker runs the steps: pipeline/sfn_worker.py)."""
+    from infra.services import ServiceError
+    from pipeline import sfn
+
+    try:
+        sfn.enable_execution(settings)
+        arn = sfn.deploy(settings)
+        execution = sfn.start(settings, arn, conf)
+    except Exception as exc:
+        raise CommandError(f"could not start the state machine: {exc}") from None
+    name = execution.rsplit(":", 1)[-1]
+    print(f"==> pipeline: started execution {name} of {arn} with {conf}")
+    print(f"    portfolio {portfolio!r}: its own features, model, champion and scores")
+    print(f"    follow it with `riskstream sfn history {name}`")
+    started = time.monotonic()
+
+    def said(run: Any) -> None:
+        if run.type not in ("Task", "Choice", "Fail"):
+            return
+        extra = f" in {run.seconds:.1f}s" if run.seconds is not None else ""
+        if run.attempts > 1:
+            extra += f" (attempt {run.attempts})"
+        elapsed = time.monotonic() - started
+        print(f"    [{elapsed:6.0f}s] {run.task_id:<24} {run.status}{extra}", flush=True)
+        if run.seconds is not None and run.type == "Task":
+            phases.items.append((f"  task {run.task_id}", run.seconds))
+
+    with phases.phase("pipeline run in Step Functions"):
+        try:
+            outcome = sfn.wait(settings, execution, args.timeout, on_change=said)
+        except sfn.SfnError as exc:
+            raise CommandError(str(exc)) from None
+    final = "success" if outcome.status == "SUCCEEDED" else "failed"
+    if final == "success":
+        with phases.phase("api and dashboard"):
+            try:
+                _start(settings, "api")
+                _start(settings, "dashboard")
+            except ServiceError as exc:
+                logger.warning("could not start a serving service: %s", exc)
+    states = {
+        run.task_id: {
+            "state": run.status,
+            "start_date": run.entered.isoformat() if run.entered else None,
+            "try_number": run.attempts,
+        }
+        for run in outcome.runs.values()
+        if run.type == "Task"
+    }
+    results = {run.task_id: run.result for run in outcome.runs.values() if run.type == "Task"}
+    print_summary(
+        settings.for_portfolio(portfolio),
+        final,
+        states,
+        results,
+        phases,
+        time.monotonic() - total_started,
+        engine=f"Step Functions execution {execution}",
+    )
+    _save_timings(settings, name, final, phases, states)
+    if final == "success":
+        return 0
+    for run in outcome.runs.values():
+        if run.status == "failed":
+            tries = "attempt" if run.attempts == 1 else "attempts"
+            print(f"\nFAILED: state {run.name} after {run.attempts} {tries}")
+            for error in run.errors[-1:]:
+                print(wrap(f"  {error}", indent=2))
+            logs = settings.state_dir / "logs" / "sfn-steps" / name
+            print(f"  its log: {logs / f'{run.name}.{run.attempts}.log'}")
+    print(f"\nthe execution ended {outcome.status}: {outcome.error or ''} {outcome.cause or ''}")
+    return 1
 
 
 def follow(
@@ -337,6 +434,7 @@ def print_summary(
     results: dict[str, Any],
     phases: Phases,
     total: float,
+    engine: str | None = None,
 ) -> None:
     print(f"\n==> pipeline {final.upper()} (portfolio {settings.portfolio})\n")
     order = sorted(states, key=lambda t: states[t].get("start_date") or "~")
@@ -376,10 +474,13 @@ def print_summary(
         print(f"    {name:<30} {seconds:7.1f}s")
     print(f"    {'total':<30} {total:7.1f}s")
     print("\n  where to look:")
-    print(
-        f"    Airflow    {settings.airflow_url}  (login admin; password in "
-        f"{settings.state_dir / 'airflow' / 'simple_auth_manager_passwords.json.generated'})"
-    )
+    if engine is not None:
+        print(wrap(f"    Engine     {engine}  (`riskstream sfn history`)", indent=15))
+    else:
+        print(
+            f"    Airflow    {settings.airflow_url}  (login admin; password in "
+            f"{settings.state_dir / 'airflow' / 'simple_auth_manager_passwords.json.generated'})"
+        )
     print(f"    MLflow     {settings.mlflow_tracking_uri}")
     print(f"    Dashboard  {settings.dashboard_url}")
     print(f"    API        {settings.api_url}/docs")
@@ -429,12 +530,24 @@ def _explain_failure(
         print("\nFAILED: the run failed; see the Airflow UI for details")
 
 
-def _save_timings(settings: Settings, run_id: str, final: str, phases: Phases) -> None:
+def _save_timings(
+    settings: Settings,
+    run_id: str,
+    final: str,
+    phases: Phases,
+    states: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """The run's phases and each task's final state, for `make bench`."""
     out = settings.state_dir / "runs" / "last-run.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
         json.dumps(
-            {"run_id": run_id, "state": final, "phases": [[n, s] for n, s in phases.items]},
+            {
+                "run_id": run_id,
+                "state": final,
+                "phases": [[n, s] for n, s in phases.items],
+                "tasks": {task: ti.get("state") for task, ti in (states or {}).items()},
+            },
             indent=2,
         )
     )

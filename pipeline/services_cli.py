@@ -86,4 +86,10 @@ def status_all(args: argparse.Namespace, settings: Settings) -> int:
         print(status.line())
         if status.state == "running":
             running.add(service.spec.name)
+    if "cloud" in running or settings.target != "embedded":
+        from pipeline.sfn_cli import status_line
+
+        line = status_line(settings)
+        if line:
+            print(line)
     return registry_status(settings) if "mlflow" in running else 0

@@ -16,6 +16,7 @@ from infra.airflow import airflow_service, password_file, start_airflow
 from infra.cli import add_cloud_up_options, register_state_commands, start_cloud, state_line
 from infra.cloud import cloud_service
 from infra.services import ManagedService
+from pipeline.sfn_worker import worker_service
 from riskstream.settings import Settings
 from serving.live_status import live_notes
 from serving.processes import api_service, dashboard_service, live_service
@@ -76,6 +77,12 @@ SERVICES: tuple[ServiceEntry, ...] = (
         airflow_service,
         start=lambda settings, args: start_airflow(settings),
         notes=lambda s: [f"login admin, password in {password_file(s)}"],
+    ),
+    ServiceEntry(
+        "sfn-worker",
+        "the Step Functions step worker",
+        worker_service,
+        notes=lambda s: ["runs the steps of `riskstream run --engine stepfunctions`"],
     ),
     ServiceEntry(
         "api",

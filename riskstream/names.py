@@ -232,6 +232,22 @@ def _iso(day: date | str) -> str:
     return day if isinstance(day, str) else day.isoformat()
 
 
+# ---- the Step Functions orchestrator (pipeline/sfn.py) -----------------------------------------
+def state_machine_name(settings: Settings) -> str:
+    """The pipeline's state machine in Step Functions."""
+    return f"{settings.prefix}-pipeline"
+
+
+def step_queue_name(settings: Settings) -> str:
+    """The SQS queue the state machine's Task states send their steps to (with a task token);
+    the step worker (pipeline/sfn_worker.py) runs them and answers."""
+    return f"{settings.prefix}-pipeline-steps"
+
+
+STEP_ERROR_CONFIGURATION: Final = "riskstream.ConfigurationError"
+"""The error a step fails with when its configuration is wrong: never retried."""
+
+
 # ---- the model registry -----------------------------------------------------------------------
 CHAMPION_ALIAS: Final = "champion"
 CHALLENGER_ALIAS: Final = "challenger"

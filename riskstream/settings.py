@@ -82,6 +82,8 @@ class Settings:
     # changes): RISKSTREAM_RISK_EVENT_PD_DELTA.
     risk_event_pd_delta: float = 0.05
     spark_master: str = "local[2]"
+    # The Step Functions step worker's health endpoint (pipeline/sfn_worker.py)
+    sfn_worker_url: str = "http://127.0.0.1:8790"
     spark_jars_dir: Path = field(default_factory=lambda: REPO_ROOT / ".jars")
     aws_access_key_id: str | None = LOCAL_ACCESS_KEY
     aws_secret_access_key: str | None = LOCAL_SECRET_KEY
@@ -243,6 +245,7 @@ class Settings:
             "RISKSTREAM_LIVE_URL": self.live_url,
             "RISKSTREAM_RISK_EVENT_PD_DELTA": repr(self.risk_event_pd_delta),
             "RISKSTREAM_SPARK_MASTER": self.spark_master,
+            "RISKSTREAM_SFN_WORKER_URL": self.sfn_worker_url,
             "RISKSTREAM_SPARK_JARS_DIR": str(self.spark_jars_dir),
             "RISKSTREAM_PORTFOLIO": self.portfolio,
             "RISKSTREAM_SCORE_BASE": repr(self.score_base),
@@ -328,6 +331,7 @@ class Settings:
             "RISKSTREAM_SPARK_SESSION_URL": "spark_session_url",
             "RISKSTREAM_LIVE_URL": "live_url",
             "RISKSTREAM_SPARK_MASTER": "spark_master",
+            "RISKSTREAM_SFN_WORKER_URL": "sfn_worker_url",
             "RISKSTREAM_PORTFOLIO": "portfolio",
         }
         for var, attr in simple.items():

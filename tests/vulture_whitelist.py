@@ -61,3 +61,13 @@ used.toy
 used.__getstate__
 used.contentsize
 used._value_buffer
+# moto's Step Functions calls these on the stand-ins and patches of infra/moto_sfn.py (by keyword)
+used.notify
+used.callback_id
+used.get_all
+used.map_run_record_pool_manager
+used.stepfunctions_backends
+used._url_module
+used.__getstate__
+used.__setstate__
+used._messages_lock

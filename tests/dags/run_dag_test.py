@@ -25,6 +25,10 @@ def main() -> None:
                 "run_id": dag_run.run_id,
                 "states": {ti.task_id: str(ti.state) for ti in instances},
                 "tries": {ti.task_id: ti.try_number for ti in instances},
+                "times": {
+                    ti.task_id: [str(ti.start_date or ""), str(ti.end_date or "")]
+                    for ti in instances
+                },
             }
         )
     )

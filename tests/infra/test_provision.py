@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from infra.provision import provision
+from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.integration
 def test_provision_creates_everything_then_nothing(isolated_settings: Settings) -> None:
     first = provision(isolated_settings)
     assert {r.action for r in first} == {"created"}
-    assert len(first) == 10
+    assert len(first) == 11
 
     second = provision(isolated_settings)
     assert {r.action for r in second} == {"exists"}
@@ -31,6 +32,7 @@ def test_provision_creates_everything_then_nothing(isolated_settings: Settings) 
     assert make_client(s, "glue").get_database(Name=s.glue_database)["Database"]["Name"] == (
         s.glue_database
     )
+    assert make_client(s, "sqs").get_queue_url(QueueName=names.step_queue_name(s))["QueueUrl"]
 
 
 def test_shard_count_comes_from_settings(isolated_settings: Settings) -> None:

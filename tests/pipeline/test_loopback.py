@@ -47,6 +47,7 @@ def test_the_whole_stack_listens_on_loopback_only(tmp_path: Path) -> None:
             "RISKSTREAM_DASHBOARD_URL": f"http://127.0.0.1:{free_port()}",
             "RISKSTREAM_SPARK_SESSION_URL": f"http://127.0.0.1:{free_port()}",
             "RISKSTREAM_LIVE_URL": f"http://127.0.0.1:{free_port()}",
+            "RISKSTREAM_SFN_WORKER_URL": f"http://127.0.0.1:{free_port()}",
         }
     )
     services = all_services(settings)

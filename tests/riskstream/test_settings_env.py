@@ -34,6 +34,7 @@ FIELDS = {
     "spark_session_url": _url,
     "live_url": _url,
     "risk_event_pd_delta": st.floats(0.001, 0.999),
+    "sfn_worker_url": _url,
     "spark_master": st.sampled_from(["local[2]", "local[*]", "spark://host:7077"]),
     "spark_jars_dir": _path,
     "aws_access_key_id": _word,
