@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 def test_provision_creates_everything_then_nothing(isolated_settings: Settings) -> None:
     first = provision(isolated_settings)
     assert {r.action for r in first} == {"created"}
-    assert len(first) == 11
+    assert len(first) == 12  # 6 buckets, 2 streams, 2 tables, the Glue database, a queue
 
     second = provision(isolated_settings)
     assert {r.action for r in second} == {"exists"}
