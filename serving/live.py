@@ -18,8 +18,8 @@ Per GetRecords page of a shard:
 3. put a versioned risk event on ``<prefix>-risk-events`` for each account whose tier or
    decision changed or whose PD moved by more than ``settings.risk_event_pd_delta`` (ids are
    derived from the account and the triggering event, so a replay repeats the same id);
-4. write the states with ``TransactWriteItems``, each conditional on the version read, then move
-   the shard's checkpoint.
+4. write the states (one ``PutItem`` per account, conditional on the version read, several in
+   flight), then move the shard's checkpoint.
 
 A crash anywhere replays the page from the checkpoint; the high-water marks make the replay
 change nothing that was written (at-least-once delivery, idempotent apply: effectively once;
@@ -41,6 +41,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,7 +79,7 @@ from serving.service import ChampionHolder, Loaded, score_records
 
 logger = logging.getLogger(__name__)
 
-TRANSACT_MAX = 100  # DynamoDB TransactWriteItems: at most 100 items
+WRITERS = 8  # conditional PutItems in flight at once
 BATCH_GET_MAX = 100  # BatchGetItem: at most 100 keys
 PUT_RECORDS_MAX = 500  # Kinesis PutRecords: at most 500 records
 RISK_NAMESPACE = uuid.UUID("3f6c1c1e-6a43-4b8e-9a51-0c7d2d1c9e55")
@@ -247,6 +248,7 @@ class LiveScorer:
         self._cache: OrderedDict[str, _Entry] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._failure: BaseException | None = None
+        self._writers = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="live-put")
         self.ready = threading.Event()  # the champion checked and the shards being read
 
     # ---- the champion -----------------------------------------------------------------------
@@ -648,25 +650,32 @@ class LiveScorer:
             if values:
                 put["ExpressionAttributeValues"] = values
             items.append((entry, kept, put))
-        for start in range(0, len(items), TRANSACT_MAX):
-            chunk = items[start : start + TRANSACT_MAX]
+
+        def write(put: dict[str, Any]) -> bool:
             try:
-                self.retrier.call(
-                    "DynamoDB TransactWriteItems",
-                    self.dynamodb.transact_write_items,
-                    TransactItems=[{"Put": put} for _, _, put in chunk],
-                )
+                self.retrier.call("DynamoDB PutItem", self.dynamodb.put_item, **put)
             except ClientError as exc:
-                if error_code(exc) != "TransactionCanceledException":
+                if error_code(exc) != "ConditionalCheckFailedException":
                     raise
-                raise _Conflict([e.state.account_id for e, _, _ in chunk]) from None
-            with self._cache_lock:
-                for entry, kept, _ in chunk:
+                return False
+            return True
+
+        # One conditional PutItem per account, side by side (each account's item stands alone:
+        # its high-water marks make it idempotent, so no transaction across accounts is needed).
+        written = list(self._writers.map(write, [put for _, _, put in items]))
+        conflicts = [
+            e.state.account_id for (e, _, _), ok in zip(items, written, strict=True) if not ok
+        ]
+        with self._cache_lock:
+            for (entry, kept, _), ok in zip(items, written, strict=True):
+                if ok:
                     entry.version += 1
                     entry.score = kept
                     self._cache[entry.state.account_id] = entry
-                while len(self._cache) > self.config.cache_accounts:
-                    self._cache.popitem(last=False)
+            while len(self._cache) > self.config.cache_accounts:
+                self._cache.popitem(last=False)
+        if conflicts:
+            raise _Conflict(conflicts)
 
     # ---- risk events ------------------------------------------------------------------------
     def _emit(self, events: list[dict[str, Any]]) -> None:

@@ -280,7 +280,7 @@ def test_throttling_is_retried_and_every_event_applied_once(world: LiveWorld) ->
         2,
     )
     dynamodb = Throttled(
-        make_client(world.settings, "dynamodb"), "transact_write_items", "ThrottlingException", 2
+        make_client(world.settings, "dynamodb"), "put_item", "ThrottlingException", 2
     )
     config = LiveConfig(
         idle_sleep=0.01, owner="test", retry=RetryPolicy(base_seconds=0.01, cap_seconds=0.05)
