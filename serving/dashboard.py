@@ -13,6 +13,9 @@ Routes (all on 127.0.0.1):
   connection (:mod:`serving.warehouse`), refused unless the caller is on the loopback interface;
 - ``GET /api/models`` and ``GET /models/{version}/card``: registered versions, fairness reports
   and model cards (see :mod:`serving.modelview`); the champion's card is shown inline;
+- ``GET /api/live`` the live scorer's lag per shard, events per second, champion and latest risk
+  events (``{"running": false}`` when none answers); ``GET /api/live/account?id=...`` an
+  account's live score from the online table (``{"live": null}`` when it has none);
 - ``GET /api/summary`` the older one-shot summary of the last two partitions
   (:mod:`serving.portfolio`); ``GET /health`` answers the service manager.
 
@@ -36,6 +39,8 @@ from starlette.concurrency import run_in_threadpool
 from riskstream.settings import Settings
 from serving import modelview, portfolio, storage, views
 from serving.dashboard_page import ACCOUNT_PAGE, MAIN_PAGE
+from serving.live_status import read_status
+from serving.online import OnlineStore
 from serving.scoring import TIER_NAMES
 from serving.sql import SqlError
 from serving.warehouse import ReadOnlyError, Warehouse, to_csv
@@ -183,7 +188,11 @@ def create_app(
     cache_seconds: float = 30.0,
     lgd: float = 1.0,
     warehouse: Warehouse | None = None,
+    live_status: Callable[[], dict[str, Any] | None] | None = None,
+    live_score: Callable[[str], dict[str, Any] | None] | None = None,
 ) -> FastAPI:
+    """``live_status`` and ``live_score`` default to the running live scorer's status endpoint
+    and the online table's live items; tests hand in their own."""
     app = FastAPI(title="riskstream dashboard", docs_url=None, redoc_url=None)
     lock = threading.Lock()
     cache: dict[str, Any] = {"at": 0.0, "value": None}
@@ -207,6 +216,43 @@ def create_app(
     @app.get("/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    read_live_status = live_status or functools.partial(read_status, settings)
+    online: list[OnlineStore] = []  # made on first use (a boto3 client)
+
+    def read_live_score(account_id: str) -> dict[str, Any] | None:
+        if live_score is not None:
+            return live_score(account_id)
+        if not online:
+            online.append(OnlineStore(settings))
+        return online[0].fetch_live(account_id)
+
+    @app.get("/api/live")
+    async def api_live() -> dict[str, Any]:
+        status = await run_in_threadpool(read_live_status)
+        if status is None:
+            return {"running": False, "detail": "no live scorer answers (riskstream live up)"}
+        return {
+            "running": True,
+            "lag_ms": status.get("lag_ms", {}),
+            "events_per_second": status.get("events_per_second"),
+            "champion_version": (status.get("model") or {}).get("version"),
+            "risk_events": status.get("risk_events"),
+            "recent_changes": status.get("recent_changes", []),
+        }
+
+    @app.get("/api/live/account", response_model=None)
+    async def api_live_account(request: Request) -> Response:
+        account_id = request.query_params.get("id")
+        if not account_id:
+            return JSONResponse(status_code=400, content={"detail": "give id=<account_id>"})
+        try:
+            found = await run_in_threadpool(read_live_score, account_id)
+        except Exception as exc:  # no online table yet, or the cloud is down
+            return JSONResponse(
+                status_code=502, content={"detail": f"cannot read the live state: {exc}"}
+            )
+        return JSONResponse({"live": found})
 
     @app.get("/static/plotly.min.js")
     async def plotly_bundle() -> Response:

@@ -61,7 +61,7 @@ function draw(id,traces,layout){const el=document.getElementById(id);
   const base={margin:{l:60,r:30,t:10,b:50},legend:{orientation:"h"},height:300};
   Plotly.react(el,traces,Object.assign(base,layout||{}),CONFIG);
   el.dataset.points=traces.reduce((n,t)=>n+((t.z?t.z.flat():t.y)||[]).length,0)}
-const FORMATS={pd:fmtPct,mean_pd:fmtPct,predicted_default_rate:fmtPct,
+const FORMATS={pd:fmtPct,mean_pd:fmtPct,old_pd:fmtPct,new_pd:fmtPct,predicted_default_rate:fmtPct,
   observed_default_rate:fmtPct,exposure:fmtMoney,expected_loss:fmtMoney,
   psi:v=>v==null?"":Number(v).toFixed(4)};
 // a sortable table: columns [[key,label]], click a header to sort, numbers right-aligned
@@ -139,6 +139,9 @@ MAIN_PAGE = (
  <section class="card"><h2>Vintage: observed default rate by months on book per origination
   quarter <a class="csv" data-view="vintage">CSV</a></h2>
   <div id="chart-vintage" class="chart"></div></section>
+ <section class="card wide"><h2>Live: the latest tier and decision changes
+  <span id="live-lag" class="muted"></span></h2>
+  <div class="scroll"><table id="live-changes"></table></div></section>
  <section class="card wide"><h2>Spend against its 3- and 6-month averages, and spend jumps
   <a class="csv" data-view="spend">CSV</a> <a class="csv" data-view="spend_jumps">jumps CSV</a>
   </h2><div id="chart-spend" class="chart"></div>
@@ -309,6 +312,18 @@ function vintage(v){
     {xaxis:{title:{text:"months on book"}},yaxis:{title:{text:"observed default rate"},
      tickformat:".0%"}});
 }
+function liveChanges(v){
+  const lag=document.getElementById("live-lag");
+  if(!v.running){lag.textContent="(no live scorer answers: riskstream live up)";
+    table("live-changes",[],[]);return}
+  const lags=Object.entries(v.lag_ms||{}).map(([s,ms])=>s+" "+(ms==null?"?":ms+" ms"));
+  lag.textContent="(lag per shard: "+(lags.join(", ")||"no shard read yet")+"; "+
+    v.events_per_second+" events/s; champion v"+v.champion_version+")";
+  table("live-changes",[["event_time","Event time"],["account_id","Account"],
+    ["changed","Changed"],["old_tier","Tier before"],["new_tier","Tier now"],
+    ["old_pd","PD before"],["new_pd","PD now"],["decision","Decision"]],v.recent_changes,
+    {account_id:r=>"account?id="+encodeURIComponent(r.account_id)});
+}
 function spend(v,jumps){
   const rs=records(v);if(!rs.length){notYet("chart-spend","no purchases in the catalog yet");
     table("spend-jumps",[],[]);return}
@@ -351,6 +366,7 @@ async function load(){
     view("segments",{date:day}),view("delinquency"),view("drift"),
     view("accounts",{date:day}),view("roll_rates",{date:day}),view("vintage"),
     view("spend"),view("spend_jumps")]);
+  liveChanges(await getJSON("api/live"));
   overview(ov,day);distribution(dist);migration(mig);segments(seg);delinquency(delq);
   drift(dr,day);rollRates(roll);vintage(vint);spend(sp,jumps);
   table("highrisk",[["account_id","Account"],["score","Score"],["pd","PD"],
@@ -394,8 +410,8 @@ ACCOUNT_PAGE = (
  <section class="card wide"><h2>Events over time (curated) <a class="csv" id="events-csv">CSV</a>
   </h2><div id="chart-events" class="chart"></div>
   <div class="scroll"><table id="events-table"></table></div></section>
- <section class="card wide"><h2>Not computed yet</h2><p class="muted">The account's live score
-  (from the online feature store) is not computed yet.</p></section>
+ <section class="card wide"><h2>Live score (every event rescored by the live scorer)</h2>
+  <div id="live-score" class="muted">loading...</div></section>
 </main>
 <script>"""
     + _COMMON_JS
@@ -432,6 +448,12 @@ async function main(){
         y:p.map(()=>t),text:p.map(e=>e.detail),hovertemplate:"%{x}<br>%{text}<extra></extra>"}}),
       {yaxis:{type:"category"},margin:{l:90,r:30,t:10,b:50}});
     table("events-table",[["event_time","Time"],["event_type","Type"],["detail","Detail"]],ev)}
+  const live=(await getJSON("api/live/account?id="+encodeURIComponent(id))).live;
+  document.getElementById("live-score").innerHTML=live?
+    "<b>"+esc(live.score)+"</b> - "+esc(live.risk_tier)+" - PD "+fmtPct(live.pd)+" - "+
+    esc(live.decision)+" - as of "+esc(live.as_of)+" (event "+esc(live.event_id)+
+    ", model v"+esc(live.model_version)+")":
+    "no live score: the live scorer has not scored this account (riskstream live up)";
   document.body.dataset.loaded="true";
 }
 main().catch(e=>showError("cannot load the account: "+e.message));

@@ -70,7 +70,7 @@ from riskstream import names
 from riskstream.clients import make_client
 from riskstream.events import EventValidationError, decode, validate
 from riskstream.settings import Settings
-from serving.live_status import RATE_WINDOW
+from serving.live_status import RATE_WINDOW, RECENT_CHANGES
 from serving.livestate import AccountState, etl_refusal, feature_rows, risk_change
 from serving.online import LIVE_META_KEY, ONLINE_KEY, live_key
 from serving.processes import host_port
@@ -151,6 +151,27 @@ class LiveStatus:
         self.switches: list[dict[str, Any]] = []
         self.last_error: str | None = None
         self._recent: deque[tuple[float, int]] = deque()
+        # the latest risk events, newest last (the dashboard's live panel shows them)
+        self.changes: deque[dict[str, Any]] = deque(maxlen=RECENT_CHANGES)
+
+    def note_changes(self, events: list[dict[str, Any]]) -> None:
+        """Keep the gist of emitted risk events for the status: account, when, what moved."""
+        with self.lock:
+            self.risk_events += len(events)
+            for e in events:
+                self.changes.append(
+                    {
+                        "account_id": e["account_id"],
+                        "event_time": e["event_time"],
+                        "changed": e["changed"],
+                        "old_tier": e["old"].get("risk_tier"),
+                        "new_tier": e["new"].get("risk_tier"),
+                        "old_pd": e["old"].get("pd"),
+                        "new_pd": e["new"].get("pd"),
+                        "decision": e["new"].get("decision"),
+                        "trigger_event_id": e["trigger_event_id"],
+                    }
+                )
 
     def count(self, shard_id: str, records: int) -> None:
         now = time.monotonic()
@@ -195,6 +216,7 @@ class LiveStatus:
                     "switches": list(self.switches[-10:]),
                 },
                 "last_error": self.last_error,
+                "recent_changes": list(reversed(self.changes)),  # newest first
             }
 
 
@@ -506,6 +528,7 @@ class LiveScorer:
                 risk.append(risk_event(entry.state, entry.score or {}, new, why))
         if risk:
             self._emit(risk)
+            self.status.note_changes(risk)
         self._save([(entries[a], scores.get(a)) for a in changed])
         self.status.count(shard_id, len(records))
         with self.status.lock:
@@ -513,7 +536,6 @@ class LiveScorer:
             self.status.duplicates += duplicates
             self.status.invalid += invalid
             self.status.other_portfolios += others
-            self.status.risk_events += len(risk)
             self.status.scored += sum(1 for s in scores.values() if s.get("pd") is not None)
             self.status.unscored += sum(1 for s in scores.values() if s.get("pd") is None)
 

@@ -12,6 +12,7 @@ from typing import Any
 from riskstream.settings import Settings
 
 RATE_WINDOW = 10.0  # the live scorer's events per second are over the last this many seconds
+RECENT_CHANGES = 20  # risk events the live scorer's status keeps (the dashboard's live panel)
 
 
 def read_status(settings: Settings, timeout: float = 2.0) -> dict[str, Any] | None:

@@ -105,9 +105,10 @@ def test_cli_cloud_lifecycle_and_provision_twice(tmp_path: Path) -> None:
         assert "running" in status.stdout
         first = _cli(tmp_path, port, "provision")
         assert first.returncode == 0, first.stderr
-        assert "10 created" in first.stdout  # 6 buckets, stream, 2 tables, database
+        # 6 buckets, 2 streams (events, risk events), 2 tables, the database, the steps queue
+        assert "12 created" in first.stdout
         second = _cli(tmp_path, port, "provision")
-        assert "nothing to do: all 10 resources already exist" in second.stdout
+        assert "nothing to do: all 12 resources already exist" in second.stdout
     finally:
         down = _cli(tmp_path, port, "cloud", "down")
     assert down.returncode == 0

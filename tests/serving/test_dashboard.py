@@ -54,6 +54,7 @@ def dashboard(world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -> 
     write_purchases(settings, purchases(shifted["account_id"][:40]))
     settings = settings.with_overrides(
         dashboard_url=f"http://127.0.0.1:{free_port()}",
+        live_url=f"http://127.0.0.1:{free_port()}",  # no live scorer there
         state_dir=tmp_path_factory.mktemp("dashboard"),
     )
     service = dashboard_service(settings)
@@ -368,6 +369,7 @@ def test_pages_render_charts_that_match_sql(dashboard: Settings, browser: Any) -
         assert drawn, div
         assert int(find(By.ID, div).get_attribute("data-points")) > 0
     assert "every view has what it needs" in find(By.ID, "not-computed").text
+    assert "no live scorer answers" in find(By.ID, "live-lag").text  # none runs in this test
     jump_rows = driver.find_elements(By.CSS_SELECTOR, "#spend-jumps tbody tr")
     assert len(jump_rows) == 5
     assert "not computed yet" in find(By.ID, "chart-vintage").text
@@ -439,6 +441,7 @@ def test_pages_render_charts_that_match_sql(dashboard: Settings, browser: Any) -
         assert int(find(By.ID, "chart-events").get_attribute("data-points")) > 0
     else:
         assert "no events" in find(By.ID, "chart-events").text
+    assert "no live score" in find(By.ID, "live-score").text
     _shot(driver, "account.png")
 
 

@@ -211,3 +211,39 @@ def test_warm_connection_rebuilds_only_when_data_changes(
     state["version"] = 2
     client.get("/api/views/overview")
     assert house.builds == 2
+
+
+def test_the_live_panel_and_an_accounts_live_score(state: dict[str, Any]) -> None:
+    settings = Settings.from_mapping({"RISKSTREAM_PORTFOLIO": "demo"})
+    house = Warehouse(
+        settings,
+        check_seconds=0.0,
+        connect=lambda s: with_catalog_view(state["root"]),
+        fingerprint=lambda: (state["version"],),
+        load_reports=lambda s: REPORTS,
+    )
+    change = {"account_id": "a", "event_time": "2026-03-01T08:00:00Z", "changed": ["tier"]}
+    status = {
+        "lag_ms": {"shardId-000000000000": 120},
+        "events_per_second": 42.0,
+        "model": {"version": "3"},
+        "risk_events": 1,
+        "recent_changes": [{**change, "old_tier": "Prime", "new_tier": "Subprime"}],
+    }
+    scores = {"a": {"pd": 0.2, "score": 610, "risk_tier": "Subprime", "as_of": "2026-03-01"}}
+    live = dashboard.create_app(
+        settings, warehouse=house, live_status=lambda: status, live_score=scores.get
+    )
+    with TestClient(live) as client:
+        panel = client.get("/api/live").json()
+        assert panel["running"] and panel["lag_ms"] == {"shardId-000000000000": 120}
+        assert panel["champion_version"] == "3"
+        assert panel["recent_changes"][0]["new_tier"] == "Subprime"
+        assert client.get("/api/live/account", params={"id": "a"}).json()["live"] == scores["a"]
+        assert client.get("/api/live/account", params={"id": "b"}).json() == {"live": None}
+        assert client.get("/api/live/account").status_code == 400
+    down = dashboard.create_app(
+        settings, warehouse=house, live_status=lambda: None, live_score=scores.get
+    )
+    with TestClient(down) as client:
+        assert client.get("/api/live").json()["running"] is False

@@ -170,7 +170,7 @@ def test_events_are_scored_and_a_statement_moves_the_score_into_a_risk_event(
         "synthetic",
     )
     _put(world.settings, [statement])
-    _drain(world.settings)
+    drained = _drain(world.settings)
     after = _items(world.settings, [target])[target]["score"]
     old = before[target]["score"]
     assert after["pd"] != old["pd"]
@@ -186,6 +186,9 @@ def test_events_are_scored_and_a_statement_moves_the_score_into_a_risk_event(
             after["risk_tier"],
         )
         assert event["schema_version"] == 1
+        # the status keeps it for the dashboard's live panel
+        (change,) = [c for c in drained["recent_changes"] if c["account_id"] == target]
+        assert (change["old_tier"], change["new_tier"]) == (old["risk_tier"], after["risk_tier"])
     else:  # the model did not move its tier: then no event unless the PD moved past 0.5
         assert all("tier" not in r["changed"] for r in risk)
 
@@ -299,6 +302,7 @@ def test_throttling_is_retried_and_every_event_applied_once(world: LiveWorld) ->
 def test_the_api_answers_an_account_from_the_live_state(world: LiveWorld) -> None:
     from fastapi.testclient import TestClient
 
+    from serving import dashboard
     from serving.api import create_app
 
     scorer = LiveScorer(world.settings, LiveConfig(idle_sleep=0.05, owner="test"))
@@ -313,6 +317,11 @@ def test_the_api_answers_an_account_from_the_live_state(world: LiveWorld) -> Non
             answer = client.get("/accounts/L0001/score")
             assert answer.status_code == 200, answer.text
             body = answer.json()
+        # the dashboard's account page and live panel read the same state
+        board = dashboard.create_app(world.settings, live_status=scorer.status.snapshot)
+        with TestClient(board) as client:
+            shown = client.get("/api/live/account", params={"id": "L0001"}).json()["live"]
+            panel = client.get("/api/live").json()
     finally:
         scorer.stop()
         thread.join(timeout=30)
@@ -321,6 +330,12 @@ def test_the_api_answers_an_account_from_the_live_state(world: LiveWorld) -> Non
     assert body["as_of"].replace(".000000", "") == last["event_time"]
     assert body["model_version"] == world.version
     assert set(body) >= {"pd", "score", "risk_tier", "decision", "reasons", "obs_date"}
+    assert (shown["pd"], shown["as_of"], shown["score"]) == (
+        body["pd"],
+        body["as_of"],
+        body["score"],
+    )
+    assert panel["running"] and set(panel["lag_ms"]) and panel["champion_version"] == world.version
 
 
 def _wait(condition: Any, seconds: float = 120.0, log: Any = None) -> None:
