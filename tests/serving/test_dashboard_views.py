@@ -53,17 +53,23 @@ def with_catalog_view(root: Path) -> tuple[Any, list[str]]:
     return con, ["scores", "features", "curated_demo", "curated_purchase"]
 
 
-@pytest.fixture
-def client(state: dict[str, Any]) -> TestClient:
-    settings = Settings.from_mapping({"RISKSTREAM_PORTFOLIO": "demo"})
-    house = Warehouse(
-        settings,
+DEMO = Settings.from_mapping({"RISKSTREAM_PORTFOLIO": "demo"})
+
+
+def fixture_warehouse(state: dict[str, Any]) -> Warehouse:
+    """The demo portfolio's warehouse over the local fixture, rebuilt when its version moves."""
+    return Warehouse(
+        DEMO,
         check_seconds=0.0,
         connect=lambda s: with_catalog_view(state["root"]),
         fingerprint=lambda: (state["version"],),
         load_reports=lambda s: REPORTS,
     )
-    return TestClient(dashboard.create_app(settings, warehouse=house))
+
+
+@pytest.fixture
+def client(state: dict[str, Any]) -> TestClient:
+    return TestClient(dashboard.create_app(DEMO, warehouse=fixture_warehouse(state)))
 
 
 def test_meta_lists_dates_and_what_is_not_computed(client: TestClient) -> None:
@@ -214,14 +220,7 @@ def test_warm_connection_rebuilds_only_when_data_changes(
 
 
 def test_the_live_panel_and_an_accounts_live_score(state: dict[str, Any]) -> None:
-    settings = Settings.from_mapping({"RISKSTREAM_PORTFOLIO": "demo"})
-    house = Warehouse(
-        settings,
-        check_seconds=0.0,
-        connect=lambda s: with_catalog_view(state["root"]),
-        fingerprint=lambda: (state["version"],),
-        load_reports=lambda s: REPORTS,
-    )
+    settings, house = DEMO, fixture_warehouse(state)
     change = {"account_id": "a", "event_time": "2026-03-01T08:00:00Z", "changed": ["tier"]}
     status = {
         "lag_ms": {"shardId-000000000000": 120},
