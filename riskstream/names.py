@@ -8,7 +8,7 @@ prefixes and keys below are the paths inside those buckets.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -21,6 +21,8 @@ INGEST_QUARANTINE_PREFIX: Final = "ingest"  # quarantine bucket: bad records fro
 ETL_QUARANTINE_PREFIX: Final = "etl"  # quarantine bucket: rows the ETL refused
 FEATURES_PREFIX: Final = "features"  # features bucket: the feature tables, one per portfolio
 SCORES_PREFIX: Final = "scores"  # scores bucket: the scores tables, one per portfolio
+# scores bucket: the runs of a score date that a rerun replaced (the migration between two runs)
+REPLACED_SCORES_PREFIX: Final = "scores-replaced"
 RISK_TABLES_PREFIX: Final = "risk"  # features bucket: vintage, roll rates, buckets per portfolio
 MONITORING_PREFIX: Final = "monitoring"  # scores bucket: PSI reports per portfolio and score date
 ORACLE_PREFIX: Final = "oracle"  # artifacts bucket: a synthetic portfolio's true PDs
@@ -32,6 +34,9 @@ MLFLOW_ARTIFACTS_PREFIX: Final = "mlflow"  # artifacts bucket: MLflow's artifact
 # ---- partition keys ---------------------------------------------------------------------------
 OBS_DATE: Final = "obs_date"  # features: the observation date
 SCORE_DATE: Final = "score_date"  # scores and monitoring: the score date
+# replaced scores, under the score date: when the run was replaced (UTC, see replaced_at_stamp)
+REPLACED_AT: Final = "replaced_at"
+REPLACED_RUNS_KEPT: Final = 5  # replaced runs kept per score date (the oldest go first)
 
 # ---- stream consumer applications (each has its own leases and checkpoints) --------------------
 LANDING_APPLICATION: Final = "landing"  # ingestion/consumer.py: the stream into the raw bucket
@@ -50,6 +55,7 @@ RISK_EVENT_SCHEMA_VERSION: Final = 1
 # ---- Glue catalog tables (in the database Settings.glue_database) -----------------------------
 FEATURES_TABLE: Final = "features"  # features_<portfolio>: see features_table()
 SCORES_TABLE: Final = "scores"  # scores_<portfolio>: see scores_table()
+REPLACED_SCORES_TABLE: Final = "scores_replaced"  # scores_replaced_<portfolio>
 CURATED_TABLE_PREFIX: Final = "curated_"  # curated_<event type>
 # The analysts' risk tables (etl.risktables), <name>_<portfolio> in the catalog; `riskstream sql`
 # also names the settings' portfolio's latest snapshot by the bare name (serving.sql).
@@ -152,6 +158,28 @@ def scores_location(
     return base if score_date is None else f"{base}/{SCORE_DATE}={_iso(score_date)}"
 
 
+def replaced_scores_location(
+    settings: Settings,
+    score_date: date | str | None = None,
+    replaced_at: str | None = None,
+    portfolio: str | None = None,
+) -> str:
+    """A portfolio's replaced scoring runs, those of one score date, or one run of it."""
+    base = s3_uri(
+        settings.bucket("scores"), REPLACED_SCORES_PREFIX, _portfolio(settings, portfolio)
+    )
+    if score_date is None:
+        return base
+    day = f"{base}/{SCORE_DATE}={_iso(score_date)}"
+    return day if replaced_at is None else f"{day}/{REPLACED_AT}={replaced_at}"
+
+
+def replaced_at_stamp(moment: datetime) -> str:
+    """A replaced run's partition value: its UTC time to the microsecond, sortable as text
+    (``20261205T023000123456Z``)."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
 def monitoring_location(
     settings: Settings, score_date: date | str | None = None, portfolio: str | None = None
 ) -> str:
@@ -199,6 +227,11 @@ def mlflow_artifacts_location(settings: Settings) -> str:
 def experiment_name(settings: Settings, portfolio: str | None = None) -> str:
     """A portfolio's MLflow experiment (its training executions)."""
     return f"{settings.prefix}-{_portfolio(settings, portfolio)}-training"
+
+
+def replaced_scores_table(portfolio: str) -> str:
+    """A portfolio's replaced scoring runs as a SQL view, e.g. ``scores_replaced_synthetic``."""
+    return f"{REPLACED_SCORES_TABLE}_{_sql_name(portfolio)}"
 
 
 def features_table(portfolio: str) -> str:

@@ -8,7 +8,7 @@ Routes (all on 127.0.0.1):
 - ``GET /api/meta`` the portfolio, its score dates, tiers and the views not computed yet;
 - ``GET /api/views/{view}`` one view's aggregate rows (see :mod:`serving.views`) as JSON,
   ``/api/views/{view}.csv`` as CSV; filters ``tier`` (repeatable), ``date``, ``from``, ``to``,
-  ``id``;
+  ``from_run`` (the migration from a replaced run of ``from``), ``id``;
 - ``POST /api/sql`` ``{"query": "select ...", "max_rows": 100}``: read-only SQL on the warm
   connection (:mod:`serving.warehouse`), refused unless the caller is on the loopback interface;
 - ``GET /api/models`` and ``GET /models/{version}/card``: registered versions, fairness reports
@@ -85,6 +85,15 @@ def plotly_js() -> bytes:
     return get_plotlyjs().encode("utf-8")
 
 
+def _replaced_runs(house: Warehouse) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for day, stamp, version, accounts in house.run(views.replaced_runs):
+        out.setdefault(day, []).append(
+            {"replaced_at": stamp, "model_version": version, "accounts": accounts}
+        )
+    return out
+
+
 def _params(request: Request) -> dict[str, Any]:
     q = request.query_params
     tiers = [t for t in q.getlist("tier") if t]
@@ -92,6 +101,7 @@ def _params(request: Request) -> dict[str, Any]:
         "tiers": tiers or None,
         "date": q.get("date") or None,
         "from": q.get("from") or None,
+        "from_run": q.get("from_run") or None,
         "to": q.get("to") or None,
         "id": q.get("id") or None,
         "month": q.get("month") or None,
@@ -132,8 +142,15 @@ def compute_view(
         to = p["to"] or day
         earlier = [d for d in dates if d < to]
         start = p["from"] or (earlier[-1] if earlier else to)
-        result = warehouse.run(views.migration, start, to, p["tiers"], seg)
-        applied = {**scope, "from": start, "to": to}
+        runs = [r[1] for r in warehouse.run(views.replaced_runs) if r[0] == start]
+        from_run = p.get("from_run")
+        if from_run is None and start == to and runs:
+            from_run = runs[0]  # one date against itself: its latest replaced run
+        if from_run is not None and from_run not in runs:
+            kept = ", ".join(runs) or "none (a rerun of the date keeps the run it replaces)"
+            raise ValueError(f"no replaced run {from_run!r} of {start}; kept runs: {kept}")
+        result = warehouse.run(views.migration, start, to, p["tiers"], seg, from_run)
+        applied = {**scope, "from": start, "to": to, "from_run": from_run}
     elif name == "segments":
         result = warehouse.run(views.segments, day, p["tiers"], seg)
     elif name == "roll_rates":
@@ -287,6 +304,8 @@ def create_app(
         return {
             "portfolio": settings.portfolio,
             "score_dates": dates,
+            # score date -> the runs reruns replaced, latest first (the migration's from_run)
+            "replaced_runs": _replaced_runs(house) if dates else {},
             "tiers": list(TIER_NAMES),
             "segments": {
                 "utilisation": [b for b, _ in views.UTILISATION_BANDS] + [views.UNKNOWN],

@@ -191,8 +191,14 @@ function setup(meta){
     "<label><input type='checkbox' value='"+esc(t)+"' checked> "+esc(t)+"</label> ").join("");
   const opts=meta.score_dates.slice().reverse().map(d=>"<option>"+d+"</option>").join("");
   document.getElementById("date-filter").innerHTML=opts;
-  const from=document.getElementById("from-filter");from.innerHTML=opts;
+  const from=document.getElementById("from-filter");
+  from.innerHTML=meta.score_dates.slice().reverse().map(d=>"<option value='"+d+"'>"+d+
+    "</option>"+(meta.replaced_runs[d]||[]).map(r=>"<option value='"+d+"|"+esc(r.replaced_at)+
+    "'>"+d+", the run replaced at "+esc(runTime(r.replaced_at))+(r.model_version?
+    " (model v"+esc(r.model_version)+")":"")+"</option>").join("")).join("");
   if(meta.score_dates.length>1)from.value=meta.score_dates[meta.score_dates.length-2];
+  else if((meta.replaced_runs[meta.score_dates[0]]||[]).length)
+    from.value=meta.score_dates[0]+"|"+meta.replaced_runs[meta.score_dates[0]][0].replaced_at;
   document.getElementById("not-computed").innerHTML=Object.entries(meta.not_computed).map(
     ([k,v])=>"<li data-view='"+k+"'><b>"+esc(k.replace("_"," "))+"</b>: not computed yet ("+
     esc(v)+")</li>").join("")||"<li>nothing: every view has what it needs</li>";
@@ -248,19 +254,22 @@ function distribution(v){
   draw("chart-distribution",traces,{barmode:"stack",xaxis:{range:[lo,hi],
     title:{text:"score"},dtick:50},yaxis:{title:{text:"accounts"}}});
 }
+function runTime(stamp){return stamp.slice(0,4)+"-"+stamp.slice(4,6)+"-"+stamp.slice(6,8)+" "+
+  stamp.slice(9,11)+":"+stamp.slice(11,13)+":"+stamp.slice(13,15)+" UTC"}
 function migration(v){
   const rs=records(v);const f=v.filters;
-  document.getElementById("mig-dates").textContent="("+f.from+" to "+f.to+")";
+  const fromLabel=f.from_run?f.from+" (the run replaced at "+runTime(f.from_run)+")":f.from;
+  document.getElementById("mig-dates").textContent="("+fromLabel+" to "+f.to+")";
   const z=TIERS.map(a=>TIERS.map(b=>(rs.find(r=>r.from_tier==a&&r.to_tier==b)||
     {accounts:0}).accounts));
   draw("chart-migration",[{type:"heatmap",x:TIERS,y:TIERS,z,colorscale:[[0,"#f4f7fb"],[1,"#2f5b9a"]],
     texttemplate:"%{z}",hovertemplate:"%{y} to %{x}: %{z}<extra></extra>"}],
-    {xaxis:{title:{text:"tier at "+f.to}},yaxis:{title:{text:"tier at "+f.from},
+    {xaxis:{title:{text:"tier at "+f.to}},yaxis:{title:{text:"tier at "+fromLabel},
      autorange:"reversed"},margin:{l:90,r:30,t:10,b:50}});
   let down=0,up=0,n=0;TIERS.forEach((a,i)=>TIERS.forEach((b,j)=>{n+=z[i][j];
     if(j>i)down+=z[i][j];if(j<i)up+=z[i][j]}));
-  document.getElementById("migration-note").textContent=f.from==f.to?
-    "needs two scoring dates":fmtInt(n)+" accounts in both: "+fmtInt(down)+
+  document.getElementById("migration-note").textContent=f.from==f.to&&!f.from_run?
+    "needs two scoring dates, or a rerun of one":fmtInt(n)+" accounts in both: "+fmtInt(down)+
     " moved to a riskier tier, "+fmtInt(up)+" to a safer one.";
 }
 function segments(v){
@@ -359,10 +368,10 @@ function drift(v,day){
 }
 async function load(){
   const day=document.getElementById("date-filter").value;
-  const from=document.getElementById("from-filter").value;
+  const [from,from_run]=document.getElementById("from-filter").value.split("|");
   document.body.dataset.loaded="false";
   const [ov,dist,mig,seg,delq,dr,acc,roll,vint,sp,jumps]=await Promise.all([view("overview"),
-    view("distribution",{date:day}),view("migration",{from,to:day}),
+    view("distribution",{date:day}),view("migration",{from,from_run,to:day}),
     view("segments",{date:day}),view("delinquency"),view("drift"),
     view("accounts",{date:day}),view("roll_rates",{date:day}),view("vintage"),
     view("spend"),view("spend_jumps")]);

@@ -7,7 +7,8 @@ when no dashboard of the same portfolio answers.
 Every table in the catalog database (``scores``, ``features``, ``curated_*``, the risk tables
 ``vintage_*``, ``roll_rates_*``, ``delinquency_*``) becomes a DuckDB view over a pyarrow dataset
 at the table's location, with its Hive partition keys as columns. The settings' portfolio's own
-tables also answer to their bare names (``scores``, ``features``; ``vintage``, ``roll_rates``
+tables also answer to their bare names (``scores``, ``features``, ``scores_replaced``: the runs a
+rerun of a score date replaced, with their ``replaced_at``; ``vintage``, ``roll_rates``
 and ``delinquency`` are its risk tables' latest snapshot, ``as_of`` its month).
 pyarrow's S3FileSystem reads the data (DuckDB's httpfs extension would need a download at run
 time), and DuckDB pushes projections and filters into the dataset scan.
@@ -90,16 +91,18 @@ def table_dataset(settings: Settings, table: dict[str, Any], filesystem: Any) ->
     )
 
 
-def portfolio_tables(settings: Settings) -> dict[str, tuple[str, str]]:
-    """The settings' portfolio's own tables: name -> (location, partition key)."""
+def portfolio_tables(settings: Settings) -> dict[str, tuple[str, list[dict[str, str]]]]:
+    """The settings' portfolio's own tables: name -> (location, partition keys)."""
+    day = {"Name": contract.SCORE_DATE, "Type": "date"}
     return {
-        contract.scores_table(settings.portfolio): (
-            contract.scores_location(settings),
-            contract.SCORE_DATE,
-        ),
+        contract.scores_table(settings.portfolio): (contract.scores_location(settings), [day]),
         contract.features_table(settings.portfolio): (
             contract.features_location(settings),
-            contract.OBS_DATE,
+            [{"Name": contract.OBS_DATE, "Type": "date"}],
+        ),
+        contract.replaced_scores_table(settings.portfolio): (
+            contract.replaced_scores_location(settings),
+            [day, {"Name": contract.REPLACED_AT, "Type": "string"}],
         ),
     }
 
@@ -119,15 +122,9 @@ def connect(settings: Settings, materialize: bool = False) -> tuple[Any, list[st
     names = []
     tables = catalog_tables(settings)
     listed = {t["name"] for t in tables}
-    for name, (location, key) in portfolio_tables(settings).items():
+    for name, (location, keys) in portfolio_tables(settings).items():
         if name not in listed:
-            tables.append(
-                {
-                    "name": name,
-                    "location": location,
-                    "partition_keys": [{"Name": key, "Type": "date"}],
-                }
-            )
+            tables.append({"name": name, "location": location, "partition_keys": keys})
     own = portfolio_tables(settings)
     for table in tables:
         try:
@@ -149,6 +146,7 @@ def connect(settings: Settings, materialize: bool = False) -> tuple[Any, list[st
     for short, own_name in (
         (contract.SCORES_TABLE, contract.scores_table(settings.portfolio)),
         (contract.FEATURES_TABLE, contract.features_table(settings.portfolio)),
+        (contract.REPLACED_SCORES_TABLE, contract.replaced_scores_table(settings.portfolio)),
     ):
         if own_name in names and short not in names:
             con.execute(f'CREATE VIEW "{short}" AS SELECT * FROM "{own_name}"')

@@ -77,11 +77,30 @@ def read_scores(settings: Settings, score_date: dt.date) -> pa.Table:
     )
 
 
-def write_scores(settings: Settings, table: pa.Table, score_date: dt.date) -> str:
-    """Replace the ``score_date`` partition with ``table``; return its S3 URI."""
-    return write_parquet(
-        _storage(settings), s3_filesystem(settings), table, scores_uri(settings, score_date)
-    )
+def write_scores(
+    settings: Settings, table: pa.Table, score_date: dt.date, now: dt.datetime | None = None
+) -> str:
+    """Replace the ``score_date`` partition with ``table``; return its S3 URI.
+
+    The run it replaces is kept first under ``names.replaced_scores_location`` (stamped with
+    ``now``), so the migration between two runs of one date stays readable; only the newest
+    ``names.REPLACED_RUNS_KEPT`` replaced runs of a date are kept."""
+    store, filesystem = _storage(settings), s3_filesystem(settings)
+    uri = scores_uri(settings, score_date)
+    if store.list_objects(uri, suffix=".parquet"):
+        stamp = names.replaced_at_stamp(now or dt.datetime.now(dt.UTC))
+        kept = names.replaced_scores_location(settings, score_date, stamp)
+        write_parquet(store, filesystem, read_parquet(store, filesystem, uri), kept)
+        logger.info("the run of %s it replaces is kept at %s", score_date, kept)
+        for old in replaced_runs(settings, score_date)[: -names.REPLACED_RUNS_KEPT]:
+            store.delete_prefix(names.replaced_scores_location(settings, score_date, old))
+    return write_parquet(store, filesystem, table, uri)
+
+
+def replaced_runs(settings: Settings, score_date: dt.date) -> list[str]:
+    """The kept replaced runs of a score date (their ``replaced_at`` stamps), oldest first."""
+    base = names.replaced_scores_location(settings, score_date)
+    return sorted(_storage(settings).list_partitions(base, names.REPLACED_AT))
 
 
 def write_monitoring(settings: Settings, score_date: dt.date, report: dict[str, Any]) -> str:

@@ -13,7 +13,8 @@ without a features row is in no segment); dates are ISO strings of score dates. 
 - ``distribution``: accounts per 25-point score band on the configured scale
   (``Settings.score_scale``, 300-850 by default) and tier; ``score_range``: the lowest, median
   and highest score of a date;
-- ``migration``: accounts per (tier at ``from``, tier at ``to``) for accounts in both dates;
+- ``migration``: accounts per (tier at ``from``, tier at ``to``) for accounts in both dates, or
+  between a replaced run of a date (``scores_replaced``, kept by each rerun) and its current one;
 - ``segments``: tier x utilisation band x months-on-book band: accounts, mean PD, exposure;
 - ``delinquency``: accounts per repayment-status bucket (current, 30, 60, 90+ days) per date;
 - ``roll_rates``: accounts per (bucket last month but one, bucket last month) on a date, and the
@@ -43,6 +44,8 @@ from typing import Any
 from riskstream.names import (
     CURATED_TABLE_PREFIX,
     DELINQUENCY_BUCKETS,
+    REPLACED_AT,
+    REPLACED_SCORES_TABLE,
     UNKNOWN_BUCKET,
     curated_table,
 )
@@ -241,29 +244,49 @@ def score_range(
     return _run(con, sql, [score_date, *params])
 
 
+def replaced_runs(con: Any) -> list[tuple[str, str, str | None, int]]:
+    """The kept runs that reruns of a score date replaced: (score date, ``replaced_at``, model
+    version, accounts), oldest date first and, within a date, the latest replaced first."""
+    if not columns_of(con, REPLACED_SCORES_TABLE):
+        return []
+    _, rows = _run(
+        con,
+        f"""SELECT score_date, {REPLACED_AT}, any_value(model_version), count(*)
+            FROM {REPLACED_SCORES_TABLE} GROUP BY 1, 2 ORDER BY 1, 2 DESC""",
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
 def migration(
     con: Any,
     date_from: str,
     date_to: str,
     tiers: Sequence[str] | None = None,
     segment: Segment | None = None,
+    from_run: str | None = None,
 ) -> Result:
     """Every (from tier, to tier) pair with its count, zeros included, in tier order (tiers and
-    segment as at ``date_from``)."""
-    where, params = _scope(con, tiers, segment, "a")
+    segment as at ``date_from``). With ``from_run`` (a ``replaced_at`` of
+    :func:`replaced_runs`) the ``from`` side is that replaced run of ``date_from`` instead of
+    its current one: the migration between two runs of one date."""
+    source, params = "scores", []
+    if from_run is not None:
+        source = f"(SELECT * FROM {REPLACED_SCORES_TABLE} WHERE {REPLACED_AT} = ?)"
+        params = [from_run]
+    where, scope_params = _scope(con, tiers, segment, "a")
     order = ", ".join(f"'{t}'" for t in TIER_NAMES)
     sql = f"""
         WITH t(tier, i) AS (SELECT unnest([{order}]), unnest(range({len(TIER_NAMES)}))),
         pairs AS (
             SELECT a.risk_tier AS from_tier, b.risk_tier AS to_tier, count(*) AS n
-            FROM scores a JOIN scores b ON a.account_id = b.account_id
+            FROM {source} a JOIN scores b ON a.account_id = b.account_id
             WHERE a.score_date = CAST(? AS DATE) AND b.score_date = CAST(? AS DATE) AND {where}
             GROUP BY ALL)
         SELECT f.tier AS from_tier, g.tier AS to_tier, coalesce(p.n, 0) AS accounts
         FROM t f CROSS JOIN t g
         LEFT JOIN pairs p ON p.from_tier = f.tier AND p.to_tier = g.tier
         ORDER BY f.i, g.i"""
-    return _run(con, sql, [date_from, date_to, *params])
+    return _run(con, sql, [*params, date_from, date_to, *scope_params])
 
 
 def _feature_expr(feature_cols: Sequence[str], candidates: Sequence[str]) -> str:

@@ -96,6 +96,7 @@ class Warehouse:
             contract.scores_location(self.settings),
             contract.features_location(self.settings),
             contract.monitoring_location(self.settings),
+            contract.replaced_scores_location(self.settings),
         ):
             try:
                 listed = s3.list_objects(location)

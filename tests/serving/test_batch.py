@@ -6,14 +6,22 @@ import datetime as dt
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from benchmarks.fixtures import CATEGORICAL, NUMERIC, features_frame
 from riskstream import names
 from riskstream.clients import make_client
-from riskstream.storage import split_s3
+from riskstream.storage import Storage, read_parquet, split_s3
 from serving.batch import ScoringJobError, run_batch
-from serving.storage import read_scores, score_partitions
+from serving.sql import run_sql
+from serving.storage import (
+    read_scores,
+    replaced_runs,
+    s3_filesystem,
+    score_partitions,
+    write_scores,
+)
 from tests.serving.conftest import OBS_DATE, ServingWorld
 
 pytestmark = pytest.mark.integration
@@ -76,6 +84,34 @@ def test_rerun_replaces_the_partition(world: ServingWorld) -> None:
     assert len(keys) == 1
     assert read_scores(settings, day).num_rows == 300
     assert day in score_partitions(settings)
+    # the run the rerun replaced is kept, and SQL reads it beside the current one
+    (stamp,) = replaced_runs(settings, day)
+    kept = run_sql(
+        settings,
+        f"SELECT count(*) AS n, any_value(replaced_at) AS run FROM scores_replaced "
+        f"WHERE score_date = DATE '{day.isoformat()}'",
+    )
+    assert kept.to_dict("records") == [{"n": 300, "run": stamp}]
+
+
+def test_only_the_newest_replaced_runs_are_kept(world: ServingWorld) -> None:
+    settings = world.settings
+    day = dt.date(2026, 2, 3)
+    start = dt.datetime(2026, 2, 3, 6, tzinfo=dt.UTC)
+    for i in range(names.REPLACED_RUNS_KEPT + 3):
+        table = pa.table({"account_id": ["a"], "run": [i]})
+        write_scores(settings, table, day, now=start + dt.timedelta(minutes=i))
+    runs = replaced_runs(settings, day)
+    # every write but the first replaced one; the oldest replaced ones went
+    expected = [start + dt.timedelta(minutes=i) for i in range(3, names.REPLACED_RUNS_KEPT + 3)]
+    assert runs == [names.replaced_at_stamp(t) for t in expected]
+    oldest = read_parquet(
+        Storage(make_client(settings, "s3")),
+        s3_filesystem(settings),
+        names.replaced_scores_location(settings, day, runs[0]),
+    )
+    assert oldest.column("run").to_pylist() == [2]  # the run a write at minute 3 replaced
+    assert read_scores(settings, day).column("run").to_pylist() == [names.REPLACED_RUNS_KEPT + 2]
 
 
 def test_no_partition_before_the_date_is_a_clear_error(world: ServingWorld) -> None:

@@ -51,6 +51,7 @@ def dashboard(world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -> 
     shifted["account_id"] = features_frame(300, dt.date(2026, 2, 28), seed=2)["account_id"]
     write_features(settings, shifted, dt.date(2026, 2, 28))
     run_batch(settings, LATEST)
+    run_batch(settings, LATEST)  # a rerun: the migration between two runs of one date
     write_purchases(settings, purchases(shifted["account_id"][:40]))
     settings = settings.with_overrides(
         dashboard_url=f"http://127.0.0.1:{free_port()}",
@@ -399,6 +400,19 @@ def test_pages_render_charts_that_match_sql(dashboard: Settings, browser: Any) -
     _shot(driver, "dashboard.png")
     _shot(driver, "dashboard-drift.png", at="chart-drift")
 
+    # the migration from the run the rerun of the latest date replaced (same model and
+    # features: every account stays in its tier)
+    from selenium.webdriver.support.ui import Select
+
+    (stamp,) = [r["replaced_at"] for r in get(s, "/api/meta")["replaced_runs"][day]]
+    Select(find(By.ID, "from-filter")).select_by_value(f"{day}|{stamp}")
+    _wait_loaded(driver)
+    assert "the run replaced at" in find(By.ID, "mig-dates").text
+    z = _chart(driver, "chart-migration")[0]["z"]
+    assert sum(z[i][i] for i in range(len(z))) == sum(map(sum, z)) == 300
+    Select(find(By.ID, "from-filter")).select_by_value(PREVIOUS.isoformat())
+    _wait_loaded(driver)
+
     # filter: without Prime the distribution holds every other tier's accounts only
     find(By.CSS_SELECTOR, "#tier-filter input[value='Prime']").click()
     _wait_loaded(driver)
@@ -407,8 +421,6 @@ def test_pages_render_charts_that_match_sql(dashboard: Settings, browser: Any) -
     assert "Prime" not in {t["name"] for t in dist}
 
     # segment: utilisation above 80% (and still without Prime)
-    from selenium.webdriver.support.ui import Select
-
     Select(find(By.ID, "util-filter")).select_by_visible_text("80-100%")
     _wait_loaded(driver)
     in_band = sql(

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from riskstream.settings import Settings
 from serving import dashboard
 from serving.warehouse import Warehouse
-from tests.serving.test_views import D1, D2, local_connect, write_fixture
+from tests.serving.test_views import D1, D2, RUN, local_connect, write_fixture
 
 pytestmark = pytest.mark.unit
 
@@ -95,7 +95,14 @@ def test_views_default_to_the_latest_date(client: TestClient) -> None:
     assert dist["filters"]["score_range"][0] <= dist["filters"]["score_range"][2]
     assert sum(r[2] for r in dist["rows"]) == 3
     mig = client.get("/api/views/migration").json()
-    assert mig["filters"] == {"tiers": None, "utilisation": None, "mob": None, "from": D1, "to": D2}
+    assert mig["filters"] == {
+        "tiers": None,
+        "utilisation": None,
+        "mob": None,
+        "from": D1,
+        "to": D2,
+        "from_run": None,
+    }
     assert sum(r[2] for r in mig["rows"]) == 3
     util = client.get("/api/views/accounts", params={"date": D1, "utilisation": ">100%"}).json()
     assert [r[0] for r in util["rows"]] == ["c"] and util["filters"]["utilisation"] == ">100%"
@@ -123,6 +130,22 @@ def test_views_default_to_the_latest_date(client: TestClient) -> None:
     assert [r[1] for r in drift["rows"]] == ["(score)", "age", "utilisation_avg_3m"]
     response = client.get("/api/views/overview")
     assert response.headers["server-timing"].startswith("app;dur=")
+
+
+def test_migration_between_two_runs_of_one_date(client: TestClient) -> None:
+    meta = client.get("/api/meta").json()
+    assert meta["replaced_runs"] == {
+        D2: [{"replaced_at": RUN, "model_version": "0", "accounts": 3}]
+    }
+    # one date against itself means against its latest replaced run
+    mig = client.get("/api/views/migration", params={"from": D2, "to": D2}).json()
+    assert mig["filters"]["from_run"] == RUN
+    assert [r for r in mig["rows"] if r[2] and r[0] != r[1]] == [
+        ["Prime", "Near-prime", 1],
+        ["High risk", "Prime", 1],
+    ]
+    bad = client.get("/api/views/migration", params={"from": D1, "to": D2, "from_run": RUN})
+    assert bad.status_code == 400 and f"no replaced run '{RUN}' of {D1}" in bad.json()["detail"]
 
 
 def test_view_errors(client: TestClient) -> None:

@@ -16,6 +16,7 @@ from serving import views
 pytestmark = pytest.mark.unit
 
 D1, D2 = "2026-01-31", "2026-02-28"
+RUN = "20260301T080000000000Z"  # when a rerun replaced D2's first run
 
 SCORES = {
     # account: (d1: score, pd, tier, exposure, label), (d2: ...)
@@ -77,6 +78,11 @@ def write_fixture(root: Path) -> None:
             )
         _write(root, "scores", "score_date", day, scores)
         _write(root, "features", "obs_date", day, feats)
+        if day == D2:  # a rerun of D2 replaced this run, which scored a and c differently
+            replaced = [dict(r, model_version="0") for r in scores]
+            replaced[0].update(risk_tier="Prime", score=810)
+            replaced[2].update(risk_tier="High risk", score=320)
+            _write(root, "scores_replaced", "score_date", f"{day}/replaced_at={RUN}", replaced)
 
 
 def local_connect(root: Path) -> duckdb.DuckDBPyConnection:
@@ -88,6 +94,12 @@ def local_connect(root: Path) -> duckdb.DuckDBPyConnection:
             f"CREATE TABLE {table} AS SELECT * FROM read_parquet("
             f"'{root}/{table}/*/*.parquet', hive_partitioning = true, "
             f"hive_types = {{'{key}': DATE}})"
+        )
+    if (root / "scores_replaced").exists():
+        c.execute(
+            f"CREATE TABLE scores_replaced AS SELECT * FROM read_parquet("
+            f"'{root}/scores_replaced/*/*/*.parquet', hive_partitioning = true, "
+            "hive_types = {'score_date': DATE, 'replaced_at': VARCHAR})"
         )
     return c
 
@@ -165,6 +177,23 @@ def test_migration_matrix_has_every_pair(con: duckdb.DuckDBPyConnection) -> None
     assert rows[0] == ("Prime", "Prime", 0)
     _, filtered = views.migration(con, D1, D2, tiers=["High risk"])
     assert [(a, b, n) for a, b, n in filtered if n] == [("High risk", "Prime", 1)]
+
+
+def test_migration_between_two_runs_of_one_date(con: duckdb.DuckDBPyConnection) -> None:
+    assert views.replaced_runs(con) == [(D2, RUN, "0", 3)]
+    _, rows = views.migration(con, D2, D2, from_run=RUN)
+    assert [(a, b, n) for a, b, n in rows if n] == [
+        ("Prime", "Near-prime", 1),
+        ("Subprime", "Subprime", 1),
+        ("High risk", "Prime", 1),
+    ]
+    _, same = views.migration(con, D2, D2)  # the current run against itself
+    unchanged = [(t, t) for t in ("Prime", "Near-prime", "Subprime")]
+    assert [(a, b) for a, b, n in same if n] == unchanged
+    _, high = views.migration(con, D2, D2, tiers=["High risk"], from_run=RUN)
+    assert [(a, b, n) for a, b, n in high if n] == [("High risk", "Prime", 1)]
+    con.execute("DROP TABLE scores_replaced")
+    assert views.replaced_runs(con) == []
 
 
 def test_segments(con: duckdb.DuckDBPyConnection) -> None:
