@@ -10,19 +10,17 @@ import random
 import signal
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import boto3
-from common import Row, cli, local_cloud, write_rows
+from common import Row, cli, cloud_service_of, local_cloud, write_rows
 
 from infra.cloud import cloud_service
 from infra.crash_drill import kill_trial
 from infra.kinesis import read_stream_records
 from infra.provision import provision
-from infra.services import ManagedService, free_port
+from infra.services import ManagedService
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 
@@ -35,26 +33,11 @@ def put_get_rate(s3: object, bucket: str, n: int, payload: bytes) -> float:
     return n / (time.perf_counter() - started)
 
 
-@contextmanager
 def cloud(
     ephemeral: bool, fsync: bool = False, state: Path | None = None
-) -> Iterator[tuple[Settings, ManagedService]]:
-    """A cloud of our launcher on a free port, durable (state in a temp dir) or in memory."""
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings.from_mapping(
-            {
-                "RISKSTREAM_CLOUD_PORT": str(free_port()),
-                "RISKSTREAM_STATE_DIR": str(state or tmp),
-                "RISKSTREAM_PREFIX": f"bench{uuid.uuid4().hex[:6]}",
-            }
-        )
-        service = cloud_service(settings, ephemeral=ephemeral, fsync=fsync)
-        service.up()
-        try:
-            provision(settings)
-            yield settings, service
-        finally:
-            service.down()
+) -> AbstractContextManager[tuple[Settings, ManagedService]]:
+    """A provisioned cloud of our launcher on a free port, durable or in memory."""
+    return cloud_service_of("bench", ephemeral, fsync, state, provisioned=True)
 
 
 def s3_put_rate(settings: Settings, n: int, payload: bytes, tag: str) -> float:

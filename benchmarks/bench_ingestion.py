@@ -16,21 +16,17 @@ import os
 import random
 import signal
 import statistics
-import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common import Row, cli, local_cloud, write_rows
+from common import Row, cli, cloud_service_of, local_cloud, write_rows
 
-from infra.cloud import cloud_service
 from infra.provision import ensure_stream, provision
-from infra.services import ManagedService, free_port
+from infra.services import ManagedService
 from infra.shards import RetryPolicy
 from ingestion.consumer import Consumer, LandingConfig, LandingReport
 from ingestion.ids import event_id
@@ -286,24 +282,9 @@ def synthetic_rows(accounts: int) -> list[Row]:
     ]
 
 
-@contextmanager
-def durable_cloud(prefix: str) -> Iterator[tuple[Settings, ManagedService]]:
+def durable_cloud(prefix: str) -> AbstractContextManager[tuple[Settings, ManagedService]]:
     """A durable cloud (state in a temp dir, as `riskstream cloud up` runs it) on a free port."""
-    with tempfile.TemporaryDirectory() as state:
-        settings = Settings.from_mapping(
-            {
-                "RISKSTREAM_CLOUD_PORT": str(free_port()),
-                "RISKSTREAM_STATE_DIR": state,
-                "RISKSTREAM_PREFIX": f"{prefix}{uuid.uuid4().hex[:6]}",
-            }
-        )
-        service = cloud_service(settings)
-        service.up()
-        try:
-            provision(settings)
-            yield settings, service
-        finally:
-            service.down()
+    return cloud_service_of(prefix, ephemeral=False, provisioned=True)
 
 
 def landed_event_ids(settings: Settings) -> tuple[list[str], int]:

@@ -21,7 +21,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from infra.cloud import cloud_service  # noqa: E402
-from infra.services import free_port  # noqa: E402
+from infra.provision import provision  # noqa: E402
+from infra.services import ManagedService, free_port  # noqa: E402
 from riskstream.settings import Settings  # noqa: E402
 
 
@@ -43,22 +44,38 @@ class Row:
 
 
 @contextmanager
-def local_cloud(prefix: str = "bench") -> Iterator[Settings]:
-    """A moto server on a free port with its own state dir, stopped afterwards."""
-    with tempfile.TemporaryDirectory() as state:
+def cloud_service_of(
+    prefix: str = "bench",
+    ephemeral: bool = True,
+    fsync: bool = False,
+    state: Path | None = None,
+    provisioned: bool = False,
+) -> Iterator[tuple[Settings, ManagedService]]:
+    """A cloud of our launcher on a free port, in memory or durable (state in ``state`` or a
+    temp dir), its resources provisioned if asked; stopped afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.from_mapping(
             {
                 "RISKSTREAM_CLOUD_PORT": str(free_port()),
-                "RISKSTREAM_STATE_DIR": state,
+                "RISKSTREAM_STATE_DIR": str(state or tmp),
                 "RISKSTREAM_PREFIX": f"{prefix}{uuid.uuid4().hex[:6]}",
             }
         )
-        service = cloud_service(settings, ephemeral=True)
+        service = cloud_service(settings, ephemeral=ephemeral, fsync=fsync)
         service.up()
         try:
-            yield settings
+            if provisioned:
+                provision(settings)
+            yield settings, service
         finally:
             service.down()
+
+
+@contextmanager
+def local_cloud(prefix: str = "bench") -> Iterator[Settings]:
+    """A moto server on a free port with its own state dir, stopped afterwards."""
+    with cloud_service_of(prefix) as (settings, _):
+        yield settings
 
 
 def cli(description: str) -> argparse.Namespace:

@@ -226,6 +226,24 @@ def make_pipeline(kind: str, seed: int = 0) -> Pipeline:
     return Pipeline([("preprocess", preprocess), ("model", model)])
 
 
+def small_xgb_pipeline(features: list[str], n_estimators: int) -> Pipeline:
+    """A small XGBoost pipeline over ``features``: every numeric input passed through as is
+    (the raw and live forms compute them exactly), ``education`` one-hot encoded."""
+    from xgboost import XGBClassifier
+
+    pipeline = make_pipeline("xgb")
+    encoder = pipeline.steps[0][1]
+    numeric = [c for c in features if c != "education"]
+    encoder.set_params(
+        transformers=[
+            ("num", "passthrough", numeric),
+            ("cat", encoder.transformers[1][1], ["education"]),
+        ]
+    )
+    pipeline.steps[1] = ("model", XGBClassifier(n_estimators=n_estimators, max_depth=3, n_jobs=1))
+    return pipeline
+
+
 def fit_pipeline(
     kind: str, frame: pd.DataFrame, seed: int = 0, calibrated: bool = False
 ) -> Pipeline:
@@ -455,8 +473,6 @@ def parity_pds(world: dict[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray
     """An XGBoost pipeline fitted on the batch features; each account's PD by the batch job's
     path (``serving.scoring.explain``) and by the live scorer's (the compiled scorer over the
     live features)."""
-    from xgboost import XGBClassifier
-
     from serving.compiled import compile_pipeline
     from serving.livestate import feature_rows
     from serving.scoring import ScoringConfig, explain
@@ -464,18 +480,7 @@ def parity_pds(world: dict[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray
     batch, states, obs = world["batch"], world["states"], world["obs"]
     accounts = sorted(batch)
     table = pd.DataFrame([batch[a] for a in accounts])
-    numeric = [c for c in PARITY_FEATURES if c != "education"]
-    pipeline = make_pipeline("xgb")
-    pipeline.steps[0] = (
-        "preprocess",
-        pipeline.steps[0][1].set_params(
-            transformers=[
-                ("num", "passthrough", numeric),
-                ("cat", pipeline.steps[0][1].transformers[1][1], ["education"]),
-            ]
-        ),
-    )
-    pipeline.steps[1] = ("model", XGBClassifier(n_estimators=20, max_depth=3, n_jobs=1))
+    pipeline = small_xgb_pipeline(PARITY_FEATURES, n_estimators=20)
     rng = np.random.default_rng(0)  # the labels only need both classes: parity is the point
     pipeline.fit(table[PARITY_FEATURES], rng.integers(0, 2, size=len(table)))
     batch_pd = explain(pipeline, table[PARITY_FEATURES], ScoringConfig()).pd

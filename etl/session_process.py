@@ -8,27 +8,15 @@ The child process rebuilds the same :class:`Settings` from the environment passe
 from __future__ import annotations
 
 import sys
-from urllib.parse import urlparse
 
 from etl.session_protocol import HEALTH_PATH
-from infra.services import ManagedService, ServiceSpec
+from infra.services import ManagedService, ServiceSpec, loopback_address
 from riskstream.settings import REPO_ROOT, Settings
 
 
-class SessionConfigError(ValueError):
-    """The session URL in the settings cannot be served locally; the message names it."""
-
-
 def session_address(settings: Settings) -> tuple[str, int]:
-    """(host, port) of ``settings.spark_session_url``: a loopback http URL with a port."""
-    parsed = urlparse(settings.spark_session_url)
-    host = "127.0.0.1" if parsed.hostname == "localhost" else parsed.hostname
-    if parsed.scheme != "http" or host != "127.0.0.1" or not parsed.port:
-        raise SessionConfigError(
-            f"RISKSTREAM_SPARK_SESSION_URL={settings.spark_session_url!r} must be "
-            "http://127.0.0.1:<port> (the session serves on the loopback interface only)"
-        )
-    return host, parsed.port
+    """(host, port) of ``settings.spark_session_url`` (:class:`AddressError` unless loopback)."""
+    return loopback_address(settings.spark_session_url, "RISKSTREAM_SPARK_SESSION_URL")
 
 
 def session_service(settings: Settings, warm_up: bool = True) -> ManagedService:

@@ -190,7 +190,7 @@ def write_snapshot(path: Path, last_seq: int, fsync: bool = True) -> int:
         "last_seq": last_seq,
         "created": time.time(),
     }
-    from infra.s3_bodies import installed, naming
+    from infra.s3_bodies import fsync_dir, installed, naming
 
     bodies = installed()
     if bodies is not None and fsync:
@@ -207,7 +207,7 @@ def write_snapshot(path: Path, last_seq: int, fsync: bool = True) -> int:
         size = handle.tell()
     os.replace(tmp, path)
     if fsync:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     return size
 
 
@@ -248,14 +248,6 @@ def load_snapshot(path: Path) -> int:
     except StateError as exc:
         raise state_error(path, str(exc)) from None
     return int(header["last_seq"])
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---- determinism: seeded ids, pinned clock -----------------------------------------------------

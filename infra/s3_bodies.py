@@ -64,7 +64,7 @@ class BodyStore:
                 os.unlink(tmp)
             raise
         if self.fsync_renames:
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         return digest
 
     def get(self, digest: str) -> bytes:
@@ -80,8 +80,8 @@ class BodyStore:
         """Make every rename so far durable (before a snapshot replaces the log)."""
         for folder in self.directory.iterdir():
             if folder.is_dir():
-                _fsync_dir(folder)
-        _fsync_dir(self.directory)
+                fsync_dir(folder)
+        fsync_dir(self.directory)
 
     def files(self) -> list[Path]:
         return [p for p in self.directory.glob("??/*") if not p.name.startswith(".tmp-")]
@@ -97,7 +97,8 @@ class BodyStore:
         return removed
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a directory's entries (a rename, a new file) durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)

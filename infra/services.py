@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 logger = logging.getLogger(__name__)
 
@@ -279,6 +280,23 @@ def _tree_alive(pgid: int | None, tracked: dict[int, int]) -> bool:
     if pgid and _group_alive(pgid):
         return True
     return any(_same_process(pid, started) for pid, started in tracked.items())
+
+
+class AddressError(ValueError):
+    """A service's URL in the settings cannot be served locally; the message names it."""
+
+
+def loopback_address(url: str, variable: str) -> tuple[str, int]:
+    """(host, port) of a service's own ``url`` (the setting ``variable``): a loopback http URL
+    with a port, since every service serves on the loopback interface only."""
+    parsed = urlparse(url)
+    host = "127.0.0.1" if parsed.hostname == "localhost" else parsed.hostname
+    if parsed.scheme != "http" or host != "127.0.0.1" or not parsed.port:
+        raise AddressError(
+            f"{variable}={url!r} must be http://127.0.0.1:<port> "
+            "(the service serves on the loopback interface only)"
+        )
+    return host, parsed.port
 
 
 def port_free(host: str, port: int) -> bool:

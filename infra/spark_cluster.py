@@ -93,22 +93,29 @@ def _env(home: Path, work: Path, shape: ClusterShape) -> dict[str, str]:
     }
 
 
+def _daemon_spec(
+    name: str, argv: list[str], ui_port: int, ready: bytes, env: dict[str, str]
+) -> ServiceSpec:
+    """A Spark daemon on 127.0.0.1, healthy when its UI's JSON holds ``ready``."""
+    return ServiceSpec(
+        name=name,
+        argv=argv,
+        host=HOST,
+        port=ui_port,
+        health_path="/json/",
+        health_check=lambda body: ready in body,
+        env=env,
+        start_timeout=90,
+    )
+
+
 def master_spec(
     home: Path, work: Path, port: int, ui_port: int, shape: ClusterShape
 ) -> ServiceSpec:
     """The master on 127.0.0.1:``port``; healthy when its UI's JSON answers."""
     argv = [str(home / "bin" / "spark-class"), MASTER_CLASS]
     argv += ["--host", HOST, "--port", str(port), "--webui-port", str(ui_port)]
-    return ServiceSpec(
-        name="spark-master",
-        argv=argv,
-        host=HOST,
-        port=ui_port,
-        health_path="/json/",
-        health_check=lambda body: b'"status"' in body,
-        env=_env(home, work, shape),
-        start_timeout=90,
-    )
+    return _daemon_spec("spark-master", argv, ui_port, b'"status"', _env(home, work, shape))
 
 
 def worker_spec(
@@ -119,16 +126,7 @@ def worker_spec(
     argv += ["--host", HOST, "--webui-port", str(ui_port)]
     argv += ["--cores", str(shape.cores), "--memory", shape.memory]
     argv += ["--work-dir", str(work / "work")]
-    return ServiceSpec(
-        name="spark-worker",
-        argv=argv,
-        host=HOST,
-        port=ui_port,
-        health_path="/json/",
-        health_check=lambda body: b'"cores"' in body,
-        env=_env(home, work, shape),
-        start_timeout=90,
-    )
+    return _daemon_spec("spark-worker", argv, ui_port, b'"cores"', _env(home, work, shape))
 
 
 def alive_workers(master_ui: str) -> int:

@@ -169,25 +169,8 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
         states = follow(client, PIPELINE_DAG_ID, run_id, args.timeout, phases)
     final = client.run_state(PIPELINE_DAG_ID, run_id)
 
-    if final == "success":
-        with phases.phase("api and dashboard"):
-            try:
-                _start(settings, "api")
-                _start(settings, "dashboard")
-                # the live scorer of the run's portfolio: every event from now on moves a score
-                _start(settings.for_portfolio(portfolio), "live")
-            except ServiceError as exc:
-                logger.warning("could not start a serving service: %s", exc)
     results = {task: client.xcom(PIPELINE_DAG_ID, run_id, task) for task in states}
-    print_summary(
-        settings.for_portfolio(portfolio),
-        final,
-        states,
-        results,
-        phases,
-        time.monotonic() - total_started,
-    )
-    _save_timings(settings, run_id, final, phases, states)
+    _finish(settings, portfolio, run_id, final, states, results, phases, total_started)
     if final != "success":
         failed = [t for t, ti in states.items() if ti.get("state") == "failed"]
         _explain_failure(settings, PIPELINE_DAG_ID, run_id, failed, states)
@@ -265,7 +248,6 @@ def _run_on_stepfunctions(
 ) -> int:
     """Deploy the ASL to the cloud's Step Functions, start an execution, follow it, summarise
     (the step worker runs the steps: pipeline/sfn_worker.py)."""
-    from infra.services import ServiceError
     from pipeline import sfn
 
     try:
@@ -297,13 +279,6 @@ def _run_on_stepfunctions(
         except sfn.SfnError as exc:
             raise CommandError(str(exc)) from None
     final = "success" if outcome.status == "SUCCEEDED" else "failed"
-    if final == "success":
-        with phases.phase("api and dashboard"):
-            try:
-                _start(settings, "api")
-                _start(settings, "dashboard")
-            except ServiceError as exc:
-                logger.warning("could not start a serving service: %s", exc)
     states = {
         run.task_id: {
             "state": run.status,
@@ -314,16 +289,8 @@ def _run_on_stepfunctions(
         if run.type == "Task"
     }
     results = {run.task_id: run.result for run in outcome.runs.values() if run.type == "Task"}
-    print_summary(
-        settings.for_portfolio(portfolio),
-        final,
-        states,
-        results,
-        phases,
-        time.monotonic() - total_started,
-        engine=f"Step Functions execution {execution}",
-    )
-    _save_timings(settings, name, final, phases, states)
+    engine = f"Step Functions execution {execution}"
+    _finish(settings, portfolio, name, final, states, results, phases, total_started, engine)
     if final == "success":
         return 0
     for run in outcome.runs.values():
@@ -425,6 +392,37 @@ def _counters(result: Any) -> list[tuple[str, dict[str, int]]]:
         and value
         and all(isinstance(n, int) for n in value.values())
     ]
+
+
+def _finish(
+    settings: Settings,
+    portfolio: str,
+    run_id: str,
+    final: str,
+    states: dict[str, dict[str, Any]],
+    results: dict[str, Any],
+    phases: Phases,
+    started: float,
+    engine: str | None = None,
+) -> None:
+    """After a run on either engine: on success the API, the dashboard and the run's
+    portfolio's live scorer are started; then the summary and the timings."""
+    from infra.services import ServiceError
+
+    if final == "success":
+        with phases.phase("api and dashboard"):
+            try:
+                _start(settings, "api")
+                _start(settings, "dashboard")
+                # the live scorer of the run's portfolio: every event from now on moves a score
+                _start(settings.for_portfolio(portfolio), "live")
+            except ServiceError as exc:
+                logger.warning("could not start a serving service: %s", exc)
+    total = time.monotonic() - started
+    print_summary(
+        settings.for_portfolio(portfolio), final, states, results, phases, total, engine=engine
+    )
+    _save_timings(settings, run_id, final, phases, states)
 
 
 def print_summary(

@@ -31,9 +31,8 @@ from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from infra.services import ManagedService, ServiceSpec
+from infra.services import ManagedService, ServiceSpec, loopback_address
 from riskstream import names
 from riskstream.settings import REPO_ROOT, Settings
 
@@ -45,20 +44,9 @@ MIN_POLL, MAX_POLL = 0.2, 2.0  # seconds between polls: busy, and idle at most
 CAUSE_LIMIT = 32_000  # Step Functions takes at most 32,768 characters of cause
 
 
-class WorkerConfigError(ValueError):
-    """The worker's URL in the settings cannot be served locally; the message names it."""
-
-
 def worker_address(settings: Settings) -> tuple[str, int]:
-    """(host, port) of ``settings.sfn_worker_url``: a loopback http URL with a port."""
-    parsed = urlparse(settings.sfn_worker_url)
-    host = "127.0.0.1" if parsed.hostname == "localhost" else parsed.hostname
-    if parsed.scheme != "http" or host != "127.0.0.1" or not parsed.port:
-        raise WorkerConfigError(
-            f"RISKSTREAM_SFN_WORKER_URL={settings.sfn_worker_url!r} must be "
-            "http://127.0.0.1:<port> (the worker serves its health on the loopback interface only)"
-        )
-    return host, parsed.port
+    """(host, port) of ``settings.sfn_worker_url`` (:class:`AddressError` unless loopback)."""
+    return loopback_address(settings.sfn_worker_url, "RISKSTREAM_SFN_WORKER_URL")
 
 
 def worker_service(

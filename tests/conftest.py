@@ -12,6 +12,8 @@ Also the suite's rules, enforced here so that they hold on every run:
 from __future__ import annotations
 
 import os
+import signal
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -151,6 +153,16 @@ def running_on_a_free_port(
     try:
         yield settings, service
     finally:
+        service.down()
+
+
+def stop_the_cloud(service: ManagedService, pid: int | None, how: str) -> None:
+    """Stop a cloud as the durability tests do: ``kill -9`` of its process, or a clean stop."""
+    if how == "kill -9":
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+    else:
         service.down()
 
 

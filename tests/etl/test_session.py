@@ -18,10 +18,10 @@ import pytest
 
 from etl import tasks
 from etl.session import SessionJobError, submit
-from etl.session_process import SessionConfigError, session_address, session_service
+from etl.session_process import session_address, session_service
 from etl.session_protocol import FINGERPRINT_HEADER, TOKEN_HEADER, settings_fingerprint, token_file
 from etl.warmup import WARMUP_ACCOUNTS
-from infra.services import ManagedService, process_tree
+from infra.services import AddressError, ManagedService, process_tree
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from tests.conftest import running_on_a_free_port
@@ -183,5 +183,5 @@ def test_a_stale_token_with_nothing_listening_means_no_session(tmp_path: Any) ->
 )
 def test_the_session_serves_on_loopback_only(url: str) -> None:
     settings = Settings.from_mapping({"RISKSTREAM_SPARK_SESSION_URL": url})
-    with pytest.raises(SessionConfigError, match="RISKSTREAM_SPARK_SESSION_URL"):
+    with pytest.raises(AddressError, match="RISKSTREAM_SPARK_SESSION_URL"):
         session_address(settings)

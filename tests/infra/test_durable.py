@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +26,7 @@ from infra.provision import provision
 from infra.services import ManagedService, ServiceError, free_port
 from riskstream.clients import make_client
 from riskstream.settings import Settings
+from tests.conftest import stop_the_cloud
 
 ROLE = "arn:aws:iam::123456789012:role/riskstream-test"
 PASS_MACHINE = '{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}'
@@ -153,13 +152,8 @@ def test_every_service_keeps_its_state_and_ids_across_a_restart(tmp_path: Path, 
     status = service.up()
     try:
         before = _fill(settings)
-        if how == "kill -9":
-            assert status.pid is not None
-            os.kill(status.pid, signal.SIGKILL)
-            time.sleep(0.5)
-        else:
-            service.down()
-            # a clean stop snapshots and empties the log
+        stop_the_cloud(service, status.pid, how)
+        if how != "kill -9":  # a clean stop snapshots and empties the log
             assert (cloud_state_dir(settings) / "wal.log").stat().st_size == 0
         service.up()
         assert _read(settings, str(before["machine"])) == before

@@ -5,8 +5,6 @@ stop or a kill -9, and nothing runs it again."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from infra.moto_sfn import RESTART_ERROR
 from infra.services import free_port
 from riskstream.clients import make_client
 from riskstream.settings import Settings
+from tests.conftest import stop_the_cloud
 
 pytestmark = pytest.mark.integration
 ROLE = "arn:aws:iam::123456789012:role/riskstream-test"
@@ -72,12 +71,7 @@ def test_executions_across_a_restart(tmp_path: Path, how: str) -> None:
             time.sleep(0.1)
         waiting = sfn.start_execution(stateMachineArn=arn, name="waiting")["executionArn"]
         _message(settings, queue)
-        if how == "kill -9":
-            assert status.pid is not None
-            os.kill(status.pid, signal.SIGKILL)
-            time.sleep(0.5)
-        else:
-            service.down()
+        stop_the_cloud(service, status.pid, how)
         service.up()
         sfn = make_client(settings, "stepfunctions")
         finished = sfn.describe_execution(executionArn=done)

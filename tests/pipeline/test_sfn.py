@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from infra.services import AddressError
 from pipeline.asl import CALLBACK_RESOURCE, callback_definition, load_definition
 from pipeline.sfn import state_runs
-from pipeline.sfn_worker import WorkerConfigError, step_context, worker_address
+from pipeline.sfn_worker import step_context, worker_address
 from riskstream import names
 from riskstream.settings import Settings
 
@@ -90,7 +91,7 @@ def test_the_message_becomes_the_steps_context() -> None:
 
 def test_the_worker_serves_on_loopback_only() -> None:
     settings = Settings.from_mapping({"RISKSTREAM_SFN_WORKER_URL": "http://0.0.0.0:8790"})
-    with pytest.raises(WorkerConfigError, match="RISKSTREAM_SFN_WORKER_URL"):
+    with pytest.raises(AddressError, match="RISKSTREAM_SFN_WORKER_URL"):
         worker_address(settings)
     assert worker_address(Settings()) == ("127.0.0.1", 8790)
 

@@ -153,26 +153,13 @@ def test_raw_facts_give_the_spark_feature_rows(world: dict[str, Any]) -> None:
 
 
 def test_raw_and_precomputed_forms_agree(world: dict[str, Any]) -> None:
-    from xgboost import XGBClassifier
-
-    from benchmarks.fixtures import make_pipeline
+    from benchmarks.fixtures import small_xgb_pipeline
 
     offline, apps, obs = world["offline"], world["apps"], world["obs"]
     table = pd.DataFrame([offline[k] for k in sorted(offline) if k[1] == obs])
     train = table[table["label"].notna()]
     assert train["label"].nunique() == 2
-    numeric = [c for c in MODEL_FEATURES if c != "education"]
-    pipeline = make_pipeline("xgb")
-    pipeline.steps[0] = (
-        "preprocess",
-        pipeline.steps[0][1].set_params(
-            transformers=[
-                ("num", "passthrough", numeric),
-                ("cat", pipeline.steps[0][1].transformers[1][1], ["education"]),
-            ]
-        ),
-    )
-    pipeline.steps[1] = ("model", XGBClassifier(n_estimators=30, max_depth=3, n_jobs=1))
+    pipeline = small_xgb_pipeline(MODEL_FEATURES, n_estimators=30)
     pipeline.fit(train[MODEL_FEATURES], train["label"].astype(int))
     kinds = {f.name: f.dataType.simpleString() for f in world["schema"].fields}
     signature = [
