@@ -23,8 +23,8 @@ test: ## run every test (unit, integration, e2e) against real local servers, on 
 	@infra/bootstrap.sh --test
 	@$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --durations=20 $(PYTEST_ARGS)
 
-test-fast: setup ## run only the unit tests (no server, no JVM): about a minute
-	@$(BIN)/pytest -m unit -q $(PYTEST_ARGS)
+test-fast: setup ## run only the unit tests (no server, no JVM), on two workers: about a minute
+	@$(BIN)/pytest -m unit -q -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-unit: test-fast ## the same as test-fast
 

@@ -115,26 +115,26 @@ def test_fairness_report_flags_low_adverse_impact() -> None:
     assert "| f | 120 | 0.500 | 0.500 |" in to_markdown(report)
 
 
-def test_same_data_and_seed_give_the_same_model() -> None:
+@pytest.mark.parametrize("kind", modelkinds.names())  # every registered kind, a new one included
+def test_same_data_and_seed_give_the_same_model(kind: str) -> None:
     rows = labelled(_table(800, seed=2), "t")
     columns, _, _ = select_columns(rows, InputPolicy(), "t")
     split = split_rows(rows, seed=1)
     train, test = rows.iloc[split.train_index], rows.iloc[split.test_index]
     budget = SearchBudget(max_trials=3, seed=5)
-    for kind in modelkinds.names():  # every registered kind, a new one included
-        runs = [
-            fit_with_search(kind, train[columns.all], train["label"].to_numpy(), columns, budget)
-            for _ in range(2)
-        ]
-        assert runs[0].best_params == runs[1].best_params, kind
-        p = [r.pipeline.predict_proba(test[columns.all])[:, 1] for r in runs]
-        np.testing.assert_array_equal(p[0], p[1])
-        assert runs[0].stopped_by == "trials"
-        # Refit on all training rows; calibration and threshold out of fold.
-        assert runs[0].extra["fit_rows"] == len(train)
-        assert len(runs[0].validation_p) == len(train)
-        names = list(runs[0].pipeline.named_steps["preprocess"].feature_names_in_)
-        assert names == columns.all and "sex" not in names
+    runs = [
+        fit_with_search(kind, train[columns.all], train["label"].to_numpy(), columns, budget)
+        for _ in range(2)
+    ]
+    assert runs[0].best_params == runs[1].best_params
+    p = [r.pipeline.predict_proba(test[columns.all])[:, 1] for r in runs]
+    np.testing.assert_array_equal(p[0], p[1])
+    assert runs[0].stopped_by == "trials"
+    # Refit on all training rows; calibration and threshold out of fold.
+    assert runs[0].extra["fit_rows"] == len(train)
+    assert len(runs[0].validation_p) == len(train)
+    names = list(runs[0].pipeline.named_steps["preprocess"].feature_names_in_)
+    assert names == columns.all and "sex" not in names
 
 
 def test_missing_values_keep_an_indicator_for_linear_models() -> None:
