@@ -25,6 +25,12 @@ The industry's baseline and the form a risk committee reads (Siddiqi, *Credit Ri
    clipping. Training logs the table (``kind/points_table.csv``, ``kind/information_value.csv``,
    ``kind/scorecard.json``) and the model card shows it.
 
+**Segments.** With ``segmented`` (searched; the default) and a ``delinquent_months`` input
+whose both sides are large enough, clean accounts and those with any month in arrears in the
+lookback each get a card of their own (steps 1-5 on their rows, base points included): the
+interaction a single additive card cannot express. A row is scored and explained by its
+segment's card only.
+
 Its reasons are the **points lost** per characteristic: the characteristic's best bin's points
 minus the account's bin's (at ``pdo`` points to double the odds, before calibration, which
 scales every characteristic alike). The compiled scorer runs the same array functions as the
@@ -58,6 +64,12 @@ FINE_BINS = 20  # fine classes per numeric characteristic (5% quantile steps)
 SMOOTHING = 0.5  # added to each bin's good and bad counts in the WoE
 CATEGORICAL_PREFIX = "cat__"  # the shared tree preprocessing's categorical columns
 PDO = 20.0  # the points of the reasons: points lost at 20 points to double the odds
+SEGMENT_ON = re.compile(r"(^|__)delinquent_months$")
+"""The characteristic that splits a segmented scorecard: accounts with any month in arrears in
+the lookback (``>= 1``) get a card of their own ("delinquent"); the others, and an account whose
+value is missing, the "clean" card."""
+MIN_SEGMENT_SHARE = 0.1  # each segment at least this share of the training rows
+MIN_SEGMENT_BADS = 50  # and at least this many defaults, or the card stays one
 
 
 def _trend(name: str) -> int:
@@ -246,12 +258,14 @@ def _scorecard_class() -> type:
             min_iv: float = 0.02,
             C: float = 1.0,
             pdo: float = PDO,
+            segmented: bool = True,
         ) -> None:
             self.max_bins = max_bins
             self.min_bin_share = min_bin_share
             self.min_iv = min_iv
             self.C = C
             self.pdo = pdo
+            self.segmented = segmented
 
         def fit(self, x: Any, y: Any) -> Any:
             names = [str(c) for c in getattr(x, "columns", [])]
@@ -262,7 +276,27 @@ def _scorecard_class() -> type:
             self.classes_ = np.array([0, 1])
             self.n_features_in_ = matrix.shape[1]
             self.column_names_ = names
-            every = [
+            self.segment_rule_ = _segment_rule(names, matrix, y) if self.segmented else None
+            segment = segment_of(self, matrix)
+            self.segments_ = [
+                self._fit_card(matrix[segment == k], y[segment == k], names, label)
+                for k, label in enumerate(segment_labels(self))
+            ]
+            self.information_value_ = (  # of every characteristic, over all rows
+                self.segments_[0]["iv"]
+                if len(self.segments_) == 1
+                else {c["name"]: c["iv"] for c in self._characteristics(matrix, y, names)}
+            )
+            importances = np.zeros(matrix.shape[1])
+            for card in self.segments_:
+                for c in card["characteristics"]:
+                    importances[c["column"]] = max(importances[c["column"]], c["iv"])
+            self.feature_importances_ = importances
+            return self
+
+        def _characteristics(self, matrix: Any, y: Any, names: list[str]) -> list[Any]:
+            """Every input's bins, WoE and IV on these rows."""
+            return [
                 _fit_characteristic(
                     matrix[:, j],
                     y,
@@ -274,7 +308,10 @@ def _scorecard_class() -> type:
                 )
                 for j, name in enumerate(names)
             ]
-            self.information_value_ = {c["name"]: c["iv"] for c in every}
+
+        def _fit_card(self, matrix: Any, y: Any, names: list[str], label: str) -> dict[str, Any]:
+            """One scorecard on these rows: its characteristics, coefficients and intercept."""
+            every = self._characteristics(matrix, y, names)
             chosen = [c for c in every if c["iv"] >= self.min_iv] or [
                 max(every, key=lambda c: c["iv"])
             ]
@@ -287,15 +324,28 @@ def _scorecard_class() -> type:
                 if len(keep) == 1 or (coef <= 0).all():
                     break
                 keep = keep[coef <= 0] if (coef <= 0).any() else keep[[int(np.argmin(coef))]]
-            chosen = [chosen[k] for k in keep]
-            self.characteristics_ = chosen
-            self.coef_woe_ = np.asarray(coef, dtype=np.float64)
-            self.intercept_woe_ = float(model.intercept_[0])
-            importances = np.zeros(matrix.shape[1])
-            for c in chosen:
-                importances[c["column"]] = c["iv"]
-            self.feature_importances_ = importances
-            return self
+            return {
+                "label": label,
+                "rows": len(y),
+                "characteristics": [chosen[k] for k in keep],
+                "coef": np.asarray(coef, dtype=np.float64),
+                "intercept": float(model.intercept_[0]),
+                "iv": {c["name"]: c["iv"] for c in every},
+            }
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            """A scorecard pickled before segments existed reads as one card."""
+            if "characteristics_" in state and "segments_" not in state:
+                card = {
+                    "label": "all accounts",
+                    "rows": None,
+                    "characteristics": state.pop("characteristics_"),
+                    "coef": state.pop("coef_woe_"),
+                    "intercept": state.pop("intercept_woe_"),
+                    "iv": state.get("information_value_", {}),
+                }
+                state.update(segments_=[card], segment_rule_=None, segmented=False)
+            super().__setstate__(state)
 
         def decision_function(self, x: Any) -> Any:
             return decision(self, np.asarray(x, dtype=np.float64))
@@ -321,24 +371,78 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _segment_rule(names: list[str], matrix: Any, y: Any) -> dict[str, Any] | None:
+    """The clean / delinquent split (:data:`SEGMENT_ON` >= 1) when the inputs have it and both
+    segments are large enough to fit a card of their own; None otherwise."""
+    import numpy as np
+
+    for j, name in enumerate(names):
+        if SEGMENT_ON.search(name) and not name.startswith(CATEGORICAL_PREFIX):
+            dirty = np.nan_to_num(matrix[:, j], nan=0.0) >= 1.0
+            for part in (dirty, ~dirty):
+                if part.mean() < MIN_SEGMENT_SHARE or y[part].sum() < MIN_SEGMENT_BADS:
+                    return None
+            return {"column": j, "name": name, "at_least": 1.0}
+    return None
+
+
+def segment_labels(model: Any) -> list[str]:
+    """The label of each card: one card, or the clean and the delinquent segment."""
+    rule = getattr(model, "segment_rule_", None)
+    if rule is None:
+        return ["all accounts"]
+    source = rule["name"].split("__", 1)[-1]
+    return [
+        f"clean ({source} < {rule['at_least']:g})",
+        f"delinquent ({source} >= {rule['at_least']:g})",
+    ]
+
+
+def segment_of(model: Any, x: Any) -> Any:
+    """Each row's card: 0, or 1 for the delinquent segment of a segmented scorecard."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float64)
+    rule = getattr(model, "segment_rule_", None)
+    if rule is None:
+        return np.zeros(x.shape[0], dtype=np.int64)
+    return (np.nan_to_num(x[:, rule["column"]], nan=0.0) >= rule["at_least"]).astype(np.int64)
+
+
 def decision(model: Any, x: Any) -> Any:
-    """Log-odds of default: intercept + coefficients x WoE values (the raw score)."""
-    return woe_matrix(x, model.characteristics_) @ model.coef_woe_ + model.intercept_woe_
+    """Log-odds of default: the row's card's intercept + coefficients x WoE values."""
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty(x.shape[0], dtype=np.float64)
+    segment = segment_of(model, x)
+    for k, card in enumerate(model.segments_):
+        rows = segment == k
+        if rows.any():
+            woe = woe_matrix(x[rows], card["characteristics"])
+            out[rows] = woe @ card["coef"] + card["intercept"]
+    return out
 
 
 def points_lost(model: Any, x: Any) -> Any:
     """Per input column: the points its characteristic's best bin gets minus the points of the
-    row's bin (0 for a column the scorecard does not use); ``model.pdo`` points double the odds."""
+    row's bin, in the row's card (0 for a column the card does not use); ``model.pdo`` points
+    double the odds."""
     import numpy as np
 
     x = np.asarray(x, dtype=np.float64)
     factor = model.pdo / math.log(2.0)
     out = np.zeros(x.shape, dtype=np.float64)
-    woe = woe_matrix(x, model.characteristics_)
-    for k, c in enumerate(model.characteristics_):
-        coef = model.coef_woe_[k]
-        best = np.max(-coef * c["woe_of_fine"])  # every bin (and missing/unseen) it can give
-        out[:, c["column"]] = factor * (best + coef * woe[:, k])
+    segment = segment_of(model, x)
+    for s, card in enumerate(model.segments_):
+        rows = np.flatnonzero(segment == s)
+        if not len(rows):
+            continue
+        woe = woe_matrix(x[rows], card["characteristics"])
+        for k, c in enumerate(card["characteristics"]):
+            coef = card["coef"][k]
+            best = np.max(-coef * c["woe_of_fine"])  # every bin (and missing/unseen) it can give
+            out[rows, c["column"]] = factor * (best + coef * woe[:, k])
     return out
 
 
@@ -403,43 +507,50 @@ def _categories(context: ReportContext, name: str) -> list[str] | None:
         return None
 
 
-def points_table(model: Any, context: ReportContext) -> tuple[list[dict[str, Any]], float]:
-    """(one row per characteristic and bin, the base points) on the served scale."""
+def points_table(
+    model: Any, context: ReportContext
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """(one row per card, characteristic and bin; the base points of each card) on the served
+    scale."""
     scale = context.scale
     slope, intercept = context.calibration or (1.0, 0.0)
     factor = scale.factor
-    base = scale.offset - factor * (intercept + slope * model.intercept_woe_)
     rows: list[dict[str, Any]] = []
-    for k, c in enumerate(model.characteristics_):
-        source = c["name"].split("__", 1)[-1]
-        coef = float(model.coef_woe_[k])
-        labels = _bin_labels(c, _categories(context, source) if c["nominal"] else None)
-        extra = ["missing"] if not c["nominal"] else ["unseen category"]
-        for b, label in enumerate([*labels, *extra]):
-            goods, bads = float(c["bins_goods"][b]), float(c["bins_bads"][b])
-            woe = float(c["bins_woe"][b])
-            rows.append(
-                {
-                    "characteristic": source,
-                    "bin": label,
-                    "rows": int(goods + bads),
-                    "default_rate": round(bads / (goods + bads), 6) if goods + bads else None,
-                    "woe": round(woe, 6),
-                    "points": round(-factor * slope * coef * woe, 2),
-                }
-            )
-    return rows, base
+    bases: dict[str, float] = {}
+    for card in model.segments_:
+        bases[card["label"]] = scale.offset - factor * (intercept + slope * card["intercept"])
+        for k, c in enumerate(card["characteristics"]):
+            source = c["name"].split("__", 1)[-1]
+            coef = float(card["coef"][k])
+            labels = _bin_labels(c, _categories(context, source) if c["nominal"] else None)
+            extra = ["missing"] if not c["nominal"] else ["unseen category"]
+            for b, label in enumerate([*labels, *extra]):
+                goods, bads = float(c["bins_goods"][b]), float(c["bins_bads"][b])
+                woe = float(c["bins_woe"][b])
+                rows.append(
+                    {
+                        "segment": card["label"],
+                        "characteristic": source,
+                        "bin": label,
+                        "rows": int(goods + bads),
+                        "default_rate": round(bads / (goods + bads), 6) if goods + bads else None,
+                        "woe": round(woe, 6),
+                        "points": round(-factor * slope * coef * woe, 2),
+                    }
+                )
+    return rows, bases
 
 
 def report(model: Any, context: ReportContext) -> KindReport:
     """The points table, the information values and the scaling, for the run and the card."""
-    rows, base = points_table(model, context)
+    rows, bases = points_table(model, context)
     scale = context.scale
-    header = ["characteristic", "bin", "rows", "default_rate", "woe", "points"]
+    header = ["segment", "characteristic", "bin", "rows", "default_rate", "woe", "points"]
+    quoted = {"segment", "bin"}
     csv = [",".join(header)]
-    csv += [",".join(json.dumps(r[h]) if h == "bin" else str(r[h]) for h in header) for r in rows]
+    csv += [",".join(json.dumps(r[h]) if h in quoted else str(r[h]) for h in header) for r in rows]
     ivs = sorted(model.information_value_.items(), key=lambda kv: -kv[1])
-    used = {c["name"] for c in model.characteristics_}
+    used = {c["name"] for card in model.segments_ for c in card["characteristics"]}
     iv_csv = ["characteristic,information_value,in_model"] + [
         f"{n.split('__', 1)[-1]},{v:.6f},{int(n in used)}" for n, v in ivs
     ]
@@ -449,28 +560,42 @@ def report(model: Any, context: ReportContext) -> KindReport:
         "pdo": scale.pdo,
         "min_score": scale.min_score,
         "max_score": scale.max_score,
-        "base_points": round(base, 4),
+        "base_points": {label: round(base, 4) for label, base in bases.items()},
         "calibration": list(context.calibration) if context.calibration else None,
+        "segment_rule": model.segment_rule_
+        and {
+            "characteristic": model.segment_rule_["name"].split("__", 1)[-1],
+            "at_least": model.segment_rule_["at_least"],
+        },
     }
-    card = [
+    segments = [
+        f"  - {card['label']}: "
+        + (f"{card['rows']:,} training rows, " if card["rows"] else "")
+        + f"base points {bases[card['label']]:.1f}, "
+        f"{len(card['characteristics'])} characteristics"
+        for card in model.segments_
+    ]
+    card_md = [
         "## Scorecard",
-        f"- Scale: {scale.describe()}. Score = base points {base:.1f} + the points of the "
-        "account's bin in each characteristic, rounded and clipped (calibration included).",
-        f"- {len(model.characteristics_)} characteristics in the model of "
-        f"{len(model.information_value_)} (information value >= {model.min_iv}); "
-        "reasons: the points lost per characteristic.",
+        f"- Scale: {scale.describe()}. Score = the base points of the account's segment + the "
+        "points of its bin in each characteristic of that segment's card, rounded and clipped "
+        "(calibration included).",
+        f"- {len(model.segments_)} card(s):",
+        *segments,
+        f"- Characteristics with information value >= {model.min_iv} enter a card; reasons: "
+        "the points lost per characteristic.",
         "",
-        "| characteristic | information value | in model |",
+        "| characteristic | information value (all rows) | in a card |",
         "| --- | --- | --- |",
         *[
             f"| `{n.split('__', 1)[-1]}` | {v:.3f} | {'yes' if n in used else 'no'} |"
             for n, v in ivs
         ],
         "",
-        "| characteristic | bin | rows | default rate | WoE | points |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| segment | characteristic | bin | rows | default rate | WoE | points |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
         *[
-            f"| `{r['characteristic']}` | {r['bin']} | {r['rows']} | "
+            f"| {r['segment']} | `{r['characteristic']}` | {r['bin']} | {r['rows']} | "
             f"{'' if r['default_rate'] is None else format(r['default_rate'], '.3f')} | "
             f"{r['woe']:.3f} | {r['points']:.1f} |"
             for r in rows
@@ -483,7 +608,7 @@ def report(model: Any, context: ReportContext) -> KindReport:
             "information_value.csv": "\n".join(iv_csv) + "\n",
             "scorecard.json": json.dumps({"scaling": scaling, "points": rows}, indent=1),
         },
-        "\n".join(card),
+        "\n".join(card_md),
     )
 
 
@@ -492,12 +617,13 @@ KIND = ModelKind(
     label="WoE Scorecard",
     order=40,
     estimator_classes=("WoEScorecard",),
-    default_params={"max_bins": 8, "min_bin_share": 0.05, "C": 1.0},
+    default_params={"max_bins": 8, "min_bin_share": 0.05, "C": 1.0, "segmented": True},
     library_defaults={},
     search_space={
         "max_bins": [5, 6, 8, 10],
         "min_bin_share": [0.02, 0.03, 0.05],
         "C": [0.01, 0.1, 1.0],
+        "segmented": [True, False],
     },
     preprocess=preprocess,
     estimator=estimator,

@@ -24,7 +24,13 @@ from serving.compiled import compile_pipeline
 from serving.scoring import ScoringConfig, explain, pd_to_score
 from training.dataset import FeatureColumns
 from training.lawful import InputPolicy, select_inputs
-from training.models import SearchBudget, base_estimator, fit_with_search, kind_report
+from training.models import (
+    SearchBudget,
+    base_estimator,
+    configured_pipeline,
+    fit_with_search,
+    kind_report,
+)
 
 pytestmark = pytest.mark.unit
 KIND = modelkinds.get("scorecard")
@@ -110,7 +116,8 @@ def test_bins_of_values_codes_and_missing() -> None:
 # ---- the fitted scorecard --------------------------------------------------------------------
 def test_bins_are_monotonic_where_the_business_expects_it(fitted: Any) -> None:
     model = base_estimator(fitted.pipeline)
-    by_name = {c["name"]: c for c in model.characteristics_}
+    assert len(model.segments_) == 1  # the fixture's search chose one card (both are tested)
+    by_name = {c["name"]: c for c in model.segments_[0]["characteristics"]}
     util = by_name["num__utilisation_m1"]
     assert util["trend"] == 1 and len(util["groups"]) >= 3
     n = len(util["groups"])
@@ -130,7 +137,7 @@ def test_bins_are_monotonic_where_the_business_expects_it(fitted: Any) -> None:
     assert all(iv["num__bill_amt_m1"] < iv[name] for name in real), iv
     assert iv["num__bill_amt_m1"] < 0.1 * iv["num__utilisation_m1"]
     # every characteristic in the model has the right sign: points rise with WoE
-    assert (model.coef_woe_ <= 0).all()
+    assert (model.segments_[0]["coef"] <= 0).all()
     x, y = portfolio(2000, 2)
     assert roc_auc_score(y, fitted.pipeline.predict_proba(x)[:, 1]) > 0.7
 
@@ -142,7 +149,9 @@ def test_the_points_table_adds_up_to_the_served_score(fitted: Any) -> None:
     assert set(report.artifacts) == {"points_table.csv", "information_value.csv", "scorecard.json"}
     assert "## Scorecard" in report.card and "40 points to double the odds" in report.card
     model = base_estimator(fitted.pipeline)
-    rows, base = scorecard.points_table(model, _context(fitted, scale))
+    rows, bases = scorecard.points_table(model, _context(fitted, scale))
+    ((label, base),) = bases.items()
+    assert label == "all accounts" and {r["segment"] for r in rows} == {label}
     assert "education" in {r["characteristic"] for r in rows}
     categories = {r["bin"] for r in rows if r["characteristic"] == "education"}
     assert {"graduate", "high_school", "university"} <= {
@@ -151,9 +160,10 @@ def test_the_points_table_adds_up_to_the_served_score(fitted: Any) -> None:
     x, _ = portfolio(300, 3)
     pre = fitted.pipeline.named_steps["preprocess"]
     xt = np.asarray(pre.transform(x), dtype=np.float64)
-    woe = scorecard.woe_matrix(xt, model.characteristics_)
+    card = model.segments_[0]
+    woe = scorecard.woe_matrix(xt, card["characteristics"])
     slope, _ = _context(fitted, scale).calibration
-    points = base - scale.factor * slope * (woe @ model.coef_woe_)
+    points = base - scale.factor * slope * (woe @ card["coef"])
     pd_served = fitted.pipeline.predict_proba(x)[:, 1]
     np.testing.assert_allclose(
         points, scale.offset - scale.factor * logit(pd_served), rtol=0, atol=1e-8
@@ -184,7 +194,7 @@ def test_reasons_are_the_points_lost_and_the_compiled_scorer_agrees(fitted: Any)
     unused = [
         j
         for j, name in enumerate(pipeline.named_steps["preprocess"].get_feature_names_out())
-        if name not in {c["name"] for c in model.characteristics_}
+        if name not in {c["name"] for c in model.segments_[0]["characteristics"]}
     ]
     assert (lost[:, unused] == 0).all()  # a column the model does not use costs no points
     # the compiled real-time scorer: the fitted pipeline's probabilities to 1e-9, same reasons
@@ -200,6 +210,84 @@ def test_reasons_are_the_points_lost_and_the_compiled_scorer_agrees(fitted: Any)
     first = [r["reasons"][0]["name"] if r["reasons"] else None for r in online]
     assert first == list(batch.reasons[0])
     assert scorer.reason_method.startswith("points lost per characteristic")
+
+
+def test_a_segmented_scorecard_has_a_card_per_segment() -> None:
+    """Clean and delinquent accounts (delinquent_months >= 1) each get a card of their own:
+    its own bins, coefficients and base points; a row is scored, explained and tabled by its
+    segment's card only."""
+    x, y = portfolio(4000, 7)
+    x["delinquent_months"] = np.where(np.arange(4000) % 3 == 0, 0.0, x["delinquent_months"])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        pipeline = modelkinds_pipeline(x, y, segmented=True)
+    model = base_estimator(pipeline)
+    assert model.segment_rule_["name"] == "num__delinquent_months"
+    assert [c["label"] for c in model.segments_] == [
+        "clean (delinquent_months < 1)",
+        "delinquent (delinquent_months >= 1)",
+    ]
+    xt = np.asarray(pipeline.named_steps["preprocess"].transform(x), dtype=np.float64)
+    segment = scorecard.segment_of(model, xt)
+    np.testing.assert_array_equal(segment, (x["delinquent_months"] >= 1).to_numpy())
+    assert sum(c["rows"] for c in model.segments_) == len(x)
+    # each row's log-odds is its own card's: intercept + coefficients x its WoE values
+    raw = scorecard.decision(model, xt)
+    for k, card in enumerate(model.segments_):
+        rows = segment == k
+        expected = scorecard.woe_matrix(xt[rows], card["characteristics"]) @ card["coef"]
+        np.testing.assert_allclose(raw[rows], expected + card["intercept"], rtol=0, atol=1e-12)
+        assert (card["coef"] <= 0).all()
+    # the delinquent card cannot split on delinquent_months = 0: its bins start at 1
+    dirty = {c["name"]: c for c in model.segments_[1]["characteristics"]}
+    if "num__delinquent_months" in dirty:
+        assert dirty["num__delinquent_months"]["cuts"].min() > 1
+    # reasons and the points table follow the row's card; the compiled scorer agrees
+    scale = ScoreScale()
+    report = kind_report("scorecard", pipeline, scale)
+    assert report is not None and "2 card(s)" in report.card
+    table = report.artifacts["points_table.csv"].splitlines()
+    assert table[0].startswith("segment,characteristic,bin")
+    assert {line.split(",")[0] for line in table[1:]} == {
+        '"clean (delinquent_months < 1)"',
+        '"delinquent (delinquent_months >= 1)"',
+    }
+    scorer = compile_pipeline(pipeline, ScoringConfig())
+    online = scorer.score(x.head(200).to_dict("records"))
+    np.testing.assert_allclose(
+        [r["pd"] for r in online], pipeline.predict_proba(x.head(200))[:, 1], rtol=0, atol=1e-9
+    )
+    lost = KIND.contributions(model, xt, True)
+    assert (lost >= -1e-12).all()
+    # one card when asked, or when a segment would be too small to fit
+    single = base_estimator(modelkinds_pipeline(x, y, segmented=False))
+    assert single.segment_rule_ is None and len(single.segments_) == 1
+    few = x.assign(delinquent_months=np.where(np.arange(4000) < 100, 2.0, 0.0))
+    assert base_estimator(modelkinds_pipeline(few, y, segmented=True)).segment_rule_ is None
+
+
+def modelkinds_pipeline(x: pd.DataFrame, y: np.ndarray, segmented: bool) -> Any:
+    """The scorecard kind's pipeline with its default parameters but ``segmented``, fitted on
+    every row (uncalibrated: the raw scorecard)."""
+    params = {**KIND.default_params, "segmented": segmented}
+    return configured_pipeline("scorecard", COLUMNS, params, 1.0).fit(x, y)
+
+
+def test_a_scorecard_pickled_before_segments_reads_as_one_card(fitted: Any) -> None:
+    model = base_estimator(fitted.pipeline)
+    state = dict(model.__dict__)
+    card = state.pop("segments_")[0]
+    state.pop("segment_rule_"), state.pop("segmented")
+    state.update(
+        characteristics_=card["characteristics"],
+        coef_woe_=card["coef"],
+        intercept_woe_=card["intercept"],
+    )
+    old = scorecard.WoEScorecard.__new__(scorecard.WoEScorecard)
+    old.__setstate__(state)
+    x, _ = portfolio(100, 8)
+    xt = np.asarray(fitted.pipeline.named_steps["preprocess"].transform(x), dtype=np.float64)
+    np.testing.assert_array_equal(old.decision_function(xt), model.decision_function(xt))
 
 
 def test_a_pickled_scorecard_scores_the_same(fitted: Any) -> None:
