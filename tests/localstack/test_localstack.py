@@ -25,6 +25,7 @@ from infra.cloud import cloud_service
 from infra.localstack import glue_refusal, localstack_service, start_localstack
 from infra.provision import provision
 from infra.services import free_port, process_tree
+from infra.spark_cluster import QUICK_JIT
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
@@ -94,7 +95,9 @@ def test_stream_lands_and_the_etl_and_online_table_run_on_localstack(
     assert checkpoints["Count"] >= localstack.shard_count
 
     # both ETL jobs in a fresh process (its own Spark, S3A pointed at LocalStack's endpoint)
-    reports = parity.run_jobs_on(localstack, "local[1]", log=tmp_path / "etl.log", timeout=300)
+    reports = parity.run_jobs_on(
+        localstack, "local[1]", log=tmp_path / "etl.log", timeout=300, env=QUICK_JIT
+    )
     r2c, c2f = reports["raw_to_curated"], reports["curated_to_features"]
     assert sum(r2c["rows_out"].values()) == sent["sent"]
     assert r2c["duplicates_removed"] == 0
