@@ -55,7 +55,7 @@ def localstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         provision(settings)
         yield settings
     finally:
-        localstack_service(settings).down()
+        localstack_service(settings).down(timeout=5)  # what is left then is SIGKILLed, whole
         cloud_service(settings).down()
 
 
