@@ -333,13 +333,28 @@ def glue_refusal(settings: Settings) -> str | None:
     return None
 
 
+def _answers(settings: Settings) -> bool:
+    """Whether some LocalStack (docker-compose's, or one started by hand) answers already."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{settings.endpoint_url}/_localstack/health", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
 def start_localstack(settings: Settings, args: argparse.Namespace | None = None) -> ManagedService:
     """Install (once) and start LocalStack and, when the catalog is the embedded cloud's, that
     cloud too (in memory with ``--ephemeral``)."""
     from infra.cloud import cloud_service
 
     service = localstack_service(settings)
-    if service.status().state != "running":
+    if service.status().state != "running" and _answers(settings):
+        logger.info(
+            "a LocalStack already answers at %s (compose?); using it", settings.endpoint_url
+        )
+    elif service.status().state != "running":
         home = install(settings)
         _prepare_filesystem(settings, home)
         service.up()
@@ -350,8 +365,8 @@ def start_localstack(settings: Settings, args: argparse.Namespace | None = None)
 
 def localstack_notes(settings: Settings) -> list[str]:
     """What `riskstream localstack up|status` says beside the service line: where Glue went."""
-    if localstack_service(settings).status().state != "running":
-        return [f"installed in {localstack_home(settings).root}; `riskstream localstack up`"]
+    if localstack_service(settings).status().state != "running" and not _answers(settings):
+        return [f"installs into {localstack_home(settings).root}; `riskstream localstack up`"]
     refusal = glue_refusal(settings)
     if settings.catalog_in_embedded_cloud:
         why = "LocalStack community refuses Glue (a paid service); " if refusal else ""
