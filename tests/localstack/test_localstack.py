@@ -29,7 +29,7 @@ from infra.spark_cluster import QUICK_JIT
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
-from tests.sockets import listening_inodes
+from tests.sockets import listeners, listening_inodes
 
 pytestmark = pytest.mark.integration
 
@@ -182,6 +182,9 @@ def test_every_socket_is_on_loopback_or_in_a_private_namespace(localstack: Setti
                 assert _interfaces(pid) == ["lo"], (pid, _interfaces(pid))
                 private[pid] = _listening(pid)
     assert exposed == []
+    catalog = cloud_service(localstack).status().pid  # the embedded cloud keeping the catalog
+    assert catalog is not None
+    assert [x.line() for x in listeners(process_tree(catalog)) if not x.loopback] == []
     # the engines LocalStack started (node for Kinesis, java for DynamoDB) are in there, and
     # some of them listen on every interface: of the private namespace only
     commands = {pid: Path(f"/proc/{pid}/comm").read_text().strip() for pid in private}
