@@ -346,20 +346,27 @@ def _answers(settings: Settings) -> bool:
 
 def start_localstack(settings: Settings, args: argparse.Namespace | None = None) -> ManagedService:
     """Install (once) and start LocalStack and, when the catalog is the embedded cloud's, that
-    cloud too (in memory with ``--ephemeral``)."""
+    cloud too (in memory with ``--ephemeral``), side by side."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from infra.cloud import cloud_service
 
     service = localstack_service(settings)
-    if service.status().state != "running" and _answers(settings):
-        logger.info(
-            "a LocalStack already answers at %s (compose?); using it", settings.endpoint_url
-        )
-    elif service.status().state != "running":
-        home = install(settings)
-        _prepare_filesystem(settings, home)
-        service.up()
-    if settings.catalog_in_embedded_cloud:
-        cloud_service(settings, ephemeral=bool(getattr(args, "ephemeral", False))).up()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        catalog = None
+        if settings.catalog_in_embedded_cloud:
+            ephemeral = bool(getattr(args, "ephemeral", False))
+            catalog = pool.submit(cloud_service(settings, ephemeral=ephemeral).up)
+        if service.status().state != "running" and _answers(settings):
+            logger.info(
+                "a LocalStack answers at %s already (compose?); using it", settings.endpoint_url
+            )
+        elif service.status().state != "running":
+            home = install(settings)
+            _prepare_filesystem(settings, home)
+            service.up()
+        if catalog is not None:
+            catalog.result()
     return service
 
 
