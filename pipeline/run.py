@@ -132,6 +132,13 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
         if settings.target == "embedded":
             with phases.phase("local cloud"):
                 cloud_service(settings).up()
+        elif settings.target == "localstack":  # LocalStack in host mode, its catalog beside it
+            from infra.localstack import localstack_notes, start_localstack
+
+            with phases.phase("localstack"):
+                start_localstack(settings)
+                for note in localstack_notes(settings):
+                    print(f"    {note}")
         with phases.phase("provision"):
             resources = provision(settings)
             created = sum(r.action == "created" for r in resources)

@@ -13,8 +13,15 @@ from typing import Any
 
 from etl.session_process import session_service
 from infra.airflow import airflow_service, password_file, start_airflow
-from infra.cli import add_cloud_up_options, register_state_commands, start_cloud, state_line
+from infra.cli import (
+    add_cloud_up_options,
+    register_localstack_commands,
+    register_state_commands,
+    start_cloud,
+    state_line,
+)
 from infra.cloud import cloud_service
+from infra.localstack import localstack_notes, localstack_service, start_localstack
 from infra.services import ManagedService
 from pipeline.sfn_worker import worker_service
 from riskstream.settings import Settings
@@ -37,25 +44,38 @@ class ServiceEntry:
     # when starting is more than up(): gets the settings and the `up` command's arguments
     start: Callable[[Settings, argparse.Namespace], Any] | None = None
     notes: Callable[[Settings], list[str]] = field(default=_no_notes)
-    embedded_only: bool = False  # only when riskstream runs the cloud itself
+    # whether it is ours to run for these settings (the embedded cloud is not on AWS)
+    applies: Callable[[Settings], bool] = field(default=lambda settings: True)
     up_options: Callable[[Any], None] | None = None  # adds options to `<name> up`
     more_commands: Callable[[Any], None] | None = None  # adds subcommands beside up/down/status
 
     def applies_to(self, settings: Settings) -> bool:
-        return not self.embedded_only or settings.target == "embedded"
+        return self.applies(settings)
 
 
 SERVICES: tuple[ServiceEntry, ...] = (
     ServiceEntry(
+        "localstack",
+        "LocalStack community in host mode (RISKSTREAM_TARGET=localstack; no Docker)",
+        localstack_service,
+        start=start_localstack,
+        notes=localstack_notes,
+        applies=lambda s: s.target == "localstack",
+        up_options=lambda up: up.add_argument(
+            "--ephemeral", action="store_true", help="keep the embedded catalog in memory only"
+        ),
+        more_commands=register_localstack_commands,
+    ),
+    ServiceEntry(
         "cloud",
-        "the embedded local cloud (moto)",
+        "the embedded local cloud (moto; on LocalStack, the Glue catalog)",
         cloud_service,
         start=start_cloud,
         notes=lambda s: [
             f"target {s.target}, endpoint {s.endpoint_url}, region {s.region}",
             state_line(s),
         ],
-        embedded_only=True,
+        applies=lambda s: s.runs_embedded_cloud,
         up_options=add_cloud_up_options,
         more_commands=register_state_commands,
     ),

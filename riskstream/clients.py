@@ -49,10 +49,15 @@ def make_client(settings: Settings, service: str, **kwargs: Any) -> Any:
     """Return a boto3 client for ``service`` on the configured target.
 
     - embedded: the moto server at ``settings.endpoint_url`` (or a per-service override);
-    - localstack: localstack-client's endpoints, unless an endpoint is set explicitly;
+    - localstack: localstack-client's endpoints, unless an endpoint is set explicitly; Glue,
+      which LocalStack community refuses (a paid service), goes to the embedded cloud
+      (``settings.embedded_url``) unless ``AWS_ENDPOINT_URL_GLUE`` says otherwise;
     - aws: no override, so boto3's own configuration (including ``AWS_ENDPOINT_URL``) applies.
     """
     config = kwargs.pop("config", _CONFIG)
+    if service == "glue" and settings.catalog_in_embedded_cloud:
+        kwargs.setdefault("endpoint_url", settings.embedded_url)
+        return _client(settings, service, config=config, **kwargs)
     if settings.target == "localstack" and service not in settings.service_endpoints:
         import localstack_client.session
 

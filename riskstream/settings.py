@@ -21,6 +21,10 @@ TARGETS: tuple[str, ...] = ("embedded", "localstack", "aws")
 EMBEDDED_HOST = "127.0.0.1"
 EMBEDDED_PORT = 4566
 LOCALSTACK_ENDPOINT = "http://localhost:4566"
+# On LocalStack, whose community edition refuses Glue (a paid service), the Glue catalog is kept
+# by the embedded cloud, which then listens here (LocalStack has 4566) unless
+# RISKSTREAM_CLOUD_PORT says otherwise, or AWS_ENDPOINT_URL_GLUE sends Glue elsewhere.
+LOCALSTACK_CATALOG_PORT = 4567
 # Not secrets: moto and LocalStack accept any credentials; these only satisfy the signer.
 LOCAL_ACCESS_KEY = "test"
 LOCAL_SECRET_KEY = "test"
@@ -52,6 +56,13 @@ def default_state_dir() -> Path:
     return Path(base) / "riskstream"
 
 
+def default_cache_dir() -> Path:
+    """Where installs that outlive a run are kept (LocalStack's own environment): outside the
+    repository, safe to delete."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "riskstream"
+
+
 DEFAULT_SERVING_BUDGET_MS = 5.0
 """A challenger whose compiled scorer takes longer than this per row (p99, probability and
 reasons, one thread) is not promoted (RISKSTREAM_SERVING_BUDGET_MS; 0 turns the check off)."""
@@ -68,6 +79,8 @@ class Settings:
     prefix: str = "creditrisk"
     shard_count: int = 2
     state_dir: Path = field(default_factory=default_state_dir)
+    # LocalStack's own virtual environment and engines (infra/localstack.py): RISKSTREAM_CACHE_DIR
+    cache_dir: Path = field(default_factory=default_cache_dir)
     cloud_host: str = EMBEDDED_HOST
     cloud_port: int = EMBEDDED_PORT
     mlflow_tracking_uri: str = "http://127.0.0.1:5000"
@@ -206,6 +219,22 @@ class Settings:
         return self.service_endpoints.get(service, self.endpoint_url)
 
     @property
+    def embedded_url(self) -> str:
+        """Where the embedded cloud listens (the cloud itself, or LocalStack's Glue catalog)."""
+        return f"http://{self.cloud_host}:{self.cloud_port}"
+
+    @property
+    def catalog_in_embedded_cloud(self) -> bool:
+        """On LocalStack, Glue (paid there) goes to the embedded cloud unless
+        AWS_ENDPOINT_URL_GLUE sends it elsewhere (LocalStack Pro, for one)."""
+        return self.target == "localstack" and "glue" not in self.service_endpoints
+
+    @property
+    def runs_embedded_cloud(self) -> bool:
+        """Whether riskstream runs the embedded cloud: as the cloud, or as LocalStack's catalog."""
+        return self.target == "embedded" or self.catalog_in_embedded_cloud
+
+    @property
     def is_local(self) -> bool:
         return self.target != "aws"
 
@@ -216,6 +245,7 @@ class Settings:
         """A printable view, with the secret key masked."""
         out = asdict(self)
         out["state_dir"] = str(self.state_dir)
+        out["cache_dir"] = str(self.cache_dir)
         out["spark_jars_dir"] = str(self.spark_jars_dir)
         if out.get("aws_secret_access_key"):
             out["aws_secret_access_key"] = "****"
@@ -237,6 +267,7 @@ class Settings:
             "RISKSTREAM_PREFIX": self.prefix,
             "RISKSTREAM_SHARDS": str(self.shard_count),
             "RISKSTREAM_STATE_DIR": str(self.state_dir),
+            "RISKSTREAM_CACHE_DIR": str(self.cache_dir),
             "MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
             "RISKSTREAM_AIRFLOW_URL": self.airflow_url,
             "RISKSTREAM_API_URL": self.api_url,
@@ -297,7 +328,11 @@ class Settings:
         if region:
             kwargs["region"] = region
         host = env.get("RISKSTREAM_CLOUD_HOST", EMBEDDED_HOST)
-        port = _int(env, "RISKSTREAM_CLOUD_PORT", EMBEDDED_PORT)
+        port = _int(
+            env,
+            "RISKSTREAM_CLOUD_PORT",
+            LOCALSTACK_CATALOG_PORT if target == "localstack" else EMBEDDED_PORT,
+        )
         kwargs["cloud_host"] = host
         kwargs["cloud_port"] = port
 
@@ -341,6 +376,8 @@ class Settings:
             kwargs["spark_jars_dir"] = Path(env["RISKSTREAM_SPARK_JARS_DIR"]).expanduser()
         if env.get("RISKSTREAM_STATE_DIR"):
             kwargs["state_dir"] = Path(env["RISKSTREAM_STATE_DIR"]).expanduser()
+        if env.get("RISKSTREAM_CACHE_DIR"):
+            kwargs["cache_dir"] = Path(env["RISKSTREAM_CACHE_DIR"]).expanduser()
         if env.get("RISKSTREAM_SHARDS"):
             kwargs["shard_count"] = _int(env, "RISKSTREAM_SHARDS", 2)
         for var, attr in (

@@ -43,7 +43,9 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "riskstrea
 KINDS = ("unit", "integration", "e2e")
 # Fixtures that start a server, a JVM or another long-lived process (and every fixture built on
 # them, since pytest's fixture closure includes what they depend on).
-PROCESS_FIXTURES = frozenset({"cloud_settings", "mlflow_settings", "spark", "airflow_home"})
+PROCESS_FIXTURES = frozenset(
+    {"cloud_settings", "mlflow_settings", "spark", "airflow_home", "localstack"}
+)
 
 
 def marker_problems(items: list[pytest.Item]) -> list[str]:

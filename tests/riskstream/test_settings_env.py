@@ -25,6 +25,7 @@ FIELDS = {
     "prefix": st.from_regex(r"[a-z0-9][a-z0-9-]{0,10}[a-z0-9]", fullmatch=True),
     "shard_count": st.integers(1, 64),
     "state_dir": _path,
+    "cache_dir": _path,
     "cloud_host": st.sampled_from(["127.0.0.1", "localhost"]),
     "cloud_port": st.integers(1, 65535),
     "mlflow_tracking_uri": _url,
