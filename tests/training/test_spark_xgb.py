@@ -29,7 +29,7 @@ SEARCH_ROWS = 600  # the search runs here on a sample of this many
 CHILD_TIMEOUT = 600
 
 
-def _train_in_a_child(settings: Settings) -> dict[str, str]:
+def _train_in_a_child(settings: Settings, log: Path) -> dict[str, str]:
     """One training execution of the xgb kind in a process of its own (as a pipeline step runs:
     its own Spark driver), with the cluster settings; returns its parent run and version."""
     env = {**os.environ, **QUICK_JIT, **settings.to_env()}
@@ -42,6 +42,7 @@ def _train_in_a_child(settings: Settings) -> dict[str, str]:
         timeout=CHILD_TIMEOUT,
         stdin=subprocess.DEVNULL,
     )
+    log.write_text(done.stderr)
     assert done.returncode == 0, done.stderr[-4000:]
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
@@ -80,13 +81,14 @@ def test_xgb_fits_on_the_cluster_and_registers_the_usual_pipeline(
             spark_training_min_rows=MIN_ROWS,
             spark_training_search_rows=SEARCH_ROWS,
         )
-        result = _train_in_a_child(settings)
+        result = _train_in_a_child(settings, tmp_path / "training.log")
         applications = _applications(cluster.master_ui)
     finally:
         stop_cluster(cluster)
 
     # The fits ran on the cluster, through the kind's xgboost.spark fit.
     assert names.SPARK_TRAINING_APP in applications
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)  # and the registry's, by default
     client = MlflowClient(settings.mlflow_tracking_uri)
     name = settings.registered_model_name
     version = client.get_model_version(name, result["version"])
