@@ -134,4 +134,4 @@ if __name__ == "__main__":  # the child: one training execution with the setting
     report = run_training(
         Settings.from_env(dotenv=None), TrainingConfig(models=("xgb",), max_trials=2, cv_folds=2)
     )
-    print(json.dumps({"parent": report.parent_run_id, "version": report.decision["version"]}))  # noqa: T201
+    print(json.dumps({"parent": report.parent_run_id, "version": report.decision["version"]}))
