@@ -101,52 +101,57 @@ def where_to_fit(
     settings: Settings, kind: str, rows: int, wait_seconds: float = 120.0
 ) -> Iterator[Refit | None]:
     """None (fit on one machine, as usual) or, when :func:`fits_on_spark`, a :class:`Refit`
-    through the kind's ``spark_fit`` on as many workers as the cluster gives free task slots;
-    the Spark session is stopped after the block if this started it."""
+    through the kind's ``spark_fit`` on as many workers as the cluster gives free task slots.
+    The Spark session starts at the first fit (after the search, which runs here) and is
+    stopped after the block if this started it."""
     if not fits_on_spark(settings, kind, rows):
         yield None
         return
     spark_fit = modelkinds.get(kind).spark_fit
     assert spark_fit is not None  # fits_on_spark checked it
-    started = time.perf_counter()
-    session, owned = _session(settings)
-    try:
-        workers = _workers(session, settings.spark_master, wait_seconds)
-        logger.info(
-            "%s fits on the Spark cluster %s: %d training rows >= %d, %d workers (free task "
-            "slots), driver ready in %.1f s",
-            kind,
-            settings.spark_master,
-            rows,
-            settings.spark_training_min_rows,
-            workers,
-            time.perf_counter() - started,
-        )
+    logger.info(
+        "%s fits on the Spark cluster %s: %d training rows >= RISKSTREAM_SPARK_TRAINING_MIN_ROWS "
+        "(%d); the search runs here on at most %d of them",
+        kind,
+        settings.spark_master,
+        rows,
+        settings.spark_training_min_rows,
+        settings.spark_training_search_rows,
+    )
+    where: dict[str, Any] = {"spark_master": settings.spark_master}
+    opened: list[tuple[Any, bool]] = []  # (session, whether this started it), once started
 
-        def fit(estimator: Any, t: np.ndarray, y: np.ndarray) -> Any:
-            import pandas as pd
+    def fit(estimator: Any, t: np.ndarray, y: np.ndarray) -> Any:
+        import pandas as pd
 
-            features = [f"f{i}" for i in range(t.shape[1])]
-            frame = pd.DataFrame(t, columns=features)
-            frame[LABEL] = np.asarray(y, dtype=int)
+        if not opened:
             began = time.perf_counter()
-            fitted = spark_fit(estimator, session.createDataFrame(frame), features, LABEL, workers)
+            opened.append(_session(settings))
+            where["spark_workers"] = _workers(opened[0][0], settings.spark_master, wait_seconds)
             logger.info(
-                "%s fitted on %d rows with %d workers on %s in %.1f s",
-                kind,
-                len(frame),
-                workers,
+                "Spark driver on %s ready in %.1f s: %d workers (the executors' free task slots)",
                 settings.spark_master,
                 time.perf_counter() - began,
+                where["spark_workers"],
             )
-            return fitted
-
-        yield Refit(
-            fit,
-            settings.spark_training_search_rows,
-            names.FIT_SPARK,
-            {"spark_master": settings.spark_master, "spark_workers": workers},
+        session, workers = opened[0][0], int(where["spark_workers"])
+        features = [f"f{i}" for i in range(t.shape[1])]
+        frame = pd.DataFrame(t, columns=features)
+        frame[LABEL] = np.asarray(y, dtype=int)
+        began = time.perf_counter()
+        fitted = spark_fit(estimator, session.createDataFrame(frame), features, LABEL, workers)
+        logger.info(
+            "%s fitted with %d workers on %s: %d rows in %.1f s",
+            kind,
+            workers,
+            settings.spark_master,
+            len(frame),
+            time.perf_counter() - began,
         )
+        return fitted
+
+    try:
+        yield Refit(fit, settings.spark_training_search_rows, names.FIT_SPARK, where)
     finally:
-        if owned:
-            session.stop()
+        if opened and opened[0][1]:
+            opened[0][0].stop()
