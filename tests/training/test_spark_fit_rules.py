@@ -79,9 +79,7 @@ def test_a_refit_runs_the_same_protocol_through_its_hook() -> None:
     )
     assert calls == [300, 300, 600]  # two folds, then all rows
     assert hooked.best_params == plain.best_params
-    np.testing.assert_array_equal(
-        hooked.pipeline.predict_proba(x), plain.pipeline.predict_proba(x)
-    )
+    np.testing.assert_array_equal(hooked.pipeline.predict_proba(x), plain.pipeline.predict_proba(x))
     assert plain.extra["fit_engine"] == names.FIT_ONE_MACHINE and plain.extra["fit_where"] == {}
     assert hooked.extra["fit_engine"] == "test" and hooked.extra["fit_where"] == {"on": 1}
 
