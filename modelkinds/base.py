@@ -90,6 +90,11 @@ class KindReport:
     card: str = ""
 
 
+SparkFit = Callable[[Any, Any, Sequence[str], str, int], Any]
+"""(unfitted estimator, Spark DataFrame, its feature columns, its label column, workers) -> the
+estimator fitted on the Spark cluster: the same class, parameters and array interface as a fit
+on one machine gives (so compiling, explaining and registering it are unchanged)."""
+
 Report = Callable[[Any, ReportContext], KindReport]
 """(fitted estimator, context) -> what the kind publishes about it (e.g. a points table)."""
 
@@ -129,6 +134,8 @@ class ModelKind:
     fit_trial: FitTrial = fit_plain
     settle: Callable[[Any], None] = unchanged  # after a fit, e.g. predict single-threaded
     report: Report | None = None  # extra run artifacts and a model-card section, if any
+    # fits past one machine on a Spark cluster (training.spark_fit), if the kind can
+    spark_fit: SparkFit | None = None
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):

@@ -6,12 +6,17 @@ faster on a large backfill); the compiled scorer computes the same values per le
 (:mod:`modelkinds.parts.treeshap`), and falls back to ``pred_contribs`` for a booster it cannot
 read (categorical splits, a missing value other than NaN). Either way the contributions plus the
 bias add up to the margin.
+
+Past one machine (a large table and a Spark cluster; training.spark_fit), the chosen
+configuration is fitted with ``xgboost.spark`` and its booster loaded into the same
+``XGBClassifier``: everything above applies to it unchanged.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from modelkinds.base import TREESHAP, CompiledEstimator, FitOptions, ModelKind, NotCompilable
@@ -40,6 +45,41 @@ def fit_trial(
     model.set_params(early_stopping_rounds=options.early_stopping_rounds)
     model.fit(x_fit, y_fit, eval_set=[(x_val, y_val)], verbose=False)
     return {"n_estimators": int(model.best_iteration) + 1}
+
+
+# What xgboost.spark refuses or sets itself: threads come from ``spark.task.cpus``, the objective
+# from the estimator (binary:logistic), and the refit does not stop early.
+_NOT_ON_SPARK = frozenset(
+    {"n_jobs", "nthread", "enable_categorical", "objective", "early_stopping_rounds", "callbacks"}
+)
+
+
+def spark_fit(model: Any, frame: Any, features: Sequence[str], label: str, workers: int) -> Any:
+    """Fit ``model``'s configuration with ``xgboost.spark`` on ``workers`` barrier tasks (at most
+    the cluster's free task slots, or the stage waits for slots forever), then load the booster
+    into ``model`` itself: an ``XGBClassifier`` that predicts, compiles and explains exactly as
+    one fitted on this machine, with the booster the cluster built."""
+    from xgboost.spark import SparkXGBClassifier
+
+    objective = str(model.get_params().get("objective") or "binary:logistic")
+    if objective != "binary:logistic":
+        raise NotCompilable(f"XGBoost objective {objective!r} cannot be fitted on Spark")
+    params = {
+        k: v for k, v in model.get_params().items() if v is not None and k not in _NOT_ON_SPARK
+    }
+    spark_model = SparkXGBClassifier(
+        features_col=list(features),
+        label_col=label,
+        num_workers=workers,
+        device="cpu",
+        verbose=False,
+        **params,
+    ).fit(frame)
+    model.load_model(bytearray(spark_model.get_booster().save_raw("ubj")))
+    # The cluster's booster names its inputs after the frame's columns; a fit on this machine
+    # sees the unnamed preprocessed matrix, and so do scoring and the compiled scorer.
+    model.get_booster().feature_names = None
+    return model
 
 
 def _best_iteration(model: Any) -> int | None:
@@ -139,4 +179,5 @@ KIND = ModelKind(
     contributions=contributions,
     reason_method=TREESHAP,
     fit_trial=fit_trial,
+    spark_fit=spark_fit,
 )

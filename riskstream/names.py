@@ -303,6 +303,11 @@ TAG_MODEL_CARD_ARTIFACT: Final = "model_card_artifact"
 # p99 over a fixed set of test rows, each row's median of several runs (training.serving_cost)
 TAG_SERVING_P99_MS: Final = "serving_p99_ms"
 TAG_SERVING_BUDGET_MS: Final = "serving_budget_ms"  # the budget it was promoted against
+# model run tags: where the chosen configuration was fitted (training.spark_fit)
+TAG_FIT_ENGINE: Final = "fit_engine"
+FIT_ONE_MACHINE: Final = "one machine"  # this process, as every kind by default
+FIT_SPARK: Final = "spark"  # the kind's spark_fit on the Spark cluster (RISKSTREAM_SPARK_MASTER)
+SPARK_TRAINING_APP: Final = "riskstream-training"  # the Spark application that fits there
 # artifacts in a model's run
 BASELINE_ARTIFACT: Final = "baseline/baseline.json"  # PSI baseline
 # a categorical input's baseline bin for rare categories, and at scoring time for unseen ones

@@ -63,6 +63,13 @@ def default_cache_dir() -> Path:
     return Path(base) / "riskstream"
 
 
+DEFAULT_SPARK_TRAINING_MIN_ROWS = 5_000_000
+"""Training rows at or above which a model kind that can fit on Spark (XGBoost) fits there, on
+a cluster master (RISKSTREAM_SPARK_TRAINING_MIN_ROWS; docs/training.md, "Past one machine")."""
+DEFAULT_SPARK_TRAINING_SEARCH_ROWS = 200_000
+"""On that path the search runs on one machine, on a stratified sample of at most this many
+training rows (RISKSTREAM_SPARK_TRAINING_SEARCH_ROWS)."""
+
 DEFAULT_SERVING_BUDGET_MS = 5.0
 """A challenger whose compiled scorer takes longer than this per row (p99, probability and
 reasons, one thread) is not promoted (RISKSTREAM_SERVING_BUDGET_MS; 0 turns the check off)."""
@@ -95,6 +102,10 @@ class Settings:
     # changes): RISKSTREAM_RISK_EVENT_PD_DELTA.
     risk_event_pd_delta: float = 0.05
     spark_master: str = "local[2]"
+    # XGBoost fits through xgboost.spark on a cluster master from this many training rows on; the
+    # search then runs on a sample of at most ``spark_training_search_rows`` of them.
+    spark_training_min_rows: int = DEFAULT_SPARK_TRAINING_MIN_ROWS
+    spark_training_search_rows: int = DEFAULT_SPARK_TRAINING_SEARCH_ROWS
     # The Step Functions step worker's health endpoint (pipeline/sfn_worker.py)
     sfn_worker_url: str = "http://127.0.0.1:8790"
     spark_jars_dir: Path = field(default_factory=lambda: REPO_ROOT / ".jars")
@@ -149,6 +160,16 @@ class Settings:
         if not 0.0 < self.risk_event_pd_delta < 1.0:
             raise SettingsError(
                 f"RISKSTREAM_RISK_EVENT_PD_DELTA={self.risk_event_pd_delta} must be between 0 and 1"
+            )
+        if self.spark_training_min_rows < 1:
+            raise SettingsError(
+                f"RISKSTREAM_SPARK_TRAINING_MIN_ROWS={self.spark_training_min_rows} must be 1 or "
+                "more (training rows from which XGBoost fits on the Spark cluster)"
+            )
+        if self.spark_training_search_rows < 100:
+            raise SettingsError(
+                f"RISKSTREAM_SPARK_TRAINING_SEARCH_ROWS={self.spark_training_search_rows} must be "
+                "100 or more (the search's sample of the training rows)"
             )
         if not 1 <= self.shard_count <= 64:
             raise SettingsError(f"RISKSTREAM_SHARDS={self.shard_count} must be between 1 and 64")
@@ -295,6 +316,10 @@ class Settings:
             env["RISKSTREAM_ALLOW_AGE"] = "1"
         if self.api_workers:
             env["RISKSTREAM_API_WORKERS"] = str(self.api_workers)
+        if self.spark_training_min_rows != DEFAULT_SPARK_TRAINING_MIN_ROWS:
+            env["RISKSTREAM_SPARK_TRAINING_MIN_ROWS"] = str(self.spark_training_min_rows)
+        if self.spark_training_search_rows != DEFAULT_SPARK_TRAINING_SEARCH_ROWS:
+            env["RISKSTREAM_SPARK_TRAINING_SEARCH_ROWS"] = str(self.spark_training_search_rows)
         if self.serving_budget_ms != DEFAULT_SERVING_BUDGET_MS:
             env["RISKSTREAM_SERVING_BUDGET_MS"] = str(self.serving_budget_ms)
         if self.aws_access_key_id is not None:
@@ -395,6 +420,20 @@ class Settings:
                 kwargs[attr] = _int(env, var, 0)
         if env.get("RISKSTREAM_API_WORKERS"):
             kwargs["api_workers"] = _int(env, "RISKSTREAM_API_WORKERS", 0)
+        for var, attr, default in (
+            (
+                "RISKSTREAM_SPARK_TRAINING_MIN_ROWS",
+                "spark_training_min_rows",
+                DEFAULT_SPARK_TRAINING_MIN_ROWS,
+            ),
+            (
+                "RISKSTREAM_SPARK_TRAINING_SEARCH_ROWS",
+                "spark_training_search_rows",
+                DEFAULT_SPARK_TRAINING_SEARCH_ROWS,
+            ),
+        ):
+            if env.get(var):
+                kwargs[attr] = _int(env, var, default)
         if env.get("RISKSTREAM_RISK_EVENT_PD_DELTA"):
             kwargs["risk_event_pd_delta"] = _float(env, "RISKSTREAM_RISK_EVENT_PD_DELTA")
         if env.get("RISKSTREAM_SERVING_BUDGET_MS"):

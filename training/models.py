@@ -29,6 +29,7 @@ from sklearn.pipeline import Pipeline
 
 import modelkinds
 from modelkinds import FitOptions, ModelKind
+from riskstream.names import FIT_ONE_MACHINE
 from riskstream.scorescale import ScoreScale
 from training.dataset import FeatureColumns
 
@@ -64,6 +65,21 @@ class SearchBudget:
             raise ModelError(f"cv_folds={self.cv_folds} must be between 2 and 10")
         if not 0.05 <= self.validation_size <= 0.5:
             raise ModelError(f"validation_size={self.validation_size} must be in [0.05, 0.5]")
+
+
+@dataclass(frozen=True)
+class Refit:
+    """Where the chosen configuration is fitted past one machine (training.spark_fit).
+
+    ``fit(estimator, t, y)`` fits an unfitted estimator on a preprocessed matrix and returns it
+    fitted, of the same class; the out-of-fold fits and the refit go through it. The search
+    then runs on one machine on a stratified sample of at most ``search_rows`` training rows,
+    and ``engine`` says where the fits ran, ``where`` on what (both recorded on the run)."""
+
+    fit: Callable[[Any, np.ndarray, np.ndarray], Any]
+    search_rows: int
+    engine: str
+    where: dict[str, Any] = field(default_factory=dict)  # e.g. the master and the workers
 
 
 @dataclass
@@ -215,6 +231,28 @@ def _settled(kind: str, pipeline: Pipeline) -> Pipeline:
     return pipeline
 
 
+def _fit_pipeline(
+    make: Callable[[], Pipeline], x: pd.DataFrame, y: np.ndarray, refit: Refit | None
+) -> Pipeline:
+    """``make()`` fitted on ``x``: in one piece on this machine, or the preprocessing here and
+    the estimator through ``refit`` (the same pipeline of fitted steps either way)."""
+    pipeline = make()
+    if refit is None:
+        return pipeline.fit(x, y)
+    pre = pipeline.named_steps["preprocess"]
+    t = pre.fit_transform(x)
+    model = refit.fit(pipeline.named_steps["model"], np.asarray(t, dtype=float), y)
+    return Pipeline([("preprocess", pre), ("model", model)])
+
+
+def _search_sample(y: np.ndarray, rows: int, seed: int) -> np.ndarray:
+    """The positions of a stratified sample of ``rows`` of the training rows, in order."""
+    if rows >= len(y):
+        return np.arange(len(y))
+    kept, _ = train_test_split(np.arange(len(y)), train_size=rows, random_state=seed, stratify=y)
+    return np.sort(kept)
+
+
 def fit_with_search(
     kind: str,
     x: pd.DataFrame,
@@ -222,6 +260,7 @@ def fit_with_search(
     columns: FeatureColumns,
     budget: SearchBudget = SearchBudget(),
     clock: Callable[[], float] = time.monotonic,
+    refit: Refit | None = None,
 ) -> FittedModel:
     """Choose, refit and calibrate one model using the training rows ``x`` only.
 
@@ -235,14 +274,21 @@ def fit_with_search(
     3. Refit on all training rows; Platt scaling (fitted on the out-of-fold scores) on top.
 
     Same data, columns and seed give the same model on any machine unless the guard bites.
+
+    With ``refit`` (a large table and a Spark cluster), step 1 runs here on a stratified sample
+    of at most ``refit.search_rows`` training rows, and the fits of steps 2 and 3 (all rows)
+    go through ``refit.fit``.
     """
     check_kind(kind)
     y = np.asarray(y).astype(int)
     if len(np.unique(y)) < 2:
         raise ModelError(f"cannot train {kind}: the training labels have one class only ({y[0]})")
     started = clock()
+    searched = np.arange(len(y))
+    if refit is not None:
+        searched = _search_sample(y, refit.search_rows, budget.seed)
     fit_idx, val_idx = train_test_split(
-        np.arange(len(x)), test_size=budget.validation_size, random_state=budget.seed, stratify=y
+        searched, test_size=budget.validation_size, random_state=budget.seed, stratify=y[searched]
     )
     x_fit, x_val = x.iloc[fit_idx], x.iloc[val_idx]
     y_fit, y_val = y[fit_idx], y[val_idx]
@@ -306,9 +352,9 @@ def fit_with_search(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Bins whose width are too small")
         for part, held in folds.split(np.zeros(len(y)), y):
-            fold = _settled(kind, make().fit(x.iloc[part], y[part]))
+            fold = _settled(kind, _fit_pipeline(make, x.iloc[part], y[part], refit))
             oof_raw[held] = _response(fold.named_steps["model"], fold[:-1].transform(x.iloc[held]))
-        final = _settled(kind, make().fit(x, y))
+        final = _settled(kind, _fit_pipeline(make, x, y, refit))
     pre, estimator = final.named_steps["preprocess"], final.named_steps["model"]
     t_all = pre.transform(x)
     calibrated = CalibratedClassifierCV(FrozenEstimator(estimator), method="sigmoid")
@@ -333,6 +379,9 @@ def fit_with_search(
             "search_validation_rows": len(val_idx),
             "cv_folds": budget.cv_folds,
             "cv_roc_auc": float(roc_auc_score(y, oof_raw)),
+            "search_rows": len(searched),
+            "fit_engine": FIT_ONE_MACHINE if refit is None else refit.engine,
+            "fit_where": {} if refit is None else dict(refit.where),
         },
     )
 

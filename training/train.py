@@ -58,6 +58,7 @@ from training.registry_io import (
     promote,
     version_tags,
 )
+from training.spark_fit import where_to_fit
 from training.tracking import _client, _mlflow, _pip_requirements, ensure_experiment, run_url
 
 logger = logging.getLogger(__name__)
@@ -149,7 +150,11 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
     cols = prepared.columns.all
     x_train, y_train = prepared.train[cols], prepared.train["label"].to_numpy()
     x_test, y_test = prepared.test[cols], prepared.test["label"].to_numpy()
-    fitted = fit_with_search(model, x_train, y_train, prepared.columns, config.budget)
+    # Past one machine (a large table, a cluster master, a kind that can): the fits on Spark.
+    with where_to_fit(settings, model, len(x_train)) as refit:
+        fitted = fit_with_search(
+            model, x_train, y_train, prepared.columns, config.budget, refit=refit
+        )
     # Threshold and selection: out-of-fold scores of the training rows only.
     threshold, cv_cost = cost_optimal_threshold(
         fitted.validation_y, fitted.validation_p, config.costs
@@ -178,7 +183,11 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
         run_name=title,
         parent_run_id=parent_run_id,
         nested=True,
-        tags={names.TAG_MODEL_TYPE: model, names.TAG_FEATURES_DIGEST: prepared.table.digest},
+        tags={
+            names.TAG_MODEL_TYPE: model,
+            names.TAG_FEATURES_DIGEST: prepared.table.digest,
+            names.TAG_FIT_ENGINE: fitted.extra["fit_engine"],
+        },
     ) as run:
         mlflow.log_params({f"best_{k}": v for k, v in fitted.best_params.items()})
         mlflow.log_params(
@@ -190,6 +199,8 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
                 "calibration": f"sigmoid on {config.cv_folds}-fold out-of-fold scores",
                 "threshold_chosen_on": "out-of-fold scores of the training rows",
                 "refit_rows": fitted.extra["fit_rows"],
+                "search_rows": fitted.extra["search_rows"],
+                **fitted.extra["fit_where"],
             }
         )
         mlflow.log_dict(prepared.features_document(config), names.FEATURES_ARTIFACT)
