@@ -278,11 +278,12 @@ def score_raw(loaded: Loaded, applications: list[BaseModel]) -> bytes:
         )
 
     if loaded.scorer is not None:
-        pd_values = loaded.scorer.pd(loaded.scorer.transform(inputs))
+        xt = loaded.scorer.transform(inputs)
+        pd_values = loaded.scorer.pd(xt)
         bad = [i for i in range(len(rows)) if not np.isfinite(pd_values[i])]
         if bad:
             raise RawApplicationError([unscorable(i) for i in bad])
-        results = loaded.scorer.score(inputs, ids)
+        results = loaded.scorer.score(inputs, ids, xt=xt, pd_values=pd_values)
     else:
         frame = pd.DataFrame(inputs, columns=list(loaded.kinds))
         try:
