@@ -156,7 +156,9 @@ class TreeShap:
                 tree["sum_hessian"],
                 cond,
             )
-        return cls._build(nodes, n_features, inclusive=False, max_table=max_table, n_trees=len(trees))
+        return cls._build(
+            nodes, n_features, inclusive=False, max_table=max_table, n_trees=len(trees)
+        )
 
     @classmethod
     def of_forest(cls, model: Any, max_table: int | None = None) -> TreeShap:
