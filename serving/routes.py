@@ -27,6 +27,7 @@ from serving.schema import (
 from serving.service import (
     INLINE_MAX,
     MAX_ACCOUNT_ID,
+    RAW_INLINE_MAX,
     ChampionHolder,
     Loaded,
     RawApplicationError,
@@ -147,6 +148,8 @@ async def score_answer(holder: ChampionHolder, protected: set[str], body: bytes)
     raw = payload.raw_applications  # type: ignore[attr-defined]
     if raw is not None:
         try:
+            if len(raw) <= RAW_INLINE_MAX:  # no thread hop, no GIL hand-over for one
+                return _json(score_raw(current, raw))
             return _json(await run_in_threadpool(score_raw, current, raw))
         except RawApplicationError as exc:
             return _json({"detail": exc.errors[:50]}, 422)

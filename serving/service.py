@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TTL = 30.0
 INLINE_MAX = 32  # up to this many applications are scored on the event loop (sub-millisecond)
+# One raw application (its features on float64 scalars, then the same scorer) costs under a
+# millisecond: on the event loop, as the precomputed form; more go to the thread pool.
+RAW_INLINE_MAX = 1
 MAX_ACCOUNT_ID = 64  # the event contract's limit on account_id
 
 
