@@ -209,7 +209,9 @@ def build_rows(
         numeric.append(f"repayment_status_m{k}")
     if len(rows) == 1:  # one application: scalars (see ScalarOps)
         (row,) = rows
-        scalars = {name: np.float64(np.nan if row[name] is None else row[name]) for name in numeric}
+        scalars: dict[str, Any] = {
+            name: np.float64(np.nan if row[name] is None else row[name]) for name in numeric
+        }
         ops: NumpyOps = ScalarOps(scalars)
         with np.errstate(all="ignore"):
             scalars["credit_limit"] = featuredefs.credit_limit(ops)
