@@ -119,6 +119,7 @@ class TreeShap:
     output: np.ndarray | None = None  # (leaves,) a forest's leaf rates, tree by tree
     n_trees: int = 0
     _last: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _gather: tuple[np.ndarray, ...] | None = field(default=None, repr=False)
 
     @property
     def how(self) -> str:
@@ -290,11 +291,15 @@ class TreeShap:
         (padding slots have none: their value is 0)."""
         assert self.table_v is not None
         n = one.shape[0]
-        agree = (one @ (2.0 ** np.arange(self.depth))).astype(np.int64)  # (rows, leaves)
-        used, leaf = self.used, self.used // self.depth
-        index = (leaf * (2**self.depth)) * self.depth + used % self.depth
+        if self._gather is None:  # per model, not per call: where each used slot's entries sit
+            used, leaf = self.used, self.used // self.depth
+            index = (leaf * (2**self.depth)) * self.depth + used % self.depth
+            pow2 = 2.0 ** np.arange(self.depth)
+            self._gather = (leaf, index, self.zero.reshape(-1)[used], pow2)
+        leaf, index, zero_used, pow2 = self._gather
+        agree = (one @ pow2).astype(np.int64)  # (rows, leaves)
         entries = self.table_v.reshape(-1)[index + agree[:, leaf] * self.depth]
-        return (one.reshape(n, -1)[:, used] - self.zero.reshape(-1)[used]) * entries
+        return (one.reshape(n, -1)[:, self.used] - zero_used) * entries
 
     def _phi(self, one: np.ndarray) -> np.ndarray:
         """(rows, leaves, depth) Shapley values of every leaf's slots, by the integral."""
