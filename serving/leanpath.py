@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 from serving.online import OnlineStore
-from serving.routes import account_answer, read_body, score_answer
+from serving.routes import account_answer, score_answer
 from serving.service import MAX_ACCOUNT_ID, ChampionHolder
 
 ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
@@ -71,10 +71,10 @@ class LeanRoutes:
         if scope["type"] == "http":
             method, path = scope["method"], scope["path"]
             if method == "POST" and path == SCORE:
-                body = await read_body(content_length(scope), body_chunks(receive))
-                if isinstance(body, bytes):
-                    body = await score_answer(self.holder, self.protected, body)
-                await body(scope, receive, send)
+                answer = await score_answer(
+                    self.holder, self.protected, content_length(scope), body_chunks(receive)
+                )
+                await answer(scope, receive, send)
                 return
             if method == "GET":
                 account_id = account_id_of(path)

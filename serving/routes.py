@@ -121,18 +121,29 @@ async def score(request: Request) -> Any:
     """Score one or many applications, by their features ``{"applications": [{...}]}`` or
     by their raw facts ``{"raw_applications": [{"opened_on": ..., "statements": [...]}]}``
     (features computed with the pipeline's definitions)."""
-    body = await read_body(request.headers.get("content-length"), request.stream())
-    if isinstance(body, Response):
-        return body
-    return await score_answer(_holder(request), request.app.state.protected, body)
+    return await score_answer(
+        _holder(request),
+        request.app.state.protected,
+        request.headers.get("content-length"),
+        request.stream(),
+    )
 
 
-async def score_answer(holder: ChampionHolder, protected: set[str], body: bytes) -> Response:
-    """``POST /score`` for a body already read: validated against the champion's request model
-    (pydantic-core, from the bytes), then scored (serving.service)."""
+async def score_answer(
+    holder: ChampionHolder,
+    protected: set[str],
+    declared: str | None,
+    chunks: AsyncIterator[bytes],
+) -> Response:
+    """``POST /score``: the body read from ``chunks`` (``declared``: its content-length
+    header), validated against the champion's request model (pydantic-core, from the bytes),
+    then scored (serving.service)."""
     current = holder.current
     if current is None:
         return _no_champion(holder)
+    body = await read_body(declared, chunks)
+    if isinstance(body, Response):
+        return body
     try:
         payload = current.request_model.model_validate_json(body)
     except ValidationError as exc:

@@ -165,6 +165,14 @@ def test_the_in_flight_limit_covers_the_lean_routes() -> None:
     assert _call(app, "GET", "/health").status_code == 200
 
 
+def test_without_a_champion_both_routes_answer_503_before_reading_the_body() -> None:
+    app = create_app(Settings(), ttl=3600, online=_Store(ONLINE))  # nothing loaded
+    huge = b'{"applications": [' + b" " * (MAX_BODY_BYTES + 10) + b"]}"
+    assert _call(app, "POST", "/score", content=huge).status_code == 503
+    account = _call(app, "GET", f"/accounts/{next(iter(ONLINE))}/score")
+    assert account.status_code == 503 and "no champion loaded" in account.json()["detail"]
+
+
 def test_the_openapi_document_still_describes_the_lean_routes() -> None:
     app, _ = _APPS
     paths = _call(app, "GET", "/openapi.json").json()["paths"]
