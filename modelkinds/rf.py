@@ -93,12 +93,16 @@ def saabas(model: Any, xt: Any) -> Any:
 
 def compile_estimator(model: Any) -> CompiledEstimator:
     from modelkinds.parts.forest import Forest
-    from modelkinds.parts.treeshap import TreeShap
+    from modelkinds.parts.treeshap import CACHE_ROWS, TreeShap
 
     forest = Forest.of(model)
     shap = TreeShap.of_forest(model)
 
     def proba(x: Any) -> Any:
+        # a few rows (the API): from the leaves TreeSHAP's agreement matrix reaches, which the
+        # reasons then reuse; a batch: the trees walked together (same values, less memory)
+        if len(x) <= CACHE_ROWS:
+            return shap.forest_proba(x)
         return forest.proba(x)
 
     method = f"{KIND.reason_method}; {shap.how}"

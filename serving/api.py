@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from riskstream.settings import Settings
+from serving.leanpath import LeanRoutes
 from serving.online import OnlineStore
 from serving.routes import openapi_for, router
 from serving.schema import (
@@ -117,6 +118,13 @@ def create_app(
         limiter_box.append(made)
         return made
 
+    # inside the limit: the scoring routes without FastAPI's routing (serving.leanpath)
+    app.add_middleware(
+        LeanRoutes,  # type: ignore[arg-type]
+        holder=holder,
+        store=store,
+        protected=app.state.protected,
+    )
     app.add_middleware(limiter, limit=max_in_flight)  # type: ignore[arg-type]
     app.state.limiter = limiter_box
     app.include_router(router)

@@ -47,12 +47,10 @@ Block = Callable[[Sequence[Mapping[str, Any]]], np.ndarray]
 
 # ---- preprocessing ---------------------------------------------------------------------------
 def _numeric(rows: Sequence[Mapping[str, Any]], cols: list[str]) -> np.ndarray:
-    out = np.empty((len(rows), len(cols)), dtype=np.float64)
-    for i, row in enumerate(rows):
-        for j, c in enumerate(cols):
-            v = row.get(c)
-            out[i, j] = np.nan if v is None else v
-    return out
+    # None becomes NaN in a float64 array
+    return np.array(
+        [[row.get(c) for c in cols] for row in rows], dtype=np.float64, ndmin=2
+    ).reshape(len(rows), len(cols))
 
 
 def _objects(rows: Sequence[Mapping[str, Any]], cols: list[str]) -> list[list[Any]]:
@@ -187,12 +185,22 @@ def _numeric_step(step: Any) -> Callable[[np.ndarray], np.ndarray]:
         n_bins = [int(b) for b in step.n_bins_]
         offsets = np.cumsum([0, *n_bins])[:-1]
         width = int(sum(n_bins))
+        # every column's inner edges in one (columns x most edges) matrix, padded with NaN (no
+        # value is >= NaN): searchsorted(edges, v, side="right") is the count of edges <= v,
+        # one comparison for all columns instead of a searchsorted per column
+        most = max([len(e) for e in inner] + [1])
+        edges = np.full((len(inner), most), np.nan, dtype=np.float64)
+        for j, e in enumerate(inner):
+            edges[j, : len(e)] = e
+        n_edges = np.asarray([len(e) for e in inner], dtype=np.int64)
 
         def bins(x: np.ndarray) -> np.ndarray:
             out = np.zeros((x.shape[0], width), dtype=np.float64)
-            rows = np.arange(x.shape[0])
-            for j, edges in enumerate(inner):
-                out[rows, offsets[j] + np.searchsorted(edges, x[:, j], side="right")] = 1.0
+            with np.errstate(invalid="ignore"):
+                index = (edges[None, :, :] <= x[:, :, None]).sum(axis=2)
+            index = np.where(np.isnan(x), n_edges, index)  # searchsorted puts NaN last
+            rows = np.repeat(np.arange(x.shape[0]), len(inner))
+            out[rows, (offsets + index).ravel()] = 1.0
             return out
 
         return bins
@@ -300,12 +308,17 @@ class CompiledScorer:
         rows: Sequence[Mapping[str, Any]],
         ids: Sequence[str | None] | None = None,
         with_reasons: bool = True,
+        xt: np.ndarray | None = None,
+        pd_values: np.ndarray | None = None,
     ) -> list[dict[str, Any]]:
-        """One result per row: pd, score, risk_tier, decision, reasons (top risk-increasing)."""
+        """One result per row: pd, score, risk_tier, decision, reasons (top risk-increasing).
+        ``xt`` and ``pd_values``: ``transform(rows)`` and ``pd(xt)`` when the caller has them."""
         if not rows:
             return []
-        xt = self.transform(rows)
-        pd_values = self.pd(xt)
+        if xt is None:
+            xt = self.transform(rows)
+        if pd_values is None:
+            pd_values = self.pd(xt)
         scores = pd_to_score(pd_values, self.config.scale)
         if self._tiers is None:
             cuts = self.config.tiers

@@ -69,6 +69,30 @@ class NumpyOps:
         return value
 
 
+class ScalarOps(NumpyOps):
+    """The same backend for one application: numpy float64 scalars instead of one-element
+    arrays. The same IEEE operations in the same order (a float64 scalar divides, compares and
+    takes a square root exactly as an array element does), at a fraction of an array
+    operation's cost; ``build_rows`` uses it for a request of one application."""
+
+    def when(self, condition: Any, value: Any, otherwise: Any = None) -> Any:
+        if condition:
+            return np.float64(value)
+        return np.float64(np.nan if otherwise is None else otherwise)
+
+    def coalesce(self, *values: Any) -> Any:
+        for value in values:
+            if not np.isnan(value):
+                return np.float64(value)
+        return np.float64(np.nan)
+
+    def is_not_null(self, value: Any) -> Any:
+        return not np.isnan(value)
+
+    def is_true(self, condition: Any) -> Any:
+        return bool(condition)
+
+
 def lookback_for(features: Sequence[str]) -> int:
     """The lookback the champion was built with: at least the pipeline default, more when it
     uses a later month lag (``bill_amt_m12``...)."""
@@ -183,6 +207,21 @@ def build_rows(
     for k in range(1, months + 1):
         numeric += [f"bill_amt_m{k}", f"pay_amt_m{k}", f"minimum_due_m{k}"]
         numeric.append(f"repayment_status_m{k}")
+    if len(rows) == 1:  # one application: scalars (see ScalarOps)
+        (row,) = rows
+        scalars: dict[str, Any] = {
+            name: np.float64(np.nan if row[name] is None else row[name]) for name in numeric
+        }
+        ops: NumpyOps = ScalarOps(scalars)
+        with np.errstate(all="ignore"):
+            scalars["credit_limit"] = featuredefs.credit_limit(ops)
+            derived = featuredefs.derived(ops, months)
+        row["credit_limit"] = _null(scalars["credit_limit"])
+        for name, value in derived.items():
+            row[name] = _null(value)
+        for k in range(1, months + 1):
+            del row[f"minimum_due_m{k}"]
+        return rows
     columns = {
         name: np.asarray([np.nan if r[name] is None else r[name] for r in rows], dtype=np.float64)
         for name in numeric

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pandas as pd
@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from serving.online import LIVE_CHECK_SECONDS
+from serving.online import LIVE_CHECK_SECONDS, OnlineStore
 from serving.schema import (
     MAX_BODY_BYTES,
     AccountScore,
@@ -27,6 +27,7 @@ from serving.schema import (
 from serving.service import (
     INLINE_MAX,
     MAX_ACCOUNT_ID,
+    RAW_INLINE_MAX,
     ChampionHolder,
     Loaded,
     RawApplicationError,
@@ -92,19 +93,19 @@ async def model(request: Request) -> Response:
     return _json(described)
 
 
-async def _body(request: Request) -> bytes | Response:
-    """The request body, or a 413 answer when it is larger than the cap."""
-    declared = request.headers.get("content-length")
+async def read_body(declared: str | None, chunks: AsyncIterator[bytes]) -> bytes | Response:
+    """The request body, or a 413 answer when it is larger than the cap (``declared``: the
+    content-length header)."""
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         return _error(413, f"body of {declared} bytes exceeds the {MAX_BODY_BYTES} byte cap")
-    chunks: list[bytes] = []
+    parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             return _error(413, f"body exceeds the {MAX_BODY_BYTES} byte cap")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 @router.post(
@@ -120,17 +121,32 @@ async def score(request: Request) -> Any:
     """Score one or many applications, by their features ``{"applications": [{...}]}`` or
     by their raw facts ``{"raw_applications": [{"opened_on": ..., "statements": [...]}]}``
     (features computed with the pipeline's definitions)."""
-    holder = _holder(request)
+    return await score_answer(
+        _holder(request),
+        request.app.state.protected,
+        request.headers.get("content-length"),
+        request.stream(),
+    )
+
+
+async def score_answer(
+    holder: ChampionHolder,
+    protected: set[str],
+    declared: str | None,
+    chunks: AsyncIterator[bytes],
+) -> Response:
+    """``POST /score``: the body read from ``chunks`` (``declared``: its content-length
+    header), validated against the champion's request model (pydantic-core, from the bytes),
+    then scored (serving.service)."""
     current = holder.current
     if current is None:
         return _no_champion(holder)
-    body = await _body(request)
+    body = await read_body(declared, chunks)
     if isinstance(body, Response):
         return body
     try:
         payload = current.request_model.model_validate_json(body)
     except ValidationError as exc:
-        protected = request.app.state.protected
         errors = [
             {
                 "loc": ["body", *err["loc"]],
@@ -143,6 +159,8 @@ async def score(request: Request) -> Any:
     raw = payload.raw_applications  # type: ignore[attr-defined]
     if raw is not None:
         try:
+            if len(raw) <= RAW_INLINE_MAX:  # no thread hop, no GIL hand-over for one
+                return _json(score_raw(current, raw))
             return _json(await run_in_threadpool(score_raw, current, raw))
         except RawApplicationError as exc:
             return _json({"detail": exc.errors[:50]}, 422)
@@ -168,8 +186,11 @@ async def account_score(
 ) -> Response:
     """Score an existing account: its live score (with ``as_of``, the event time of the latest
     event in it) while the live scorer runs, else from its materialized features."""
-    holder = _holder(request)
-    store = request.app.state.online
+    return await account_answer(_holder(request), request.app.state.online, account_id)
+
+
+async def account_answer(holder: ChampionHolder, store: OnlineStore, account_id: str) -> Response:
+    """``GET /accounts/{account_id}/score`` for a valid id (1 to 64 characters)."""
     current = holder.current
     if current is None:
         return _no_champion(holder)

@@ -61,6 +61,8 @@ used.toy
 used.__getstate__
 used.contentsize
 used._value_buffer
+# infra/s3_bodies.py sets a key's _body and reads it back through the key's __dict__
+used._body
 # moto's Step Functions calls these on the stand-ins and patches of infra/moto_sfn.py (by keyword)
 used.notify
 used.callback_id

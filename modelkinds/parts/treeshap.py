@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,7 @@ import numpy as np
 MAX_TABLE = 16_000_000  # precomputed entries (leaves x 2^depth x depth); above: the integral
 MAX_TABLE_DEPTH = 8  # more distinct features on a path: the integral
 CHUNK = 4_000_000  # array elements per block of rows (bounds a batch's memory)
+CACHE_ROWS = 32  # the agreement matrix of at most this many rows is kept for the next call
 
 TABLE = "precomputed per leaf"
 INTEGRAL = "Gauss-Legendre per leaf"
@@ -60,6 +61,7 @@ class _Nodes:
     threshold: list[float]
     default_left: list[bool]
     paths: list[tuple[float, Path]]
+    outputs: list[float] = field(default_factory=list)  # each leaf's own output (forest)
 
     @classmethod
     def empty(cls) -> _Nodes:
@@ -74,13 +76,17 @@ class _Nodes:
         default_left: Any,
         cover: Any,
         leaf_value: Any,
+        output: Any = None,
     ) -> None:
-        """One tree in flat arrays (a leaf has ``left == -1``), depth first from node 0."""
+        """One tree in flat arrays (a leaf has ``left == -1``), depth first from node 0;
+        ``output``: what the tree itself answers at each node (kept per leaf when given)."""
         stack: list[tuple[int, Path]] = [(0, [])]
         while stack:
             node, path = stack.pop()
             if left[node] == -1:
                 self.paths.append((float(leaf_value[node]), path))
+                if output is not None:
+                    self.outputs.append(float(output[node]))
                 continue
             gid = len(self.feature)
             self.feature.append(int(feature[node]))
@@ -110,6 +116,10 @@ class TreeShap:
     table_v: np.ndarray | None  # (leaves * 2^depth, depth): weight sums times the leaf value
     nodes_t: np.ndarray  # Gauss-Legendre nodes on [0, 1] (the integral)
     weights_t: np.ndarray  # and their weights
+    output: np.ndarray | None = None  # (leaves,) a forest's leaf rates, tree by tree
+    n_trees: int = 0
+    _last: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _gather: tuple[np.ndarray, ...] | None = field(default=None, repr=False)
 
     @property
     def how(self) -> str:
@@ -147,7 +157,9 @@ class TreeShap:
                 tree["sum_hessian"],
                 cond,
             )
-        return cls._build(nodes, n_features, inclusive=False, max_table=max_table)
+        return cls._build(
+            nodes, n_features, inclusive=False, max_table=max_table, n_trees=len(trees)
+        )
 
     @classmethod
     def of_forest(cls, model: Any, max_table: int | None = None) -> TreeShap:
@@ -170,12 +182,20 @@ class TreeShap:
                 np.zeros(tr.node_count, dtype=bool) if mgl is None else np.asarray(mgl, bool),
                 tr.weighted_n_node_samples,
                 rate / n_trees,
+                rate,
             )
-        return cls._build(nodes, int(model.n_features_in_), inclusive=True, max_table=max_table)
+        return cls._build(
+            nodes, int(model.n_features_in_), inclusive=True, max_table=max_table, n_trees=n_trees
+        )
 
     @classmethod
     def _build(
-        cls, nodes: _Nodes, n_features: int, inclusive: bool, max_table: int | None
+        cls,
+        nodes: _Nodes,
+        n_features: int,
+        inclusive: bool,
+        max_table: int | None,
+        n_trees: int = 0,
     ) -> TreeShap:
         paths = nodes.paths
         features_of = nodes.feature
@@ -218,6 +238,8 @@ class TreeShap:
             table_v=table_v,
             nodes_t=(x + 1.0) / 2.0,
             weights_t=w / 2.0,
+            output=np.asarray(nodes.outputs, dtype=np.float64) if nodes.outputs else None,
+            n_trees=n_trees,
         )
 
     def _agree(self, x: np.ndarray) -> np.ndarray:
@@ -234,16 +256,50 @@ class TreeShap:
         one[rows * self.zero.size + self.cond_slot[conds]] = 0.0
         return one.reshape(n, *self.zero.shape)
 
+    def _agree_once(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`_agree`, kept for the last small matrix: the API asks a forest for the
+        probability and then the reasons of the same rows, and both start from it."""
+        last = self._last
+        if last is not None and last[0] is x:
+            return last[1]
+        one = self._agree(x)
+        if x.shape[0] <= CACHE_ROWS:
+            self._last = (x, one)
+        return one
+
+    def forest_proba(self, x: np.ndarray) -> np.ndarray:
+        """A forest's probability per row from the leaf each tree reaches (the leaf whose every
+        split the row satisfies): its rates summed tree by tree in order, over the number of
+        trees, as ``predict_proba`` and :meth:`modelkinds.parts.forest.Forest.proba` do."""
+        assert self.output is not None and self.n_trees > 0
+        x = np.asarray(x)
+        reached = self._agree_once(x).all(axis=2)  # (rows, leaves): one leaf per tree
+        rates = self.output[np.nonzero(reached)[1]].reshape(x.shape[0], self.n_trees)
+        return np.cumsum(rates, axis=1)[:, -1] / self.n_trees
+
+    def margin32(self, x: np.ndarray, base: np.float32) -> np.ndarray:
+        """A booster's margin per row as XGBoost sums it: in float32, ``base`` and then the
+        leaf each tree reaches, tree by tree (the caller checks it against the booster)."""
+        x = np.asarray(x)
+        reached = self._agree_once(x).all(axis=2)  # (rows, leaves): one leaf per tree
+        leaves = self.value[np.nonzero(reached)[1]].astype(np.float32).reshape(x.shape[0], -1)
+        start = np.full((x.shape[0], 1), base, dtype=np.float32)
+        return np.cumsum(np.hstack([start, leaves]), axis=1, dtype=np.float32)[:, -1]
+
     def _phi_table(self, one: np.ndarray) -> np.ndarray:
         """(rows, used slots) Shapley values of the slots that test a feature, from the table
         (padding slots have none: their value is 0)."""
         assert self.table_v is not None
         n = one.shape[0]
-        agree = (one @ (2.0 ** np.arange(self.depth))).astype(np.int64)  # (rows, leaves)
-        used, leaf = self.used, self.used // self.depth
-        index = (leaf * (2**self.depth)) * self.depth + used % self.depth
+        if self._gather is None:  # per model, not per call: where each used slot's entries sit
+            used, leaf = self.used, self.used // self.depth
+            index = (leaf * (2**self.depth)) * self.depth + used % self.depth
+            pow2 = 2.0 ** np.arange(self.depth)
+            self._gather = (leaf, index, self.zero.reshape(-1)[used], pow2)
+        leaf, index, zero_used, pow2 = self._gather
+        agree = (one @ pow2).astype(np.int64)  # (rows, leaves)
         entries = self.table_v.reshape(-1)[index + agree[:, leaf] * self.depth]
-        return (one.reshape(n, -1)[:, used] - self.zero.reshape(-1)[used]) * entries
+        return (one.reshape(n, -1)[:, self.used] - zero_used) * entries
 
     def _phi(self, one: np.ndarray) -> np.ndarray:
         """(rows, leaves, depth) Shapley values of every leaf's slots, by the integral."""
@@ -272,8 +328,8 @@ class TreeShap:
         step = max(1, CHUNK // max(per_row, 1))
         feature = self.slot_feature.reshape(-1)[self.used] if table else self.slot_feature.ravel()
         for start in range(0, x.shape[0], step):
-            block = x[start : start + step]
-            one = self._agree(block)
+            block = x if x.shape[0] <= step else x[start : start + step]
+            one = self._agree_once(block)
             phi = self._phi_table(one) if table else self._phi(one).reshape(len(block), -1)
             sums = np.zeros((block.shape[0], self.n_features + 1), dtype=np.float64)
             for r in range(block.shape[0]):
