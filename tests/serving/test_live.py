@@ -285,6 +285,7 @@ def test_throttling_is_retried_and_every_event_applied_once(world: LiveWorld) ->
     dynamodb = Throttled(
         make_client(world.settings, "dynamodb"), "batch_write_item", "ThrottlingException", 2
     )
+
     class Partial:
         """A real client whose first BatchWriteItem writes one item and hands the rest back as
         UnprocessedItems (as DynamoDB does when a partition is throttled)."""
@@ -295,7 +296,7 @@ def test_throttling_is_retried_and_every_event_applied_once(world: LiveWorld) ->
         def __getattr__(self, name: str) -> Any:
             return getattr(self._client, name)
 
-        def batch_write_item(self, RequestItems: dict[str, Any]) -> Any:  # noqa: N803
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> Any:
             ((table, requests),) = RequestItems.items()
             if self.cut or len(requests) < 2:
                 return self._client.batch_write_item(RequestItems=RequestItems)
