@@ -37,3 +37,17 @@ def test_patched_get_records_answers_as_the_walk_over_the_shard_does() -> None:
     del shard.records[20]  # a gap (never made by put_record): moto's walk answers
     for position in ("0", "19", "20", "25"):
         assert shard.get_records(position, 3) == _scan_records(shard, position, 3)
+
+
+def test_patched_items_are_refused_over_the_size_limit_as_before() -> None:
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    patch_moto()
+    key = DynamoType({"S": "k"})
+    item = Item(key, None, {"k": {"S": "k"}, "n": {"N": "3"}, "s": {"S": "x" * 1000}})
+    assert item.attrs["n"] == DynamoType({"N": "3"}) and item.size() == 1 + 1 + 1 + 1 + 1 + 1000
+    with pytest.raises(ItemSizeTooLarge):  # over the limit only together
+        Item(key, None, {"k": {"S": "k"}, "a": {"S": "x" * 250_000}, "b": {"S": "y" * 250_000}})
+    with pytest.raises(ItemSizeTooLarge):  # a later write to the item keeps moto's check
+        item.attrs["big"] = DynamoType({"S": "z" * 410_000})
