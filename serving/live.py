@@ -7,10 +7,11 @@ backoff on connection errors, 5xx and throttling, cursors that survive a restart
 
 Per GetRecords page of a shard:
 
-1. group the records by account (order kept), load those accounts' states (a cache, else
-   ``BatchGetItem``), apply each record (:class:`serving.livestate.AccountState`: skipped when
-   its position is at or below the account's high-water mark for the shard, or its ``event_id``
-   was applied; an invalid record is counted and skipped, as landing quarantines it);
+1. group the records by account (order kept), load those accounts' states (the shard's cache,
+   which lives as long as this scorer holds the shard's lease, else ``BatchGetItem``), apply
+   each record (:class:`serving.livestate.AccountState`: skipped when its position is at or
+   below the account's high-water mark for the shard, or its ``event_id`` was applied; an
+   invalid record is counted and skipped, as landing quarantines it);
 2. recompute the changed accounts' features (the raw form's builder, the pipeline's definitions)
    and score them with the champion's compiled scorer (:class:`serving.service.ChampionHolder`,
    which follows the ``champion`` alias: a new champion is used from the next page on, and the
@@ -18,8 +19,8 @@ Per GetRecords page of a shard:
 3. put a versioned risk event on ``<prefix>-risk-events`` for each account whose tier or
    decision changed or whose PD moved by more than ``settings.risk_event_pd_delta`` (ids are
    derived from the account and the triggering event, so a replay repeats the same id);
-4. write the states (one ``PutItem`` per account, conditional on the version read, several in
-   flight), then move the shard's checkpoint.
+4. write the states (``BatchWriteItem``, 25 accounts a request, several in flight; each account
+   written once per page, whatever its number of events), then move the shard's checkpoint.
 
 A crash anywhere replays the page from the checkpoint; the high-water marks make the replay
 change nothing that was written (at-least-once delivery, idempotent apply: effectively once;
@@ -40,7 +41,6 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,7 +50,6 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
-from botocore.exceptions import ClientError
 
 from infra.kinesis import list_shards
 from infra.shards import (
@@ -62,7 +61,6 @@ from infra.shards import (
     Retrier,
     RetryPolicy,
     ShardCursor,
-    error_code,
     ready_shards,
     refuse_cut_answers,
 )
@@ -79,8 +77,9 @@ from serving.service import ChampionHolder, Loaded, score_records
 
 logger = logging.getLogger(__name__)
 
-WRITERS = 8  # conditional PutItems in flight at once
+WRITERS = 4  # BatchWriteItem requests in flight at once
 BATCH_GET_MAX = 100  # BatchGetItem: at most 100 keys
+BATCH_WRITE_MAX = 25  # BatchWriteItem: at most 25 items
 PUT_RECORDS_MAX = 500  # Kinesis PutRecords: at most 500 records
 RISK_NAMESPACE = uuid.UUID("3f6c1c1e-6a43-4b8e-9a51-0c7d2d1c9e55")
 
@@ -145,7 +144,6 @@ class LiveStatus:
         self.scored = 0
         self.unscored = 0
         self.risk_events = 0
-        self.conflicts = 0
         self.champion_version: str | None = None
         self.champion_since: float | None = None
         self.switches: list[dict[str, Any]] = []
@@ -204,7 +202,6 @@ class LiveStatus:
                 "scored": self.scored,
                 "unscored": self.unscored,
                 "risk_events": self.risk_events,
-                "conflicts": self.conflicts,
                 "lag_ms": {s: p.lag_ms for s, p in sorted(self.shards.items())},
                 "shards": {
                     s: {"lag_ms": p.lag_ms, "checkpoint": p.checkpoint, "events": p.events}
@@ -267,10 +264,13 @@ class LiveScorer:
         )
         self.holder = holder or ChampionHolder(settings, ttl=self.config.champion_ttl)
         self.status = LiveStatus(names.live_application(settings.portfolio))
-        self._cache: OrderedDict[str, _Entry] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        # per shard held: the states of its accounts (the lease makes this scorer their only
+        # writer, so the table is only read for an account not seen since the lease was taken)
+        self._caches: dict[str, OrderedDict[str, _Entry]] = {}
+        self._renewed: dict[str, float] = {}  # per shard held: when its lease was last extended
+        self._lease_lock = threading.Lock()
         self._failure: BaseException | None = None
-        self._writers = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="live-put")
+        self._writers = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="live-write")
         self.ready = threading.Event()  # the champion checked and the shards being read
 
     # ---- the champion -----------------------------------------------------------------------
@@ -402,17 +402,21 @@ class LiveScorer:
                     return None
 
     def _read_shard(self, shard_id: str, follow: bool) -> None:
+        taken = time.monotonic()  # the lease runs from before the acquire was asked for
         state = self._acquire(shard_id, follow)
         if state is None or state.finished:
             return
         release = True
+        # A cache of the shard's accounts lives as long as this hold of its lease: whoever held
+        # it before may have written them since this scorer last saw them.
+        self._caches[shard_id] = OrderedDict()
+        self._renewed[shard_id] = taken
         try:
             cursor = ShardCursor(
                 self.kinesis, self.stream_name, shard_id, self.retrier, self.config.get_limit
             )
             position = state.checkpoint
             iterator: str | None = cursor.iterator_after(position)
-            last_renew = time.monotonic()
             with self.status.lock:
                 self.status.shards.setdefault(shard_id, ShardProgress()).checkpoint = position
             held: list[dict[str, Any]] = []  # pages read while behind, applied together
@@ -437,8 +441,9 @@ class LiveScorer:
                 if held and not gather:
                     self.process(shard_id, held)
                     position = held[-1]["SequenceNumber"]
-                    self.store.commit(shard_id, position)
-                    last_renew = time.monotonic()
+                    asked = time.monotonic()
+                    self.store.commit(shard_id, position)  # also extends the lease
+                    self._renewed[shard_id] = asked
                     held = []
                 with self.status.lock:
                     progress = self.status.shards.setdefault(shard_id, ShardProgress())
@@ -453,32 +458,36 @@ class LiveScorer:
                     return
                 if not records:
                     self._stop.wait(self.config.idle_sleep)
-                if time.monotonic() - last_renew > self.config.lease_seconds / 3:
-                    self.store.renew(shard_id)
-                    last_renew = time.monotonic()
+                self._hold_lease(shard_id)
         except LeaseLostError:
             release = False
             raise
         finally:
+            self._caches.pop(shard_id, None)
             if release and not self._abort.is_set():
                 self.store.release(shard_id)
 
+    def _hold_lease(self, shard_id: str) -> None:
+        """Extend the shard's lease when a third of it has gone by (LeaseLostError when another
+        scorer took it). Called before every write of states too: a write starts with at least
+        two thirds of the lease left, in which no other scorer can take the shard."""
+        if time.monotonic() - self._renewed.get(shard_id, 0.0) > self.config.lease_seconds / 3:
+            asked = time.monotonic()
+            self.store.renew(shard_id)
+            self._renewed[shard_id] = asked
+
     # ---- one page ---------------------------------------------------------------------------
     def process(self, shard_id: str, records: list[dict[str, Any]]) -> None:
-        """Apply, rescore, emit and save one page of a shard (see the module docstring)."""
-        for attempt in range(4):
-            try:
-                self._process(shard_id, records)
-                return
-            except _Conflict as exc:
-                with self.status.lock:
-                    self.status.conflicts += 1
-                logger.warning("%s; reloading those accounts (attempt %d)", exc, attempt + 1)
-                self._forget(exc.accounts)
-        raise RuntimeError(
-            f"shard {shard_id}: the live state kept changing under this scorer; is another "
-            "live scorer running with another lease owner?"
-        )
+        """Apply, rescore, emit and save one page of a shard (see the module docstring). Any
+        failure forgets the shard's cached states (some were applied but maybe not written):
+        the page is read again from the table and the checkpoint."""
+        try:
+            self._process(shard_id, records)
+        except BaseException:
+            cache = self._caches.get(shard_id)
+            if cache is not None:
+                cache.clear()
+            raise
 
     def _process(self, shard_id: str, records: list[dict[str, Any]]) -> None:
         by_account: dict[str, list[tuple[str, dict[str, Any]]]] = {}
@@ -498,7 +507,7 @@ class LiveScorer:
                 others += 1  # another portfolio's event: its own live scorer scores it
                 continue
             by_account.setdefault(event["account_id"], []).append((seq, event))
-        entries = self._load(list(by_account))
+        entries = self._load(shard_id, list(by_account))
         changed: list[str] = []
         applied = duplicates = 0
         for account_id, events in by_account.items():
@@ -529,7 +538,7 @@ class LiveScorer:
         if risk:
             self._emit(risk)
             self.status.note_changes(risk)
-        self._save([(entries[a], scores.get(a)) for a in changed])
+        self._save(shard_id, [(entries[a], scores.get(a)) for a in changed])
         self.status.count(shard_id, len(records))
         with self.status.lock:
             self.status.applied += applied
@@ -580,22 +589,18 @@ class LiveScorer:
         return out
 
     # ---- the online table -------------------------------------------------------------------
-    def _forget(self, accounts: Iterable[str]) -> None:
-        with self._cache_lock:
-            for account_id in accounts:
-                self._cache.pop(account_id, None)
-
-    def _load(self, accounts: list[str]) -> dict[str, _Entry]:
+    def _load(self, shard_id: str, accounts: list[str]) -> dict[str, _Entry]:
+        """The accounts' entries: from the shard's cache, else from the table (new if absent)."""
+        cache = self._caches.setdefault(shard_id, OrderedDict())
         out: dict[str, _Entry] = {}
         missing = []
-        with self._cache_lock:
-            for account_id in accounts:
-                entry = self._cache.get(account_id)
-                if entry is None:
-                    missing.append(account_id)
-                else:
-                    out[account_id] = entry
-                    self._cache.move_to_end(account_id)
+        for account_id in accounts:
+            entry = cache.get(account_id)
+            if entry is None:
+                missing.append(account_id)
+            else:
+                out[account_id] = entry
+                cache.move_to_end(account_id)
         for start in range(0, len(missing), BATCH_GET_MAX):
             chunk = missing[start : start + BATCH_GET_MAX]
             for account_id, item in self._batch_get(chunk).items():
@@ -633,16 +638,20 @@ class LiveScorer:
                 time.sleep(self.retrier.policy.delay(attempt, self.retrier.rng))
         return found
 
-    def _save(self, updates: list[tuple[_Entry, dict[str, Any] | None]]) -> None:
+    def _save(self, shard_id: str, updates: list[tuple[_Entry, dict[str, Any] | None]]) -> None:
+        """Write the accounts' items with BatchWriteItem (25 a request, several in flight), then
+        keep them in the shard's cache. Unconditional: this scorer holds the shard's lease, so
+        it is the accounts' only writer, and a replayed write holds the same state
+        (docs/adr/0006-live-scorer.md)."""
         now = repr(time.time())
-        items = []
+        items: list[tuple[_Entry, dict[str, Any] | None, dict[str, Any]]] = []
         for entry, score in updates:
             state = entry.state
             item = {
                 ONLINE_KEY: {"S": live_key(state.account_id)},
                 "live_account": {"S": state.account_id},
                 "state": {"S": orjson.dumps(state.to_json()).decode()},
-                "version": {"N": str(entry.version + 1)},
+                "version": {"N": str(entry.version + 1)},  # items written: a replay writes none
                 "as_of": {"S": state.as_of or ""},
                 "event_id": {"S": state.last_event_id or ""},
                 "updated_at": {"N": now},
@@ -654,50 +663,36 @@ class LiveScorer:
                 item["features"] = {"S": orjson.dumps(features or {}, default=str).decode()}
                 stored = {k: v for k, v in kept.items() if k != "features"}
                 item["score"] = {"S": orjson.dumps(stored, default=str).decode()}
-            condition: dict[str, Any]
-            if entry.version == 0:
-                condition = {"ConditionExpression": "attribute_not_exists(#k)"}
-                names_ = {"#k": ONLINE_KEY}
-                values: dict[str, Any] = {}
-            else:
-                condition = {"ConditionExpression": "#v = :v"}
-                names_ = {"#v": "version"}
-                values = {":v": {"N": str(entry.version)}}
-            put: dict[str, Any] = {
-                "TableName": self.table,
-                "Item": item,
-                **condition,
-                "ExpressionAttributeNames": names_,
-            }
-            if values:
-                put["ExpressionAttributeValues"] = values
-            items.append((entry, kept, put))
+            items.append((entry, kept, item))
 
-        def write(put: dict[str, Any]) -> bool:
-            try:
-                self.retrier.call("DynamoDB PutItem", self.dynamodb.put_item, **put)
-            except ClientError as exc:
-                if error_code(exc) != "ConditionalCheckFailedException":
-                    raise
-                return False
-            return True
+        def attempt(**kwargs: Any) -> Any:
+            # every attempt (a retry across an outage too) starts on a lease with at least two
+            # thirds left, or fails with LeaseLostError when another scorer took the shard
+            with self._lease_lock:
+                self._hold_lease(shard_id)
+            return self.dynamodb.batch_write_item(**kwargs)
 
-        # One conditional PutItem per account, side by side (each account's item stands alone:
-        # its high-water marks make it idempotent, so no transaction across accounts is needed).
-        written = list(self._writers.map(write, [put for _, _, put in items]))
-        conflicts = [
-            e.state.account_id for (e, _, _), ok in zip(items, written, strict=True) if not ok
-        ]
-        with self._cache_lock:
-            for (entry, kept, _), ok in zip(items, written, strict=True):
-                if ok:
-                    entry.version += 1
-                    entry.score = kept
-                    self._cache[entry.state.account_id] = entry
-            while len(self._cache) > self.config.cache_accounts:
-                self._cache.popitem(last=False)
-        if conflicts:
-            raise _Conflict(conflicts)
+        def write(chunk: list[dict[str, Any]]) -> None:
+            pending: dict[str, Any] = {self.table: [{"PutRequest": {"Item": i}} for i in chunk]}
+            tries = 0
+            while pending:
+                answer = self.retrier.call("DynamoDB BatchWriteItem", attempt, RequestItems=pending)
+                pending = answer.get("UnprocessedItems") or {}
+                if pending:  # throttled in part: the rest again, after a backoff
+                    tries += 1
+                    time.sleep(self.retrier.policy.delay(tries, self.retrier.rng))
+
+        puts = [item for _, _, item in items]
+        chunks = [puts[i : i + BATCH_WRITE_MAX] for i in range(0, len(puts), BATCH_WRITE_MAX)]
+        list(self._writers.map(write, chunks))
+        cache = self._caches.setdefault(shard_id, OrderedDict())
+        for entry, kept, _ in items:
+            entry.version += 1
+            entry.score = kept
+            cache[entry.state.account_id] = entry
+            cache.move_to_end(entry.state.account_id)
+        while len(cache) > self.config.cache_accounts:
+            cache.popitem(last=False)
 
     # ---- risk events ------------------------------------------------------------------------
     def _emit(self, events: list[dict[str, Any]]) -> None:
@@ -747,12 +742,6 @@ class LiveScorer:
                 )
         except Exception as exc:  # the cloud may be down: the next beat tries again
             logger.debug("live marker not written: %s", exc)
-
-
-class _Conflict(Exception):
-    def __init__(self, accounts: list[str]) -> None:
-        super().__init__(f"{len(accounts)} live items changed since they were read")
-        self.accounts = accounts
 
 
 def _arrival(record: dict[str, Any]) -> datetime:

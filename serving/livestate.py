@@ -168,13 +168,15 @@ class AccountState:
     def obs_date(self) -> date | None:
         """The pipeline's default observation date for these facts (see the module docstring);
         None before any dated fact (only an outcome so far)."""
-        statements = [date.fromisoformat(row[0]) for row in self.statements.values()]
+        if self.statements:  # then only the last statement counts (ISO dates sort as dates)
+            last = max(row[0] for row in self.statements.values())
+            return featuredefs.default_obs_date([date.fromisoformat(last)], [])
         others = [_month_start(m) for m in (*self.payments, *self.purchases)]
         if self.opened_on is not None:
             others.append(self.opened_on)
-        if not statements and not others:
+        if not others:
             return None
-        return featuredefs.default_obs_date(statements, others)
+        return featuredefs.default_obs_date([], others)
 
     def unscored_reason(self, obs: date | None) -> str | None:
         """Why the account is outside the scored population at ``obs`` (None: it is in it)."""

@@ -182,10 +182,6 @@ def _population(app: Mapping[str, Any], obs: date) -> dict[str, Any]:
     return row
 
 
-def _null(value: float) -> float | None:
-    return None if np.isnan(value) else float(value)
-
-
 def build_rows(
     applications: Sequence[Mapping[str, Any]], months: int = featuredefs.DEFAULT_LOOKBACK_MONTHS
 ) -> list[dict[str, Any]]:
@@ -230,10 +226,15 @@ def build_rows(
     with np.errstate(all="ignore"):
         columns["credit_limit"] = featuredefs.credit_limit(ops)
         derived = featuredefs.derived(ops, months)
+    # each column to Python floats once (not one numpy scalar per row and column)
+    filled = {
+        name: np.asarray(np.broadcast_to(values, (len(rows),)), dtype=np.float64).tolist()
+        for name, values in (("credit_limit", columns["credit_limit"]), *derived.items())
+    }
     for i, row in enumerate(rows):
-        row["credit_limit"] = _null(columns["credit_limit"][i])
-        for name, values in derived.items():
-            row[name] = _null(np.broadcast_to(values, (len(rows),))[i])
+        for name, values in filled.items():
+            value = values[i]
+            row[name] = None if value != value else value  # NaN -> None
         for k in range(1, months + 1):
             del row[f"minimum_due_m{k}"]
     return rows

@@ -19,3 +19,35 @@ def test_patched_shard_reports_first_and_last_sequence_numbers() -> None:
     assert first < second < third
     assert shard.get_min_sequence_number() == first
     assert shard.get_max_sequence_number() == third
+
+
+def test_patched_get_records_answers_as_the_walk_over_the_shard_does() -> None:
+    from infra.moto_server import _scan_records
+
+    patch_moto()
+    shard = Shard(0, 0, 2**128, "000000000000", "us-east-1")
+    assert shard.get_records("0", 10) == _scan_records(shard, "0", 10) == ([], 0, 0)
+    for i in range(30):
+        shard.put_record(f"k{i}", "ZGF0YQ==", None)
+    for _ in range(5):  # the oldest records trimmed (retention): the keys start later
+        del shard.records[next(iter(shard.records))]
+    for position in ("0", "3", "5", "6", "17", "29", "30", "31", "99"):
+        for limit in (None, 1, 4, 10_000):
+            assert shard.get_records(position, limit) == _scan_records(shard, position, limit)
+    del shard.records[20]  # a gap (never made by put_record): moto's walk answers
+    for position in ("0", "19", "20", "25"):
+        assert shard.get_records(position, 3) == _scan_records(shard, position, 3)
+
+
+def test_patched_items_are_refused_over_the_size_limit_as_before() -> None:
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    patch_moto()
+    key = DynamoType({"S": "k"})
+    item = Item(key, None, {"k": {"S": "k"}, "n": {"N": "3"}, "s": {"S": "x" * 1000}})
+    assert item.attrs["n"] == DynamoType({"N": "3"}) and item.size() == 1 + 1 + 1 + 1 + 1 + 1000
+    with pytest.raises(ItemSizeTooLarge):  # over the limit only together
+        Item(key, None, {"k": {"S": "k"}, "a": {"S": "x" * 250_000}, "b": {"S": "y" * 250_000}})
+    with pytest.raises(ItemSizeTooLarge):  # a later write to the item keeps moto's check
+        item.attrs["big"] = DynamoType({"S": "z" * 410_000})

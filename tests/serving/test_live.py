@@ -283,14 +283,35 @@ def test_throttling_is_retried_and_every_event_applied_once(world: LiveWorld) ->
         2,
     )
     dynamodb = Throttled(
-        make_client(world.settings, "dynamodb"), "put_item", "ThrottlingException", 2
+        make_client(world.settings, "dynamodb"), "batch_write_item", "ThrottlingException", 2
     )
+
+    class Partial:
+        """A real client whose first BatchWriteItem writes one item and hands the rest back as
+        UnprocessedItems (as DynamoDB does when a partition is throttled)."""
+
+        def __init__(self, client: Any) -> None:
+            self._client, self.cut = client, 0
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._client, name)
+
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> Any:
+            ((table, requests),) = RequestItems.items()
+            if self.cut or len(requests) < 2:
+                return self._client.batch_write_item(RequestItems=RequestItems)
+            self._client.batch_write_item(RequestItems={table: requests[:1]})
+            self.cut = len(requests) - 1
+            return {"UnprocessedItems": {table: requests[1:]}}
+
     config = LiveConfig(
         idle_sleep=0.01, owner="test", retry=RetryPolicy(base_seconds=0.01, cap_seconds=0.05)
     )
-    scorer = LiveScorer(world.settings, config, clients={"kinesis": kinesis, "dynamodb": dynamodb})
+    partial = Partial(dynamodb)
+    scorer = LiveScorer(world.settings, config, clients={"kinesis": kinesis, "dynamodb": partial})
     status = scorer.run(follow=False)
     assert scorer.retrier.throttled == 4
+    assert partial.cut > 0  # some items came back unprocessed and were written again
     counts = (status["events"], status["applied"], status["duplicates"])
     assert counts == (len(events), len(events), 0)
     accounts = sorted({e["account_id"] for e in events})
