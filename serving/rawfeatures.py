@@ -182,6 +182,10 @@ def _population(app: Mapping[str, Any], obs: date) -> dict[str, Any]:
     return row
 
 
+def _null(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
 def build_rows(
     applications: Sequence[Mapping[str, Any]], months: int = featuredefs.DEFAULT_LOOKBACK_MONTHS
 ) -> list[dict[str, Any]]:
