@@ -24,7 +24,12 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import ParameterSampler, StratifiedKFold, train_test_split
+from sklearn.model_selection import (
+    ParameterSampler,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
 from sklearn.pipeline import Pipeline
 
 import modelkinds
@@ -222,6 +227,7 @@ def fit_with_search(
     columns: FeatureColumns,
     budget: SearchBudget = SearchBudget(),
     clock: Callable[[], float] = time.monotonic,
+    groups: np.ndarray | None = None,
 ) -> FittedModel:
     """Choose, refit and calibrate one model using the training rows ``x`` only.
 
@@ -234,6 +240,10 @@ def fit_with_search(
        all training rows; the calibration and the decision threshold are fitted on these.
     3. Refit on all training rows; Platt scaling (fitted on the out-of-fold scores) on top.
 
+    With ``groups`` (an account per row, a panel of several observation dates), the inner split
+    and the folds keep each group's rows together (stratified group folds): no account informs
+    the rows it is scored on.
+
     Same data, columns and seed give the same model on any machine unless the guard bites.
     """
     check_kind(kind)
@@ -241,9 +251,18 @@ def fit_with_search(
     if len(np.unique(y)) < 2:
         raise ModelError(f"cannot train {kind}: the training labels have one class only ({y[0]})")
     started = clock()
-    fit_idx, val_idx = train_test_split(
-        np.arange(len(x)), test_size=budget.validation_size, random_state=budget.seed, stratify=y
-    )
+    if groups is None:
+        fit_idx, val_idx = train_test_split(
+            np.arange(len(x)),
+            test_size=budget.validation_size,
+            random_state=budget.seed,
+            stratify=y,
+        )
+    else:
+        inner = StratifiedGroupKFold(
+            max(2, round(1 / budget.validation_size)), shuffle=True, random_state=budget.seed
+        )
+        fit_idx, val_idx = next(inner.split(np.zeros(len(y)), y, groups))
     x_fit, x_val = x.iloc[fit_idx], x.iloc[val_idx]
     y_fit, y_val = y[fit_idx], y[val_idx]
     if len(np.unique(y_val)) < 2 or len(np.unique(y_fit)) < 2 or int(y.sum()) < budget.cv_folds:
@@ -302,10 +321,17 @@ def fit_with_search(
         return configured_pipeline(kind, columns, params, full_weight, budget)
 
     oof_raw = np.empty(len(x), dtype=float)
-    folds = StratifiedKFold(budget.cv_folds, shuffle=True, random_state=budget.seed)
+    if groups is None:
+        splits = StratifiedKFold(budget.cv_folds, shuffle=True, random_state=budget.seed).split(
+            np.zeros(len(y)), y
+        )
+    else:
+        splits = StratifiedGroupKFold(
+            budget.cv_folds, shuffle=True, random_state=budget.seed
+        ).split(np.zeros(len(y)), y, groups)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Bins whose width are too small")
-        for part, held in folds.split(np.zeros(len(y)), y):
+        for part, held in splits:
             fold = _settled(kind, make().fit(x.iloc[part], y[part]))
             oof_raw[held] = _response(fold.named_steps["model"], fold[:-1].transform(x.iloc[held]))
         final = _settled(kind, make().fit(x, y))
