@@ -43,6 +43,19 @@ SPLIT_OUT_OF_TIME: Final = "out_of_time"  # test = the latest observation dates,
 SPLIT_RANDOM: Final = "stratified_random"  # test = a stratified random share of the accounts
 SPLIT_STRATEGIES: Final = (SPLIT_OUT_OF_TIME, SPLIT_RANDOM)
 DEFAULT_SPLIT: Final = SPLIT_OUT_OF_TIME
+
+
+def synthetic_windows(months: int) -> tuple[int, int]:
+    """(lookback, performance) months for a synthetic run of ``months`` activity months: the
+    default lookback and a 12-month window when the data hold both and some observation dates;
+    a shorter window otherwise (a short test run: the window shrinks to what the data cover,
+    the whole rest of the history after the first month when even the lookback does not fit)."""
+    spare = int(months) - DEFAULT_LOOKBACK_MONTHS
+    if spare >= 2:
+        return DEFAULT_LOOKBACK_MONTHS, min(SYNTHETIC_PERFORMANCE_MONTHS, spare)
+    return DEFAULT_LOOKBACK_MONTHS, max(1, int(months) - 1)
+
+
 SCORE_DATE: Final = "score_date"  # scores and monitoring: the score date
 
 # ---- stream consumer applications (each has its own leases and checkpoints) --------------------
