@@ -257,3 +257,23 @@ def test_unknown_model_is_named() -> None:
     x = pd.DataFrame({"x": [0.0, 1.0] * 10})
     with pytest.raises(ModelError, match="unknown model 'svm'"):
         fit_with_search("svm", x, np.array([0, 1] * 10), feature_columns(x))
+
+
+def test_a_panel_trains_with_folds_grouped_by_account() -> None:
+    """With ``groups`` (an account per row) the search's inner split and the out-of-fold folds
+    are stratified group folds: each account's rows stay on one side."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    frame = _panel(90, 4, seed=3)
+    frame["x"] = frame["x"] + 2.0 * frame["label"]
+    cols = feature_columns(frame[["x"]])
+    groups = frame["account_id"].to_numpy()
+    y = frame["label"].to_numpy()
+    budget = SearchBudget(max_trials=1, cv_folds=3)
+    fitted = fit_with_search("lr", frame[["x"]], y, cols, budget, groups=groups)
+    assert fitted.extra["cv_roc_auc"] > 0.8 and fitted.extra["fit_rows"] == len(frame)
+    # the inner split it used: the first of 4 stratified group folds with the budget's seed
+    inner = StratifiedGroupKFold(4, shuffle=True, random_state=budget.seed)
+    fit_idx, val_idx = next(inner.split(np.zeros(len(y)), y, groups))
+    assert fitted.extra["search_validation_rows"] == len(val_idx)
+    assert not set(groups[fit_idx]) & set(groups[val_idx])
