@@ -46,7 +46,7 @@ from training.models import (
     fit_with_search,
     kind_report,
 )
-from training.prepare import _prepare_for_parent, prepare
+from training.prepare import Prepared, _prepare_for_parent, prepare
 from training.promotion import Decision, decide
 from training.registry_io import (
     _already_registered,
@@ -174,7 +174,7 @@ def auc_by_obs_date(parts: dict[str, tuple[pd.DataFrame, np.ndarray]]) -> dict[s
 
 
 def _in_time_metrics(
-    prepared: Any, pipeline: Any, threshold: float, config: TrainingConfig
+    prepared: Prepared, pipeline: Any, threshold: float, config: TrainingConfig
 ) -> tuple[dict[str, float], np.ndarray]:
     """The in-time check: the test accounts' rows at the training dates (none for a random
     split)."""
