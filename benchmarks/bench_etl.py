@@ -42,6 +42,8 @@ RUN_DATE = "2026-01-15"
 
 
 # ---- data ------------------------------------------------------------------------------------
+# the month after the 12 simulated months (from 2024-01): the scoring date of the portfolio
+CURRENT_OBS_DATE = "2025-01-01"
 FLUSH_RECORDS = 13_000  # about the consumer's 4 MB flush of ~300-byte events
 
 
@@ -409,6 +411,8 @@ def spark_jobs(spark: Any, settings: Settings, prefix: str) -> dict[str, Any]:
         source=f"s3://{curated}/{prefix}",
         target=f"s3://{settings.bucket('features')}/{prefix}features/",
         run_date=RUN_DATE,
+        # the current date only, the one the DuckDB reference builds (not the training panel)
+        obs_dates=CURRENT_OBS_DATE,
     )
     built = c2f.run(spark, settings, fargs)
     marks["curated_to_features"] = time.perf_counter()

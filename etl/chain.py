@@ -35,6 +35,15 @@ def observation_dates(tables: Mapping[str, DataFrame]) -> list[date]:
     return [] if derived is None else [derived]
 
 
+def panel(
+    tables: Mapping[str, DataFrame], windows: features.FeatureWindows | None = None
+) -> tuple[list[date], int]:
+    """The training panel's observation dates and the history rule (``features``)."""
+    return features.panel_observation_dates(
+        tables["statement"], tables["outcome"], windows or features.FeatureWindows()
+    )
+
+
 def features_of(
     tables: Mapping[str, DataFrame],
     obs_dates: Sequence[date],
@@ -43,6 +52,7 @@ def features_of(
     attributes: dict[str, str] | None = None,
     labels_known_on: date | None = None,
     with_label: bool = True,
+    min_history_months: int = 0,
 ) -> DataFrame:
     """Curated tables (by event type) -> the feature table at ``obs_dates``."""
     return features.build_features(
@@ -56,6 +66,7 @@ def features_of(
         with_label=with_label,
         attributes=attributes,
         labels_known_on=labels_known_on,
+        min_history_months=min_history_months,
     )
 
 
@@ -66,16 +77,25 @@ def events_to_features(
     windows: features.FeatureWindows | None = None,
     *,
     attributes: dict[str, str] | None = None,
+    panel_dates: bool = False,
 ) -> tuple[DataFrame, list[date]]:
     """Event lines -> (the feature table, its observation dates): the chain the two jobs run, at
-    ``obs_dates`` or the data's default observation date. Attributes are typed from the
-    accounts opened when not given (``features.attribute_columns``)."""
+    ``obs_dates``, else the training panel's dates (``panel_dates``, what the features job
+    derives) or the data's default observation date. Attributes are typed from the accounts
+    opened when not given (``features.attribute_columns``)."""
     tables = curate(lines, now)
-    chosen = list(obs_dates) if obs_dates else observation_dates(tables)
+    history = 0
+    if obs_dates:
+        chosen = list(obs_dates)
+    elif panel_dates:
+        chosen, history = panel(tables, windows)
+    else:
+        chosen = observation_dates(tables)
     if not chosen:
         raise ValueError(
             "no observation date: no account has both statements and an outcome; pass obs_dates"
         )
     if attributes is None:
         attributes = features.attribute_columns(tables["account_opened"])
-    return features_of(tables, chosen, windows, attributes=attributes), chosen
+    frame = features_of(tables, chosen, windows, attributes=attributes, min_history_months=history)
+    return frame, chosen

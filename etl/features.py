@@ -12,7 +12,13 @@ Two windows, both parameters (:class:`FeatureWindows`):
   ``[obs_date, obs_date + performance_months)``; null when there is none (never imputed) and
   for scoring (``with_label=False``).
 
-Population at ``obs_date``: accounts opened before it that had not already defaulted before it.
+Population at ``obs_date``: accounts opened before it that had not already defaulted before it;
+in a training panel (``min_history_months``), only those whose statements reach back that many
+months (an account is a row of the panel every month it has enough history).
+
+**The panel** (:func:`panel_observation_dates`): one observation date a month, from the first
+month with a full lookback of statements to the last whose performance window the outcomes
+cover, plus the current date (the month after the last statement: scoring, labels unknown).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from riskstream import featuredefs
+from riskstream import featuredefs, names
 from riskstream.events import MERCHANT_CATEGORIES
 from riskstream.featuredefs import attribute_name
 
@@ -36,8 +42,8 @@ KEY = ["account_id", "obs_date"]
 class FeatureWindows:
     """How far back features look and how far forward the label looks, in calendar months."""
 
-    lookback_months: int = 6
-    performance_months: int = 1
+    lookback_months: int = names.DEFAULT_LOOKBACK_MONTHS
+    performance_months: int = names.DEFAULT_PERFORMANCE_MONTHS
 
     def __post_init__(self) -> None:
         if not 6 <= self.lookback_months <= 24:
@@ -94,6 +100,62 @@ def default_observation_date(statements: DataFrame, outcomes: DataFrame) -> date
     return None if first is None else first["first"]
 
 
+def _add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def panel_dates(
+    first_statement: date,
+    last_statement: date,
+    last_outcome: date,
+    windows: FeatureWindows,
+    min_history_months: int,
+) -> list[date]:
+    """Monthly observation dates (first days of months): from the month ``min_history_months``
+    after the first statement's month to the last whose ``performance_months`` window ends by
+    the end of the last outcome's month, then the current date (the month after the last
+    statement). Pure date arithmetic."""
+    first = _add_months(date(first_statement.year, first_statement.month, 1), min_history_months)
+    covered = _add_months(date(last_outcome.year, last_outcome.month, 1), 1)
+    last = _add_months(covered, -windows.performance_months)
+    out = []
+    day = first
+    while day <= last:
+        out.append(day)
+        day = _add_months(day, 1)
+    current = _add_months(date(last_statement.year, last_statement.month, 1), 1)
+    return sorted({*out, current})
+
+
+def panel_observation_dates(
+    statements: DataFrame, outcomes: DataFrame, windows: FeatureWindows
+) -> tuple[list[date], int]:
+    """The training panel's observation dates and the history an account needs to be a row
+    (``min_history_months``): the lookback when some date has a full lookback and a covered
+    window; else (data too short for both) every date from the second month on, without the
+    history rule, nor with a single labelled date (a snapshot such as Taiwan's keeps its
+    population). ``([default_observation_date], 0)`` without statements (a flat applicant
+    table), ``([], 0)`` when there is nothing to observe."""
+    with_outcome = outcomes.select("account_id").distinct()
+    bounds = statements.join(with_outcome, "account_id", "left_semi").agg(
+        F.min("statement_date").alias("first"), F.max("statement_date").alias("last")
+    )
+    row = bounds.crossJoin(outcomes.agg(F.max("observed_date").alias("outcome"))).first()
+    if row is None or row["first"] is None or row["outcome"] is None:
+        derived = default_observation_date(statements, outcomes)
+        return ([] if derived is None else [derived]), 0
+    covered = _add_months(date(row["outcome"].year, row["outcome"].month, 1), 1)
+    for history in (windows.lookback_months, 1):
+        dates = panel_dates(row["first"], row["last"], row["outcome"], windows, history)
+        labelled = [d for d in dates if _add_months(d, windows.performance_months) <= covered]
+        if labelled:
+            # one labelled date (Taiwan's snapshot): the population rule of a single date
+            rule = history if history > 1 and len(labelled) > 1 else 0
+            return dates, rule
+    return dates, 0
+
+
 def attribute_columns(opened: DataFrame) -> dict[str, str]:
     """CSV-replay attribute keys -> their Spark type ("double" when every value is numeric)."""
     keys = [
@@ -125,8 +187,12 @@ def build_features(
     with_label: bool = True,
     attributes: dict[str, str] | None = None,
     labels_known_on: date | None = None,
+    min_history_months: int = 0,
 ) -> DataFrame:
     """Curated tables -> the feature table (docs/CONTRACTS.md) for each observation date.
+
+    ``min_history_months`` > 0 keeps an account at an observation date only when its first
+    statement is at least that many months before it (the panel's lookback rule).
 
     ``attributes`` maps CSV-replay attribute keys to a type (see :func:`attribute_columns`); each
     becomes a column ``attr_<key>``. With ``labels_known_on``, a label is kept only where the
@@ -137,6 +203,10 @@ def build_features(
     obs = observation_frame(opened, obs_dates)
 
     population = _population(opened, outcomes, obs, attributes or {})
+    if min_history_months > 0:
+        population = population.join(
+            _with_history(statements, obs, min_history_months), KEY, "left_semi"
+        )
     monthly = _statements_and_payments(statements, payments, obs, months)
     spend = _spend(purchases, population.select(*KEY), obs, months)
     out = population.join(monthly, KEY, "left").join(spend, KEY, "left")
@@ -196,6 +266,14 @@ def _population(
         "marital_status",
         *attribute_values,
     )
+
+
+def _with_history(statements: DataFrame, obs: DataFrame, months: int) -> DataFrame:
+    """(account, obs_date) where the account's first statement falls at least ``months``
+    months before the observation date (month index ``k >= months``)."""
+    first = statements.groupBy("account_id").agg(F.min("statement_date").alias("_first"))
+    paired = first.crossJoin(F.broadcast(obs)).where(F.col("_first") < F.col("obs_date"))
+    return paired.where(_month_index(F.col("_first")) >= months).select(*KEY)
 
 
 def _statements_and_payments(

@@ -13,23 +13,33 @@ The causal story, simulated month by month for all accounts at once (numpy, vect
    partial or missed, drawn from a multinomial whose logits depend on ``z``, the shock, the current
    delinquency and utilisation. A payment below the minimum adds a cycle of delinquency; paying at
    least the minimum cures it.
-4. **Default**, observed at the end of the month after the last activity month, is Bernoulli with
+4. **Default**, drawn at the end of every month for each account that has not defaulted yet
+   (an ``outcome`` event with ``default_flag`` 0 or 1, observed on the last day of the month; a
+   defaulted account sends nothing more), is Bernoulli with the monthly hazard
 
-   ``logit(PD) = -3.2 + 0.9 z + 0.55 min(cycles_delinquent, 6) + 1.4 (utilisation - 0.3)
-                 + 0.9 shock_active + 0.35 missed_payments_last_3 - 0.3 log(income / 48,000)``
+   ``logit(h) = -5.6 + 0.9 z + 0.55 min(cycles_delinquent, 6) + 1.4 (utilisation - 0.3)
+               + 0.9 shock_active + 0.35 missed_payments_last_3 - 0.3 log(income / 48,000)``
 
-   so the stream carries real but imperfect signal (``z`` and shocks are hidden). That PD is
-   returned as the oracle, never put into an event.
+   so the stream carries real but imperfect signal (``z`` and shocks are hidden), and a default
+   within any window after an observation date can be read from the outcomes (a 12-month PD by
+   default: ``performance_months``). The oracle (never in the stream) has a row per account and
+   observation date (the first day of each month from the second on, the state after the month
+   before): ``true_pd`` is the hazard of that state compounded over the window,
+   ``1 - (1 - h)^W``, and ``default_flag`` whether the account did default in the window (cut at
+   the last simulated month). The compounded hazard ranks the accounts by their risk at the
+   observation date; it is not the exact window PD (delinquency that builds after the date
+   raises the later hazards), so its level runs below the realised default rate.
 5. **An attainable ceiling** (``attainable_pd`` in the oracle): the best PD a model could give from
    what the stream shows. The hidden part of the logit, ``h = 0.9 z + 0.9 shock_active``, is
-   replaced by its best linear prediction from observable per-account summaries of the whole
-   history (log income and limit, final delinquency, utilisation and missed payments in the last
-   three months, and over all months: missed payments, payments in full, mean utilisation,
-   purchase count, spend / limit), fitted by least squares on the portfolio itself (the
-   generator knows ``h``); the residual variance ``s2`` is integrated out with the probit
-   approximation ``sigmoid(mu / sqrt(1 + pi s2 / 8))``. Its AUC on a set of accounts is the
-   ceiling the ``model.synthetic.gap`` benchmark compares models with: a model can only beat it
-   by finding non-linear evidence the linear projection misses.
+   replaced by its best linear prediction from observable per-account summaries of the history
+   up to the observation date (log income and limit, delinquency, utilisation and missed
+   payments in the last three months, and over all months: missed payments, payments in full,
+   mean utilisation, purchase count, spend / limit), fitted by least squares on the portfolio
+   itself (the generator knows ``h``); the residual variance ``s2`` is integrated out with the
+   probit approximation ``sigmoid(mu / sqrt(1 + pi s2 / 8))``, and the hazard is compounded
+   over the window like ``true_pd``. Its AUC on a set of rows is the ceiling the
+   ``model.synthetic.oot_gap`` benchmark compares models with: a model can beat it by finding
+   non-linear evidence the linear projection misses, or how risk builds after the date.
 
 Every event id is a uuid5 of (source, seed, account, type, time, index), so the same seed replays
 exactly the same events and ids.
@@ -39,7 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -62,18 +72,20 @@ APR = 0.20
 LATE_FEE = 25.0
 MIN_PAYMENT_FLOOR = 25.0
 MIN_PAYMENT_RATE = 0.02
-PD_INTERCEPT = -3.2
+HAZARD_INTERCEPT = -5.6  # monthly: about 9% of accounts default within 12 months
 
 
 @dataclass(frozen=True)
 class SyntheticConfig:
     """Size and seed of a portfolio. ``start`` is the first day of the first activity month."""
 
-    accounts: int = 2000
-    months: int = 12
+    accounts: int = names.DEFAULT_ACCOUNTS
+    months: int = names.DEFAULT_MONTHS
     seed: int = 7
     start: date = date(2024, 1, 1)
     purchases_per_month: float = 4.0
+    # the oracle's PD horizon: the months after an observation date a default counts in
+    performance_months: int = names.SYNTHETIC_PERFORMANCE_MONTHS
 
     def __post_init__(self) -> None:
         if not 1 <= self.accounts <= 5_000_000:
@@ -84,6 +96,8 @@ class SyntheticConfig:
             raise ValueError(f"start={self.start} must be the first day of a month")
         if not 0 < self.purchases_per_month <= 100:
             raise ValueError(f"purchases_per_month={self.purchases_per_month} must be in (0, 100]")
+        if not 1 <= self.performance_months <= 24:
+            raise ValueError(f"performance_months={self.performance_months} must be in [1, 24]")
 
 
 @dataclass
@@ -120,7 +134,9 @@ class SyntheticPortfolio:
     config: SyntheticConfig
     account_ids: list[str]
     profile: pd.DataFrame
-    oracle: pd.DataFrame  # account_id, true_pd, observed_date, default_flag
+    # per account and observation date: account_id, obs_date, true_pd, observed_date,
+    # default_flag, attainable_pd (the module docstring, 4. and 5.)
+    oracle: pd.DataFrame
     blocks: list[_Block]
 
     @property
@@ -187,27 +203,37 @@ _DAY = 86_400
 
 def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
     """Run the simulation described in the module docstring: draw the accounts, play the months
-    (payments, purchases, statements), then draw each account's outcome."""
+    (payments, purchases, statements) and each month's defaults; an account that defaulted sends
+    nothing more."""
     rng = np.random.default_rng(config.seed)
+    # Defaults draw from their own stream: the activity of a seed does not depend on them.
+    default_rng = np.random.default_rng([config.seed, 1])
     acc = _draw_accounts(rng, config.accounts)
     state = _State(acc.n)
     month_start_s = _month_starts(config)
-    blocks = [_play_month(rng, config, acc, state, m, month_start_s) for m in range(config.months)]
-    true_pd, attainable_pd = _risk(config, acc, state)
-    default = (rng.random(acc.n) < true_pd).astype(int)
-    observed_s = month_start_s(config.months + 1) - _DAY
-    epoch = np.datetime64(0, "s")
-    observed_date = (epoch + np.timedelta64(observed_s, "s")).astype("datetime64[D]").item()
-    blocks.append(
-        _Block(
-            np.arange(acc.n),
-            np.full(acc.n, observed_s + 23 * 3600 + 59 * 60 + 59),
-            np.full(acc.n, 4),
-            np.zeros(acc.n),
-            default.astype(float),
-        )
-    )
+    defaulted_in = np.full(acc.n, -1)  # the month an account defaulted, -1 while it has not
+    blocks: list[_Block] = []
+    oracle_parts: list[pd.DataFrame] = []
     account_ids = [f"SYN{i:07d}" for i in range(acc.n)]
+    for m in range(config.months):
+        block = _play_month(rng, config, acc, state, m, month_start_s)
+        active = defaulted_in < 0
+        true_h, attainable_h = _hazards(acc, state, m + 1)
+        now = active & (default_rng.random(acc.n) < true_h)
+        defaulted_in[now] = m
+        outcome_s = month_start_s(m + 1) - _DAY + 23 * 3600 + 59 * 60 + 59
+        who = np.flatnonzero(active)
+        outcomes = _Block(
+            who,
+            np.full(len(who), outcome_s),
+            np.full(len(who), 4),
+            np.zeros(len(who)),
+            now[who].astype(float),
+        )
+        blocks.append(_concat([_keep(block, active), outcomes]).sorted())
+        oracle_parts.append(
+            _oracle_rows(config, account_ids, defaulted_in < 0, true_h, attainable_h, m + 1)
+        )
     profile = pd.DataFrame(
         {
             "account_id": account_ids,
@@ -220,16 +246,66 @@ def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
             "marital_status": np.array(MARITAL)[acc.marital],
         }
     )
-    oracle = pd.DataFrame(
+    oracle = pd.concat(oracle_parts, ignore_index=True)
+    oracle["default_flag"] = _realised(oracle, defaulted_in, config)
+    return SyntheticPortfolio(config, account_ids, profile, oracle, blocks)
+
+
+def _keep(block: _Block, active: np.ndarray) -> _Block:
+    """The events of the accounts still active (a defaulted account sends nothing more)."""
+    mask = active[block.account]
+    return _Block(
+        block.account[mask],
+        block.seconds[mask],
+        block.kind[mask],
+        block.amount[mask],
+        block.extra[mask],
+        block.extra2[mask],
+    )
+
+
+def _month_start(config: SyntheticConfig, m: int) -> date:
+    index = config.start.year * 12 + config.start.month - 1 + m
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _oracle_rows(
+    config: SyntheticConfig,
+    account_ids: list[str],
+    active: np.ndarray,
+    true_h: np.ndarray,
+    attainable_h: np.ndarray,
+    m: int,
+) -> pd.DataFrame:
+    """The oracle at the observation date that starts month ``m`` (the state after month
+    ``m - 1``), for the accounts not yet defaulted: each hazard compounded over the window."""
+    who = np.flatnonzero(active)
+    window = config.performance_months
+    obs = _month_start(config, m)
+    return pd.DataFrame(
         {
-            "account_id": pd.Series(account_ids, dtype="string"),
-            "true_pd": true_pd.astype(float),
-            "observed_date": pd.Series([observed_date] * acc.n, dtype="object"),
-            "default_flag": default,
-            "attainable_pd": attainable_pd.astype(float),
+            "account_id": pd.Series([account_ids[i] for i in who], dtype="string"),
+            "obs_date": pd.Series([obs] * len(who), dtype="object"),
+            "true_pd": 1 - (1 - true_h[who]) ** window,
+            "observed_date": pd.Series(
+                [_month_start(config, m + window) - timedelta(days=1)] * len(who), dtype="object"
+            ),
+            "attainable_pd": 1 - (1 - attainable_h[who]) ** window,
         }
     )
-    return SyntheticPortfolio(config, account_ids, profile, oracle, blocks)
+
+
+def _realised(
+    oracle: pd.DataFrame, defaulted_in: np.ndarray, config: SyntheticConfig
+) -> np.ndarray:
+    """1 when the account defaulted in the window from the oracle row's observation date (the
+    window cut at the last simulated month)."""
+    index = np.array([int(a[3:]) for a in oracle["account_id"]])
+    start = np.array([d.year * 12 + d.month - 1 for d in oracle["obs_date"]]) - (
+        config.start.year * 12 + config.start.month - 1
+    )
+    month = defaulted_in[index]
+    return ((month >= start) & (month < start + config.performance_months)).astype(int)
 
 
 def _draw_accounts(rng: np.random.Generator, n: int) -> _Accounts:
@@ -397,13 +473,13 @@ def _statement(
     )
 
 
-def _risk(config: SyntheticConfig, acc: _Accounts, st: _State) -> tuple[np.ndarray, np.ndarray]:
-    """The true PD after the last month, and the attainable PD: what the best model could know
-    from the observable history (the module docstring, 5.)."""
+def _hazards(acc: _Accounts, st: _State, months_seen: int) -> tuple[np.ndarray, np.ndarray]:
+    """This month's true default hazard, and the attainable one: what the best model could know
+    from the observable history (the module docstring, 4. and 5.)."""
     n, z = acc.n, acc.z
     missed_3 = np.sum(st.missed_hist[-3:], axis=0)
     logit = (
-        PD_INTERCEPT
+        HAZARD_INTERCEPT
         + 0.9 * z
         + 0.55 * np.minimum(st.dpd, 6)
         + 1.4 * (st.util - 0.3)
@@ -411,7 +487,7 @@ def _risk(config: SyntheticConfig, acc: _Accounts, st: _State) -> tuple[np.ndarr
         + 0.35 * missed_3
         - 0.3 * np.log(acc.income / 48_000)
     )
-    true_pd = 1 / (1 + np.exp(-logit))
+    true_h = 1 / (1 + np.exp(-logit))
     hidden = 0.9 * z + 0.9 * (st.shock_left > 0)
     observable = logit - hidden
     summaries = np.column_stack(
@@ -424,7 +500,7 @@ def _risk(config: SyntheticConfig, acc: _Accounts, st: _State) -> tuple[np.ndarr
             missed_3,
             st.missed_total,
             st.full_total,
-            st.util_total / config.months,
+            st.util_total / months_seen,
             st.purchases_total,
             st.spend_total / acc.limit,
         ]
@@ -432,8 +508,8 @@ def _risk(config: SyntheticConfig, acc: _Accounts, st: _State) -> tuple[np.ndarr
     coef, *_ = np.linalg.lstsq(summaries, hidden, rcond=None)
     predicted = summaries @ coef
     s2 = float(np.var(hidden - predicted))
-    attainable_pd = 1 / (1 + np.exp(-(observable + predicted) / np.sqrt(1 + np.pi * s2 / 8)))
-    return true_pd, attainable_pd
+    attainable_h = 1 / (1 + np.exp(-(observable + predicted) / np.sqrt(1 + np.pi * s2 / 8)))
+    return true_h, attainable_h
 
 
 def _choice_shifted(rng: np.random.Generator, p: np.ndarray, shift: np.ndarray) -> np.ndarray:

@@ -174,11 +174,17 @@ def _month(value: str | date) -> date:
 
 
 def write_oracle(s3: Any, location: str, oracle: pd.DataFrame) -> str:
-    """Write ``account_id, true_pd, observed_date`` (and ``attainable_pd``, the ceiling from what
-    the stream shows) as Parquet beside the stream; return its URI."""
+    """Write ``account_id, [obs_date,] true_pd, observed_date`` (and ``attainable_pd``, the
+    ceiling from what the stream shows) as Parquet beside the stream; return its URI. A synthetic
+    portfolio's oracle has a row per account and observation date (``obs_date``)."""
     table = pa.table(
         {
             "account_id": pa.array(oracle["account_id"].astype(str).tolist(), pa.string()),
+            **(
+                {names.OBS_DATE: pa.array(list(oracle[names.OBS_DATE]), pa.date32())}
+                if names.OBS_DATE in oracle.columns
+                else {}
+            ),
             "true_pd": pa.array(oracle["true_pd"].astype(float).tolist(), pa.float64()),
             "observed_date": pa.array(list(oracle["observed_date"]), pa.date32()),
             **(

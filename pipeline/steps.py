@@ -105,11 +105,20 @@ def compact_curated(settings: Settings, ctx: StepContext) -> dict[str, Any]:
 
 
 def feature_lookback(source: str, months: int) -> int | None:
-    """The features' lookback for a run: a synthetic portfolio's whole history (its ``months``,
-    within the features job's 6-24), the job's default (None) for other sources."""
+    """The features' lookback for a run: a synthetic portfolio's panel lookback
+    (:func:`riskstream.names.synthetic_windows`), the job's default (None) for other sources."""
     if source != names.SOURCE_SYNTHETIC:
         return None
-    return max(6, min(24, int(months)))
+    return names.synthetic_windows(months)[0]
+
+
+def feature_performance(source: str, months: int) -> int | None:
+    """The label's window for a run: 12 months for a synthetic portfolio long enough to hold it
+    (:func:`riskstream.names.synthetic_windows`), the job's default (None) for other sources
+    (Taiwan's published definition is one month)."""
+    if source != names.SOURCE_SYNTHETIC:
+        return None
+    return names.synthetic_windows(months)[1]
 
 
 def curated_to_features(settings: Settings, ctx: StepContext) -> dict[str, Any]:
@@ -128,7 +137,8 @@ def curated_to_features(settings: Settings, ctx: StepContext) -> dict[str, Any]:
             ctx.run_date,
             obs_dates=[obs] if obs else None,
             lookback_months=lookback,
-            performance_months=windows.get("performance_months") or None,
+            performance_months=windows.get("performance_months")
+            or feature_performance(str(ctx.param("source")), int(ctx.param("months"))),
         )
     )
 

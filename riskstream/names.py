@@ -33,6 +33,31 @@ MLFLOW_ARTIFACTS_PREFIX: Final = "mlflow"  # artifacts bucket: MLflow's artifact
 
 # ---- partition keys ---------------------------------------------------------------------------
 OBS_DATE: Final = "obs_date"  # features: the observation date
+
+# ---- the observation panel and its windows (etl.features, training.dataset) -------------------
+# Months of history before an observation date that the features read (and that an account must
+# have to be a row of the training panel); months after it in which a default makes the label.
+DEFAULT_LOOKBACK_MONTHS: Final = 6
+DEFAULT_PERFORMANCE_MONTHS: Final = 1  # Taiwan's published definition: default next month
+SYNTHETIC_PERFORMANCE_MONTHS: Final = 12  # a 12-month PD (Basel / IFRS 9 horizon)
+# How the labelled rows split into train and test (training.dataset.split_rows):
+SPLIT_OUT_OF_TIME: Final = "out_of_time"  # test = the latest observation dates, other accounts
+SPLIT_RANDOM: Final = "stratified_random"  # test = a stratified random share of the accounts
+SPLIT_STRATEGIES: Final = (SPLIT_OUT_OF_TIME, SPLIT_RANDOM)
+DEFAULT_SPLIT: Final = SPLIT_OUT_OF_TIME
+
+
+def synthetic_windows(months: int) -> tuple[int, int]:
+    """(lookback, performance) months for a synthetic run of ``months`` activity months: the
+    default lookback and a 12-month window when the data hold both and some observation dates;
+    a shorter window otherwise (a short test run: the window shrinks to what the data cover,
+    the whole rest of the history after the first month when even the lookback does not fit)."""
+    spare = int(months) - DEFAULT_LOOKBACK_MONTHS
+    if spare >= 2:
+        return DEFAULT_LOOKBACK_MONTHS, min(SYNTHETIC_PERFORMANCE_MONTHS, spare)
+    return DEFAULT_LOOKBACK_MONTHS, max(1, int(months) - 1)
+
+
 SCORE_DATE: Final = "score_date"  # scores and monitoring: the score date
 # replaced scores, under the score date: when the run was replaced (UTC, see replaced_at_stamp)
 REPLACED_AT: Final = "replaced_at"
@@ -313,6 +338,8 @@ BASELINE_ARTIFACT: Final = "baseline/baseline.json"  # PSI baseline
 # a categorical input's baseline bin for rare categories, and at scoring time for unseen ones
 BASELINE_OTHER_CATEGORY: Final = "(other)"
 FEATURES_ARTIFACT: Final = "features.json"  # the feature document (columns, windows, dates)
+# a model run's ROC-AUC per observation date, in time and out of time (the model card's table)
+AUC_BY_OBS_DATE_ARTIFACT: Final = "evaluation/auc_by_obs_date.json"
 FAIRNESS_ARTIFACT: Final = "fairness/fairness.json"
 MODEL_CARD_ARTIFACT: Final = "model_card.md"
 KIND_REPORT_DIR: Final = "kind"  # what a model kind publishes about its fit (modelkinds.KindReport)
@@ -337,7 +364,7 @@ SCORES_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
 # ---- pipeline defaults: DAG params, CLI defaults and the training config read these ------------
 DEFAULT_SOURCE: Final = SOURCE_SYNTHETIC
 DEFAULT_ACCOUNTS: Final = 2000
-DEFAULT_MONTHS: Final = 12
+DEFAULT_MONTHS: Final = 24  # lookback + a 12-month window + 7 monthly observation dates
 DEFAULT_SEED: Final = 7
 DEFAULT_TRAIN_BUDGET_SECONDS: Final = 900  # an upper guard only: the trial count bounds it
 DEFAULT_MAX_TRIALS: Final = 12

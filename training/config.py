@@ -14,7 +14,9 @@ from riskstream.names import (
     DEFAULT_MAX_ECE,
     DEFAULT_MAX_TRIALS,
     DEFAULT_MIN_KS,
+    DEFAULT_SPLIT,
     DEFAULT_TRAIN_BUDGET_SECONDS,
+    SPLIT_STRATEGIES,
 )
 from riskstream.settings import DEFAULT_SERVING_BUDGET_MS, Settings
 from training.lawful import InputPolicy
@@ -45,6 +47,8 @@ class TrainingConfig:
     xgb_threads: int = 1  # see SearchBudget.xgb_threads
     seed: int = 42
     test_size: float = 1 / 3
+    # how test rows are held out (names.SPLIT_STRATEGIES): the latest observation dates by default
+    split: str = DEFAULT_SPLIT
     cost_fn: float = 10.0  # a missed defaulter
     cost_fp: float = 1.0  # a wrongly rejected good customer
     alpha: float = 0.05  # one-sided level of DeLong's paired test against the champion
@@ -72,6 +76,8 @@ class TrainingConfig:
             raise ModelError(f"no models to train; choose from {modelkinds.default_models()}")
         if self.select_by not in ("expected_cost", "roc_auc"):
             raise ModelError(f"select_by={self.select_by!r}: use expected_cost or roc_auc")
+        if self.split not in SPLIT_STRATEGIES:
+            raise ModelError(f"split={self.split!r}: use one of {list(SPLIT_STRATEGIES)}")
 
     @property
     def budget(self) -> SearchBudget:
@@ -123,7 +129,7 @@ class TrainingConfig:
             raw = params[f.name]
             if f.name in ("models", "protected_extra"):
                 kwargs[f.name] = tuple(m for m in raw.split(",") if m)
-            elif f.name == "select_by":
+            elif f.name in ("select_by", "split"):
                 kwargs[f.name] = raw
             elif f.type in ("bool", bool):
                 kwargs[f.name] = raw == "True"

@@ -37,6 +37,7 @@ def model_card(
     test_rows: int,
     kind_section: str = "",
     serving: str = "not measured",
+    by_date: Mapping[str, Any] | None = None,
 ) -> str:
     """The card's Markdown; ``kind_section`` is what the model's kind published about its fit
     (e.g. the scorecard's points table, :attr:`modelkinds.ModelKind.report`), after the
@@ -75,6 +76,9 @@ def model_card(
         f"{config.get('cost_fn')}, rejected good {config.get('cost_fp')})",
         f"- Refitted on all {p.get('refit_rows', '?')} training rows; the test rows were used "
         "once, to report and to compare with the champion.",
+        "- Model selection, calibration and the threshold use the training rows only (under the "
+        "out-of-time split, the earlier observation dates); an account's rows are never on both "
+        "sides of a split or of a cross-validation fold.",
         "",
         "## Inputs",
         f"- {len(features.get('features', []))} model inputs: "
@@ -90,12 +94,14 @@ def model_card(
         f"- Protected list in force: {', '.join(features.get('policy', {}).get('protected', []))} "
         f"(age allowed: {features.get('policy', {}).get('allow_age')})",
         "",
-        f"## Metrics on the {test_rows} test rows",
+        f"## Metrics on the {test_rows} test rows ({_test_kind(split)})",
         f"- ROC-AUC {_f(m, 'roc_auc')} (95% DeLong interval {_f(m, 'roc_auc_ci_low')}-"
         f"{_f(m, 'roc_auc_ci_high')}); out-of-fold training ROC-AUC {_f(m, 'cv_roc_auc')}",
         f"- KS {_f(m, 'ks')}, Gini {_f(m, 'gini')}, PR-AUC {_f(m, 'pr_auc')}, Brier "
         f"{_f(m, 'brier')}, ECE {_f(m, 'ece')}, expected cost per account "
         f"{_f(m, 'expected_cost')}",
+        *_in_time_lines(m),
+        *_by_date_lines(by_date or {}),
         "",
         *([kind_section.rstrip(), ""] if kind_section.strip() else []),
         "## Fairness (test rows, at the decision threshold)",
@@ -120,6 +126,49 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _test_kind(split: Mapping[str, object]) -> str:
+    if split.get("strategy") == names.SPLIT_OUT_OF_TIME:
+        return f"out of time: observation dates {split.get('test_obs_dates')}, held-out accounts"
+    return "a stratified random share of the accounts, same observation dates as training"
+
+
+def _in_time_lines(m: Mapping[str, float]) -> list[str]:
+    """In-time figures: the held-out accounts at the training dates (out-of-time splits only)."""
+    if "in_time_roc_auc" not in m:
+        return []
+    return [
+        f"- In time (the held-out accounts at the training dates, "
+        f"{_f(m, 'in_time_rows', '{:.0f}')} rows): ROC-AUC {_f(m, 'in_time_roc_auc')}, KS "
+        f"{_f(m, 'in_time_ks')}, Brier {_f(m, 'in_time_brier')}, ECE {_f(m, 'in_time_ece')}; "
+        f"out of time minus in time: ROC-AUC "
+        f"{m['roc_auc'] - m['in_time_roc_auc']:+.4f}"
+        if "roc_auc" in m
+        else ""
+    ]
+
+
+def _by_date_lines(by_date: Mapping[str, Any]) -> list[str]:
+    """The ROC-AUC by observation date, in time then out of time: how the model ages."""
+    rows = [(part, r) for part in ("in_time", "test") for r in by_date.get(part, [])]
+    if not rows:
+        return []
+    out = [
+        "",
+        "### ROC-AUC by observation date",
+        "",
+        "| observation date | part | rows | default rate | ROC-AUC |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for part, r in rows:
+        auc = "n/a" if r.get("roc_auc") is None else f"{r['roc_auc']:.4f}"
+        label = "in time" if part == "in_time" else "test"
+        out.append(
+            f"| {r.get(names.OBS_DATE)} | {label} | {r.get('rows')} | "
+            f"{r.get('default_rate', 0):.4f} | {auc} |"
+        )
+    return out
 
 
 def _months(raw: object) -> str:

@@ -24,7 +24,12 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import ParameterSampler, StratifiedKFold, train_test_split
+from sklearn.model_selection import (
+    ParameterSampler,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
 from sklearn.pipeline import Pipeline
 
 import modelkinds
@@ -261,6 +266,7 @@ def fit_with_search(
     budget: SearchBudget = SearchBudget(),
     clock: Callable[[], float] = time.monotonic,
     refit: Refit | None = None,
+    groups: np.ndarray | None = None,
 ) -> FittedModel:
     """Choose, refit and calibrate one model using the training rows ``x`` only.
 
@@ -272,6 +278,10 @@ def fit_with_search(
     2. Out-of-fold scores: the chosen configuration, ``budget.cv_folds``-fold stratified CV over
        all training rows; the calibration and the decision threshold are fitted on these.
     3. Refit on all training rows; Platt scaling (fitted on the out-of-fold scores) on top.
+
+    With ``groups`` (an account per row, a panel of several observation dates), the inner split
+    and the folds keep each group's rows together (stratified group folds): no account informs
+    the rows it is scored on.
 
     Same data, columns and seed give the same model on any machine unless the guard bites.
 
@@ -287,9 +297,21 @@ def fit_with_search(
     searched = np.arange(len(y))
     if refit is not None:
         searched = _search_sample(y, refit.search_rows, budget.seed)
-    fit_idx, val_idx = train_test_split(
-        searched, test_size=budget.validation_size, random_state=budget.seed, stratify=y[searched]
-    )
+    if groups is None:
+        fit_idx, val_idx = train_test_split(
+            searched,
+            test_size=budget.validation_size,
+            random_state=budget.seed,
+            stratify=y[searched],
+        )
+    else:
+        inner = StratifiedGroupKFold(
+            max(2, round(1 / budget.validation_size)), shuffle=True, random_state=budget.seed
+        )
+        fit_pos, val_pos = next(
+            inner.split(np.zeros(len(searched)), y[searched], np.asarray(groups)[searched])
+        )
+        fit_idx, val_idx = searched[fit_pos], searched[val_pos]
     x_fit, x_val = x.iloc[fit_idx], x.iloc[val_idx]
     y_fit, y_val = y[fit_idx], y[val_idx]
     if len(np.unique(y_val)) < 2 or len(np.unique(y_fit)) < 2 or int(y.sum()) < budget.cv_folds:
@@ -348,10 +370,17 @@ def fit_with_search(
         return configured_pipeline(kind, columns, params, full_weight, budget)
 
     oof_raw = np.empty(len(x), dtype=float)
-    folds = StratifiedKFold(budget.cv_folds, shuffle=True, random_state=budget.seed)
+    if groups is None:
+        splits = StratifiedKFold(budget.cv_folds, shuffle=True, random_state=budget.seed).split(
+            np.zeros(len(y)), y
+        )
+    else:
+        splits = StratifiedGroupKFold(
+            budget.cv_folds, shuffle=True, random_state=budget.seed
+        ).split(np.zeros(len(y)), y, groups)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Bins whose width are too small")
-        for part, held in folds.split(np.zeros(len(y)), y):
+        for part, held in splits:
             fold = _settled(kind, _fit_pipeline(make, x.iloc[part], y[part], refit))
             oof_raw[held] = _response(fold.named_steps["model"], fold[:-1].transform(x.iloc[held]))
         final = _settled(kind, _fit_pipeline(make, x, y, refit))

@@ -41,6 +41,8 @@ class Prepared:
     inputs: InputSelection
     dropped_empty: tuple[str, ...] = ()
     portfolio: str = ""
+    # the test accounts' rows at the training dates (out_of_time only): the in-time check
+    in_time: pd.DataFrame | None = None
 
     def features_document(self, config: TrainingConfig) -> dict[str, object]:
         """``features.json``: what the model reads, and what was kept out of it and why."""
@@ -91,7 +93,7 @@ def prepare(settings: Settings, features_uri: str, config: TrainingConfig) -> Pr
     for name in columns.numeric:
         if not pd.api.types.is_float_dtype(rows[name].dtype):
             rows[name] = rows[name].astype("float64")
-    split = split_rows(rows, config.test_size, config.seed)
+    split = split_rows(rows, config.test_size, config.seed, config.split)
     return Prepared(
         table,
         columns,
@@ -101,6 +103,7 @@ def prepare(settings: Settings, features_uri: str, config: TrainingConfig) -> Pr
         selection,
         empty,
         settings.portfolio,
+        rows.iloc[split.in_time_index].reset_index(drop=True),
     )
 
 

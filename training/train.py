@@ -46,7 +46,7 @@ from training.models import (
     fit_with_search,
     kind_report,
 )
-from training.prepare import _prepare_for_parent, prepare
+from training.prepare import Prepared, _prepare_for_parent, prepare
 from training.promotion import Decision, decide
 from training.registry_io import (
     _already_registered,
@@ -116,18 +116,28 @@ def _oracle_metrics(settings: Settings, test: pd.DataFrame, p: np.ndarray) -> di
     oracle = read_oracle(settings)
     if oracle is None:
         return {}
+    return oracle_metrics(oracle, test, p)
+
+
+def oracle_metrics(oracle: pd.DataFrame, test: pd.DataFrame, p: np.ndarray) -> dict[str, float]:
+    """The oracle's AUCs on the test rows it covers: per account and observation date when it
+    has an ``obs_date`` column (a synthetic panel: the PD over the window from that date), else per
+    account (its last row)."""
     oracle = oracle.copy()
     oracle["account_id"] = oracle["account_id"].astype(str)
-    if "observed_date" in oracle.columns and oracle["account_id"].duplicated().any():
+    keys = ["account_id"]
+    if names.OBS_DATE in oracle.columns:
+        keys.append(names.OBS_DATE)
+        oracle[names.OBS_DATE] = pd.to_datetime(oracle[names.OBS_DATE])
+    elif "observed_date" in oracle.columns and oracle["account_id"].duplicated().any():
         oracle = oracle.sort_values("observed_date").drop_duplicates("account_id", keep="last")
-    wanted = ["account_id", "true_pd", *(["attainable_pd"] if "attainable_pd" in oracle else [])]
-    merged = (
-        test[["account_id", "label"]]
-        .assign(p=p)
-        .merge(oracle[wanted].drop_duplicates("account_id"), on="account_id")
-    )
+    wanted = [*keys, "true_pd", *(["attainable_pd"] if "attainable_pd" in oracle else [])]
+    rows = test[["account_id", names.OBS_DATE, "label"]].assign(p=p)
+    rows["account_id"] = rows["account_id"].astype(str)
+    rows[names.OBS_DATE] = pd.to_datetime(rows[names.OBS_DATE])
+    merged = rows.merge(oracle[wanted].drop_duplicates(keys), on=keys)
     if merged.empty or merged["label"].nunique() < 2:
-        logger.warning("oracle true_pd matches %d test accounts: no oracle AUC", len(merged))
+        logger.warning("oracle true_pd matches %d test rows: no oracle AUC", len(merged))
         return {}
     out = {
         "oracle_roc_auc": float(roc_auc_score(merged["label"], merged["true_pd"])),
@@ -140,6 +150,45 @@ def _oracle_metrics(settings: Settings, test: pd.DataFrame, p: np.ndarray) -> di
     return out
 
 
+def auc_by_obs_date(parts: dict[str, tuple[pd.DataFrame, np.ndarray]]) -> dict[str, Any]:
+    """ROC-AUC, rows and default rate per observation date of each part (``in_time``,
+    ``out_of_time``...): how the model ages. A date with one class has no AUC (None)."""
+    out: dict[str, Any] = {}
+    for part, (frame, p) in parts.items():
+        rows = []
+        if len(frame):
+            days = pd.to_datetime(frame[names.OBS_DATE]).dt.date.astype(str).to_numpy()
+            y = frame["label"].to_numpy()
+            for day in sorted(set(days)):
+                mask = days == day
+                both = len(np.unique(y[mask])) == 2
+                rows.append(
+                    {
+                        names.OBS_DATE: day,
+                        "rows": int(mask.sum()),
+                        "default_rate": round(float(y[mask].mean()), 6),
+                        "roc_auc": float(roc_auc_score(y[mask], p[mask])) if both else None,
+                    }
+                )
+        out[part] = rows
+    return out
+
+
+def _in_time_metrics(
+    prepared: Prepared, pipeline: Any, threshold: float, config: TrainingConfig
+) -> tuple[dict[str, float], np.ndarray]:
+    """The in-time check: the test accounts' rows at the training dates (none for a random
+    split)."""
+    frame = prepared.in_time
+    if frame is None or frame.empty or frame["label"].nunique() < 2:
+        return {}, np.zeros(0)
+    p = pipeline.predict_proba(frame[prepared.columns.all])[:, 1]
+    found = evaluate(frame["label"].to_numpy(), p, threshold, config.costs)
+    metrics = {f"in_time_{k}": found[k] for k in ("roc_auc", "ks", "brier", "ece") if k in found}
+    metrics["in_time_rows"] = float(len(frame))
+    return metrics, p
+
+
 def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str, Any]:
     """Search, fit, evaluate and log one model as a nested run of ``parent_run_id``."""
     from mlflow.models import infer_signature
@@ -150,10 +199,13 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
     cols = prepared.columns.all
     x_train, y_train = prepared.train[cols], prepared.train["label"].to_numpy()
     x_test, y_test = prepared.test[cols], prepared.test["label"].to_numpy()
+    accounts = prepared.train["account_id"].astype(str).to_numpy()
+    # a panel (an account on several dates): folds keep an account's rows together
+    groups = accounts if len(np.unique(accounts)) < len(accounts) else None
     # Past one machine (a large table, a cluster master, a kind that can): the fits on Spark.
     with where_to_fit(settings, model, len(x_train)) as refit:
         fitted = fit_with_search(
-            model, x_train, y_train, prepared.columns, config.budget, refit=refit
+            model, x_train, y_train, prepared.columns, config.budget, refit=refit, groups=groups
         )
     # Threshold and selection: out-of-fold scores of the training rows only.
     threshold, cv_cost = cost_optimal_threshold(
@@ -169,6 +221,14 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
     metrics["cv_roc_auc"] = fitted.extra["cv_roc_auc"]
     metrics["cv_expected_cost"] = cv_cost
     metrics.update(_oracle_metrics(settings, prepared.test, p_test))
+    in_time, p_in_time = _in_time_metrics(prepared, fitted.pipeline, threshold, config)
+    metrics.update(in_time)
+    by_date = auc_by_obs_date(
+        {
+            "in_time": (prepared.in_time if in_time else prepared.test.iloc[:0], p_in_time),
+            "test": (prepared.test, p_test),
+        }
+    )
     metrics["fit_seconds"] = fitted.fit_seconds
     metrics["predict_seconds"] = predict_seconds
     metrics["search_trials"] = float(len(fitted.trials))
@@ -205,6 +265,7 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
         )
         mlflow.log_dict(prepared.features_document(config), names.FEATURES_ARTIFACT)
         mlflow.log_dict(fairness, names.FAIRNESS_ARTIFACT)
+        mlflow.log_dict(by_date, names.AUC_BY_OBS_DATE_ARTIFACT)
         mlflow.log_metrics(metrics)
         for step, trial in enumerate(fitted.trials):
             mlflow.log_metric("search_validation_auc", trial.validation_auc, step=step)
@@ -339,6 +400,7 @@ def evaluate_and_register(settings: Settings, parent_run_id: str) -> dict[str, A
         decision=decision,
         test_rows=len(prepared.test),
         kind_section=_kind_card(client, best.info.run_id),
+        by_date=_artifact_json(client, best.info.run_id, names.AUC_BY_OBS_DATE_ARTIFACT),
         serving=cost.describe(),
     )
     client.log_text(best.info.run_id, card, names.MODEL_CARD_ARTIFACT)
@@ -374,6 +436,14 @@ def _kind_card(client: Any, run_id: str) -> str:
     if names.KIND_CARD_ARTIFACT not in published:
         return ""
     return Path(client.download_artifacts(run_id, names.KIND_CARD_ARTIFACT)).read_text()
+
+
+def _artifact_json(client: Any, run_id: str, path: str) -> dict[str, Any]:
+    """A JSON artifact of a run, or ``{}`` when the run did not log it (an older run)."""
+    folder = path.rsplit("/", 1)[0] if "/" in path else ""
+    if path not in {a.path for a in client.list_artifacts(run_id, folder or None)}:
+        return {}
+    return dict(json.loads(Path(client.download_artifacts(run_id, path)).read_text()))
 
 
 # ---- step 4: promotion ---------------------------------------------------------------------

@@ -10,7 +10,9 @@ Arguments (all but JOB_NAME default from settings): ``--portfolio`` (whose event
 rows whose ``source`` is it; the settings' portfolio by default), ``--source`` curated base,
 ``--target`` features base (the portfolio's feature table), ``--run_date``, ``--obs_dates``
 (comma-separated; empty = derived from the portfolio's data, ``run_date`` = scoring features at
-the run date), ``--lookback_months`` (6), ``--performance_months`` (1),
+the run date; empty: the training panel, one date a month with a full lookback and a covered
+performance window plus the current date, ``etl.features.panel_observation_dates``),
+``--lookback_months`` (6), ``--performance_months`` (1),
 ``--job-bookmark-option``. Features depend on each account's whole history, so every run
 recomputes the requested observation dates and replaces their partitions; the bookmark
 records what was built.
@@ -70,8 +72,8 @@ def options(settings: Settings, **overrides: str) -> dict[str, str]:
         "target": where["features"],
         "run_date": datetime.now(UTC).date().isoformat(),
         "obs_dates": "",
-        "lookback_months": "6",
-        "performance_months": "1",
+        "lookback_months": str(names.DEFAULT_LOOKBACK_MONTHS),
+        "performance_months": str(names.DEFAULT_PERFORMANCE_MONTHS),
         "job_bookmark_option": "job-bookmark-enable",
     }
     values.update(overrides)
@@ -152,7 +154,7 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         )
     else:
         whole = {}
-    obs_dates = _observation_dates(args.get("obs_dates", ""), run_date, whole)
+    obs_dates, history = _observation_dates(args.get("obs_dates", ""), run_date, whole, windows)
     needed = months_needed(obs_dates, windows)
     # Pruned: the windowed tables to the months the windows reach; opened accounts and outcomes
     # (one or two rows per account, needed whole for the population) are read entirely.
@@ -167,7 +169,12 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     done = job.pending("inputs", {portfolio: signature}) == []
     attributes = features.attribute_columns(tables["account_opened"])
     frame = chain.features_of(
-        tables, obs_dates, windows, attributes=attributes, labels_known_on=run_date
+        tables,
+        obs_dates,
+        windows,
+        attributes=attributes,
+        labels_known_on=run_date,
+        min_history_months=history,
     )
     if done:
         logger.info("%s: curated inputs unchanged since the last run; nothing written", job.name)
@@ -187,6 +194,8 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         "obs_dates": [d.isoformat() for d in obs_dates],
         "lookback_months": windows.lookback_months,
         "performance_months": windows.performance_months,
+        # the panel's rule: an account is a row at a date once its statements reach this far back
+        "min_history_months": history,
         "rows_in": rows_read,
         "rows_read": rows_read,
         "months_read": {t: (needed if t in pruned else "all") for t in TABLES},
@@ -304,19 +313,30 @@ def _staged_summary(partitions: Mapping[str, Sequence[Path]]) -> dict[str, Any]:
     }
 
 
-def _observation_dates(text: str, run_date: date, tables: Mapping[str, DataFrame]) -> list[date]:
+def _observation_dates(
+    text: str,
+    run_date: date,
+    tables: Mapping[str, DataFrame],
+    windows: features.FeatureWindows,
+) -> tuple[list[date], int]:
+    """The dates asked for (no history rule), or the training panel derived from the data
+    (``etl.features.panel_observation_dates``) and its history rule."""
     if text.strip() == "run_date":
-        return [run_date]
+        return [run_date], 0
     if text.strip():
-        return sorted({parse_date("obs_dates", part.strip()) for part in text.split(",")})
-    derived = next(iter(chain.observation_dates(tables)), None)
-    if derived is None:
+        return sorted({parse_date("obs_dates", part.strip()) for part in text.split(",")}), 0
+    derived, history = chain.panel(tables, windows)
+    if not derived:
         raise NoObservationDateError(
             "cannot derive an observation date: no account has both statements and an outcome; "
             "pass --obs_dates YYYY-MM-DD[,YYYY-MM-DD...] (or run_date for scoring features)"
         )
-    logger.info("observation date derived from the data: %s", derived)
-    return [derived]
+    logger.info(
+        "observation dates derived from the data: %s (history rule: %d months)",
+        ", ".join(d.isoformat() for d in derived),
+        history,
+    )
+    return derived, history
 
 
 def _row_counts(tables: Mapping[str, DataFrame]) -> dict[str, int]:

@@ -26,7 +26,8 @@ def test_pipeline_runs_end_to_end(
     params = {
         "source": "synthetic",
         "accounts": 300,
-        "months": 6,
+        # the shortest run with a 6-month lookback and a 6-month window (names.synthetic_windows)
+        "months": 12,
         "seed": 11,
         "models": "lr,rf,xgb",
         "train_budget_seconds": 5,
@@ -69,5 +70,5 @@ def test_pipeline_runs_end_to_end(
     champion = client.get_model_version_by_alias(settings.registered_model_name, "champion")
     assert champion.tags.get("model_type") in {"lr", "rf", "xgb"}
     assert "decision_reason" in champion.tags
-    # the whole 6-month history, recorded with the model (tags and card)
-    assert (champion.tags["lookback_months"], champion.tags["performance_months"]) == ("6", "1")
+    # the panel's windows, recorded with the model (tags and card)
+    assert (champion.tags["lookback_months"], champion.tags["performance_months"]) == ("6", "6")

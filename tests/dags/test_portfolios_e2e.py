@@ -172,7 +172,7 @@ def test_two_applicant_tables_after_the_synthetic_portfolio(
     airflow_home: Path, stack: Settings, tmp_path: Path
 ) -> None:
     synthetic = stack.for_portfolio(names.SOURCE_SYNTHETIC)
-    params = {"source": names.SOURCE_SYNTHETIC, "accounts": 300, "months": 6, "seed": 11}
+    params = {"source": names.SOURCE_SYNTHETIC, "accounts": 300, "months": 12, "seed": 11}
     _run(airflow_home, stack, {**params, **LOOSE_GATES}, "portfolios-synthetic.log")
     _, before = _champion(synthetic)
     scores_before = _scores(synthetic)

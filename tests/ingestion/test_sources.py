@@ -54,8 +54,10 @@ def test_synthetic_events_are_valid_unique_and_in_time_order(portfolio_events: l
 def test_synthetic_has_the_expected_shape(portfolio, portfolio_events: list[dict]) -> None:
     kinds = Counter(e["event_type"] for e in portfolio_events)
     assert kinds["account_opened"] == 400
-    assert kinds["statement"] == 400 * 8
-    assert kinds["outcome"] == 400
+    # one statement and one outcome a month for every account until it defaults
+    # (the oracle's rows: the accounts active at the start of months 2..9)
+    last = portfolio.oracle["obs_date"] == portfolio.oracle["obs_date"].max()
+    assert kinds["statement"] == kinds["outcome"] == 400 + len(portfolio.oracle) - last.sum()
     assert kinds["purchase"] > 400 * 8 * 2
     assert 0 < kinds["payment"] <= 400 * 7
     assert portfolio.n_events == len(portfolio_events)
@@ -67,28 +69,44 @@ def test_synthetic_has_the_expected_shape(portfolio, portfolio_events: list[dict
         e["payload"]["repayment_status"] for e in portfolio_events if e["event_type"] == "statement"
     )
     assert {-1, 0, 1, 2} <= set(statuses)  # paid in full, revolving, and delinquency building up
-    # outcome observed at the end of the month after the last activity month (2024-01 + 8 -> Sep)
+    # an outcome observed at the end of every activity month (2024-01 .. 2024-08)
     outcomes = [e for e in portfolio_events if e["event_type"] == "outcome"]
-    assert {e["payload"]["observed_date"] for e in outcomes} == {"2024-09-30"}
+    assert sorted({e["payload"]["observed_date"] for e in outcomes}) == [
+        "2024-01-31",
+        "2024-02-29",
+        "2024-03-31",
+        "2024-04-30",
+        "2024-05-31",
+        "2024-06-30",
+        "2024-07-31",
+        "2024-08-31",
+    ]
 
 
 def test_oracle_is_beside_the_stream_and_carries_signal(
     portfolio, portfolio_events: list[dict]
 ) -> None:
     oracle = portfolio.oracle
-    assert list(oracle.columns[:3]) == ["account_id", "true_pd", "observed_date"]
-    assert len(oracle) == 400 and oracle["true_pd"].between(0, 1).all()
+    assert list(oracle.columns[:3]) == ["account_id", "obs_date", "true_pd"]
+    # a row per account and observation date (2024-02-01 .. 2024-09-01) until it defaults
+    assert sorted({d.isoformat() for d in oracle["obs_date"]})[::7] == ["2024-02-01", "2024-09-01"]
+    assert oracle["true_pd"].between(0, 1).all()
     assert not any("true_pd" in json.dumps(e) for e in portfolio_events)
-    flags = {
-        e["account_id"]: e["payload"]["default_flag"]
+    defaulted = {
+        e["account_id"]: e["payload"]["observed_date"]
         for e in portfolio_events
-        if e["event_type"] == "outcome"
+        if e["event_type"] == "outcome" and e["payload"]["default_flag"] == 1
     }
-    assert [flags[a] for a in oracle["account_id"]] == oracle["default_flag"].tolist()
+    for row in oracle.sample(200, random_state=1).itertuples():
+        when = defaulted.get(row.account_id)
+        window_end = row.observed_date.isoformat()
+        expected = when is not None and row.obs_date.isoformat() <= when <= window_end
+        assert row.default_flag == int(expected), row
+        assert when is None or when >= row.obs_date.isoformat()  # no row after a default
     # defaulters had a higher true PD on average than non-defaulters
     by_flag = oracle.groupby("default_flag")["true_pd"].mean()
     assert by_flag[1] > by_flag[0] * 1.5
-    assert 0.03 < oracle["true_pd"].mean() < 0.4
+    assert 0.01 < oracle["true_pd"].mean() < 0.4
 
 
 def test_synthetic_delinquency_builds_month_by_month(portfolio_events: list[dict]) -> None:

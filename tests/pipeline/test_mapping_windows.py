@@ -20,7 +20,8 @@ pytestmark = pytest.mark.unit
     [
         ("csv", {"performance_months": 12}, 12),
         ("csv", {}, None),  # the mapping leaves it to the job
-        ("synthetic", {"performance_months": 12}, None),
+        # a synthetic run's own window (names.synthetic_windows: 6 for 12 months), not a mapping's
+        ("synthetic", {"performance_months": 3}, 6),
     ],
 )
 def test_features_step_passes_the_mappings_performance_months(

@@ -14,6 +14,7 @@ from scipy.special import expit
 
 import modelkinds
 from modelkinds import KindReport, ReportContext
+from riskstream import names
 from riskstream.scorescale import ScoreScale
 from training.dataset import FeatureColumns
 from training.modelcard import model_card
@@ -92,3 +93,38 @@ def test_the_model_card_shows_the_kinds_section_after_the_metrics() -> None:
     card = model_card(**common, kind_section="## Points table\n| a | b |\n")
     assert card.index("## Metrics") < card.index("## Points table") < card.index("## Fairness")
     assert "## Points table" not in model_card(**common)
+
+
+def test_the_model_card_reports_in_time_and_out_of_time_figures_by_month() -> None:
+    metrics = {
+        "roc_auc": 0.80,
+        "in_time_roc_auc": 0.83,
+        "in_time_ks": 0.5,
+        "in_time_brier": 0.09,
+        "in_time_ece": 0.01,
+        "in_time_rows": 400.0,
+    }
+    run = SimpleNamespace(data=SimpleNamespace(metrics=metrics, tags={}, params={}))
+    by_date = {
+        "in_time": [{"obs_date": "2024-07-01", "rows": 400, "default_rate": 0.1, "roc_auc": 0.83}],
+        "test": [{"obs_date": "2024-12-01", "rows": 90, "default_rate": 0.0, "roc_auc": None}],
+    }
+    card = model_card(
+        name="m",
+        version="1",
+        kind="lr",
+        config={},
+        parent=run,
+        best=run,
+        split={"strategy": names.SPLIT_OUT_OF_TIME, "test_obs_dates": ["2024-12-01"]},
+        features={},
+        fairness={"attributes": {}},
+        decision=Decision(True, "promoted", "promoted"),
+        test_rows=90,
+        by_date=by_date,
+    )
+    assert "test rows (out of time: observation dates ['2024-12-01']" in card
+    assert "In time (the held-out accounts at the training dates, 400 rows): ROC-AUC 0.8300" in card
+    assert "out of time minus in time: ROC-AUC -0.0300" in card
+    assert "| 2024-07-01 | in time | 400 | 0.1000 | 0.8300 |" in card
+    assert "| 2024-12-01 | test | 90 | 0.0000 | n/a |" in card

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from riskstream import names
 from training.dataset import TrainingDataError, feature_columns, labelled, split_rows
 from training.delong import auc_ci, paired_test
 from training.models import ModelError, SearchBudget, feature_importance, fit_with_search
@@ -55,7 +56,7 @@ def test_unknown_labels_are_dropped_and_bad_labels_named() -> None:
 def test_stratified_split_holds_out_a_third_with_both_classes() -> None:
     frame = _frame([0] * 60 + [1] * 30)
     split = split_rows(frame, seed=7)
-    assert split.strategy == "stratified_random"
+    assert split.strategy == names.SPLIT_RANDOM
     assert len(split.test_index) == 30
     assert frame["label"].to_numpy()[split.test_index].sum() == 10
     assert not set(split.train_index) & set(split.test_index)
@@ -65,9 +66,57 @@ def test_stratified_split_holds_out_a_third_with_both_classes() -> None:
 def test_several_observation_dates_split_out_of_time() -> None:
     dates = [dt.date(2024, 1, 31)] * 6 + [dt.date(2024, 2, 29)] * 4
     split = split_rows(_frame([0, 1] * 5, dates))
-    assert split.strategy == "out_of_time"
+    assert split.strategy == names.SPLIT_OUT_OF_TIME
     assert list(split.test_index) == [6, 7, 8, 9]
     assert split.description["test_obs_dates"] == ["2024-02-29"]
+
+
+def _panel(accounts: int, months: int, seed: int = 0) -> pd.DataFrame:
+    """Every account observed on each of ``months`` month starts, a default now and then."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        {
+            "account_id": f"a{a}",
+            "obs_date": dt.date(2024, m + 1, 1),
+            "label": int(rng.random() < 0.2),
+        }
+        for a in range(accounts)
+        for m in range(months)
+    ]
+    frame = pd.DataFrame(rows)
+    frame["source"], frame["x"] = "test", rng.normal(size=len(frame))
+    return frame
+
+
+@pytest.mark.parametrize("strategy", names.SPLIT_STRATEGIES)
+def test_no_account_is_in_both_train_and_test(strategy: str) -> None:
+    frame = _panel(60, 6)
+    split = split_rows(frame, strategy=strategy)
+    ids = frame["account_id"].to_numpy()
+    assert not set(ids[split.train_index]) & set(ids[split.test_index])
+    assert not set(ids[split.train_index]) & set(ids[split.in_time_index])
+
+
+def test_out_of_time_tests_the_latest_dates_and_checks_in_time() -> None:
+    frame = _panel(60, 6)
+    split = split_rows(frame)  # the default: out of time
+    days = frame["obs_date"].astype(str).to_numpy()
+    assert split.strategy == names.SPLIT_OUT_OF_TIME
+    assert sorted(set(days[split.test_index])) == ["2024-05-01", "2024-06-01"]  # 2 of 6 dates
+    assert max(days[split.train_index]) == "2024-04-01" == max(days[split.in_time_index])
+    held = set(frame["account_id"].to_numpy()[split.test_index])
+    assert len(held) == 20  # a third of the accounts
+    assert split.description["unused_rows"] == 40 * 2  # the trained accounts' latest dates
+    assert len(split.train_index) == 40 * 4 and len(split.in_time_index) == 20 * 4
+
+
+def test_random_split_is_a_documented_option_keeping_accounts_whole() -> None:
+    frame = _panel(60, 6)
+    split = split_rows(frame, strategy=names.SPLIT_RANDOM)
+    assert split.strategy == names.SPLIT_RANDOM and len(split.in_time_index) == 0
+    assert len(split.test_index) == 20 * 6
+    with pytest.raises(TrainingDataError, match="split strategy 'by_month' is not known"):
+        split_rows(frame, strategy="by_month")
 
 
 def test_out_of_time_split_with_one_class_in_test_fails() -> None:
@@ -208,3 +257,23 @@ def test_unknown_model_is_named() -> None:
     x = pd.DataFrame({"x": [0.0, 1.0] * 10})
     with pytest.raises(ModelError, match="unknown model 'svm'"):
         fit_with_search("svm", x, np.array([0, 1] * 10), feature_columns(x))
+
+
+def test_a_panel_trains_with_folds_grouped_by_account() -> None:
+    """With ``groups`` (an account per row) the search's inner split and the out-of-fold folds
+    are stratified group folds: each account's rows stay on one side."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    frame = _panel(90, 4, seed=3)
+    frame["x"] = frame["x"] + 2.0 * frame["label"]
+    cols = feature_columns(frame[["x"]])
+    groups = frame["account_id"].to_numpy()
+    y = frame["label"].to_numpy()
+    budget = SearchBudget(max_trials=1, cv_folds=3)
+    fitted = fit_with_search("lr", frame[["x"]], y, cols, budget, groups=groups)
+    assert fitted.extra["cv_roc_auc"] > 0.8 and fitted.extra["fit_rows"] == len(frame)
+    # the inner split it used: the first of 4 stratified group folds with the budget's seed
+    inner = StratifiedGroupKFold(4, shuffle=True, random_state=budget.seed)
+    fit_idx, val_idx = next(inner.split(np.zeros(len(y)), y, groups))
+    assert fitted.extra["search_validation_rows"] == len(val_idx)
+    assert not set(groups[fit_idx]) & set(groups[val_idx])

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline.steps import StepContext, feature_lookback
+from pipeline.steps import StepContext, feature_lookback, feature_performance
 from riskstream.names import PIPELINE_DEFAULTS
 from training.config import TrainingConfig
 from training.modelcard import _months
@@ -17,17 +17,19 @@ from training.registry_io import _obs_dates
 pytestmark = pytest.mark.unit
 
 
-def test_synthetic_portfolio_uses_its_whole_history() -> None:
-    assert feature_lookback("synthetic", 12) == 12
-    assert feature_lookback("synthetic", 24) == 24
+def test_synthetic_portfolio_gets_a_panel_and_a_12_month_window() -> None:
+    assert feature_lookback("synthetic", 24) == 6
+    assert feature_performance("synthetic", 24) == 12  # 7 observation dates
+    assert feature_performance("synthetic", 60) == 12
+    assert feature_performance("synthetic", 12) == 6  # shorter data: a shorter window
+    assert feature_performance("synthetic", 6) == 5  # the rest of the history after month 1
     assert feature_lookback("synthetic", 3) == 6  # the features job needs 6-24 months
-    assert feature_lookback("synthetic", 60) == 24
     assert feature_lookback("taiwan", 12) is None  # the job's default
+    assert feature_performance("taiwan", 12) is None  # Taiwan's published one month
     assert feature_lookback("csv", 12) is None
     ctx = StepContext("r", "2026-01-01", params={})
-    assert feature_lookback(ctx.param("source"), ctx.param("months")) == max(
-        6, min(24, int(PIPELINE_DEFAULTS["months"]))
-    )
+    assert PIPELINE_DEFAULTS["months"] == 24
+    assert feature_performance(ctx.param("source"), ctx.param("months")) == 12
 
 
 def test_windows_round_trip_through_params() -> None:
