@@ -477,6 +477,51 @@ CV_GOALS = {"xgb": 0.785, "lr": 0.775}  # xgb restated from 0.790: its search ce
 SCORECARD_GAP_GOAL = -0.01  # the WoE scorecard's mean AUC minus the best model's, same folds
 
 
+def synthetic_panel_rows(max_trials: int) -> list[Row]:
+    """``model.synthetic.oot_gap`` and ``model.panel.rows`` on the default portfolio's panel."""
+    rows: list[Row] = []
+    # the default portfolio (names.DEFAULT_ACCOUNTS x DEFAULT_MONTHS); a quick run: fewer accounts
+    accounts = names.DEFAULT_ACCOUNTS if max_trials >= 12 else 1000
+    months = names.DEFAULT_MONTHS
+    syn = run_script("--synthetic", str(accounts), str(months), str(max_trials))
+    gap = float(syn["auc"]) - float(syn["attainable"])  # type: ignore[arg-type]
+    rows.append(
+        Row(
+            "model",
+            f"synthetic panel ({accounts:,} accounts, {months} months, 12-month window): best "
+            "model's out-of-time AUC minus the attainable ceiling's on the same rows",
+            gap,
+            "AUC",
+            id="model.synthetic.oot_gap",
+            reference="oracle true-PD AUC on the same rows",
+            reference_value=float(syn["oracle"]),  # type: ignore[arg-type]
+            ratio=float(syn["auc"]) / float(syn["oracle"]),  # type: ignore[arg-type]
+            target=">= -0.015",
+            met=gap >= -0.015,
+            note=f"best {syn['model']} out-of-time AUC {float(syn['auc']):.4f}, attainable "  # type: ignore[arg-type]
+            f"{float(syn['attainable']):.4f}; {syn['test_rows']} test rows at "
+            f"{', '.join(syn['test_obs_dates'])}; lookback {syn['lookback']} months; "  # type: ignore[arg-type]
+            f"fit seconds {syn['fit_seconds']}",
+        )
+    )
+    rows.append(
+        Row(
+            "model",
+            f"training rows of the synthetic panel ({accounts:,} accounts, {months} months; "
+            "information)",
+            float(syn["train_rows"]),  # type: ignore[arg-type]
+            "rows",
+            id="model.panel.rows",
+            reference="labelled panel rows (train, in-time, test and unused)",
+            reference_value=float(syn["panel_rows"]),  # type: ignore[arg-type]
+            ratio=float(syn["train_rows"]) / float(syn["panel_rows"]),  # type: ignore[arg-type]
+            note=f"{len(syn['obs_dates'])} labelled observation dates "  # type: ignore[arg-type]
+            f"{syn['obs_dates'][0]}..{syn['obs_dates'][-1]}; test rows {syn['test_rows']}",  # type: ignore[index]
+        )
+    )
+    return rows
+
+
 def quality_rows(data: Path, max_trials: int) -> list[Row]:
     rows: list[Row] = []
     means: dict[str, float] = {}
@@ -520,45 +565,7 @@ def quality_rows(data: Path, max_trials: int) -> list[Row]:
             )
         )
     rows.append(scorecard_gap_row(data, max_trials, means))
-    # the default portfolio (names.DEFAULT_ACCOUNTS x DEFAULT_MONTHS); a quick run: fewer accounts
-    accounts = names.DEFAULT_ACCOUNTS if max_trials >= 12 else 1000
-    months = names.DEFAULT_MONTHS
-    syn = run_script("--synthetic", str(accounts), str(months), str(max_trials))
-    gap = float(syn["auc"]) - float(syn["attainable"])  # type: ignore[arg-type]
-    rows.append(
-        Row(
-            "model",
-            f"synthetic panel ({accounts:,} accounts, {months} months, 12-month window): best "
-            "model's out-of-time AUC minus the attainable ceiling's on the same rows",
-            gap,
-            "AUC",
-            id="model.synthetic.oot_gap",
-            reference="oracle true-PD AUC on the same rows",
-            reference_value=float(syn["oracle"]),  # type: ignore[arg-type]
-            ratio=float(syn["auc"]) / float(syn["oracle"]),  # type: ignore[arg-type]
-            target=">= -0.015",
-            met=gap >= -0.015,
-            note=f"best {syn['model']} out-of-time AUC {float(syn['auc']):.4f}, attainable "  # type: ignore[arg-type]
-            f"{float(syn['attainable']):.4f}; {syn['test_rows']} test rows at "
-            f"{', '.join(syn['test_obs_dates'])}; lookback {syn['lookback']} months; "  # type: ignore[arg-type]
-            f"fit seconds {syn['fit_seconds']}",
-        )
-    )
-    rows.append(
-        Row(
-            "model",
-            f"training rows of the synthetic panel ({accounts:,} accounts, {months} months; "
-            "information)",
-            float(syn["train_rows"]),  # type: ignore[arg-type]
-            "rows",
-            id="model.panel.rows",
-            reference="labelled panel rows (train, in-time, test and unused)",
-            reference_value=float(syn["panel_rows"]),  # type: ignore[arg-type]
-            ratio=float(syn["train_rows"]) / float(syn["panel_rows"]),  # type: ignore[arg-type]
-            note=f"{len(syn['obs_dates'])} labelled observation dates "  # type: ignore[arg-type]
-            f"{syn['obs_dates'][0]}..{syn['obs_dates'][-1]}; test rows {syn['test_rows']}",  # type: ignore[index]
-        )
-    )
+    rows += synthetic_panel_rows(max_trials)
     rep_result = run_script("--reproducible", str(data), str(min(max_trials, 4)))
     same = bool(rep_result["same_champion"] and rep_result["same_preds"])
     rows.append(
