@@ -180,4 +180,5 @@ def warm_up(
         "quarantined": curated["quarantined_total"],
         "duplicates": curated["duplicates_removed"],
         "features": built["rows_out"],
+        "obs_dates": len(built["obs_dates"]),  # the panel the features job derives
     }
