@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 import boto3
-from common import Row, cli, cloud_service_of, local_cloud, write_rows
+from common import Row, cli, cloud_service_of, local_cloud, ratio_row, write_rows
 
 from infra.cloud import cloud_service
 from infra.crash_drill import kill_trial
@@ -90,17 +90,15 @@ def put_overhead(quick: bool) -> list[Row]:
     fsync_kinesis = best["fsync"]["kinesis"] / best["ephemeral"]["kinesis"]
     worst = min(s3_ratio, kinesis_ratio)
     return [
-        Row(
+        ratio_row(
             "durable cloud",
             "write throughput, durable / in memory (worse of S3 PutObject 4 KB and Kinesis "
             "PutRecords 500 x 200 B)",
             worst,
             "ratio",
-            reference="same launcher with --ephemeral, same payloads",
-            reference_value=1.0,
-            ratio=worst,
-            target=">= 0.7",
-            met=worst >= 0.7,
+            "same launcher with --ephemeral, same payloads",
+            1.0,
+            ratio_at_least=0.7,
             note=(
                 f"S3 {best['durable']['s3']:.0f} vs {best['ephemeral']['s3']:.0f} puts/s "
                 f"({s3_ratio:.2f}); Kinesis {best['durable']['kinesis']:.0f} vs "
@@ -108,14 +106,13 @@ def put_overhead(quick: bool) -> list[Row]:
             ),
             id="cloud.durable.put_overhead",
         ),
-        Row(
+        ratio_row(
             "durable cloud",
             "write throughput with --fsync, durable / in memory (worse of S3 and Kinesis)",
             min(fsync_s3, fsync_kinesis),
             "ratio",
-            reference="same launcher with --ephemeral, same payloads",
-            reference_value=1.0,
-            ratio=min(fsync_s3, fsync_kinesis),
+            "same launcher with --ephemeral, same payloads",
+            1.0,
             note=(
                 f"S3 {best['fsync']['s3']:.0f} puts/s ({fsync_s3:.2f}); Kinesis "
                 f"{best['fsync']['kinesis']:.0f} records/s ({fsync_kinesis:.2f})"
@@ -204,18 +201,16 @@ def restart_seconds(quick: bool) -> list[Row]:
         empty_seconds = time.perf_counter() - started
     worst = max(results.values())
     return [
-        Row(
+        ratio_row(
             "durable cloud",
             f"restart with one default run's state ({accounts} accounts: "
             f"{produced.get('sent', '?')} events, {expected[0]} raw objects) until it answers "
             "with all of it (worse of kill -9 and a clean stop)",
             worst,
             "s",
-            reference="start of an empty in-memory cloud, same run",
-            reference_value=empty_seconds,
-            ratio=worst / empty_seconds,
-            target="<= 10 s",
-            met=worst <= 10,
+            "start of an empty in-memory cloud, same run",
+            empty_seconds,
+            at_most=10,
             note=(
                 f"after kill -9 {results['kill -9']:.1f} s ({restored['kill -9']}); after cloud "
                 f"down {results['cloud down']:.1f} s ({restored['cloud down']}); state on disk "
@@ -353,16 +348,14 @@ def main() -> None:
             "s",
             id="cloud.provision.seconds",
         ),
-        Row(
+        ratio_row(
             "foundation",
             "S3 put+get round trips via make_client",
             best_ours,
             "pairs/s",
-            reference="plain boto3 client, same server",
-            reference_value=best_plain,
-            ratio=best_ours / best_plain,
-            target=">= 0.9",
-            met=best_ours / best_plain >= 0.9,
+            "plain boto3 client, same server",
+            best_plain,
+            ratio_at_least=0.9,
             id="cloud.client.put_get_ratio",
         ),
     ]

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import cluster_parity as parity
-from common import Row, cli, local_cloud, write_rows
+from common import Row, cli, local_cloud, ratio_row, write_rows
 
 from etl.spark import build_spark
 from infra.provision import provision
@@ -59,14 +59,13 @@ def main() -> None:
             note="; ".join(problems) or "curated tables, quarantine, features and reports equal",
             id="etl.cluster.equal",
         ),
-        Row(
+        ratio_row(
             "etl",
             "both ETL jobs on the local standalone cluster, fresh driver (information)",
             cluster_seconds,
             "s",
-            reference="the same jobs in local mode, fresh driver, same run",
-            reference_value=local_seconds,
-            ratio=cluster_seconds / local_seconds,
+            "the same jobs in local mode, fresh driver, same run",
+            local_seconds,
             note=f"cluster start (master + worker registered) {up_seconds:.1f} s, apart",
             id="etl.cluster.seconds",
         ),

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import Row, cli, local_cloud, write_rows
+from common import Row, cli, local_cloud, ratio_row, write_rows
 from fixtures import baseline_for, features_frame, fit_pipeline, write_features
 
 from infra.provision import provision
@@ -190,18 +190,16 @@ def main() -> None:
             ]
             p95, ref95 = percentile(served, 95), percentile(local, 95)
             rows.append(
-                Row(
-                    area="dashboard",
-                    figure=f"server time of every view's data request, p95 ({len(served)} "
+                ratio_row(
+                    "dashboard",
+                    f"server time of every view's data request, p95 ({len(served)} "
                     f"requests, {len(set(r[0] for r in requests))} views, {accounts:,} accounts "
                     f"x {len(dates)} dates)",
-                    value=round(p95, 2),
-                    unit="ms",
-                    reference="the same view queries, in-process DuckDB on local Parquet, p95",
-                    reference_value=round(ref95, 2),
-                    ratio=round(p95 / ref95, 2),
-                    target="<= 500 ms",
-                    met=p95 <= 500,
+                    round(p95, 2),
+                    "ms",
+                    "the same view queries, in-process DuckDB on local Parquet, p95",
+                    round(ref95, 2),
+                    at_most=500,
                     note=f"max {max(served):.1f} ms, p50 {percentile(served, 50):.1f} ms",
                     id="dashboard.view.p95_ms",
                 )
@@ -218,17 +216,14 @@ def main() -> None:
             assert frame["n"].tolist() == ref["n"].tolist(), (frame, ref)
             w50, r50 = statistics.median(warm), statistics.median(inproc)
             rows.append(
-                Row(
-                    area="sql",
-                    figure="group-by over the scores through the dashboard's warm connection, p50",
-                    value=round(w50, 2),
-                    unit="ms",
-                    reference="the same query, in-process DuckDB on the same Parquet on local "
-                    "disk, p50",
-                    reference_value=round(r50, 2),
-                    ratio=round(w50 / r50, 2),
-                    target="ratio <= 3",
-                    met=w50 / r50 <= 3,
+                ratio_row(
+                    "sql",
+                    "group-by over the scores through the dashboard's warm connection, p50",
+                    round(w50, 2),
+                    "ms",
+                    "the same query, in-process DuckDB on the same Parquet on local disk, p50",
+                    round(r50, 2),
+                    ratio_at_most=3,
                     note=f"{accounts * len(dates):,} score rows; HTTP round trip included",
                     id="sql.query.p50_ms",
                 )
@@ -240,14 +235,13 @@ def main() -> None:
                 cold.append(1000 * (time.perf_counter() - t))
             c50 = statistics.median(cold)
             rows.append(
-                Row(
-                    area="sql",
-                    figure="the same group-by on the old in-process path (catalog + S3 read), p50",
-                    value=round(c50, 2),
-                    unit="ms",
-                    reference="through the dashboard's warm connection, p50",
-                    reference_value=round(w50, 2),
-                    ratio=round(c50 / w50, 2),
+                ratio_row(
+                    "sql",
+                    "the same group-by on the old in-process path (catalog + S3 read), p50",
+                    round(c50, 2),
+                    "ms",
+                    "through the dashboard's warm connection, p50",
+                    round(w50, 2),
                     note="the fallback when no dashboard answers",
                     id="sql.cli.cold_ms",
                 )

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from common import Row, cli, local_cloud, write_rows
+from common import Row, cli, local_cloud, ratio_row, write_rows
 
 from etl.layout import YEAR_KEY, table_key
 from riskstream.events import MERCHANT_CATEGORIES, PAYLOAD_SCHEMAS, FieldSpec
@@ -531,19 +531,16 @@ def main() -> None:
     d = results["default/"]
     events = len(datasets["default/"])
     same = d["ok"] == duck.get("ok") and d["features"] == duck["features"][0]
-    ratio = d["seconds"] / duck_s
     rows.append(
-        Row(
+        ratio_row(
             "etl",
             f"both ETL jobs on S3, default portfolio ({default_accounts:,} accounts x 12 months, "
             f"{events:,} events): Spark processing on the warmed-up session / DuckDB",
             d["seconds"],
             "s",
-            reference="DuckDB, same transformation on the same S3 objects (via boto3)",
-            reference_value=duck_s,
-            ratio=ratio,
-            target="<= 5",
-            met=ratio <= 5,
+            "DuckDB, same transformation on the same S3 objects (via boto3)",
+            duck_s,
+            ratio_at_most=5,
             note=(
                 f"raw_to_curated {d['r2c_s']:.1f} s, curated_to_features {d['c2f_s']:.1f} s; "
                 f"{objects['default/']} raw objects; outputs agree: {same} (curated {d['ok']} vs "
@@ -553,47 +550,42 @@ def main() -> None:
             id="etl.s3.default.ratio",
         )
     )
-    cold_ratio = cold["seconds"] / duck_s
     rows.append(
-        Row(
+        ratio_row(
             "etl",
             "both ETL jobs on S3, default portfolio, on a fresh JVM without warm-up (a task "
             "with no session running): Spark processing / DuckDB",
             cold["seconds"],
             "s",
-            reference="DuckDB, same transformation on the same S3 objects (via boto3)",
-            reference_value=duck_s,
-            ratio=cold_ratio,
+            "DuckDB, same transformation on the same S3 objects (via boto3)",
+            duck_s,
             note=f"raw_to_curated {cold['r2c_s']:.1f} s, curated_to_features {cold['c2f_s']:.1f} s",
             id="etl.s3.default.cold_ratio",
         )
     )
     wall = d["seconds"] + start_seconds + warm["seconds"]
     rows.append(
-        Row(
+        ratio_row(
             "etl",
             "both ETL jobs on S3, default portfolio: Spark wall time incl. session start and "
             "warm-up",
             wall,
             "s",
-            reference="Spark processing alone",
-            reference_value=d["seconds"],
-            ratio=wall / d["seconds"],
-            target="<= 60 s",
-            met=wall <= 60,
+            "Spark processing alone",
+            d["seconds"],
+            at_most=60,
             id="etl.s3.default.seconds",
         )
     )
     requests = d["requests"]
     rows.append(
-        Row(
+        ratio_row(
             "etl",
             "S3 requests of both ETL jobs, default portfolio",
             requests["total"],
             "requests",
-            reference="raw objects read",
-            reference_value=objects["default/"],
-            ratio=requests["total"] / objects["default/"],
+            "raw objects read",
+            objects["default/"],
             note=", ".join(f"{k} {v}" for k, v in sorted(requests.items()) if k != "total"),
             id="etl.s3.default.requests",
         )
@@ -602,16 +594,14 @@ def main() -> None:
     n_small, n_big = len(datasets["small/"]), len(datasets["big/"])
     growth = s_big / s_small
     rows.append(
-        Row(
+        ratio_row(
             "etl",
             f"growth: both ETL jobs on S3, {n_big:,} events / {n_small:,} events",
             growth,
             "x",
-            reference=f"{n_big / n_small:.1f}x the events (linear)",
-            reference_value=n_big / n_small,
-            ratio=growth / (n_big / n_small),
-            target="<= 11",
-            met=growth <= 11,
+            f"{n_big / n_small:.1f}x the events (linear)",
+            n_big / n_small,
+            at_most=11,
             note=f"{s_small:.1f} s and {s_big:.1f} s; S3 requests "
             f"{results['small/']['requests']['total']} and {results['big/']['requests']['total']}",
             id="etl.s3.growth_10x",

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, Row, cli, private_stack_env, write_rows
+from common import ROOT, Row, cli, private_stack_env, ratio_row, write_rows
 
 PIPELINE_PHASE = "pipeline run in Airflow"
 
@@ -81,17 +81,16 @@ def main() -> None:
             met=setup_seconds < 15,
             id="run.setup.seconds",
         ),
-        Row(
+        ratio_row(
             "make run",
             f"`riskstream run`, {accounts} accounts x 12 months: the Airflow run, trigger to done "
             f"(median of {repeats})",
             pipeline[median_i],
             "s",
-            reference="whole `riskstream run` of that run (services included)",
-            reference_value=total,
-            ratio=pipeline[median_i] / total,
-            target="<= 240 s",
-            met=ok and pipeline[median_i] <= 240,
+            "whole `riskstream run` of that run (services included)",
+            total,
+            at_most=240,
+            also=ok,
             note=f"runs {', '.join(f'{p:.0f} s' for p in pipeline)}; {load}",
             id="run.pipeline.seconds",
         ),
@@ -100,14 +99,13 @@ def main() -> None:
     slowest = max(phases, key=lambda p: p[1])
     for name, seconds in phases:
         rows.append(
-            Row(
+            ratio_row(
                 "make run",
                 f"phase: {name}",
                 seconds,
                 "s",
-                reference="whole run",
-                reference_value=total,
-                ratio=seconds / total,
+                "whole run",
+                total,
                 note="slowest phase" if (name, seconds) == slowest else "",
                 id=f"run.phase.{_slug(name)}.seconds",
             )

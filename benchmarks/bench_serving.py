@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
-from common import Row, cli, local_cloud, write_rows
+from common import Row, cli, local_cloud, ratio_row, write_rows
 from fixtures import (
     CATEGORICAL,
     NUMERIC,
@@ -92,16 +92,14 @@ def batch_rows(sizes: list[int], repeats: int) -> list[Row]:
 
         ours, ref = interleaved(model_step, lambda xt=xt: booster.inplace_predict(xt), n, repeats)
         rows.append(
-            Row(
+            ratio_row(
                 "serving",
                 f"batch scoring (pd, score, tier, decision) on the preprocessed matrix, {label}",
                 ours,
                 "rows/s",
-                reference="raw Booster.inplace_predict, same matrix",
-                reference_value=ref,
-                ratio=ours / ref,
-                target=">= 0.8",
-                met=ours / ref >= 0.8,
+                "raw Booster.inplace_predict, same matrix",
+                ref,
+                ratio_at_least=0.8,
                 id=f"serving.batch.matrix_ratio.{n}",
             )
         )
@@ -113,30 +111,27 @@ def batch_rows(sizes: list[int], repeats: int) -> list[Row]:
             repeats,
         )
         rows.append(
-            Row(
+            ratio_row(
                 "serving",
                 f"batch scoring from the feature table (preprocess + score), {label}",
                 ours,
                 "rows/s",
-                reference="pipeline.predict_proba, same DataFrame",
-                reference_value=ref,
-                ratio=ours / ref,
-                target=">= 0.8",
-                met=ours / ref >= 0.8,
+                "pipeline.predict_proba, same DataFrame",
+                ref,
+                ratio_at_least=0.8,
                 id=f"serving.batch.frame_ratio.{n}",
             )
         )
         explained = best_rate(lambda frame=frame: explain(pipeline, frame, CONFIG), n, 1)
         raw = best_rate(lambda xt=xt: booster.inplace_predict(xt), n, 1)
         rows.append(
-            Row(
+            ratio_row(
                 "serving",
                 f"batch scoring with top-3 reason codes (exact TreeSHAP pred_contribs), {label}",
                 explained,
                 "rows/s",
-                reference="raw Booster.inplace_predict, same matrix",
-                reference_value=raw,
-                ratio=explained / raw,
+                "raw Booster.inplace_predict, same matrix",
+                raw,
                 note="what the scoring job runs at: per-feature contributions for every "
                 "account cost more than a prediction (no target)",
                 id=f"serving.batch.reasons_ratio.{n}",
@@ -218,17 +213,15 @@ def batch_memory_rows(n_rows: int) -> list[Row]:
     got = json.loads(out.stdout.strip().splitlines()[-1])
     per_100k = got["peak_mb"] * 100_000 / got["rows"]
     return [
-        Row(
+        ratio_row(
             "serving",
             f"batch scoring's peak resident memory per 100,000 rows, Random Forest champion "
             f"({trees} trees, depth 12, calibrated), {got['rows']:,} rows with reasons",
             per_100k,
             "MB",
-            reference="the same process's resident memory before scoring",
-            reference_value=got["before_mb"],
-            ratio=per_100k / got["before_mb"],
-            target="<= 1,024",
-            met=per_100k <= 1024,
+            "the same process's resident memory before scoring",
+            got["before_mb"],
+            at_most=1024,
             note=f"peak {got['peak_mb']:,.0f} MB over {got['rows']:,} rows in "
             f"{got['seconds']:.0f} s (read from S3, score with reasons in chunks, write); "
             f"{got['before_mb']:,.0f} MB before scoring",
@@ -550,16 +543,14 @@ def kind_rows(run: KindRun, levels: list[int]) -> list[Row]:
         for level in [1, *levels]:
             got, ref = loads[f"{endpoint}.c{level}"], loads[f"health.c{level}"]
             rows.append(
-                Row(
+                ratio_row(
                     "serving",
                     f"[{k}] API {label[endpoint]} p99 latency, {level} client(s)",
                     got.pct(99),
                     "ms",
-                    reference="GET /health p99, same server, same level",
-                    reference_value=ref.pct(99),
-                    ratio=got.pct(99) / ref.pct(99),
-                    target=f"<= {goal:g} ms" if goal is not None and level == 50 else "",
-                    met=got.pct(99) <= goal if goal is not None and level == 50 else None,
+                    "GET /health p99, same server, same level",
+                    ref.pct(99),
+                    at_most=goal if level == 50 else None,
                     note=f"{got.rps:,.0f} req/s (/health {ref.rps:,.0f}), p50 {got.pct(50):.1f} "
                     f"ms, {len(got.latencies):,} requests, statuses {got.statuses}, timeouts "
                     f"{got.timeouts}; {about}",

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, Row, cli, private_stack_env, write_rows
+from common import ROOT, Row, cli, private_stack_env, ratio_row, write_rows
 
 from riskstream.settings import Settings
 
@@ -91,7 +91,6 @@ def main() -> None:
     same_outputs = bool(airflow["outputs"]) and airflow["outputs"] == stepfunctions["outputs"]
     parity = airflow["code"] == stepfunctions["code"] == 0 and same_steps and same_outputs
     parity = parity and failure_path
-    ratio = stepfunctions["seconds"] / airflow["seconds"]
     load = (
         f"load average (1/5/15 min) before {load_before[0]:.1f}/{load_before[1]:.1f}/"
         f"{load_before[2]:.1f}, after {load_after[0]:.1f}/{load_after[1]:.1f}/"
@@ -116,16 +115,15 @@ def main() -> None:
             note="; ".join(differences)[:600] or f"outputs {stepfunctions['outputs']}",
             id="sfn.parity",
         ),
-        Row(
+        ratio_row(
             "orchestrators",
             f"whole `riskstream run --engine stepfunctions`, {accounts} accounts x 12 months",
             stepfunctions["seconds"],
             "s",
-            reference="whole `riskstream run` on Airflow, same data, right before",
-            reference_value=airflow["seconds"],
-            ratio=ratio,
-            target="<= 1.0",
-            met=ratio <= 1.0 and stepfunctions["code"] == 0,
+            "whole `riskstream run` on Airflow, same data, right before",
+            airflow["seconds"],
+            ratio_at_most=1.0,
+            also=stepfunctions["code"] == 0,
             note=load,
             id="sfn.run.ratio",
         ),

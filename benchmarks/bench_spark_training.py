@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Row, cli, write_rows
+from common import cli, ratio_row, write_rows
 from fixtures import read_taiwan_features
 
 from infra.spark_cluster import ClusterShape, local_cluster
@@ -63,16 +63,15 @@ def main() -> None:
     spark_auc = roc_auc_score(test["label"], spark.pipeline.predict_proba(test[cols.all])[:, 1])
     workers = spark.extra["fit_where"].get("spark_workers")
     rows_out = [
-        Row(
+        ratio_row(
             "training",
             f"xgb's protocol ({budget.max_trials} trials, {budget.cv_folds}-fold out-of-fold "
             f"fits, refit) with the fits on a local standalone cluster ({workers} workers), "
             f"{len(x):,} training rows (information)",
             spark_seconds,
             "s",
-            reference="the same protocol on one machine, same rows, same run",
-            reference_value=here_seconds,
-            ratio=spark_seconds / here_seconds,
+            "the same protocol on one machine, same rows, same run",
+            here_seconds,
             note=(
                 f"test ROC-AUC {spark_auc:.4f} on the cluster, {here_auc:.4f} here; the Spark "
                 f"driver's start and the executors' first Python workers included; cluster start "

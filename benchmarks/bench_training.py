@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, Row, cli, local_cloud, write_rows
+from common import ROOT, Row, cli, local_cloud, ratio_row, write_rows
 
 from riskstream import names
 
@@ -335,15 +335,14 @@ def against_plain(
     **more: Any,
 ) -> Row:
     """A row for one ``metric`` of a kind's searched fit, with the plain fit as its reference."""
-    return Row(
+    return ratio_row(
         "training",
         f"{name}: {what}",
         search[metric],
         unit,
+        reference,
+        plain[metric],
         id=f"training.{kind}.{slug}",
-        reference=reference,
-        reference_value=plain[metric],
-        ratio=search[metric] / plain[metric],
         **more,
     )
 
@@ -437,8 +436,7 @@ def main() -> None:
                     "test ROC-AUC (held-out third)",
                     "AUC",
                     "test_auc",
-                    target=f">= {AUC_TARGETS[kind]}" if kind in AUC_TARGETS else "",
-                    met=search["auc"] >= AUC_TARGETS[kind] if kind in AUC_TARGETS else None,
+                    at_least=AUC_TARGETS.get(kind),
                 ),
                 vs_plain("rss_mb", "peak memory of the fitting process", "MB", "peak_mb"),
             ]
@@ -457,15 +455,14 @@ def main() -> None:
         )
         seconds, aucs = end_to_end(frame, budget)
         rows.append(
-            Row(
+            ratio_row(
                 "training",
                 "riskstream train end to end (S3 read, every model kind, MLflow logging, registry)",
                 seconds,
                 "s",
+                "sum of the bare fits",
+                total,
                 id="training.end_to_end.seconds",
-                reference="sum of the bare fits",
-                reference_value=total,
-                ratio=seconds / total,
                 note="AUCs " + ", ".join(f"{k} {v:.4f}" for k, v in aucs.items()),
             )
         )
@@ -505,16 +502,15 @@ def synthetic_panel_rows(max_trials: int) -> list[Row]:
         )
     )
     rows.append(
-        Row(
+        ratio_row(
             "model",
             f"training rows of the synthetic panel ({accounts:,} accounts, {months} months; "
             "information)",
             float(syn["train_rows"]),  # type: ignore[arg-type]
             "rows",
+            "labelled panel rows (train, in-time, test and unused)",
+            float(syn["panel_rows"]),  # type: ignore[arg-type]
             id="model.panel.rows",
-            reference="labelled panel rows (train, in-time, test and unused)",
-            reference_value=float(syn["panel_rows"]),  # type: ignore[arg-type]
-            ratio=float(syn["train_rows"]) / float(syn["panel_rows"]),  # type: ignore[arg-type]
             note=f"{len(syn['obs_dates'])} labelled observation dates "  # type: ignore[arg-type]
             f"{syn['obs_dates'][0]}..{syn['obs_dates'][-1]}; test rows {syn['test_rows']}",  # type: ignore[index]
         )
@@ -531,17 +527,15 @@ def quality_rows(data: Path, max_trials: int) -> list[Row]:
         means[kind] = mean
         ref = sum(result["plain"]) / len(result["plain"])  # type: ignore[arg-type]
         rows.append(
-            Row(
+            ratio_row(
                 "model",
                 f"Taiwan {kind}: mean held-out ROC-AUC over 5 stratified folds",
                 mean,
                 "AUC",
+                "plain fit (library defaults) on the same folds",
+                ref,
+                at_least=goal,
                 id=f"model.taiwan.{kind}.cv_auc",
-                reference="plain fit (library defaults) on the same folds",
-                reference_value=ref,
-                ratio=mean / ref,
-                target=f">= {goal}",
-                met=mean >= goal,
                 note=f"95% interval {low:.4f}-{high:.4f}; folds "
                 + ", ".join(f"{a:.4f}" for a in result["searched"])  # type: ignore[union-attr]
                 + f"; {max_trials} trials",
@@ -549,16 +543,15 @@ def quality_rows(data: Path, max_trials: int) -> list[Row]:
         )
         top = sum(result["ceiling"]) / len(result["ceiling"])  # type: ignore[arg-type]
         rows.append(
-            Row(
+            ratio_row(
                 "model",
                 f"Taiwan {kind}: search ceiling, the best searched configuration per fold chosen "
                 "by the test fold itself (information: no training-only rule can beat it)",
                 top,
                 "AUC",
+                "the protocol's choice on the same folds",
+                mean,
                 id=f"model.taiwan.{kind}.cv_search_ceiling",
-                reference="the protocol's choice on the same folds",
-                reference_value=mean,
-                ratio=top / mean,
                 note="folds "
                 + ", ".join(f"{a:.4f}" for a in result["ceiling"])  # type: ignore[union-attr]
                 + f"; {max_trials} configurations each, refitted on the fold's training rows",

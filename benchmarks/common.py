@@ -43,6 +43,49 @@ class Row:
     id: str = field(default="", kw_only=True)
 
 
+def ratio_row(
+    area: str,
+    figure: str,
+    value: float,
+    unit: str,
+    reference: str,
+    reference_value: float,
+    *,
+    ratio_at_least: float | None = None,
+    ratio_at_most: float | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    also: bool = True,
+    note: str = "",
+    id: str,
+) -> Row:
+    """A figure beside its reference measured in the same run, ``ratio`` = value / reference.
+
+    At most one goal: on the ratio (``ratio_at_least``, ``ratio_at_most``) or on the value
+    (``at_least``, ``at_most``, in ``unit``); it writes ``target`` and decides ``met``, which
+    also needs ``also`` (the run's other conditions, e.g. that it exited cleanly). No goal:
+    information.
+    """
+    ratio = value / reference_value
+    goals = [
+        (ratio_at_least, ">=", "", ratio),
+        (ratio_at_most, "<=", "", ratio),
+        (at_least, ">=", f" {unit}", value),
+        (at_most, "<=", f" {unit}", value),
+    ]
+    chosen = [(limit, op, suffix, got) for limit, op, suffix, got in goals if limit is not None]
+    if len(chosen) > 1:
+        raise ValueError(f"{id}: one goal per row, got {len(chosen)}")
+    target, met = "", None
+    if chosen:
+        limit, op, suffix, got = chosen[0]
+        target = f"{op} {limit:,g}{suffix}"
+        met = also and (got >= limit if op == ">=" else got <= limit)
+    return Row(
+        area, figure, value, unit, reference, reference_value, ratio, target, met, note, id=id
+    )
+
+
 @contextmanager
 def cloud_service_of(
     prefix: str = "bench",
