@@ -14,6 +14,8 @@ The pieces a stream consumer needs whatever it does with the records, shared by 
   iterator AFTER_SEQUENCE_NUMBER of the last record read (the checkpoint when nothing is
   buffered), so a cloud restart neither skips nor repeats a record.
 - :func:`ready_shards`: children only after their parents (resharded streams keep order).
+- :func:`open_application`: the retrier and checkpoint store an application reads with;
+  :func:`every_shard`: the stream's shards, listed through the retrier.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import urllib3.exceptions
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from infra.kinesis import list_shards
 from riskstream import names
 
 logger = logging.getLogger(__name__)
@@ -599,6 +602,58 @@ class ShardCursor:
                     position or "the oldest record",
                 )
                 iterator = self.iterator_after(position)
+
+
+def open_application(
+    kinesis: Any,
+    dynamodb: Any,
+    *,
+    table: str,
+    stream_name: str,
+    owner: str,
+    lease_seconds: float,
+    application: str,
+    policy: RetryPolicy,
+    stopping: threading.Event,
+    abort: threading.Event,
+    rng: random.Random | None = None,
+) -> tuple[Retrier, CheckpointStore]:
+    """What one consumer application of ``stream_name`` reads with: a :class:`Retrier` that
+    names the cloud's endpoint in its outage logs and ends on ``stopping`` / ``abort``, and the
+    :class:`CheckpointStore` of its leases, retried by it. Both clients refuse answers cut
+    short (:func:`refuse_cut_answers`)."""
+    for client in (kinesis, dynamodb):
+        refuse_cut_answers(client)
+    retrier = Retrier(
+        policy,
+        rng=rng,
+        stopping=stopping,
+        abort=abort,
+        endpoint=str(getattr(getattr(kinesis, "meta", None), "endpoint_url", "") or ""),
+    )
+    store = CheckpointStore(
+        dynamodb,
+        table,
+        stream_name,
+        owner,
+        lease_seconds,
+        application=application,
+        retrier=retrier,
+    )
+    return retrier, store
+
+
+def every_shard(retrier: Retrier, kinesis: Any, stream_name: str) -> list[dict[str, Any]]:
+    """Every shard of the stream, through ``retrier``; a stream has at least one, so an empty
+    list is an answer cut short and is asked again."""
+
+    def listed() -> list[dict[str, Any]]:
+        shards = list_shards(kinesis, stream_name)
+        if not shards:
+            raise IncompleteAnswerError(f"ListShards answered no shards for stream {stream_name}")
+        return shards
+
+    return retrier.call("Kinesis ListShards", listed)
 
 
 def ready_shards(

@@ -31,21 +31,19 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from infra.kinesis import list_shards
 from infra.shards import (
     SHARD_END,
     Aborted,
     CheckpointStore,
     CloudUnreachableError,
-    IncompleteAnswerError,
     LeaseHeldError,
     LeaseLostError,
-    Retrier,
     RetryPolicy,
     ShardCursor,
     ShardState,
+    every_shard,
+    open_application,
     ready_shards,
-    refuse_cut_answers,
     shard_ending,
 )
 from ingestion.landing import (
@@ -169,8 +167,6 @@ class Consumer:
     ) -> None:
         self.kinesis = kinesis
         self.s3 = s3
-        for client in (kinesis, dynamodb):
-            refuse_cut_answers(client)
         self.stream_name = stream_name
         self.buckets = {"raw": raw_bucket, "quarantine": quarantine_bucket}
         self.config = config or LandingConfig()
@@ -178,21 +174,18 @@ class Consumer:
         self._stop = threading.Event()  # graceful: flush, checkpoint, release
         self._abort = threading.Event()  # another worker failed: leave without writing
         self._crashed = False  # a worker died as in kill -9 (tests): leave the leases too
-        self.retrier = Retrier(
-            self.config.retry,
-            rng=rng,
+        self.retrier, self.store = open_application(
+            kinesis,
+            dynamodb,
+            table=checkpoint_table,
+            stream_name=stream_name,
+            owner=self.owner,
+            lease_seconds=self.config.lease_seconds,
+            application=application,
+            policy=self.config.retry,
             stopping=self._stop,
             abort=self._abort,
-            endpoint=str(getattr(getattr(kinesis, "meta", None), "endpoint_url", "") or ""),
-        )
-        self.store = CheckpointStore(
-            dynamodb,
-            checkpoint_table,
-            stream_name,
-            self.owner,
-            self.config.lease_seconds,
-            application=application,
-            retrier=self.retrier,
+            rng=rng,
         )
         self.clock = clock
         self.on_flush = on_flush
@@ -281,10 +274,7 @@ class Consumer:
         return report
 
     def _list_shards(self) -> list[dict[str, Any]]:
-        shards: list[dict[str, Any]] = self.retrier.call(
-            "Kinesis ListShards", _list_some_shards, kinesis=self.kinesis, stream=self.stream_name
-        )
-        return shards
+        return every_shard(self.retrier, self.kinesis, self.stream_name)
 
     def _shard(self, shard: dict[str, Any], follow: bool) -> None:
         shard_id = shard["ShardId"]
@@ -507,11 +497,3 @@ class ShardReader:
             len(objects),
         )
         self.buffer = FlushBuffer()
-
-
-def _list_some_shards(kinesis: Any, stream: str) -> list[dict[str, Any]]:
-    """Every shard; a stream has at least one, so an empty list is an answer cut short."""
-    shards = list_shards(kinesis, stream)
-    if not shards:
-        raise IncompleteAnswerError(f"ListShards answered no shards for stream {stream}")
-    return shards

@@ -51,18 +51,15 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from infra.kinesis import list_shards
 from infra.shards import (
     SHARD_END,
-    CheckpointStore,
-    IncompleteAnswerError,
     LeaseHeldError,
     LeaseLostError,
-    Retrier,
     RetryPolicy,
     ShardCursor,
+    every_shard,
+    open_application,
     ready_shards,
-    refuse_cut_answers,
 )
 from riskstream import names
 from riskstream.clients import make_client
@@ -239,28 +236,23 @@ class LiveScorer:
         clients = clients or {}
         self.kinesis = clients.get("kinesis") or make_client(settings, "kinesis")
         self.dynamodb = clients.get("dynamodb") or make_client(settings, "dynamodb")
-        for client in (self.kinesis, self.dynamodb):
-            refuse_cut_answers(client)
         self.table = settings.online_table
         self.stream_name = settings.stream_name
         self.risk_stream = settings.risk_stream_name
         self._stop = threading.Event()
         self._abort = threading.Event()
-        self.retrier = Retrier(
-            self.config.retry,
+        self.owner = self.config.owner or default_owner(settings)
+        self.retrier, self.store = open_application(
+            self.kinesis,
+            self.dynamodb,
+            table=settings.checkpoint_table,
+            stream_name=self.stream_name,
+            owner=self.owner,
+            lease_seconds=self.config.lease_seconds,
+            application=names.live_application(settings.portfolio),
+            policy=self.config.retry,
             stopping=self._stop,
             abort=self._abort,
-            endpoint=str(getattr(self.kinesis.meta, "endpoint_url", "") or ""),
-        )
-        self.owner = self.config.owner or default_owner(settings)
-        self.store = CheckpointStore(
-            self.dynamodb,
-            settings.checkpoint_table,
-            self.stream_name,
-            self.owner,
-            self.config.lease_seconds,
-            application=names.live_application(settings.portfolio),
-            retrier=self.retrier,
         )
         self.holder = holder or ChampionHolder(settings, ttl=self.config.champion_ttl)
         self.status = LiveStatus(names.live_application(settings.portfolio))
@@ -367,14 +359,7 @@ class LiveScorer:
         return self.status.snapshot()
 
     def _list_shards(self) -> list[dict[str, Any]]:
-        def call(**kw: Any) -> list[dict[str, Any]]:
-            shards = list_shards(self.kinesis, self.stream_name)
-            if not shards:
-                raise IncompleteAnswerError(f"ListShards answered no shards for {self.stream_name}")
-            return shards
-
-        result: list[dict[str, Any]] = self.retrier.call("Kinesis ListShards", call)
-        return result
+        return every_shard(self.retrier, self.kinesis, self.stream_name)
 
     def _shard(self, shard_id: str, follow: bool) -> None:
         try:
