@@ -13,37 +13,56 @@ from typing import Any
 from riskstream.commands import CommandError, add_group
 from riskstream.settings import Settings
 
+CURATED = "curated base URI (default s3://<prefix>-curated/)"
+
+
+def _job(etl: Any, name: str, func: Any, source: str, target: str, **about: str) -> Any:
+    """A job's subcommand (``about``: its help and description) with the arguments every job
+    takes: ``--run-date`` and the ``--source`` and ``--target`` base URIs (the help of each)."""
+    parser = etl.add_parser(name, **about)
+    parser.add_argument(
+        "--run-date",
+        default=datetime.now(UTC).date().isoformat(),
+        help="YYYY-MM-DD (default today, UTC)",
+    )
+    parser.add_argument("--source", help=source)
+    parser.add_argument("--target", help=target)
+    parser.set_defaults(func=func)
+    return parser
+
 
 def register(subparsers: Any) -> None:
     etl = add_group(subparsers, "etl", "run the Glue-style Spark jobs (raw -> curated -> features)")
-    today = datetime.now(UTC).date().isoformat()
 
-    r2c = etl.add_parser(
+    r2c = _job(
+        etl,
         "raw-to-curated",
+        raw_to_curated_cmd,
+        "raw base URI (default s3://<prefix>-raw/events/)",
+        CURATED,
         help="curate raw partitions not processed yet (bookmarked in S3)",
         description="Parse, type, validate and de-duplicate raw events into curated Parquet "
         "tables; bad rows go to the quarantine table with a reason. Only raw partitions that are "
         "new or changed since the last run are read, unless --reset.",
     )
-    r2c.add_argument("--run-date", default=today, help="YYYY-MM-DD (default today, UTC)")
     r2c.add_argument("--reset", action="store_true", help="forget the bookmark; redo everything")
-    r2c.add_argument("--source", help="raw base URI (default s3://<prefix>-raw/events/)")
-    r2c.add_argument("--target", help="curated base URI (default s3://<prefix>-curated/)")
     r2c.add_argument(
         "--quarantine", help="quarantine base URI (default s3://<prefix>-quarantine/etl/)"
     )
     r2c.add_argument(
         "--no-bookmark", action="store_true", help="process every partition, keep no bookmark"
     )
-    r2c.set_defaults(func=raw_to_curated_cmd)
 
-    c2f = etl.add_parser(
+    c2f = _job(
+        etl,
         "curated-to-features",
+        curated_to_features_cmd,
+        CURATED,
+        "features base URI (default s3://<prefix>-features/features/)",
         help="build one feature row per account and observation date",
         description="Features from events before each observation date; the label from outcomes "
         "in the performance window after it (null when unknown).",
     )
-    c2f.add_argument("--run-date", default=today, help="YYYY-MM-DD (default today, UTC)")
     c2f.add_argument(
         "--obs-dates",
         default="",
@@ -54,26 +73,19 @@ def register(subparsers: Any) -> None:
     )
     c2f.add_argument("--lookback-months", type=int, default=6, help="feature window (default 6)")
     c2f.add_argument("--performance-months", type=int, default=1, help="label window (default 1)")
-    c2f.add_argument("--source", help="curated base URI (default s3://<prefix>-curated/)")
-    c2f.add_argument(
-        "--target", help="features base URI (default s3://<prefix>-features/features/)"
-    )
-    c2f.set_defaults(func=curated_to_features_cmd)
 
-    risk = etl.add_parser(
+    _job(
+        etl,
         "risk-tables",
+        risk_tables_cmd,
+        CURATED,
+        "risk tables base URI (default s3://<prefix>-features/risk/<portfolio>/)",
         help="vintage, roll-rate and delinquency-bucket tables of the portfolio",
         description="Vintage curves (cumulative default rate by opening cohort and months on "
         "book), roll rates between delinquency buckets and bucket counts per month, from the "
         "portfolio's curated tables; one snapshot as of the last statement month, in the "
         "catalog (query them with `riskstream sql`: vintage, roll_rates, delinquency).",
     )
-    risk.add_argument("--run-date", default=today, help="YYYY-MM-DD (default today, UTC)")
-    risk.add_argument("--source", help="curated base URI (default s3://<prefix>-curated/)")
-    risk.add_argument(
-        "--target", help="risk tables base URI (default s3://<prefix>-features/risk/<portfolio>/)"
-    )
-    risk.set_defaults(func=risk_tables_cmd)
 
     compact = etl.add_parser(
         "compact",
@@ -85,7 +97,7 @@ def register(subparsers: Any) -> None:
     compact.add_argument(
         "--table", action="append", help="a curated table (repeatable; default: all)"
     )
-    compact.add_argument("--target", help="curated base URI (default s3://<prefix>-curated/)")
+    compact.add_argument("--target", help=CURATED)
     compact.set_defaults(func=compact_cmd)
 
 
