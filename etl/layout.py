@@ -207,6 +207,20 @@ def put_files(storage: Storage, jobs: list[tuple[Path, str]]) -> None:
         list(pool.map(put, jobs))
 
 
+def replace_files(storage: Storage, staged: Mapping[str, list[Path]]) -> None:
+    """Put each folder's staged files at fixed names (``part-00000.parquet``, ...), then delete
+    whatever else the folder held: one PUT replaces a file, no rename on S3."""
+    jobs: list[tuple[Path, str]] = []
+    stale: list[str] = []
+    for folder, files in staged.items():
+        keep = [f"part-{i:05d}.parquet" for i in range(len(files))]
+        stale += [join(folder, f) for f in list_files(storage, folder) if f not in keep]
+        jobs += [(f, join(folder, n)) for f, n in zip(files, keep, strict=True)]
+    put_files(storage, jobs)
+    for uri in stale:  # after the new files are in place
+        storage.delete(uri)
+
+
 def commit(
     storage: Storage,
     table: str,

@@ -1,5 +1,6 @@
-"""Pieces both job scripts share: default locations, storage and bookmark wiring, arguments,
-the run report beside the output, the catalog registration and the spark-submit entry.
+"""Pieces the job scripts share: default locations, storage and bookmark wiring, arguments,
+the start and end of a run over one portfolio, the run report beside the output, the catalog
+registration and the spark-submit entry.
 
 Entry/IO module.
 """
@@ -8,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from etl.glue import BookmarkStore, GlueArgumentError, get_resolved_options
+from etl import layout
+from etl.glue import BookmarkStore, GlueArgumentError, Job, get_resolved_options
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
@@ -51,6 +55,81 @@ def bookmark_store(settings: Settings, storage: Storage, target: str) -> Bookmar
     return BookmarkStore(storage, join(target, "_bookmarks"))
 
 
+def job_options(job_name: str, overrides: Mapping[str, str], **values: str) -> dict[str, str]:
+    """A job's arguments with their defaults: its name, today's run date (UTC) and bookmarks
+    enabled, then ``values`` (the job's own), then the caller's ``overrides``."""
+    out = {
+        "JOB_NAME": job_name,
+        "run_date": datetime.now(UTC).date().isoformat(),
+        "job_bookmark_option": "job-bookmark-enable",
+        **values,
+    }
+    out.update(overrides)
+    return out
+
+
+def portfolio_of(settings: Settings, args: Mapping[str, str]) -> tuple[str, Settings]:
+    """The portfolio a job works on (``--portfolio``, else the settings') and its settings."""
+    portfolio = args.get("portfolio") or settings.portfolio
+    return portfolio, settings.for_portfolio(portfolio)
+
+
+@dataclass
+class PortfolioRun:
+    """One run of a job over a portfolio's curated tables, as :func:`open_portfolio_run`
+    started it: the job (bookmarks loaded), where it reads and writes, the tables' manifests."""
+
+    job: Job
+    settings: Settings
+    storage: Storage
+    portfolio: str
+    source: str
+    target: str
+    run_date: date
+    manifests: dict[str, Any]
+    started: float
+
+    def report(self, **more: Any) -> dict[str, Any]:
+        """The run report: which job, run, date, portfolio, source and target, then ``more``."""
+        return {
+            "job": self.job.name,
+            "run_id": self.job.run_id,
+            "run_date": self.run_date.isoformat(),
+            "portfolio": self.portfolio,
+            "source": self.source,
+            "target": self.target,
+            **more,
+        }
+
+    def finish(self, report: dict[str, Any], built: Sequence[str]) -> None:
+        """Time the run, keep its report beside the output, bookmark the partitions ``built``
+        under the portfolio (with the run date) and commit the bookmarks."""
+        report["seconds"] = elapsed(self.started)
+        save_report(self.storage, self.target, report)
+        self.job.mark(self.portfolio, {p: self.run_date.isoformat() for p in built})
+        self.job.commit()
+
+
+def open_portfolio_run(
+    settings: Settings, args: Mapping[str, str], tables: Sequence[str]
+) -> PortfolioRun:
+    """Start a run over one portfolio (``--portfolio``) from ``--source`` to ``--target``: its
+    settings and storage, the job initialised with its bookmarks, the curated ``tables``'
+    committed manifests."""
+    started = time.perf_counter()
+    portfolio, settings = portfolio_of(settings, args)
+    source, target = args["source"], args["target"]
+    run_date = parse_date("run_date", args.get("run_date", ""))
+    storage = storage_for(settings, source, target)
+    job = Job(bookmark_store(settings, storage, target)).init(args["JOB_NAME"], args)
+    manifests = {
+        t: layout.load_manifest(storage, join(source, t), layout.table_key(t)) for t in tables
+    }
+    return PortfolioRun(
+        job, settings, storage, portfolio, source, target, run_date, manifests, started
+    )
+
+
 def parse_date(name: str, value: str) -> date:
     """``YYYY-MM-DD`` (or ``today``) -> date, with an error naming the argument."""
     if value in ("", "today"):
@@ -71,8 +150,6 @@ def parse_flag(name: str, value: str) -> bool:
 
 
 def elapsed(started: float) -> float:
-    import time
-
     return round(time.perf_counter() - started, 3)
 
 

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,15 +31,15 @@ if __name__ == "__main__" and not __package__:  # spark-submit runs this file as
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from etl import chain, features, layout, transforms
-from etl.glue import GlueArgumentError, Job
+from etl.glue import GlueArgumentError
 from etl.jobs.common import (
-    bookmark_store,
+    PortfolioRun,
     default_locations,
-    elapsed,
+    job_options,
+    open_portfolio_run,
     parse_date,
+    portfolio_of,
     register_partitioned,
-    save_report,
-    storage_for,
     submit,
 )
 from etl.spark import to_spark_uri
@@ -62,22 +61,18 @@ class NoObservationDateError(ValueError):
 
 
 def options(settings: Settings, **overrides: str) -> dict[str, str]:
-    portfolio = overrides.get("portfolio") or settings.portfolio
-    settings = settings.for_portfolio(portfolio)
+    portfolio, settings = portfolio_of(settings, overrides)
     where = default_locations(settings)
-    values = {
-        "JOB_NAME": JOB_NAME,
-        "portfolio": portfolio,
-        "source": where["curated"],
-        "target": where["features"],
-        "run_date": datetime.now(UTC).date().isoformat(),
-        "obs_dates": "",
-        "lookback_months": str(names.DEFAULT_LOOKBACK_MONTHS),
-        "performance_months": str(names.DEFAULT_PERFORMANCE_MONTHS),
-        "job_bookmark_option": "job-bookmark-enable",
-    }
-    values.update(overrides)
-    return values
+    return job_options(
+        JOB_NAME,
+        overrides,
+        portfolio=portfolio,
+        source=where["curated"],
+        target=where["features"],
+        obs_dates="",
+        lookback_months=str(names.DEFAULT_LOOKBACK_MONTHS),
+        performance_months=str(names.DEFAULT_PERFORMANCE_MONTHS),
+    )
 
 
 def _int(args: Mapping[str, str], name: str) -> int:
@@ -132,21 +127,14 @@ def months_needed(obs_dates: Sequence[date], windows: features.FeatureWindows) -
 
 def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dict[str, Any]:
     """Init, read curated, build features for the observation dates, write, catalog, commit."""
-    started = time.perf_counter()
-    source, target = args["source"], args["target"]
-    run_date = parse_date("run_date", args.get("run_date", ""))
     windows = features.FeatureWindows(
         lookback_months=_int(args, "lookback_months"),
         performance_months=_int(args, "performance_months"),
     )
-    portfolio = args.get("portfolio") or settings.portfolio
-    settings = settings.for_portfolio(portfolio)
-    storage = storage_for(settings, source, target)
-    job = Job(bookmark_store(settings, storage, target)).init(args["JOB_NAME"], args)
-
-    manifests = {
-        t: layout.load_manifest(storage, join(source, t), layout.table_key(t)) for t in TABLES
-    }
+    job_run = open_portfolio_run(settings, args, TABLES)
+    job, storage, manifests = job_run.job, job_run.storage, job_run.manifests
+    portfolio, source, target = job_run.portfolio, job_run.source, job_run.target
+    run_date = job_run.run_date
     if not args.get("obs_dates", "").strip():
         # Deriving the date needs the statement dates of every month: one narrow column each.
         whole = read_curated(
@@ -180,31 +168,25 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         logger.info("%s: curated inputs unchanged since the last run; nothing written", job.name)
         summary = _summary(spark, target, obs_dates)
     else:
-        summary = _write(spark, storage, frame, target)
+        summary = _write(job_run, frame)
     rows_read = _row_counts(tables)
-    report: dict[str, Any] = {
-        "job": job.name,
-        "run_id": job.run_id,
-        "run_date": run_date.isoformat(),
-        "spark_master": spark.sparkContext.master,  # where it ran: local[N] or a cluster's URL
-        "portfolio": portfolio,
-        "source": source,
-        "target": target,
-        "bookmark_option": job.option,
-        "obs_dates": [d.isoformat() for d in obs_dates],
-        "lookback_months": windows.lookback_months,
-        "performance_months": windows.performance_months,
+    report = job_run.report(
+        spark_master=spark.sparkContext.master,  # where it ran: local[N] or a cluster's URL
+        bookmark_option=job.option,
+        obs_dates=[d.isoformat() for d in obs_dates],
+        lookback_months=windows.lookback_months,
+        performance_months=windows.performance_months,
         # the panel's rule: an account is a row at a date once its statements reach this far back
-        "min_history_months": history,
-        "rows_in": rows_read,
-        "rows_read": rows_read,
-        "months_read": {t: (needed if t in pruned else "all") for t in TABLES},
-        "months_available": {t: len(manifests[t]["partitions"]) for t in TABLES},
-        "written": not done,
-        "attributes": attributes,
-        "columns": len(frame.columns),
+        min_history_months=history,
+        rows_in=rows_read,
+        rows_read=rows_read,
+        months_read={t: (needed if t in pruned else "all") for t in TABLES},
+        months_available={t: len(manifests[t]["partitions"]) for t in TABLES},
+        written=not done,
+        attributes=attributes,
+        columns=len(frame.columns),
         **summary,
-    }
+    )
     if not report["unique_keys"]:
         raise RuntimeError(f"{job.name}: (account_id, obs_date) is not unique: {summary}")
     logger.info(
@@ -216,7 +198,7 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
     )
     if is_s3(target) and not done:
         register_partitioned(
-            settings,
+            job_run.settings,
             names.features_table(portfolio),
             target,
             frame.schema,
@@ -226,11 +208,8 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         )
     for cached in tables.values():
         cached.unpersist()
-    report["seconds"] = elapsed(started)
-    save_report(storage, target, report)
-    job.mark(portfolio, {d: run_date.isoformat() for d in report["obs_dates"]})
     job.mark("inputs", {portfolio: signature})
-    job.commit()
+    job_run.finish(report, report["obs_dates"])
     return report
 
 
@@ -266,7 +245,7 @@ def _signature(
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _write(spark: SparkSession, storage: Storage, frame: DataFrame, target: str) -> dict[str, Any]:
+def _write(job_run: PortfolioRun, frame: DataFrame) -> dict[str, Any]:
     """One file per observation date, staged locally and uploaded to a fixed key
     (``obs_date=D/part-00000.parquet``): one PUT replaces a partition, no rename on S3.
     Returns the summary counts read back from the staged files, the bytes that were uploaded."""
@@ -277,17 +256,12 @@ def _write(spark: SparkSession, storage: Storage, frame: DataFrame, target: str)
         frame.repartition(1, "obs_date").write.mode("overwrite").partitionBy("obs_date").parquet(
             str(out)
         )
-        jobs: list[tuple[Path, str]] = []
-        stale: list[str] = []
-        for value, files in layout.staged_partitions(out, "obs_date").items():
-            folder = join(target, f"obs_date={value}")
-            names = [f"part-{i:05d}.parquet" for i in range(len(files))]
-            stale += [join(folder, f) for f in layout.list_files(storage, folder) if f not in names]
-            jobs += [(f, join(folder, n)) for f, n in zip(files, names, strict=True)]
-        layout.put_files(storage, jobs)
-        for uri in stale:  # after the new files are in place
-            storage.delete(uri)
-        return _staged_summary(layout.staged_partitions(out, "obs_date"))
+        staged = layout.staged_partitions(out, "obs_date")
+        layout.replace_files(
+            job_run.storage,
+            {join(job_run.target, f"obs_date={v}"): files for v, files in staged.items()},
+        )
+        return _staged_summary(staged)
 
 
 def _staged_summary(partitions: Mapping[str, Sequence[Path]]) -> dict[str, Any]:

@@ -21,9 +21,7 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,21 +29,19 @@ if __name__ == "__main__" and not __package__:  # spark-submit runs this file as
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from etl import layout, risktables
-from etl.glue import Job
 from etl.jobs.common import (
-    bookmark_store,
+    PortfolioRun,
     default_locations,
-    elapsed,
-    parse_date,
+    job_options,
+    open_portfolio_run,
+    portfolio_of,
     register_partitioned,
-    save_report,
-    storage_for,
     submit,
 )
 from etl.jobs.curated_to_features import read_curated
 from riskstream import names
 from riskstream.settings import Settings
-from riskstream.storage import Storage, is_s3, join
+from riskstream.storage import is_s3, join
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -66,18 +62,14 @@ class NoStatementsError(ValueError):
 
 
 def options(settings: Settings, **overrides: str) -> dict[str, str]:
-    portfolio = overrides.get("portfolio") or settings.portfolio
-    settings = settings.for_portfolio(portfolio)
-    values = {
-        "JOB_NAME": JOB_NAME,
-        "portfolio": portfolio,
-        "source": default_locations(settings)["curated"],
-        "target": names.risk_tables_location(settings) + "/",
-        "run_date": datetime.now(UTC).date().isoformat(),
-        "job_bookmark_option": "job-bookmark-enable",
-    }
-    values.update(overrides)
-    return values
+    portfolio, settings = portfolio_of(settings, overrides)
+    return job_options(
+        JOB_NAME,
+        overrides,
+        portfolio=portfolio,
+        source=default_locations(settings)["curated"],
+        target=names.risk_tables_location(settings) + "/",
+    )
 
 
 def build(tables: Mapping[str, DataFrame]) -> dict[str, DataFrame]:
@@ -93,19 +85,13 @@ def build(tables: Mapping[str, DataFrame]) -> dict[str, DataFrame]:
 
 def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dict[str, Any]:
     """Init, read curated, build the tables, write one snapshot each, catalog, commit."""
-    started = time.perf_counter()
-    source, target = args["source"], args["target"]
-    run_date = parse_date("run_date", args.get("run_date", ""))
-    portfolio = args.get("portfolio") or settings.portfolio
-    settings = settings.for_portfolio(portfolio)
-    storage = storage_for(settings, source, target)
-    job = Job(bookmark_store(settings, storage, target)).init(args["JOB_NAME"], args)
-    manifests = {
-        t: layout.load_manifest(storage, join(source, t), layout.table_key(t)) for t in TABLES
-    }
+    job_run = open_portfolio_run(settings, args, TABLES)
+    portfolio, source, target = job_run.portfolio, job_run.source, job_run.target
     curated = {
         t: f.cache()
-        for t, f in read_curated(spark, storage, source, None, manifests, portfolio, TABLES).items()
+        for t, f in read_curated(
+            spark, job_run.storage, source, None, job_run.manifests, portfolio, TABLES
+        ).items()
     }
     as_of = risktables.as_of(curated["statement"])
     if as_of is None:
@@ -115,13 +101,12 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
         )
     built = build(curated)
     rows = {
-        name: _write(spark, storage, frame, join(target, name), as_of)
-        for name, frame in built.items()
+        name: _write(job_run, frame, join(target, name), as_of) for name, frame in built.items()
     }
     if is_s3(target):
         for name, frame in built.items():
             register_partitioned(
-                settings,
+                job_run.settings,
                 names.risk_table(name, portfolio),
                 join(target, name),
                 frame.schema,
@@ -131,39 +116,24 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
             )
     for cached in curated.values():
         cached.unpersist()
-    report: dict[str, Any] = {
-        "job": job.name,
-        "run_id": job.run_id,
-        "run_date": run_date.isoformat(),
-        "portfolio": portfolio,
-        "source": source,
-        "target": target,
-        "as_of": as_of,
-        "tables": {names.risk_table(n, portfolio): r for n, r in rows.items()},
-        "seconds": elapsed(started),
-    }
-    save_report(storage, target, report)
-    job.mark(portfolio, {as_of: run_date.isoformat()})
-    job.commit()
-    logger.info("%s: %s as of %s", job.name, report["tables"], as_of)
+    report = job_run.report(
+        as_of=as_of, tables={names.risk_table(n, portfolio): r for n, r in rows.items()}
+    )
+    job_run.finish(report, [as_of])
+    logger.info("%s: %s as of %s", job_run.job.name, report["tables"], as_of)
     return report
 
 
-def _write(spark: SparkSession, storage: Storage, frame: DataFrame, table: str, as_of: str) -> int:
+def _write(job_run: PortfolioRun, frame: DataFrame, table: str, as_of: str) -> int:
     """One file for the snapshot, staged locally and put at ``as_of=<as_of>/part-00000.parquet``
     (one PUT replaces it, no rename on S3); returns its row count."""
     import pyarrow.parquet as pq
 
-    folder = join(table, f"{names.AS_OF}={as_of}")
     with tempfile.TemporaryDirectory(prefix="riskstream-stage-") as staging:
         out = Path(staging) / "table"
         frame.coalesce(1).write.mode("overwrite").parquet(str(out))
         files = sorted(out.glob("*.parquet"))
-        keep = [f"part-{i:05d}.parquet" for i in range(len(files))]
-        stale = [join(folder, f) for f in layout.list_files(storage, folder) if f not in keep]
-        layout.put_files(storage, [(f, join(folder, n)) for f, n in zip(files, keep, strict=True)])
-        for uri in stale:
-            storage.delete(uri)
+        layout.replace_files(job_run.storage, {join(table, f"{names.AS_OF}={as_of}"): files})
         return sum(pq.read_metadata(f).num_rows for f in files)
 
 

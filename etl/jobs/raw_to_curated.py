@@ -37,6 +37,7 @@ from etl.jobs.common import (
     bookmark_store,
     default_locations,
     elapsed,
+    job_options,
     parse_date,
     parse_flag,
     save_report,
@@ -74,17 +75,14 @@ class UnbalancedRunError(RuntimeError):
 def options(settings: Settings, **overrides: str) -> dict[str, str]:
     """The job's optional arguments with their defaults from ``settings``."""
     where = default_locations(settings)
-    values = {
-        "JOB_NAME": JOB_NAME,
-        "source": where["raw"],
-        "target": where["curated"],
-        "quarantine": where["quarantine"],
-        "run_date": datetime.now(UTC).date().isoformat(),
-        "job_bookmark_option": "job-bookmark-enable",
-        "reset": "false",
-    }
-    values.update(overrides)
-    return values
+    return job_options(
+        JOB_NAME,
+        overrides,
+        source=where["raw"],
+        target=where["curated"],
+        quarantine=where["quarantine"],
+        reset="false",
+    )
 
 
 def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dict[str, Any]:
