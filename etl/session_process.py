@@ -7,11 +7,9 @@ The child process rebuilds the same :class:`Settings` from the environment passe
 
 from __future__ import annotations
 
-import sys
-
 from etl.session_protocol import HEALTH_PATH
-from infra.services import ManagedService, ServiceSpec, loopback_address
-from riskstream.settings import REPO_ROOT, Settings
+from infra.services import ManagedService, loopback_address, module_service
+from riskstream.settings import Settings
 
 
 def session_address(settings: Settings) -> tuple[str, int]:
@@ -22,20 +20,5 @@ def session_address(settings: Settings) -> tuple[str, int]:
 def session_service(settings: Settings, warm_up: bool = True) -> ManagedService:
     """The warm Spark session on ``settings.spark_session_url`` (default port 8998); it warms
     itself up after start unless ``warm_up`` is false (:mod:`etl.warmup`)."""
-    host, port = session_address(settings)
-    spec = ServiceSpec(
-        name="spark",
-        argv=[
-            sys.executable,
-            "-m",
-            "etl.session_server",
-            *([] if warm_up else ["--no-warm-up"]),
-        ],
-        host=host,
-        port=port,
-        health_path=HEALTH_PATH,
-        env=settings.to_env(),
-        cwd=REPO_ROOT,
-        start_timeout=120,
-    )
-    return ManagedService(spec, settings.state_dir)
+    argv = ["etl.session_server", *([] if warm_up else ["--no-warm-up"])]
+    return module_service(settings, "spark", argv, session_address(settings), 120, HEALTH_PATH)

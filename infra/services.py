@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+
+from riskstream.settings import REPO_ROOT, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -221,6 +224,33 @@ class ManagedService:
                     time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return was_running
+
+
+def module_service(
+    settings: Settings,
+    name: str,
+    argv: Sequence[str],
+    address: tuple[str, int],
+    start_timeout: float,
+    health_path: str = "/health",
+    extra_env: Mapping[str, str] | None = None,
+) -> ManagedService:
+    """``python -m <argv>`` (a module of this repository and its arguments) as a service of
+    ``settings``: on ``address`` (host, port), healthy when ``health_path`` answers, run in the
+    repository with the settings' environment (plus ``extra_env``); pid file and log under the
+    state directory."""
+    host, port = address
+    spec = ServiceSpec(
+        name=name,
+        argv=[sys.executable, "-m", *argv],
+        host=host,
+        port=port,
+        health_path=health_path,
+        env={**settings.to_env(), **(extra_env or {})},
+        cwd=REPO_ROOT,
+        start_timeout=start_timeout,
+    )
+    return ManagedService(spec, settings.state_dir)
 
 
 def _proc_stat(pid: int) -> tuple[str, int, int, int] | None:

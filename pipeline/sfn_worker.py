@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from infra.services import ManagedService, ServiceSpec, loopback_address
+from infra.services import ManagedService, loopback_address, module_service
 from riskstream import names
 from riskstream.settings import REPO_ROOT, Settings
 
@@ -54,21 +54,10 @@ def worker_service(
 ) -> ManagedService:
     """The step worker as a managed service; ``extra_steps`` (``module:NAME`` of a mapping of
     step name -> function) add steps to the pipeline's own (the tests' stand-in steps)."""
-    host, port = worker_address(settings)
-    argv = [sys.executable, "-m", "pipeline.sfn_worker", "--concurrency", str(concurrency)]
+    argv = ["pipeline.sfn_worker", "--concurrency", str(concurrency)]
     for extra in extra_steps:
         argv += ["--steps", extra]
-    spec = ServiceSpec(
-        name="sfn-worker",
-        argv=argv,
-        host=host,
-        port=port,
-        health_path=HEALTH_PATH,
-        env=settings.to_env(),
-        cwd=REPO_ROOT,
-        start_timeout=60,
-    )
-    return ManagedService(spec, settings.state_dir)
+    return module_service(settings, "sfn-worker", argv, worker_address(settings), 60, HEALTH_PATH)
 
 
 # ---- one step, in its own process ------------------------------------------------------------

@@ -8,11 +8,10 @@ registry and prefix as its parent.
 from __future__ import annotations
 
 import os
-import sys
 from urllib.parse import urlparse
 
-from infra.services import ManagedService, ServiceSpec
-from riskstream.settings import REPO_ROOT, Settings
+from infra.services import ManagedService, module_service
+from riskstream.settings import Settings
 
 
 class ServiceConfigError(ValueError):
@@ -29,7 +28,7 @@ def host_port(url: str, variable: str) -> tuple[str, int]:
     return host, parsed.port
 
 
-def _uvicorn_spec(
+def _uvicorn_service(
     name: str,
     factory: str,
     url: str,
@@ -37,31 +36,11 @@ def _uvicorn_spec(
     settings: Settings,
     extra_env: dict[str, str] | None = None,
     workers: int = 1,
-) -> ServiceSpec:
+) -> ManagedService:
     host, port = host_port(url, variable)
-    return ServiceSpec(
-        name=name,
-        argv=[
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            factory,
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-        ],
-        host=host,
-        port=port,
-        health_path="/health",
-        env={**settings.to_env(), **(extra_env or {})},
-        cwd=REPO_ROOT,
-        start_timeout=90,
-    )
+    argv = ["uvicorn", "--factory", factory, "--host", host, "--port", str(port)]
+    argv += ["--workers", str(workers), "--no-access-log"]
+    return module_service(settings, name, argv, (host, port), 90, extra_env=extra_env)
 
 
 def api_workers(settings: Settings) -> int:
@@ -80,7 +59,7 @@ def api_service(
     extra = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     if ttl is not None:
         extra["RISKSTREAM_CHAMPION_TTL"] = str(ttl)
-    spec = _uvicorn_spec(
+    return _uvicorn_service(
         "api",
         "serving.api:app_from_env",
         settings.api_url,
@@ -89,33 +68,21 @@ def api_service(
         extra,
         workers=workers or api_workers(settings),
     )
-    return ManagedService(spec, settings.state_dir)
 
 
 def dashboard_service(settings: Settings) -> ManagedService:
     """The analyst dashboard on ``settings.dashboard_url`` (default http://127.0.0.1:8050)."""
-    spec = _uvicorn_spec(
+    return _uvicorn_service(
         "dashboard",
         "serving.dashboard:app_from_env",
         settings.dashboard_url,
         "RISKSTREAM_DASHBOARD_URL",
         settings,
     )
-    return ManagedService(spec, settings.state_dir)
 
 
 def live_service(settings: Settings) -> ManagedService:
     """The live scorer (``python -m serving.live``): its status at ``settings.live_url``
     (default http://127.0.0.1:8070, loopback only)."""
-    host, port = host_port(settings.live_url, "RISKSTREAM_LIVE_URL")
-    spec = ServiceSpec(
-        name="live",
-        argv=[sys.executable, "-m", "serving.live"],
-        host=host,
-        port=port,
-        health_path="/health",
-        env=settings.to_env(),
-        cwd=REPO_ROOT,
-        start_timeout=90,
-    )
-    return ManagedService(spec, settings.state_dir)
+    address = host_port(settings.live_url, "RISKSTREAM_LIVE_URL")
+    return module_service(settings, "live", ["serving.live"], address, 90)
