@@ -158,6 +158,30 @@ def running_on_a_free_port(
         service.down()
 
 
+@contextmanager
+def durable_cloud_on_a_free_port(
+    state: Path, prefix: str, **environment: str
+) -> Iterator[tuple[Settings, ManagedService]]:
+    """A durable cloud of the caller's own (its state in ``state``, more settings in
+    ``environment``) on a free port and provisioned, so a test may kill -9 it; down after."""
+
+    def configure(port: int) -> tuple[Settings, ManagedService]:
+        settings = Settings.from_mapping(
+            {
+                "RISKSTREAM_TARGET": "embedded",
+                "RISKSTREAM_CLOUD_PORT": str(port),
+                "RISKSTREAM_STATE_DIR": str(state),
+                "RISKSTREAM_PREFIX": prefix,
+                **environment,
+            }
+        )
+        return settings, cloud_service(settings)
+
+    with running_on_a_free_port(configure) as (settings, service):
+        provision(settings)
+        yield settings, service
+
+
 def stop_the_cloud(service: ManagedService, pid: int | None, how: str) -> None:
     """Stop a cloud as the durability tests do: ``kill -9`` of its process, or a clean stop."""
     if how == "kill -9":

@@ -123,6 +123,17 @@ def upload_events(s3: Any, bucket: str, events: list[Any], dt: str, name: str) -
     s3.put_object(Bucket=bucket, Key=f"events/dt={dt}/hr=12/{name}", Body=body)
 
 
+def upload_by_day(s3: Any, bucket: str, events: list[Any]) -> list[str]:
+    """Land ``events`` as one object per day they happened on (as if each arrived that day);
+    returns those days."""
+    by_dt: dict[str, list[Any]] = {}
+    for event in events:
+        by_dt.setdefault(dt_of(event), []).append(event)
+    for day, batch in by_dt.items():
+        upload_events(s3, bucket, batch, day, "part-0.jsonl.gz")
+    return sorted(by_dt)
+
+
 # The features of the worked example account A1 (limit 10,000; six statements of 1,000..6,000 with
 # statuses -1..4; payments 100..600; six purchases): what every backend of the feature
 # definitions must compute (tests/etl/test_features.py with Spark, tests/serving with numpy).

@@ -17,7 +17,7 @@ from riskstream import names as contract
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from riskstream.storage import Storage, split_s3
-from tests.etl.helpers import PORTFOLIO, purchase, small_history, upload_events, write_raw
+from tests.etl.helpers import PORTFOLIO, purchase, small_history, upload_by_day, write_raw
 
 RUN_DATE = "2026-01-15"
 
@@ -242,11 +242,7 @@ def test_s3a_run_on_the_local_cloud_fills_the_catalog(
     s3 = make_client(settings, "s3")
     glue = make_client(settings, "glue")
     raw = settings.bucket("raw")
-    by_dt: dict[str, list[Any]] = {}
-    for event in small_history():
-        by_dt.setdefault(str(event["event_time"])[:10], []).append(event)
-    for dt, events in by_dt.items():
-        upload_events(s3, raw, events, dt, "part-0.jsonl.gz")
+    days = upload_by_day(s3, raw, small_history())
 
     report = tasks.raw_to_curated(settings, RUN_DATE)
     assert report["balanced"] is True
@@ -285,7 +281,7 @@ def test_s3a_run_on_the_local_cloud_fills_the_catalog(
         Bucket=settings.bucket("artifacts"), Key="etl/bookmarks/raw_to_curated.json"
     )
     marked = json.loads(bookmark["Body"].read())["raw_events"]
-    assert sorted(marked) == sorted(f"dt={dt}/hr=12" for dt in by_dt)
+    assert sorted(marked) == [f"dt={dt}/hr=12" for dt in days]
     again = tasks.raw_to_curated(settings, RUN_DATE)
     assert (again["partitions_processed"], again["rows_in"]) == ([], 0)
 

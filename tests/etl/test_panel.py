@@ -3,6 +3,7 @@ per account) and the label window (docs/training.md, The observation panel)."""
 
 from __future__ import annotations
 
+import calendar
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,20 +16,7 @@ from tests.etl.helpers import line, opened, outcome, statement
 pytestmark = pytest.mark.integration  # Spark: a JVM
 
 WINDOWS = features.FeatureWindows(lookback_months=6, performance_months=3)
-MONTH_ENDS = [
-    "2024-01-31",
-    "2024-02-29",
-    "2024-03-31",
-    "2024-04-30",
-    "2024-05-31",
-    "2024-06-30",
-    "2024-07-31",
-    "2024-08-31",
-    "2024-09-30",
-    "2024-10-31",
-    "2024-11-30",
-    "2024-12-31",
-]
+MONTH_ENDS = [date(2024, m, calendar.monthrange(2024, m)[1]).isoformat() for m in range(1, 13)]
 
 
 def _portfolio() -> list[dict[str, Any]]:

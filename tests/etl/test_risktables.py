@@ -13,7 +13,7 @@ from etl import risktables, tasks, transforms
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
-from tests.etl.helpers import PORTFOLIO, small_history, upload_events
+from tests.etl.helpers import PORTFOLIO, small_history, upload_by_day
 
 pytestmark = pytest.mark.integration
 JAN, FEB, MAR, APR = (dt.date(2025, m, 1) for m in (1, 2, 3, 4))
@@ -153,11 +153,7 @@ def test_the_job_writes_catalogs_and_answers_sql(
 
     settings = provisioned.for_portfolio(PORTFOLIO)
     s3 = make_client(settings, "s3")
-    by_dt: dict[str, list[Any]] = {}
-    for event in small_history():
-        by_dt.setdefault(str(event["event_time"])[:10], []).append(event)
-    for day, events in by_dt.items():
-        upload_events(s3, settings.bucket("raw"), events, day, "part-0.jsonl.gz")
+    upload_by_day(s3, settings.bucket("raw"), small_history())
     tasks.raw_to_curated(settings, "2026-01-15")
 
     report = tasks.risk_tables(settings, "2026-01-15")

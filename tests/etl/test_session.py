@@ -25,7 +25,7 @@ from infra.services import AddressError, ManagedService, process_tree
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from tests.conftest import running_on_a_free_port
-from tests.etl.helpers import PORTFOLIO, small_history, upload_events
+from tests.etl.helpers import PORTFOLIO, small_history, upload_by_day
 from tests.sockets import listeners
 
 RUN_DATE = "2026-01-15"
@@ -78,11 +78,7 @@ def test_the_dag_jobs_run_in_turn_on_one_warm_session(
     assert mode == 0o600, oct(mode)
 
     s3 = make_client(settings, "s3")
-    by_dt: dict[str, list[Any]] = {}
-    for event in small_history():
-        by_dt.setdefault(str(event["event_time"])[:10], []).append(event)
-    for dt, events in by_dt.items():
-        upload_events(s3, settings.bucket("raw"), events, dt, "part-0.jsonl.gz")
+    upload_by_day(s3, settings.bucket("raw"), small_history())
 
     with caplog.at_level(logging.INFO):
         curated = tasks.raw_to_curated(settings, RUN_DATE)

@@ -11,12 +11,28 @@ from pathlib import Path
 from typing import Any
 
 from infra.kinesis import read_stream_records
+from infra.shards import RetryPolicy
+from ingestion.consumer import LandingConfig
 from ingestion.ids import event_id
 from riskstream.clients import make_client as _make_client
 from riskstream.events import new_event
 from riskstream.settings import Settings
 
 _CLIENTS: dict[tuple[str | None, str, str], Any] = {}
+FAST_RETRY = RetryPolicy(base_seconds=0.05, cap_seconds=0.5)  # backoff for tests that wait
+
+
+def follower_config(buffer_records: int) -> LandingConfig:
+    """Landing that follows the stream through an outage of the cloud quickly: short buffers,
+    polls, leases and backoff; the lag logged every second."""
+    return LandingConfig(
+        buffer_records=buffer_records,
+        buffer_seconds=0.3,
+        idle_sleep=0.05,
+        lease_seconds=5,
+        lag_report_seconds=1,
+        retry=FAST_RETRY,
+    )
 
 
 def make_client(settings: Settings, service: str) -> Any:
@@ -46,6 +62,15 @@ def small_events(accounts: int = 20, per_account: int = 10, days: int = 3) -> li
                 )
             )
     return out
+
+
+def produce(settings: Settings, events: list[dict[str, Any]]) -> None:
+    """Put ``events`` on the stream with the producer, every one accepted (a client of its own:
+    the outage tests produce again after the cloud restarted)."""
+    from ingestion.producer import Producer
+
+    report = Producer(_make_client(settings, "kinesis"), settings.stream_name).send(events)
+    assert report.sent == len(events), report.summary()
 
 
 def read_stream(settings: Settings) -> list[dict[str, Any]]:

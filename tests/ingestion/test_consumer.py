@@ -19,7 +19,6 @@ from ingestion.consumer import (
     LeaseLostError,
     _ready,
 )
-from ingestion.producer import Producer
 from ingestion.tasks import make_consumer
 from riskstream.events import serialize
 from riskstream.settings import Settings
@@ -29,6 +28,7 @@ from tests.ingestion.helpers import (
     consume_command,
     landed_ids,
     make_client,
+    produce,
     quarantined,
     raw_lines,
     small_events,
@@ -77,11 +77,6 @@ def consumer(settings: Settings, *, s3: Any = None, dynamodb: Any = None, **kw: 
         config=config,
         **kw,
     )
-
-
-def produce(settings: Settings, events: list[dict]) -> None:
-    report = Producer(make_client(settings, "kinesis"), settings.stream_name).send(events)
-    assert report.sent == len(events)
 
 
 def test_produce_then_consume_lands_every_event_exactly_once(provisioned: Settings) -> None:

@@ -19,29 +19,28 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from infra.cloud import cloud_service
-from infra.provision import provision
 from infra.services import ManagedService
 from infra.shards import CheckpointStore, CloudUnreachableError, RetryPolicy
 from ingestion.consumer import Consumer, LandingConfig, LandingReport, LeaseHeldError
 from ingestion.ids import event_id
 from ingestion.landing import FlushBuffer
-from ingestion.producer import Producer
 from riskstream.clients import make_client as fresh_client
 from riskstream.settings import Settings
-from tests.conftest import up_on_a_free_port
+from tests.conftest import durable_cloud_on_a_free_port
 from tests.ingestion.helpers import (
+    FAST_RETRY,
     consume_command,
+    follower_config,
     landed_ids,
     make_client,
+    produce,
     quarantined,
     raw_lines,
     small_events,
 )
+from tests.throttling import Throttled
 
 pytestmark = pytest.mark.integration
-
-FAST_RETRY = RetryPolicy(base_seconds=0.05, cap_seconds=0.5)
 
 
 def consumer(settings: Settings, clients: dict[str, Any] | None = None, **kw: Any) -> Consumer:
@@ -57,11 +56,6 @@ def consumer(settings: Settings, clients: dict[str, Any] | None = None, **kw: An
         rng=random.Random(11),
         **kw,
     )
-
-
-def produce(settings: Settings, events: list[dict[str, Any]]) -> None:
-    report = Producer(fresh_client(settings, "kinesis"), settings.stream_name).send(events)
-    assert report.sent == len(events), report.summary()
 
 
 def renamed(events: list[dict[str, Any]], tag: str) -> list[dict[str, Any]]:
@@ -83,26 +77,8 @@ def lease_rows(settings: Settings) -> list[dict[str, Any]]:
 @pytest.fixture
 def durable_cloud(tmp_path: Path) -> Iterator[tuple[Settings, ManagedService]]:
     """A durable cloud of this test's own on a free port, so the test may kill -9 it."""
-
-    def start(port: int) -> tuple[Settings, ManagedService]:
-        settings = Settings.from_mapping(
-            {
-                "RISKSTREAM_TARGET": "embedded",
-                "RISKSTREAM_CLOUD_PORT": str(port),
-                "RISKSTREAM_STATE_DIR": str(tmp_path / "state"),
-                "RISKSTREAM_PREFIX": "rsout",
-            }
-        )
-        service = cloud_service(settings)
-        service.up()
-        return settings, service
-
-    settings, service = up_on_a_free_port(start)
-    try:
-        provision(settings)
-        yield settings, service
-    finally:
-        service.down()
+    with durable_cloud_on_a_free_port(tmp_path / "state", "rsout") as running:
+        yield running
 
 
 @pytest.mark.timeout(600)  # a bound on a hang; the deadlines below are bounds too
@@ -127,14 +103,7 @@ def test_follow_lands_through_a_kill_9_and_restart_of_the_cloud(
                 os.kill(pid, signal.SIGKILL)
                 killed.set()
 
-    config = LandingConfig(
-        buffer_records=10,
-        buffer_seconds=0.3,
-        idle_sleep=0.05,
-        lease_seconds=5,
-        lag_report_seconds=1,
-        retry=FAST_RETRY,
-    )
+    config = follower_config(buffer_records=10)
     # clients of its own: the helpers' cached ones are shared with other tests' threads
     clients = {s: fresh_client(settings, s) for s in ("kinesis", "s3", "dynamodb")}
     follower = consumer(settings, clients, owner="follower", config=config, on_flush=on_flush)
@@ -219,48 +188,16 @@ def test_throttling_is_retried_then_everything_lands_once(provisioned: Settings)
     events = small_events(accounts=10, per_account=5)
     produce(provisioned, events)
 
-    class Throttled:
-        """A real client whose first ``n`` calls to ``method`` are refused with ``code``."""
-
-        def __init__(self, real: Any, method: str, code: str, status: int, n: int) -> None:
-            self.real, self.method, self.code, self.status, self.left = (
-                real,
-                method,
-                code,
-                status,
-                n,
-            )
-
-        def __getattr__(self, name: str) -> Any:
-            attr = getattr(self.real, name)
-            if name != self.method:
-                return attr
-
-            def wrapped(**kwargs: Any) -> Any:
-                if self.left > 0:
-                    self.left -= 1
-                    raise ClientError(
-                        {
-                            "Error": {"Code": self.code, "Message": "slow down"},
-                            "ResponseMetadata": {"HTTPStatusCode": self.status},
-                        },
-                        name,
-                    )
-                return attr(**kwargs)
-
-            return wrapped
-
     clients = {
         "kinesis": Throttled(
             make_client(provisioned, "kinesis"),
             "get_records",
             "ProvisionedThroughputExceededException",
-            400,
             3,
         ),
-        "s3": Throttled(make_client(provisioned, "s3"), "put_object", "SlowDown", 503, 1),
+        "s3": Throttled(make_client(provisioned, "s3"), "put_object", "SlowDown", 1, status=503),
         "dynamodb": Throttled(
-            make_client(provisioned, "dynamodb"), "update_item", "ThrottlingException", 400, 1
+            make_client(provisioned, "dynamodb"), "update_item", "ThrottlingException", 1
         ),
     }
     config = LandingConfig(buffer_records=20, retry=FAST_RETRY)

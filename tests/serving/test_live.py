@@ -9,15 +9,17 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
-from botocore.exceptions import ClientError
 
 from benchmarks.fixtures import account_events, features_frame, fit_pipeline, register_champion
+from infra.kinesis import read_stream_records
 from infra.provision import provision
 from infra.shards import RetryPolicy
 from riskstream import names
@@ -27,6 +29,7 @@ from riskstream.settings import Settings
 from serving.live import LiveConfig, LiveScorer
 from serving.livestate import AccountState
 from serving.online import live_key
+from tests.throttling import Throttled
 
 pytestmark = pytest.mark.integration
 
@@ -86,6 +89,18 @@ def _put(settings: Settings, events: list[dict[str, Any]]) -> None:
         assert answer["FailedRecordCount"] == 0
 
 
+@contextmanager
+def _following(scorer: LiveScorer) -> Iterator[threading.Thread]:
+    """The scorer following the stream in a thread of its own for the block; stopped after."""
+    thread = threading.Thread(target=scorer.run, kwargs={"follow": True}, daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        scorer.stop()
+        thread.join(timeout=30)
+
+
 def _portfolio(n: int, months: int = 4, seed: int = 0) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     return [e for i in range(n) for e in account_events(f"L{i:04d}", OPENED, months, rng)]
@@ -113,17 +128,8 @@ def _drain(settings: Settings, **config: Any) -> dict[str, Any]:
 
 
 def _risk_events(settings: Settings) -> list[dict[str, Any]]:
-    kinesis = make_client(settings, "kinesis")
-    out = []
-    for shard in kinesis.list_shards(StreamName=settings.risk_stream_name)["Shards"]:
-        iterator = kinesis.get_shard_iterator(
-            StreamName=settings.risk_stream_name,
-            ShardId=shard["ShardId"],
-            ShardIteratorType="TRIM_HORIZON",
-        )["ShardIterator"]
-        page = kinesis.get_records(ShardIterator=iterator)
-        out += [json.loads(r["Data"]) for r in page["Records"]]
-    return out
+    records = read_stream_records(make_client(settings, "kinesis"), settings.risk_stream_name)
+    return [json.loads(r["Data"]) for _, r in records]
 
 
 def _expected(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -226,9 +232,7 @@ def test_a_restart_resumes_exactly_and_a_replay_changes_nothing(world: LiveWorld
 
 def test_the_champion_switches_during_the_stream(world: LiveWorld) -> None:
     scorer = LiveScorer(world.settings, LiveConfig(idle_sleep=0.05, owner="test", champion_ttl=0.3))
-    thread = threading.Thread(target=scorer.run, kwargs={"follow": True}, daemon=True)
-    thread.start()
-    try:
+    with _following(scorer) as thread:
         events = _portfolio(3, seed=2)
         _put(world.settings, events)
         _wait(lambda: scorer.status.snapshot()["events"] == len(events))
@@ -242,38 +246,10 @@ def test_the_champion_switches_during_the_stream(world: LiveWorld) -> None:
         assert score["model_version"] == new_version
         switch = scorer.status.snapshot()["model"]["switches"][-1]
         assert (switch["from"], switch["to"]) == (world.version, new_version)
-    finally:
-        scorer.stop()
-        thread.join(timeout=30)
     assert not thread.is_alive()
 
 
 def test_throttling_is_retried_and_every_event_applied_once(world: LiveWorld) -> None:
-    class Throttled:
-        """A real client whose ``operation`` answers throttling ``times`` times first."""
-
-        def __init__(self, client: Any, operation: str, code: str, times: int) -> None:
-            self._client, self._operation, self._code, self.left = client, operation, code, times
-
-        def __getattr__(self, name: str) -> Any:
-            real = getattr(self._client, name)
-            if name != self._operation:
-                return real
-
-            def call(**kwargs: Any) -> Any:
-                if self.left > 0:
-                    self.left -= 1
-                    raise ClientError(
-                        {
-                            "Error": {"Code": self._code, "Message": "slow down"},
-                            "ResponseMetadata": {"HTTPStatusCode": 400},
-                        },
-                        self._operation,
-                    )
-                return real(**kwargs)
-
-            return call
-
     events = _portfolio(4, seed=4)
     _put(world.settings, events)
     kinesis = Throttled(
@@ -327,9 +303,7 @@ def test_the_api_answers_an_account_from_the_live_state(world: LiveWorld) -> Non
     from serving.api import create_app
 
     scorer = LiveScorer(world.settings, LiveConfig(idle_sleep=0.05, owner="test"))
-    thread = threading.Thread(target=scorer.run, kwargs={"follow": True}, daemon=True)
-    thread.start()
-    try:
+    with _following(scorer):
         events = _portfolio(2, seed=5)
         _put(world.settings, events)
         _wait(lambda: scorer.status.snapshot()["events"] == len(events))
@@ -343,9 +317,6 @@ def test_the_api_answers_an_account_from_the_live_state(world: LiveWorld) -> Non
         with TestClient(board) as client:
             shown = client.get("/api/live/account", params={"id": "L0001"}).json()["live"]
             panel = client.get("/api/live").json()
-    finally:
-        scorer.stop()
-        thread.join(timeout=30)
     last = max((e for e in events if e["account_id"] == "L0001"), key=lambda e: e["event_time"])
     assert body["source"] == "live"
     assert body["as_of"].replace(".000000", "") == last["event_time"]

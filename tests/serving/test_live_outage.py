@@ -20,24 +20,25 @@ import numpy as np
 import pytest
 
 from benchmarks.fixtures import account_events, features_frame, fit_pipeline, register_champion
-from infra.cloud import cloud_service
-from infra.provision import provision
 from infra.services import ManagedService
-from infra.shards import RetryPolicy
-from ingestion.consumer import Consumer, LandingConfig
-from ingestion.producer import Producer
+from ingestion.consumer import Consumer
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from serving.live import LiveConfig, LiveScorer
 from serving.livestate import AccountState
-from tests.conftest import up_on_a_free_port
-from tests.ingestion.helpers import landed_ids, quarantined
+from tests.conftest import durable_cloud_on_a_free_port
+from tests.ingestion.helpers import (
+    FAST_RETRY,
+    follower_config,
+    landed_ids,
+    produce,
+    quarantined,
+)
 from tests.serving.test_live import _items as live_items
 
 pytestmark = pytest.mark.integration
 
-FAST_RETRY = RetryPolicy(base_seconds=0.05, cap_seconds=0.5)
 OPENED = dt.date(2025, 1, 10)
 
 
@@ -48,38 +49,19 @@ def durable_stack(
     """A durable cloud of this test's own on a free port (the test kill -9s it), the session's
     MLflow (its artifacts live in the session's cloud, not this one) and an LR champion."""
 
-    def start(port: int) -> tuple[Settings, ManagedService]:
-        settings = Settings.from_mapping(
-            {
-                "RISKSTREAM_TARGET": "embedded",
-                "RISKSTREAM_CLOUD_PORT": str(port),
-                "RISKSTREAM_STATE_DIR": str(tmp_path / "state"),
-                "RISKSTREAM_PREFIX": f"lo{uuid.uuid4().hex[:8]}",
-                "MLFLOW_TRACKING_URI": mlflow_settings.mlflow_tracking_uri,
-            }
-        )
-        service = cloud_service(settings)
-        service.up()
-        return settings, service
-
-    settings, service = up_on_a_free_port(start)
-    try:
-        provision(settings)
+    with durable_cloud_on_a_free_port(
+        tmp_path / "state",
+        f"lo{uuid.uuid4().hex[:8]}",
+        MLFLOW_TRACKING_URI=mlflow_settings.mlflow_tracking_uri,
+    ) as (settings, service):
         train = features_frame(300, dt.date(2025, 6, 1), seed=5)
         register_champion(settings, fit_pipeline("lr", train), train, "lr")
         yield settings, service
-    finally:
-        service.down()
 
 
 def _portfolio(prefix: str, n: int, months: int, seed: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     return [e for i in range(n) for e in account_events(f"{prefix}{i:03d}", OPENED, months, rng)]
-
-
-def _produce(settings: Settings, events: list[dict[str, Any]]) -> None:
-    report = Producer(make_client(settings, "kinesis"), settings.stream_name).send(events)
-    assert report.sent == len(events), report.summary()
 
 
 def _live_states(settings: Settings, accounts: list[str]) -> dict[str, dict[str, Any]]:
@@ -137,14 +119,7 @@ def test_landing_and_live_both_run_through_a_kill_9_and_restart_of_the_cloud(
         checkpoint_table=settings.checkpoint_table,
         rng=random.Random(7),
         owner="landing-follower",
-        config=LandingConfig(
-            buffer_records=20,
-            buffer_seconds=0.3,
-            idle_sleep=0.05,
-            lease_seconds=5,
-            lag_report_seconds=1,
-            retry=FAST_RETRY,
-        ),
+        config=follower_config(buffer_records=20),
         on_flush=on_flush,
     )
     live = LiveScorer(
@@ -173,7 +148,7 @@ def test_landing_and_live_both_run_through_a_kill_9_and_restart_of_the_cloud(
         ),
     ]
     caplog.set_level(logging.WARNING, logger="infra.shards")
-    _produce(settings, first)
+    produce(settings, first)
     for thread in threads:
         thread.start()
     try:
@@ -184,14 +159,14 @@ def test_landing_and_live_both_run_through_a_kill_9_and_restart_of_the_cloud(
             120,
             "the live scorer caught up with the first part",
         )
-        _produce(settings, second)
+        produce(settings, second)
         pid = service.status().pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
         time.sleep(1.5)  # both consumers meet a dead cloud for a while
         assert all(t.is_alive() for t in threads), out
         service.up()  # the same state dir: records, objects, checkpoints and live states survive
-        _produce(settings, third)
+        produce(settings, third)
         _until(
             lambda: flushed[0] >= len(everything) and len(landed_ids(settings)) >= len(everything),
             300,

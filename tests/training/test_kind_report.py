@@ -75,21 +75,27 @@ def test_the_report_sees_the_estimator_its_columns_the_calibration_and_the_scale
     )
 
 
+def _card_args(run: Any, **changes: Any) -> dict[str, Any]:
+    """model_card's arguments for a promoted LR version of ``run``, with ``changes``."""
+    return {
+        "name": "m",
+        "version": "1",
+        "kind": "lr",
+        "config": {},
+        "parent": run,
+        "best": run,
+        "split": {},
+        "features": {},
+        "fairness": {"attributes": {}},
+        "decision": Decision(True, "promoted", "promoted"),
+        "test_rows": 10,
+        **changes,
+    }
+
+
 def test_the_model_card_shows_the_kinds_section_after_the_metrics() -> None:
     run = SimpleNamespace(data=SimpleNamespace(metrics={}, tags={}, params={}))
-    common: dict[str, Any] = dict(
-        name="m",
-        version="1",
-        kind="lr",
-        config={},
-        parent=run,
-        best=run,
-        split={},
-        features={},
-        fairness={"attributes": {}},
-        decision=Decision(True, "promoted", "promoted"),
-        test_rows=10,
-    )
+    common = _card_args(run)
     card = model_card(**common, kind_section="## Points table\n| a | b |\n")
     assert card.index("## Metrics") < card.index("## Points table") < card.index("## Fairness")
     assert "## Points table" not in model_card(**common)
@@ -109,20 +115,8 @@ def test_the_model_card_reports_in_time_and_out_of_time_figures_by_month() -> No
         "in_time": [{"obs_date": "2024-07-01", "rows": 400, "default_rate": 0.1, "roc_auc": 0.83}],
         "test": [{"obs_date": "2024-12-01", "rows": 90, "default_rate": 0.0, "roc_auc": None}],
     }
-    card = model_card(
-        name="m",
-        version="1",
-        kind="lr",
-        config={},
-        parent=run,
-        best=run,
-        split={"strategy": names.SPLIT_OUT_OF_TIME, "test_obs_dates": ["2024-12-01"]},
-        features={},
-        fairness={"attributes": {}},
-        decision=Decision(True, "promoted", "promoted"),
-        test_rows=90,
-        by_date=by_date,
-    )
+    split = {"strategy": names.SPLIT_OUT_OF_TIME, "test_obs_dates": ["2024-12-01"]}
+    card = model_card(**_card_args(run, split=split, test_rows=90, by_date=by_date))
     assert "test rows (out of time: observation dates ['2024-12-01']" in card
     assert "In time (the held-out accounts at the training dates, 400 rows): ROC-AUC 0.8300" in card
     assert "out of time minus in time: ROC-AUC -0.0300" in card
