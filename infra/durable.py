@@ -43,8 +43,10 @@ logger = logging.getLogger(__name__)
 
 # 2: S3 bodies are files beside the snapshot (infra/s3_bodies.py), keys keep their digests; a
 # format 1 snapshot (bodies inside it) still loads, its bodies moving to files as it does.
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+# 3: Kinesis records are segment files too (infra/kinesis_records.py), shards keep an index; a
+# format 2 snapshot's records move to files as it loads.
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 SNAPSHOT_NAME = "snapshot.pkl"
 WAL_NAME = "wal.log"
 PREV_WAL_NAME = "wal.prev"  # the log a background snapshot is covering, until it is done
@@ -190,11 +192,14 @@ def write_snapshot(path: Path, last_seq: int, fsync: bool = True) -> int:
         "last_seq": last_seq,
         "created": time.time(),
     }
+    from infra import kinesis_records
     from infra.s3_bodies import fsync_dir, installed, naming
 
     bodies = installed()
     if bodies is not None and fsync:
         bodies.sync()  # no snapshot may name a body whose file a power loss could take away
+    if fsync:
+        kinesis_records.sync()  # nor a Kinesis record
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as handle:
         handle.write(SNAPSHOT_MAGIC)
@@ -404,6 +409,7 @@ class DurableStore:
         self.wal_path = self.directory / WAL_NAME
         self.prev_wal_path = self.directory / PREV_WAL_NAME
         self._child: int | None = None
+        self._child_settles: tuple[list[Path], set[Path]] = ([], set())
         self._child_seq = 0
         self._child_started = 0.0
         self.next_seq = 1
@@ -419,6 +425,12 @@ class DurableStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.snapshot_path.exists():
             self.snapshot_seq = load_snapshot(self.snapshot_path)
+        from infra import kinesis_records
+
+        try:
+            kinesis_records.reconcile(truncate=True)  # the records files as the snapshot knew
+        except kinesis_records.RecordsError as exc:
+            raise StateError(str(exc)) from None
         loaded = time.perf_counter()
         entries: list[dict[str, Any]] = []
         for path in (self.prev_wal_path, self.wal_path):  # an unfinished background snapshot's
@@ -538,6 +550,9 @@ class DurableStore:
                 code = 0
             finally:
                 os._exit(code)
+        from infra import kinesis_records
+
+        self._child_settles = kinesis_records.detach()  # what the child's snapshot settles
         self._child, self._child_seq, self._child_started = pid, seq, time.perf_counter()
         self._wal_bytes = 0
         self._wal_entries = 0
@@ -552,7 +567,12 @@ class DurableStore:
         if pid == 0:
             return
         self._child = None
-        if os.waitstatus_to_exitcode(status) == 0:
+        from infra import kinesis_records
+
+        ok = os.waitstatus_to_exitcode(status) == 0
+        kinesis_records.settle(self._child_settles, ok)  # on success, trimmed segments go
+        self._child_settles = ([], set())
+        if ok:
             self.snapshot_seq = self._child_seq
             self.prev_wal_path.unlink(missing_ok=True)
             self.last_snapshot_seconds = time.perf_counter() - self._child_started
@@ -588,6 +608,9 @@ class DurableStore:
         from infra.s3_bodies import collect_garbage
 
         collect_garbage()  # the snapshot is the whole state now: bodies it does not name go
+        from infra import kinesis_records
+
+        kinesis_records.reconcile(truncate=False)  # and Kinesis records files it does not name
         self.last_snapshot_seconds = time.perf_counter() - started
         logger.info(
             "snapshot of the local cloud: %d bytes at seq %d in %.2fs",
