@@ -150,10 +150,12 @@ def decode(buffer: bytes | memoryview, offset: int = 0) -> tuple[str, str | None
 
 
 def _record(seq: int, us: int, fields: tuple[str, str | None, str | None]) -> Any:
-    """moto's ``Record``, built without its constructor (which reads the clock)."""
+    """moto's ``Record``, built without its constructor (which reads the clock) and without
+    moto's ``BaseModel.__new__``, which would keep every record ever read in a class-level list
+    for its dashboard."""
     from moto.kinesis.models import Record
 
-    record = Record.__new__(Record)
+    record = object.__new__(Record)
     record.partition_key, record.data, record.explicit_hash_key = fields
     record.sequence_number = seq
     record.created_at_datetime = _EPOCH + datetime.timedelta(microseconds=us)
@@ -195,6 +197,7 @@ class ShardRecords:
         self.head = 0  # records of the first segment already trimmed
         self.count = 0
         self._fd: int | None = None  # the last segment, open for writing
+        self._tail_path: Path | None = None  # and its path
 
     @classmethod
     def from_records(cls, records: Iterable[Any]) -> ShardRecords:
@@ -219,6 +222,7 @@ class ShardRecords:
         self.head, self.count = state["head"], state["count"]
         self.firsts = [s.first for s in self.segments]
         self._fd = None
+        self._tail_path = None
 
     # where things are -------------------------------------------------------------------------
     @property
@@ -267,7 +271,7 @@ class ShardRecords:
         written = 0
         while written < len(frame):  # pwrite may write less than asked (it never does on ext4)
             written += os.pwrite(fd, frame[written:], tail.size + written)
-        _Installed.dirty.add(self.path(tail))
+        _Installed.dirty.add(self._tail_path or self.path(tail))
         if tail.times and tail.times[-1] > us:
             tail.ordered = False
         tail.offsets.append(tail.size)
@@ -284,19 +288,22 @@ class ShardRecords:
         segment = _Segment(first)
         path = self.path(segment)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._tail_path = path
         _Installed.dirty.add(directory)
         self.segments.append(segment)
         self.firsts.append(first)
         return segment
 
     def _reopen(self, tail: _Segment) -> int:
-        self._fd = os.open(self.path(tail), os.O_WRONLY)
+        self._tail_path = self.path(tail)
+        self._fd = os.open(self._tail_path, os.O_WRONLY)
         return self._fd
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self._tail_path = None
 
     # reading ----------------------------------------------------------------------------------
     def _read(self, segment: _Segment, start: int, stop: int) -> tuple[bytes, int]:

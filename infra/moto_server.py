@@ -141,6 +141,26 @@ def _item_init(
     dict.update(self.attrs, values)
 
 
+def _untracked_new(cls: type, *args: Any, **kwargs: Any) -> Any:
+    return object.__new__(cls)
+
+
+def untrack_models() -> None:
+    """Stop moto's ``BaseModel`` from keeping every model object it ever made.
+
+    moto appends each new instance (a Kinesis ``Record``, an S3 ``FakeKey``, a DynamoDB ``Item``,
+    a CloudWatch datum) to a class-level list, only for its dashboard's ``/moto-api/data.json``,
+    and never lets go of it: a deleted key, an overwritten item, a trimmed record stayed in memory
+    for the life of the process. The durable cloud must not grow with what it no longer holds, so
+    it does without that dashboard list (it lists nothing there).
+    """
+    from moto.core.common_models import BaseModel
+    from moto.core.model_instances import reset_model_data
+
+    BaseModel.__new__ = staticmethod(_untracked_new)  # type: ignore[assignment, method-assign]
+    reset_model_data()  # and lets go of those made so far
+
+
 class KinesisClock:
     """Kinesis's "now": moto's clock (pinned while a durable write applies) plus a test offset."""
 
@@ -298,6 +318,7 @@ def build_app(
     from infra.s3_bodies import BODIES_NAME, install
 
     install_clock()  # before any service module is imported, so each binds the pinned clock
+    untrack_models()  # moto's dashboard list of every object ever made would grow for ever
     install(state / BODIES_NAME, fsync_renames=fsync)  # S3 bodies on disk, not in memory
     kinesis_records.install(state / kinesis_records.RECORDS_NAME, segment_records)  # and records
     from infra.moto_sfn import replaying

@@ -92,6 +92,7 @@ def test_a_store_answers_as_moto_s_ordered_dict_does() -> None:
         "ApproximateArrivalTimestamp": datetime.datetime(1970, 1, 1, 0, 0, 6),
     }
     assert (record.explicit_hash_key, record.created_at) == ("42", 6.0)
+    assert not any(r is record for r in Record.instances_tracked)  # moto's list: not kept there
     assert [r.sequence_number for r in store.page(3, 9)] == list(range(3, 10))  # 3 segments
     assert [seq for seq, _ in store.items()] == list(range(1, 11))
     assert [r.data for r in store.values()] == [b64(f"data{i}") for i in range(1, 11)]
