@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import pickle
+import queue
 import random
 import signal
 import struct
@@ -389,6 +390,54 @@ def _child_setup(parent: int) -> None:
                 os.close(int(fd))
 
 
+class Forker:
+    """Forks from one thread that lives as long as the process.
+
+    ``PR_SET_PDEATHSIG`` (:func:`_child_setup`) fires when the *thread* that forked the child
+    exits, not the process: forked from a request's thread, a snapshot child was killed whenever
+    that connection's thread ended first (measured: about one background snapshot in five failed
+    so under a producer, each then redone in the foreground). The caller holds the request lock
+    and waits, so the state the child sees is as consistent as if it had forked itself.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[Callable[[], None], dict[str, Any], threading.Event]] = (
+            queue.Queue()
+        )
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def fork(self, child: Callable[[], None]) -> int:
+        """Run ``child`` (which must end with ``os._exit``) in a forked process; its pid."""
+        with self._start:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="forker", daemon=True)
+                self._thread.start()
+        done, box = threading.Event(), dict[str, Any]()
+        self._jobs.put((child, box, done))
+        done.wait()
+        if "error" in box:
+            raise box["error"]
+        return int(box["pid"])
+
+    def _serve(self) -> None:
+        while True:
+            child, box, done = self._jobs.get()
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    child()
+                    os._exit(1)  # never reached: the child exits itself
+                box["pid"] = pid
+            except BaseException as exc:  # handed to the waiting caller
+                box["error"] = exc
+            finally:
+                done.set()
+
+
+FORKER = Forker()
+
+
 class DurableStore:
     """The state directory of one durable cloud: ``snapshot.pkl`` and ``wal.log``."""
 
@@ -541,8 +590,8 @@ class DurableStore:
             os.replace(self.wal_path, self.prev_wal_path)
         seq = self.next_seq - 1
         parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the child: no logging, no locks, no sockets; exit without cleanup
+
+        def child() -> None:  # no logging, no locks, no sockets; exit without cleanup
             code = 1
             try:
                 _child_setup(parent)
@@ -550,6 +599,8 @@ class DurableStore:
                 code = 0
             finally:
                 os._exit(code)
+
+        pid = FORKER.fork(child)
         from infra import kinesis_records
 
         self._child_settles = kinesis_records.detach()  # what the child's snapshot settles

@@ -341,3 +341,43 @@ def test_the_durable_cloud_answers_kinesis_as_the_in_memory_one(
     finally:
         service.down()
     assert ours == _script(cloud_settings)
+
+
+@pytest.mark.unit
+def test_a_snapshot_child_outlives_the_thread_that_asked_for_it() -> None:
+    """PR_SET_PDEATHSIG fires when the forking *thread* ends: the forker thread lives on, so a
+    child asked for by a request's thread is not killed when that thread ends (forked from the
+    asking thread itself, it was: -9)."""
+    import os
+    import threading
+    import time
+
+    from infra.durable import FORKER, _child_setup
+
+    parent = os.getpid()
+    go_read, go_write = os.pipe()
+    ready_read, ready_write = os.pipe()
+
+    def child() -> None:
+        try:
+            _child_setup(parent)  # sets the death signal
+            os.write(ready_write, b"r")
+            os.read(go_read, 1)  # until the asking thread has ended
+        finally:
+            os._exit(7)
+
+    pids: list[int] = []
+
+    def ask() -> None:
+        pids.append(FORKER.fork(child))
+        os.read(ready_read, 1)  # end only once the child's death signal is set
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    asker.join()
+    time.sleep(0.2)  # the kernel's death signal, were it bound to the asker, is sent by now
+    os.write(go_write, b"x")
+    _, status = os.waitpid(pids[0], 0)
+    for fd in (go_read, go_write, ready_read, ready_write):
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 7  # exited itself, not killed (-9)
