@@ -5,6 +5,7 @@ a restart with a pipeline run's state takes, and kill -9 trials that count lost 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -305,9 +306,143 @@ def memory(quick: bool) -> list[Row]:
     ]
 
 
+def _event(i: int) -> bytes:
+    """A card event as the producer sends it, about 270 bytes of JSON."""
+    return json.dumps(
+        {
+            "event_id": f"{i:08d}-5f3c-4b8e-9a1d-{i * 7919 % 10**12:012d}",
+            "event_type": "card_transaction",
+            "account_id": f"acct-{i % 200_000:07d}",
+            "event_time": "2026-03-14T09:26:53.589793Z",
+            "amount": round(12.5 + i % 977 * 1.37, 2),
+            "currency": "USD",
+            "merchant_category": "5411",
+            "channel": "card_present",
+            "balance": round(1000 + i % 5000 * 0.91, 2),
+            "credit_limit": 5000.0,
+        }
+    ).encode()
+
+
+def _fill_kinesis(settings: Settings, n: int, first: int = 0) -> tuple[dict[str, str], int]:
+    """Records ``first`` to ``n - 1``, event-sized, into the stream, 500 a PutRecords: each
+    shard's last sequence number, and the bytes sent."""
+    kinesis = make_client(settings, "kinesis")
+    last: dict[str, str] = {}
+    sent = 0
+    for start in range(first, n, 500):
+        records = [
+            {"Data": _event(i), "PartitionKey": f"acct-{i % 200_000:07d}"}
+            for i in range(start, min(n, start + 500))
+        ]
+        sent += sum(len(r["Data"]) for r in records)
+        answer = kinesis.put_records(StreamName=settings.stream_name, Records=records)
+        assert answer["FailedRecordCount"] == 0
+        for result in answer["Records"]:
+            last[result["ShardId"]] = result["SequenceNumber"]
+    return last, sent
+
+
+def _holds(settings: Settings, last: dict[str, str]) -> bool:
+    """Each shard answers with its newest record (after a restart)."""
+    kinesis = make_client(settings, "kinesis")
+    for shard_id, seq in last.items():
+        iterator = kinesis.get_shard_iterator(
+            StreamName=settings.stream_name,
+            ShardId=shard_id,
+            ShardIteratorType="AT_SEQUENCE_NUMBER",
+            StartingSequenceNumber=seq,
+        )["ShardIterator"]
+        records = kinesis.get_records(ShardIterator=iterator, Limit=1)["Records"]
+        if not records or records[0]["SequenceNumber"] != seq:
+            return False
+    return True
+
+
+def memory_kinesis(quick: bool) -> list[Row]:
+    """The cloud's resident memory per retained Kinesis record: durable (records in segment
+    files, infra/kinesis_records.py) beside moto's Record objects (the ephemeral cloud), same
+    launcher, same writes; and the durable cloud's snapshot and restart holding them."""
+    n = 30_000 if quick else 300_000
+    warm = n // 20  # the first requests load code and caches in both clouds: not records
+    growth: dict[str, float] = {}
+    with cloud(ephemeral=True) as (settings, service):
+        _fill_kinesis(settings, warm)
+        before = _rss_mb(service)
+        _fill_kinesis(settings, n, warm)
+        growth["memory"] = _rss_mb(service) - before
+    with tempfile.TemporaryDirectory() as tmp:
+        with cloud(ephemeral=False, state=Path(tmp)) as (settings, service):
+            last, sent = _fill_kinesis(settings, warm)
+            before = _rss_mb(service)
+            later, more = _fill_kinesis(settings, n, warm)
+            growth["disk"] = _rss_mb(service) - before
+            last, sent = {**last, **later}, sent + more
+        # the clean stop above wrote the snapshot; a restart loads it
+        folder = Path(tmp) / "cloud"
+        snapshot_mb = (folder / "snapshot.pkl").stat().st_size / 2**20
+        segments_mb = sum(p.stat().st_size for p in folder.glob("kinesis/*/*.seg")) / 2**20
+        service = cloud_service(settings)
+        started = time.perf_counter()
+        service.up()
+        held = _holds(settings, last)
+        restart = time.perf_counter() - started
+        restored = _restore_line(service.log_file)
+        service.down()
+    assert held, "the restarted cloud lost the newest record"
+    per_record = {k: v * 2**20 / (n - warm) for k, v in growth.items()}
+    ratio = per_record["disk"] / max(per_record["memory"], 1.0)
+    return [
+        Row(
+            "foundation",
+            f"local cloud memory growth per retained Kinesis record ({n:,} records of "
+            f"{sent / n:.0f} B JSON on average), records in segment files (durable)",
+            per_record["disk"],
+            "B/record",
+            reference="moto's Record objects (ephemeral cloud), same writes",
+            reference_value=per_record["memory"],
+            ratio=ratio,
+            target="<= 0.1",
+            met=ratio <= 0.1,
+            note=(
+                f"growth {growth['disk']:.1f} MB vs {growth['memory']:.1f} MB over the last "
+                f"{n - warm:,} records (the first {warm:,} warm both up); snapshot after "
+                f"them {snapshot_mb:.1f} MB, segment files {segments_mb:.0f} MB; restart "
+                f"{restart:.1f} s until it answers with each shard's newest record ({restored})"
+            ),
+            id="cloud.memory.kinesis",
+        )
+    ]
+
+
+SECTIONS = ("client", "put_overhead", "restart_seconds", "kill_trials", "memory", "kinesis")
+
+
 def main() -> None:
+    """``RISKSTREAM_BENCH_SECTIONS=kinesis,memory`` runs only those sections (of SECTIONS);
+    with ``run_all.py --only cloud --merge`` only their rows are replaced."""
     args = cli(__doc__ or "")
-    n = 100 if args.quick else 500
+    chosen = os.environ.get("RISKSTREAM_BENCH_SECTIONS", ",".join(SECTIONS)).split(",")
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        raise SystemExit(f"unknown sections {unknown}: choose among {', '.join(SECTIONS)}")
+    rows = client_rows(args.quick) if "client" in chosen else []
+    if "put_overhead" in chosen:
+        rows += put_overhead(args.quick)
+    if "restart_seconds" in chosen:
+        rows += restart_seconds(args.quick)
+    if "kill_trials" in chosen:
+        rows += kill_trials(args.quick)
+    if "memory" in chosen:
+        rows += memory(args.quick)
+    if "kinesis" in chosen:
+        rows += memory_kinesis(args.quick)
+    write_rows(args.out, rows)
+
+
+def client_rows(quick: bool) -> list[Row]:
+    """Start, provision, and S3 round trips through make_client against a plain boto3 client."""
+    n = 100 if quick else 500
     started = time.perf_counter()
     with local_cloud() as settings:
         up_seconds = time.perf_counter() - started
@@ -331,7 +466,7 @@ def main() -> None:
             rates_ours.append(put_get_rate(ours, bucket, n, payload))
             rates_plain.append(put_get_rate(plain, bucket, n, payload))
         best_ours, best_plain = max(rates_ours), max(rates_plain)
-    rows = [
+    return [
         Row(
             "foundation",
             "local cloud start (cloud up until it answers)",
@@ -359,11 +494,6 @@ def main() -> None:
             id="cloud.client.put_get_ratio",
         ),
     ]
-    rows += put_overhead(args.quick)
-    rows += restart_seconds(args.quick)
-    rows += kill_trials(args.quick)
-    rows += memory(args.quick)
-    write_rows(args.out, rows)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Moving the embedded cloud's state: export to one archive, import it, reset it.
 
 The archive is a gzip'ed tar holding ``manifest.json`` and the durable store's files
-(``snapshot.pkl``, ``wal.log``, and the S3 bodies under ``bodies/``). A running cloud is asked for
+(``snapshot.pkl``, ``wal.log``, the S3 bodies under ``bodies/`` and the Kinesis records under
+``kinesis/``). A running cloud is asked for
 a fresh snapshot first, so the archive holds every acknowledged write; a stopped cloud's files are
 taken as they are.
 """
@@ -30,6 +31,7 @@ from infra.durable import (
     read_snapshot_header,
     scan_log,
 )
+from infra.kinesis_records import RECORDS_NAME, SUFFIX
 from infra.s3_bodies import BODIES_NAME
 from riskstream.settings import Settings
 
@@ -38,6 +40,9 @@ logger = logging.getLogger(__name__)
 ARCHIVE_ROOT = "riskstream-cloud"
 MANIFEST = "manifest.json"
 BODY_MEMBER = re.compile(rf"^{ARCHIVE_ROOT}/{BODIES_NAME}/([0-9a-f]{{2}})/(\1[0-9a-f]{{62}})$")
+RECORDS_MEMBER = re.compile(
+    rf"^{ARCHIVE_ROOT}/{RECORDS_NAME}/([0-9a-f]{{32}})/([0-9]{{20}}{re.escape(SUFFIX)})$"
+)
 
 
 class CloudStateError(RuntimeError):
@@ -81,12 +86,14 @@ def export_state(settings: Settings, out: Path) -> dict[str, object]:
             )
     bodies = sorted((directory / BODIES_NAME).glob("??/*"))
     bodies = [b for b in bodies if not b.name.startswith(".tmp-")]
+    segments = sorted((directory / RECORDS_NAME).glob(f"*/*{SUFFIX}"))
     manifest: dict[str, object] = {
         "format": FORMAT_VERSION,
         "moto": moto_version(),
         "created": time.time(),
         "files": {name: len(data) for name, data in files.items()},
         "bodies": len(bodies),
+        "kinesis_segments": len(segments),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -98,6 +105,10 @@ def export_state(settings: Settings, out: Path) -> dict[str, object]:
             archive.addfile(info, io.BytesIO(data))
         for body in bodies:  # streamed from disk: the bodies may not fit in memory
             archive.add(body, f"{ARCHIVE_ROOT}/{BODIES_NAME}/{body.parent.name}/{body.name}")
+        for segment in segments:
+            archive.add(
+                segment, f"{ARCHIVE_ROOT}/{RECORDS_NAME}/{segment.parent.name}/{segment.name}"
+            )
     tmp.replace(out)
     return manifest
 
@@ -134,9 +145,12 @@ def import_state(settings: Settings, archive_path: Path) -> Path | None:
                             shutil.copyfileobj(source, target)
                 for name, member in members.items():
                     found = BODY_MEMBER.match(name)
+                    folder_name = BODIES_NAME
+                    if found is None:
+                        found, folder_name = RECORDS_MEMBER.match(name), RECORDS_NAME
                     if found is None:
                         continue
-                    folder = staged / BODIES_NAME / found.group(1)
+                    folder = staged / folder_name / found.group(1)
                     folder.mkdir(parents=True, exist_ok=True)
                     source = archive.extractfile(member)
                     assert source is not None

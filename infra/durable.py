@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import pickle
+import queue
 import random
 import signal
 import struct
@@ -43,8 +44,10 @@ logger = logging.getLogger(__name__)
 
 # 2: S3 bodies are files beside the snapshot (infra/s3_bodies.py), keys keep their digests; a
 # format 1 snapshot (bodies inside it) still loads, its bodies moving to files as it does.
-FORMAT_VERSION = 2
-READABLE_FORMATS = (1, 2)
+# 3: Kinesis records are segment files too (infra/kinesis_records.py), shards keep an index; a
+# format 2 snapshot's records move to files as it loads.
+FORMAT_VERSION = 3
+READABLE_FORMATS = (1, 2, 3)
 SNAPSHOT_NAME = "snapshot.pkl"
 WAL_NAME = "wal.log"
 PREV_WAL_NAME = "wal.prev"  # the log a background snapshot is covering, until it is done
@@ -190,11 +193,14 @@ def write_snapshot(path: Path, last_seq: int, fsync: bool = True) -> int:
         "last_seq": last_seq,
         "created": time.time(),
     }
+    from infra import kinesis_records
     from infra.s3_bodies import fsync_dir, installed, naming
 
     bodies = installed()
     if bodies is not None and fsync:
         bodies.sync()  # no snapshot may name a body whose file a power loss could take away
+    if fsync:
+        kinesis_records.sync()  # nor a Kinesis record
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as handle:
         handle.write(SNAPSHOT_MAGIC)
@@ -384,6 +390,54 @@ def _child_setup(parent: int) -> None:
                 os.close(int(fd))
 
 
+class Forker:
+    """Forks from one thread that lives as long as the process.
+
+    ``PR_SET_PDEATHSIG`` (:func:`_child_setup`) fires when the *thread* that forked the child
+    exits, not the process: forked from a request's thread, a snapshot child was killed whenever
+    that connection's thread ended first (measured: about one background snapshot in five failed
+    so under a producer, each then redone in the foreground). The caller holds the request lock
+    and waits, so the state the child sees is as consistent as if it had forked itself.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[Callable[[], None], dict[str, Any], threading.Event]] = (
+            queue.Queue()
+        )
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def fork(self, child: Callable[[], None]) -> int:
+        """Run ``child`` (which must end with ``os._exit``) in a forked process; its pid."""
+        with self._start:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="forker", daemon=True)
+                self._thread.start()
+        done, box = threading.Event(), dict[str, Any]()
+        self._jobs.put((child, box, done))
+        done.wait()
+        if "error" in box:
+            raise box["error"]
+        return int(box["pid"])
+
+    def _serve(self) -> None:
+        while True:
+            child, box, done = self._jobs.get()
+            try:
+                pid = os.fork()
+                if pid == 0:
+                    child()
+                    os._exit(1)  # never reached: the child exits itself
+                box["pid"] = pid
+            except BaseException as exc:  # handed to the waiting caller
+                box["error"] = exc
+            finally:
+                done.set()
+
+
+FORKER = Forker()
+
+
 class DurableStore:
     """The state directory of one durable cloud: ``snapshot.pkl`` and ``wal.log``."""
 
@@ -404,6 +458,7 @@ class DurableStore:
         self.wal_path = self.directory / WAL_NAME
         self.prev_wal_path = self.directory / PREV_WAL_NAME
         self._child: int | None = None
+        self._child_settles: tuple[list[Path], set[Path]] = ([], set())
         self._child_seq = 0
         self._child_started = 0.0
         self.next_seq = 1
@@ -419,6 +474,12 @@ class DurableStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.snapshot_path.exists():
             self.snapshot_seq = load_snapshot(self.snapshot_path)
+        from infra import kinesis_records
+
+        try:
+            kinesis_records.reconcile(truncate=True)  # the records files as the snapshot knew
+        except kinesis_records.RecordsError as exc:
+            raise StateError(str(exc)) from None
         loaded = time.perf_counter()
         entries: list[dict[str, Any]] = []
         for path in (self.prev_wal_path, self.wal_path):  # an unfinished background snapshot's
@@ -529,8 +590,8 @@ class DurableStore:
             os.replace(self.wal_path, self.prev_wal_path)
         seq = self.next_seq - 1
         parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:  # the child: no logging, no locks, no sockets; exit without cleanup
+
+        def child() -> None:  # no logging, no locks, no sockets; exit without cleanup
             code = 1
             try:
                 _child_setup(parent)
@@ -538,6 +599,11 @@ class DurableStore:
                 code = 0
             finally:
                 os._exit(code)
+
+        pid = FORKER.fork(child)
+        from infra import kinesis_records
+
+        self._child_settles = kinesis_records.detach()  # what the child's snapshot settles
         self._child, self._child_seq, self._child_started = pid, seq, time.perf_counter()
         self._wal_bytes = 0
         self._wal_entries = 0
@@ -552,7 +618,12 @@ class DurableStore:
         if pid == 0:
             return
         self._child = None
-        if os.waitstatus_to_exitcode(status) == 0:
+        from infra import kinesis_records
+
+        ok = os.waitstatus_to_exitcode(status) == 0
+        kinesis_records.settle(self._child_settles, ok)  # on success, trimmed segments go
+        self._child_settles = ([], set())
+        if ok:
             self.snapshot_seq = self._child_seq
             self.prev_wal_path.unlink(missing_ok=True)
             self.last_snapshot_seconds = time.perf_counter() - self._child_started
@@ -588,6 +659,9 @@ class DurableStore:
         from infra.s3_bodies import collect_garbage
 
         collect_garbage()  # the snapshot is the whole state now: bodies it does not name go
+        from infra import kinesis_records
+
+        kinesis_records.reconcile(truncate=False)  # and Kinesis records files it does not name
         self.last_snapshot_seconds = time.perf_counter() - started
         logger.info(
             "snapshot of the local cloud: %d bytes at seq %d in %.2fs",

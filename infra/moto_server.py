@@ -45,6 +45,8 @@ from moto.core import utils as core_utils
 from moto.dynamodb.models import dynamo_type
 from moto.kinesis import models
 
+from infra.kinesis_records import SEGMENT_RECORDS, ShardRecords, micros
+
 logger = logging.getLogger(__name__)
 
 CLOCK_PATH = "/_riskstream/kinesis-clock"
@@ -64,9 +66,15 @@ def _last_key(self: models.Shard) -> int:
 def _put_record(self: models.Shard, partition_key: str, data: str, explicit_hash_key: str) -> str:
     """moto's, numbering on from the last record ever written even when all have expired."""
     sequence_number = _last_key(self) + 1
-    self.records[sequence_number] = models.Record(
-        partition_key, data, sequence_number, explicit_hash_key
-    )
+    records = self.records
+    if isinstance(records, ShardRecords):  # the durable cloud: on disk, no Record object kept
+        records.append(
+            sequence_number, partition_key, data, explicit_hash_key, micros(models.utcnow())
+        )
+    else:
+        records[sequence_number] = models.Record(
+            partition_key, data, sequence_number, explicit_hash_key
+        )
     return str(sequence_number)
 
 
@@ -89,9 +97,24 @@ def _get_records(self: models.Shard, last_sequence_id: str, limit: int | None) -
     stop = newest if limit is None else min(newest, start + limit - 1)
     if start > stop:
         return [], last, 0
+    if isinstance(records, ShardRecords):  # one read per segment, not per record
+        page = records.page(start, stop)
+        behind = records.created_at(newest) - page[-1].created_at
+        return page, stop, int(behind * 1000)
     page = [records[n] for n in range(start, stop + 1)]
     behind = records[newest].created_at - page[-1].created_at
     return page, stop, int(behind * 1000)
+
+
+_scan_for_time = models.Shard.get_sequence_number_at  # moto's: materialises every record
+
+
+def _sequence_number_at(self: models.Shard, at_timestamp: float) -> int:
+    """moto's AT_TIMESTAMP answer; on disk, a search of the arrival times, not of Records."""
+    records = self.records
+    if isinstance(records, ShardRecords):
+        return records.sequence_number_at(at_timestamp)
+    return _scan_for_time(self, at_timestamp)
 
 
 ITEM_SIZE_LIMIT = 405_000  # moto's (DynamoDB's 400 KB, as measured by moto's authors)
@@ -118,6 +141,26 @@ def _item_init(
     dict.update(self.attrs, values)
 
 
+def _untracked_new(cls: type, *args: Any, **kwargs: Any) -> Any:
+    return object.__new__(cls)
+
+
+def untrack_models() -> None:
+    """Stop moto's ``BaseModel`` from keeping every model object it ever made.
+
+    moto appends each new instance (a Kinesis ``Record``, an S3 ``FakeKey``, a DynamoDB ``Item``,
+    a CloudWatch datum) to a class-level list, only for its dashboard's ``/moto-api/data.json``,
+    and never lets go of it: a deleted key, an overwritten item, a trimmed record stayed in memory
+    for the life of the process. The durable cloud must not grow with what it no longer holds, so
+    it does without that dashboard list (it lists nothing there).
+    """
+    from moto.core.common_models import BaseModel
+    from moto.core.model_instances import reset_model_data
+
+    BaseModel.__new__ = staticmethod(_untracked_new)  # type: ignore[assignment, method-assign]
+    reset_model_data()  # and lets go of those made so far
+
+
 class KinesisClock:
     """Kinesis's "now": moto's clock (pinned while a durable write applies) plus a test offset."""
 
@@ -133,6 +176,12 @@ def trim_shard(shard: models.Shard, retention_hours: float, now: datetime.dateti
     return how many. Records are in arrival order, so only the head is looked at."""
     horizon = core_utils.unix_time(now) - retention_hours * 3600
     records: OrderedDict[int, Any] = shard.records  # type: ignore[assignment]
+    if isinstance(records, ShardRecords):
+        before = records.first if records else 0
+        trimmed = records.trim_before(horizon)
+        if trimmed:
+            shard.trimmed_through = before + trimmed - 1  # type: ignore[attr-defined]
+        return trimmed
     trimmed = 0
     while records:
         first = next(iter(records))
@@ -191,6 +240,7 @@ def patch_moto() -> None:
         models.utcnow = kinesis_now  # records' arrival times on the Kinesis clock
         models.Shard.put_record = _put_record  # type: ignore[method-assign]
         models.Shard.get_records = _get_records  # type: ignore[method-assign]
+        models.Shard.get_sequence_number_at = _sequence_number_at  # type: ignore[method-assign]
         dynamo_type.Item.__init__ = _item_init  # type: ignore[method-assign]
         models.Stream.put_record = _trimming_put(models.Stream.put_record)  # type: ignore[method-assign]
         backend = models.KinesisBackend
@@ -238,10 +288,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=2.0,
         help="snapshot once the log holds this many seconds of applied writes",
     )
+    parser.add_argument(
+        "--segment-records",
+        type=int,
+        default=SEGMENT_RECORDS,
+        help="Kinesis records per segment file of a shard (tests make it small)",
+    )
     return parser.parse_args(argv)
 
 
-def build_app(state: Path | None, fsync: bool = False, replay_budget: float = 2.0) -> Any:
+def build_app(
+    state: Path | None,
+    fsync: bool = False,
+    replay_budget: float = 2.0,
+    segment_records: int = SEGMENT_RECORDS,
+) -> Any:
     """moto's WSGI app; with ``state``, restored from it and wrapped to log every write."""
     import os
 
@@ -252,11 +313,14 @@ def build_app(state: Path | None, fsync: bool = False, replay_budget: float = 2.
     app.debug = True  # type: ignore[attr-defined]
     if state is None:
         return ClockControl(app)
+    from infra import kinesis_records
     from infra.durable import DurableApp, DurableStore, install_clock
     from infra.s3_bodies import BODIES_NAME, install
 
     install_clock()  # before any service module is imported, so each binds the pinned clock
+    untrack_models()  # moto's dashboard list of every object ever made would grow for ever
     install(state / BODIES_NAME, fsync_renames=fsync)  # S3 bodies on disk, not in memory
+    kinesis_records.install(state / kinesis_records.RECORDS_NAME, segment_records)  # and records
     from infra.moto_sfn import replaying
 
     store = DurableStore(state, fsync=fsync, replay_budget=replay_budget)
@@ -277,7 +341,7 @@ def main(argv: list[str]) -> None:
     from infra.durable import StateError
 
     try:
-        app = build_app(args.state, args.fsync, args.replay_budget)
+        app = build_app(args.state, args.fsync, args.replay_budget, args.segment_records)
     except StateError as exc:
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the launcher's last word, in its log
         raise SystemExit(2) from None

@@ -196,6 +196,10 @@ def test_export_import_and_reset(tmp_path: Path) -> None:
     try:
         make_client(source, "s3").create_bucket(Bucket="moved-bucket")
         make_client(source, "s3").put_object(Bucket="moved-bucket", Key="k", Body=b"v")
+        kinesis = make_client(source, "kinesis")
+        kinesis.create_stream(StreamName="moved-stream", ShardCount=1)
+        records = [{"Data": f"r{i}".encode(), "PartitionKey": "p"} for i in range(3)]
+        kinesis.put_records(StreamName="moved-stream", Records=records)
         archive = tmp_path / "cloud.tar.gz"
         export_state(source, archive)  # from the running cloud
         with pytest.raises(CloudStateError, match="cloud down"):
@@ -217,6 +221,8 @@ def test_export_import_and_reset(tmp_path: Path) -> None:
     try:
         body = make_client(target, "s3").get_object(Bucket="moved-bucket", Key="k")["Body"]
         assert body.read() == b"v"
+        moved = read_stream_records(make_client(target, "kinesis"), "moved-stream")
+        assert [r["Data"] for _, r in moved] == [b"r0", b"r1", b"r2"]  # segment files moved too
     finally:
         other.down()
     with pytest.raises(CloudStateError, match="not a riskstream cloud archive"):
