@@ -8,9 +8,10 @@ row's value rounded to float32 (as scikit-learn and XGBoost do), and every sum a
 in the order the numpy version did (``np.bincount`` over the leaves' slots, ``np.cumsum`` over
 the trees), so the answers are the same values.
 
-The state a row's leaves are read from is ``go`` (rows x split nodes, bool): where the row goes
-at every split; a leaf's path condition ``c`` holds when ``go[node[c]] == left[c]``, and the
-conditions of leaf ``l`` are ``start[l]:start[l + 1]``. The module is imported when a model is
+What a row's leaves are read from: with the table, each leaf's code (:func:`leaf_codes`); with
+the integral, ``go`` (rows x split nodes, bool), where the row goes at every split: a leaf's
+path condition ``c`` holds when ``go[node[c]] == left[c]``, and the conditions of leaf ``l``
+are ``start[l]:start[l + 1]``. The module is imported when a model is
 compiled or explained, not when :mod:`modelkinds` is.
 """
 
@@ -54,7 +55,7 @@ def _leaf(go: np.ndarray, r: int, root: int, children: np.ndarray) -> int:
 
 
 @njit(cache=True, nogil=True)
-def leaf_sum64(
+def walk_sum64(
     go: np.ndarray, roots: np.ndarray, children: np.ndarray, output: np.ndarray
 ) -> np.ndarray:
     """Per row, ``output`` of the leaf each tree reaches, added tree by tree in float64 (a
@@ -70,7 +71,7 @@ def leaf_sum64(
 
 
 @njit(cache=True, nogil=True)
-def leaf_sum32(
+def walk_sum32(
     go: np.ndarray, roots: np.ndarray, children: np.ndarray, value32: np.ndarray, base: np.float32
 ) -> np.ndarray:
     """Per row, ``base`` plus the value of the leaf each tree reaches, added tree by tree in
@@ -86,33 +87,110 @@ def leaf_sum32(
 
 
 @njit(cache=True, nogil=True)
+def leaf_codes(
+    x: np.ndarray,
+    node_feature: np.ndarray,
+    node_threshold: np.ndarray,
+    node_default_left: np.ndarray,
+    inclusive: bool,
+    node_slot: np.ndarray,
+    children: np.ndarray,
+    roots: np.ndarray,
+    n_leaves: int,
+) -> np.ndarray:
+    """(rows, leaves) each leaf's code: bit ``s`` set when the row satisfies every condition
+    of the leaf's path on slot ``s`` (paths of at most 62 slots). Down each tree from its root:
+    a split passes its code to the child the row goes to and clears its slot's bit in the
+    code of the other (a node's slot is the same for every path through it). Nodes are
+    numbered parents first."""
+    n = x.shape[0]
+    n_nodes = node_feature.shape[0]
+    out = np.empty((n, n_leaves), dtype=np.int64)
+    code = np.empty(n_nodes, dtype=np.int64)
+    for r in range(n):
+        for t in range(roots.shape[0]):
+            if roots[t] >= 0:
+                code[roots[t]] = -1  # every bit set
+            else:
+                out[r, -1 - roots[t]] = -1
+        for k in range(n_nodes):
+            value = np.float32(x[r, node_feature[k]])
+            if np.isnan(value):
+                left = node_default_left[k]
+            elif inclusive:
+                left = np.float64(value) <= node_threshold[k]
+            else:
+                left = np.float64(value) < node_threshold[k]
+            here = code[k]
+            cleared = here & ~(np.int64(1) << node_slot[k])
+            to_left = here if left else cleared
+            to_right = cleared if left else here
+            child = children[k, 0]
+            if child >= 0:
+                code[child] = to_left
+            else:
+                out[r, -1 - child] = to_left
+            child = children[k, 1]
+            if child >= 0:
+                code[child] = to_right
+            else:
+                out[r, -1 - child] = to_right
+    return out
+
+
+@njit(cache=True, nogil=True)
+def code_sum64(codes: np.ndarray, n_slots: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """Per row, ``output`` summed over the leaves the row reaches (every slot agrees), in
+    leaf order (tree by tree), in float64: a forest's rates, as ``np.cumsum`` adds them."""
+    n, n_leaves = codes.shape
+    out = np.zeros(n, dtype=np.float64)
+    for r in range(n):
+        total = 0.0
+        for leaf in range(n_leaves):
+            full = (np.int64(1) << n_slots[leaf]) - 1
+            if codes[r, leaf] & full == full:
+                total += output[leaf]
+        out[r] = total
+    return out
+
+
+@njit(cache=True, nogil=True)
+def code_sum32(
+    codes: np.ndarray, n_slots: np.ndarray, value32: np.ndarray, base: np.float32
+) -> np.ndarray:
+    """Per row, ``base`` plus the values of the leaves the row reaches, added one by one in
+    leaf order in float32: a booster's margin, as XGBoost adds its trees."""
+    n, n_leaves = codes.shape
+    out = np.empty(n, dtype=np.float32)
+    for r in range(n):
+        total = base
+        for leaf in range(n_leaves):
+            full = (np.int64(1) << n_slots[leaf]) - 1
+            if codes[r, leaf] & full == full:
+                total = total + value32[leaf]
+        out[r] = total
+    return out
+
+
+@njit(cache=True, nogil=True)
 def table_contributions(
-    go: np.ndarray,
-    start: np.ndarray,
-    cond_node: np.ndarray,
-    cond_left: np.ndarray,
-    cond_slot: np.ndarray,
+    codes: np.ndarray,
     slot_feature: np.ndarray,
     n_slots: np.ndarray,
     table_v: np.ndarray,
     table_start: np.ndarray,
     n_features: int,
 ) -> np.ndarray:
-    """(rows, features) Shapley values from the per-leaf table: the set of its ``d`` slots the
-    row agrees with picks the leaf's row of ``d`` values, each added into its slot's feature,
-    in leaf and slot order. ``cond_slot``: each condition's slot within its leaf;
-    ``slot_feature``: (leaves, depth), a leaf's ``n_slots`` slots that test a feature first."""
-    n = go.shape[0]
-    n_leaves = slot_feature.shape[0]
+    """(rows, features) Shapley values from the per-leaf table: the leaf's code (the set of
+    its ``d`` slots the row agrees with) picks its row of ``d`` values, each added into its
+    slot's feature, in leaf and slot order. ``slot_feature``: (leaves, depth), a leaf's
+    ``n_slots`` slots that test a feature first."""
+    n, n_leaves = codes.shape
     out = np.zeros((n, n_features), dtype=np.float64)
     for r in range(n):
         for leaf in range(n_leaves):
             d = n_slots[leaf]
-            code = (1 << d) - 1
-            for c in range(start[leaf], start[leaf + 1]):
-                if go[r, cond_node[c]] != cond_left[c]:
-                    code &= ~(1 << cond_slot[c])
-            at = table_start[leaf] + code * d
+            at = table_start[leaf] + (codes[r, leaf] & ((np.int64(1) << d) - 1)) * d
             for s in range(d):
                 out[r, slot_feature[leaf, s]] += table_v[at + s]
     return out

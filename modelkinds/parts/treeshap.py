@@ -118,6 +118,7 @@ class TreeShap:
     node_threshold: np.ndarray  # float64 (an XGBoost float32 threshold, exactly)
     node_default_left: np.ndarray  # where a missing value goes
     node_children: np.ndarray  # (nodes, 2): left and right child, a node or -1 - leaf
+    node_slot: np.ndarray  # the slot of the node's feature in the paths through it
     roots: np.ndarray  # (trees,): each tree's root, a node or -1 - leaf
     cond_start: np.ndarray  # (leaves + 1,): leaf l's path conditions are start[l]:start[l + 1]
     cond_node: np.ndarray  # per path condition: its node
@@ -222,6 +223,7 @@ class TreeShap:
         value = np.empty(n_leaves, dtype=np.float64)
         conds: list[tuple[int, int, bool]] = []  # slot, node, goes left
         start = np.zeros(n_leaves + 1, dtype=np.int64)
+        node_slot = np.zeros(len(features_of), dtype=np.int64)
         for leaf, (v, path) in enumerate(paths):
             value[leaf] = v
             start[leaf] = len(conds)
@@ -229,6 +231,7 @@ class TreeShap:
             for gid, goes_left, ratio in path:
                 feature = features_of[gid]
                 slot = slots.setdefault(feature, len(slots))
+                node_slot[gid] = slot  # the same for every leaf below: its path starts the same
                 slot_feature[leaf, slot] = feature
                 zero[leaf, slot] *= ratio
                 conds.append((slot, gid, goes_left))
@@ -248,6 +251,7 @@ class TreeShap:
             node_threshold=np.asarray(nodes.threshold, dtype=np.float64),
             node_default_left=np.asarray(nodes.default_left, dtype=bool),
             node_children=np.asarray(nodes.children, dtype=np.int64).reshape(-1, 2),
+            node_slot=node_slot,
             roots=np.asarray(nodes.roots, dtype=np.int64),
             cond_start=start,
             cond_node=np.asarray([c[1] for c in conds], dtype=np.int32),
@@ -267,15 +271,16 @@ class TreeShap:
         )
 
     def _decide(self, x: np.ndarray) -> np.ndarray:
-        """(rows, split nodes): where each row goes at every split, decided once and shared
-        by the leaves below it."""
-        return treekernels.decide(
-            np.ascontiguousarray(x, dtype=np.float64),
-            self.node_feature,
-            self.node_threshold,
-            self.node_default_left,
-            self.inclusive,
-        )
+        """What the leaves are read from, per row: with the table, each leaf's code (bit ``s``
+        set when the row satisfies the path's conditions on slot ``s``); with the integral
+        (paths of any depth), where the row goes at every split. Each split is decided once."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        split = (self.node_feature, self.node_threshold, self.node_default_left, self.inclusive)
+        if self.table_v is not None:
+            return treekernels.leaf_codes(
+                x, *split, self.node_slot, self.node_children, self.roots, len(self.value)
+            )
+        return treekernels.decide(x, *split)
 
     def _decide_once(self, x: np.ndarray) -> np.ndarray:
         """:meth:`_decide`, kept for the last small matrix: the API asks for the probability
@@ -283,30 +288,31 @@ class TreeShap:
         last = self._last
         if last is not None and last[0] is x:
             return last[1]
-        go = self._decide(x)
+        state = self._decide(x)
         if x.shape[0] <= CACHE_ROWS:
-            self._last = (x, go)
-        return go
-
-    def _paths(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.cond_start, self.cond_node, self.cond_left
+            self._last = (x, state)
+        return state
 
     def forest_proba(self, x: np.ndarray) -> np.ndarray:
         """A forest's probability per row from the leaf each tree reaches (the leaf whose every
         split the row satisfies): its rates summed tree by tree in order, over the number of
         trees, as ``predict_proba`` and :meth:`modelkinds.parts.forest.Forest.proba` do."""
         assert self.output is not None and self.n_trees > 0
-        go = self._decide_once(np.asarray(x))
-        return treekernels.leaf_sum64(go, self.roots, self.node_children, self.output) / (
-            self.n_trees
-        )
+        state = self._decide_once(np.asarray(x))
+        if self.table_v is not None:
+            total = treekernels.code_sum64(state, self.n_slots, self.output)
+        else:
+            total = treekernels.walk_sum64(state, self.roots, self.node_children, self.output)
+        return total / self.n_trees
 
     def margin32(self, x: np.ndarray, base: np.float32) -> np.ndarray:
         """A booster's margin per row as XGBoost sums it: in float32, ``base`` and then the
         leaf each tree reaches, tree by tree (the caller checks it against the booster)."""
-        go = self._decide_once(np.asarray(x))
-        return treekernels.leaf_sum32(
-            go, self.roots, self.node_children, self._values32(), np.float32(base)
+        state = self._decide_once(np.asarray(x))
+        if self.table_v is not None:
+            return treekernels.code_sum32(state, self.n_slots, self._values32(), np.float32(base))
+        return treekernels.walk_sum32(
+            state, self.roots, self.node_children, self._values32(), np.float32(base)
         )
 
     def _values32(self) -> np.ndarray:
@@ -319,21 +325,36 @@ class TreeShap:
         row of NaNs, so that the first request does not pay for it."""
         row = np.full((1, self.n_features), np.nan)
         self.contributions(row)
-        go = self._decide(row)
-        treekernels.leaf_sum32(go, self.roots, self.node_children, self._values32(), np.float32(0))
+        self.margin32(row, np.float32(0))
         if self.output is not None:
-            treekernels.leaf_sum64(go, self.roots, self.node_children, self.output)
+            self.forest_proba(row)
+        self._last = None
 
-    def _sums(self, go: np.ndarray) -> np.ndarray:
+    def _sums(self, state: np.ndarray) -> np.ndarray:
         """(rows, features) Shapley values, by the table or the integral."""
-        common = (*self._paths(), self.cond_slot, self.slot_feature, self.n_slots)
         if self.table_v is not None:
             assert self.table_start is not None
             return treekernels.table_contributions(
-                go, *common, self.table_v, self.table_start, self.n_features
+                state,
+                self.slot_feature,
+                self.n_slots,
+                self.table_v,
+                self.table_start,
+                self.n_features,
             )
         return treekernels.integral_contributions(
-            go, *common, self.zero, self.value, self.nodes_t, self.weights_t, self.n_features
+            state,
+            self.cond_start,
+            self.cond_node,
+            self.cond_left,
+            self.cond_slot,
+            self.slot_feature,
+            self.n_slots,
+            self.zero,
+            self.value,
+            self.nodes_t,
+            self.weights_t,
+            self.n_features,
         )
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
