@@ -84,3 +84,26 @@ def test_latest_row_per_account_goes_online_without_the_label() -> None:
         "repayment_status_m1": 2,
         "obs_date": "2026-01-31",
     }
+
+
+def test_after_a_load_the_heap_is_frozen_and_new_garbage_still_collected() -> None:
+    import gc
+    import weakref
+
+    from serving.service import settle_heap
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: only the collector frees it
+
+    loaded = [Node() for _ in range(3)]  # what a champion's load leaves alive
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 0
+        tracked = {id(o) for o in gc.get_objects()}
+        assert not any(id(node) in tracked for node in loaded)  # full collections skip it
+        garbage = weakref.ref(Node())  # a request's cyclic garbage after the load
+        gc.collect()
+        assert garbage() is None
+    finally:
+        gc.unfreeze()
