@@ -97,6 +97,7 @@ def compile_estimator(model: Any) -> CompiledEstimator:
 
     forest = Forest.of(model)
     shap = TreeShap.of_forest(model)
+    shap.warm_up()  # compiled now, not on the first request
 
     def proba(x: Any) -> Any:
         # a few rows (the API): from the leaves TreeSHAP's agreement matrix reaches, which the

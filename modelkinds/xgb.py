@@ -141,6 +141,7 @@ def compile_estimator(model: Any) -> CompiledEstimator:
 
         try:
             shap = TreeShap.of(booster, kwargs.get("iteration_range"))
+            shap.warm_up()  # compiled now, not on the first request
             contribs = shap.contributions
             method = f"{KIND.reason_method}; {shap.how}, = XGBoost pred_contribs"
             proba = _from_leaves(shap, booster, proba, objective) or proba

@@ -103,9 +103,10 @@ def pd_to_score(
 ) -> np.ndarray:
     """Probability of default -> integer score on ``scale`` (higher is safer)."""
     scale = scale or ScoreScale()
-    p = np.clip(np.asarray(pd_values, dtype=np.float64), _PD_FLOOR, 1.0 - _PD_FLOOR)
+    # np.clip's own values, without its wrappers' cost (half of this function for one row)
+    p = np.minimum(np.maximum(np.asarray(pd_values, dtype=np.float64), _PD_FLOOR), 1.0 - _PD_FLOOR)
     raw = scale.offset + scale.factor * np.log((1.0 - p) / p)
-    return np.clip(np.rint(raw), scale.min_score, scale.max_score).astype(np.int32)
+    return np.minimum(np.maximum(np.rint(raw), scale.min_score), scale.max_score).astype(np.int32)
 
 
 def assign_tiers(scores: np.ndarray, tiers: TierThresholds | None = None) -> np.ndarray:

@@ -41,10 +41,12 @@ from typing import Any
 
 import numpy as np
 
+from modelkinds.parts import treekernels
+
 MAX_TABLE = 16_000_000  # precomputed entries (leaves x 2^depth x depth); above: the integral
 MAX_TABLE_DEPTH = 8  # more distinct features on a path: the integral
-CHUNK = 4_000_000  # array elements per block of rows (bounds a batch's memory)
-CACHE_ROWS = 32  # the agreement matrix of at most this many rows is kept for the next call
+CHUNK = 4_000_000  # rows x split nodes decided at a time (bounds a batch's memory)
+CACHE_ROWS = 32  # the split decisions of at most this many rows is kept for the next call
 
 TABLE = "precomputed per leaf"
 INTEGRAL = "Gauss-Legendre per leaf"
@@ -62,6 +64,10 @@ class _Nodes:
     default_left: list[bool]
     paths: list[tuple[float, Path]]
     outputs: list[float] = field(default_factory=list)  # each leaf's own output (forest)
+    # the trees' shape, to walk them: per node its left and right child, and each tree's root,
+    # as a node id, or -1 - leaf for a leaf
+    children: list[int] = field(default_factory=list)
+    roots: list[int] = field(default_factory=list)
 
     @classmethod
     def empty(cls) -> _Nodes:
@@ -80,21 +86,27 @@ class _Nodes:
     ) -> None:
         """One tree in flat arrays (a leaf has ``left == -1``), depth first from node 0;
         ``output``: what the tree itself answers at each node (kept per leaf when given)."""
-        stack: list[tuple[int, Path]] = [(0, [])]
+        stack: list[tuple[int, Path, int]] = [(0, [], -1)]  # node, its path, where it hangs
         while stack:
-            node, path = stack.pop()
+            node, path, at = stack.pop()
+            me = len(self.feature) if left[node] != -1 else -1 - len(self.paths)
+            if at < 0:
+                self.roots.append(me)
+            else:
+                self.children[at] = me
             if left[node] == -1:
                 self.paths.append((float(leaf_value[node]), path))
                 if output is not None:
                     self.outputs.append(float(output[node]))
                 continue
             gid = len(self.feature)
+            self.children += [0, 0]
             self.feature.append(int(feature[node]))
             self.threshold.append(float(threshold[node]))
             self.default_left.append(bool(default_left[node]))
             for child, goes_left in ((int(left[node]), True), (int(right[node]), False)):
                 ratio = float(cover[child]) / float(cover[node]) if cover[node] > 0 else 0.0
-                stack.append((child, [*path, (gid, goes_left, ratio)]))
+                stack.append((child, [*path, (gid, goes_left, ratio)], 2 * gid + (not goes_left)))
 
 
 @dataclass
@@ -105,21 +117,26 @@ class TreeShap:
     node_feature: np.ndarray  # per internal node of every tree
     node_threshold: np.ndarray  # float64 (an XGBoost float32 threshold, exactly)
     node_default_left: np.ndarray  # where a missing value goes
+    node_children: np.ndarray  # (nodes, 2): left and right child, a node or -1 - leaf
+    node_slot: np.ndarray  # the slot of the node's feature in the paths through it
+    roots: np.ndarray  # (trees,): each tree's root, a node or -1 - leaf
+    cond_start: np.ndarray  # (leaves + 1,): leaf l's path conditions are start[l]:start[l + 1]
     cond_node: np.ndarray  # per path condition: its node
     cond_left: np.ndarray  # the path goes left at this node
-    cond_slot: np.ndarray  # per path condition: flat index into (leaves, depth)
+    cond_slot: np.ndarray  # per path condition: its slot (the feature's place in the leaf)
     slot_feature: np.ndarray  # (leaves, depth): feature of each slot; n_features for padding
+    n_slots: np.ndarray  # (leaves,): the slots that test a feature (they come first)
     zero: np.ndarray  # (leaves, depth)
-    used: np.ndarray  # flat (leaves x depth) index of the slots that test a feature
     value: np.ndarray  # (leaves,)
     expected: float  # the cover-weighted mean of the leaves: expected + contributions = output
-    table_v: np.ndarray | None  # (leaves * 2^depth, depth): weight sums times the leaf value
+    table_v: np.ndarray | None  # per leaf (2^d sets x d slots): each slot's Shapley value
+    table_start: np.ndarray | None  # (leaves + 1,): where each leaf's part of table_v starts
     nodes_t: np.ndarray  # Gauss-Legendre nodes on [0, 1] (the integral)
     weights_t: np.ndarray  # and their weights
     output: np.ndarray | None = None  # (leaves,) a forest's leaf rates, tree by tree
     n_trees: int = 0
     _last: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
-    _gather: tuple[np.ndarray, ...] | None = field(default=None, repr=False)
+    _value32: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def how(self) -> str:
@@ -204,138 +221,176 @@ class TreeShap:
         slot_feature = np.full((n_leaves, depth), n_features, dtype=np.int64)
         zero = np.ones((n_leaves, depth), dtype=np.float64)
         value = np.empty(n_leaves, dtype=np.float64)
-        conds: list[tuple[int, int, bool]] = []  # flat slot, node, goes left
+        conds: list[tuple[int, int, bool]] = []  # slot, node, goes left
+        start = np.zeros(n_leaves + 1, dtype=np.int64)
+        node_slot = np.zeros(len(features_of), dtype=np.int64)
         for leaf, (v, path) in enumerate(paths):
             value[leaf] = v
+            start[leaf] = len(conds)
             slots: dict[int, int] = {}
             for gid, goes_left, ratio in path:
                 feature = features_of[gid]
                 slot = slots.setdefault(feature, len(slots))
+                node_slot[gid] = slot  # the same for every leaf below: its path starts the same
                 slot_feature[leaf, slot] = feature
                 zero[leaf, slot] *= ratio
-                conds.append((leaf * depth + slot, gid, goes_left))
+                conds.append((slot, gid, goes_left))
+        start[n_leaves] = len(conds)
+        n_slots = (slot_feature < n_features).sum(axis=1)
         limit = MAX_TABLE if max_table is None else max_table
-        table_v = None
+        table_v = table_start = None
         if depth <= MAX_TABLE_DEPTH and n_leaves * (2**depth) * depth <= limit:
             table = _table(zero, depth) * value[:, None, None]
-            table_v = table.reshape(n_leaves * 2**depth, depth)
+            table_v, table_start = _own_slots(table, n_slots, zero)
         x, w = np.polynomial.legendre.leggauss(max(1, math.ceil(depth / 2)))
         return cls(
             n_features=n_features,
             depth=depth,
             inclusive=inclusive,
-            node_feature=np.asarray(nodes.feature, dtype=np.int64),
+            node_feature=np.asarray(nodes.feature, dtype=np.int32),
             node_threshold=np.asarray(nodes.threshold, dtype=np.float64),
             node_default_left=np.asarray(nodes.default_left, dtype=bool),
-            cond_node=np.asarray([c[1] for c in conds], dtype=np.int64),
+            node_children=np.asarray(nodes.children, dtype=np.int64).reshape(-1, 2),
+            node_slot=node_slot,
+            roots=np.asarray(nodes.roots, dtype=np.int64),
+            cond_start=start,
+            cond_node=np.asarray([c[1] for c in conds], dtype=np.int32),
             cond_left=np.asarray([c[2] for c in conds], dtype=bool),
-            cond_slot=np.asarray([c[0] for c in conds], dtype=np.int64),
-            slot_feature=slot_feature,
+            cond_slot=np.asarray([c[0] for c in conds], dtype=np.int32),
+            slot_feature=slot_feature.astype(np.int32),
+            n_slots=n_slots,
             zero=zero,
-            used=np.flatnonzero(slot_feature.ravel() < n_features),
             value=value,
             expected=float(np.sum(value * zero.prod(axis=1))),
             table_v=table_v,
+            table_start=table_start,
             nodes_t=(x + 1.0) / 2.0,
             weights_t=w / 2.0,
             output=np.asarray(nodes.outputs, dtype=np.float64) if nodes.outputs else None,
             n_trees=n_trees,
         )
 
-    def _agree(self, x: np.ndarray) -> np.ndarray:
-        """(rows, leaves, depth) 0/1: the row satisfies every split of the leaf's path on the
-        slot's feature (padding slots always agree)."""
-        n = x.shape[0]
-        x32 = np.asarray(x, dtype=np.float32)
-        fv = x32[:, self.node_feature]  # each split decided once, shared by its leaves
-        below = fv <= self.node_threshold if self.inclusive else fv < self.node_threshold
-        go_left = np.where(np.isnan(fv), self.node_default_left, below)
-        rows, conds = np.nonzero(go_left[:, self.cond_node] != self.cond_left)
-        # a slot agrees when none of its conditions failed (a feature may repeat on a path)
-        one = np.ones(n * self.zero.size, dtype=np.float64)
-        one[rows * self.zero.size + self.cond_slot[conds]] = 0.0
-        return one.reshape(n, *self.zero.shape)
+    def _decide(self, x: np.ndarray) -> np.ndarray:
+        """What the leaves are read from, per row: with the table, each leaf's code (bit ``s``
+        set when the row satisfies the path's conditions on slot ``s``); with the integral
+        (paths of any depth), where the row goes at every split. Each split is decided once."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        split = (self.node_feature, self.node_threshold, self.node_default_left, self.inclusive)
+        if self.table_v is not None:
+            return treekernels.leaf_codes(
+                x, *split, self.node_slot, self.node_children, self.roots, len(self.value)
+            )
+        return treekernels.decide(x, *split)
 
-    def _agree_once(self, x: np.ndarray) -> np.ndarray:
-        """:meth:`_agree`, kept for the last small matrix: the API asks a forest for the
-        probability and then the reasons of the same rows, and both start from it."""
+    def _decide_once(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`_decide`, kept for the last small matrix: the API asks for the probability
+        and then the reasons of the same rows, and both start from it."""
         last = self._last
         if last is not None and last[0] is x:
             return last[1]
-        one = self._agree(x)
+        state = self._decide(x)
         if x.shape[0] <= CACHE_ROWS:
-            self._last = (x, one)
-        return one
+            self._last = (x, state)
+        return state
 
     def forest_proba(self, x: np.ndarray) -> np.ndarray:
         """A forest's probability per row from the leaf each tree reaches (the leaf whose every
         split the row satisfies): its rates summed tree by tree in order, over the number of
         trees, as ``predict_proba`` and :meth:`modelkinds.parts.forest.Forest.proba` do."""
         assert self.output is not None and self.n_trees > 0
-        x = np.asarray(x)
-        reached = self._agree_once(x).all(axis=2)  # (rows, leaves): one leaf per tree
-        rates = self.output[np.nonzero(reached)[1]].reshape(x.shape[0], self.n_trees)
-        return np.cumsum(rates, axis=1)[:, -1] / self.n_trees
+        state = self._decide_once(np.asarray(x))
+        if self.table_v is not None:
+            total = treekernels.code_sum64(state, self.n_slots, self.output)
+        else:
+            total = treekernels.walk_sum64(state, self.roots, self.node_children, self.output)
+        return total / self.n_trees
 
     def margin32(self, x: np.ndarray, base: np.float32) -> np.ndarray:
         """A booster's margin per row as XGBoost sums it: in float32, ``base`` and then the
         leaf each tree reaches, tree by tree (the caller checks it against the booster)."""
-        x = np.asarray(x)
-        reached = self._agree_once(x).all(axis=2)  # (rows, leaves): one leaf per tree
-        leaves = self.value[np.nonzero(reached)[1]].astype(np.float32).reshape(x.shape[0], -1)
-        start = np.full((x.shape[0], 1), base, dtype=np.float32)
-        return np.cumsum(np.hstack([start, leaves]), axis=1, dtype=np.float32)[:, -1]
+        state = self._decide_once(np.asarray(x))
+        if self.table_v is not None:
+            return treekernels.code_sum32(state, self.n_slots, self._values32(), np.float32(base))
+        return treekernels.walk_sum32(
+            state, self.roots, self.node_children, self._values32(), np.float32(base)
+        )
 
-    def _phi_table(self, one: np.ndarray) -> np.ndarray:
-        """(rows, used slots) Shapley values of the slots that test a feature, from the table
-        (padding slots have none: their value is 0)."""
-        assert self.table_v is not None
-        n = one.shape[0]
-        if self._gather is None:  # per model, not per call: where each used slot's entries sit
-            used, leaf = self.used, self.used // self.depth
-            index = (leaf * (2**self.depth)) * self.depth + used % self.depth
-            pow2 = 2.0 ** np.arange(self.depth)
-            self._gather = (leaf, index, self.zero.reshape(-1)[used], pow2)
-        leaf, index, zero_used, pow2 = self._gather
-        agree = (one @ pow2).astype(np.int64)  # (rows, leaves)
-        entries = self.table_v.reshape(-1)[index + agree[:, leaf] * self.depth]
-        return (one.reshape(n, -1)[:, self.used] - zero_used) * entries
+    def _values32(self) -> np.ndarray:
+        if self._value32 is None:
+            self._value32 = self.value.astype(np.float32)
+        return self._value32
 
-    def _phi(self, one: np.ndarray) -> np.ndarray:
-        """(rows, leaves, depth) Shapley values of every leaf's slots, by the integral."""
-        diff = (one - self.zero).transpose(0, 2, 1)  # (rows, depth, leaves): leaves inner
-        g = self.zero.T + diff[:, None] * self.nodes_t[None, :, None, None]  # (r, q, d, l)
-        loo = np.empty_like(g)  # prod over j != i of g_j, as (before i) * (after i)
-        loo[:, :, 0] = 1.0
-        for k in range(1, self.depth):
-            loo[:, :, k] = loo[:, :, k - 1] * g[:, :, k - 1]
-        after = np.ones_like(g[:, :, 0])
-        for k in range(self.depth - 2, -1, -1):
-            after = after * g[:, :, k + 1]
-            loo[:, :, k] *= after
-        integral = np.einsum("q,rqdl->rdl", self.weights_t, loo)
-        return (diff * integral * self.value).transpose(0, 2, 1)
+    def warm_up(self) -> None:
+        """Compile (or load from numba's on-disk cache) every loop this ensemble runs, on a
+        row of NaNs, so that the first request does not pay for it."""
+        row = np.full((1, self.n_features), np.nan)
+        self.contributions(row)
+        self.margin32(row, np.float32(0))
+        if self.output is not None:
+            self.forest_proba(row)
+        self._last = None
+
+    def _sums(self, state: np.ndarray) -> np.ndarray:
+        """(rows, features) Shapley values, by the table or the integral."""
+        if self.table_v is not None:
+            assert self.table_start is not None
+            return treekernels.table_contributions(
+                state,
+                self.slot_feature,
+                self.n_slots,
+                self.table_v,
+                self.table_start,
+                self.n_features,
+            )
+        return treekernels.integral_contributions(
+            state,
+            self.cond_start,
+            self.cond_node,
+            self.cond_left,
+            self.cond_slot,
+            self.slot_feature,
+            self.n_slots,
+            self.zero,
+            self.value,
+            self.nodes_t,
+            self.weights_t,
+            self.n_features,
+        )
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """(rows x features) SHAP values in the ensemble's output units, without the bias
         (``expected``)."""
         x = np.asarray(x)
-        out = np.zeros((x.shape[0], self.n_features), dtype=np.float64)
-        if x.shape[0] == 0:
-            return out
-        table = self.table_v is not None
-        per_row = self.zero.size * (1 if table else 3 * len(self.nodes_t))
-        step = max(1, CHUNK // max(per_row, 1))
-        feature = self.slot_feature.reshape(-1)[self.used] if table else self.slot_feature.ravel()
-        for start in range(0, x.shape[0], step):
-            block = x if x.shape[0] <= step else x[start : start + step]
-            one = self._agree_once(block)
-            phi = self._phi_table(one) if table else self._phi(one).reshape(len(block), -1)
-            sums = np.zeros((block.shape[0], self.n_features + 1), dtype=np.float64)
-            for r in range(block.shape[0]):
-                sums[r] = np.bincount(feature, weights=phi[r], minlength=self.n_features + 1)
-            out[start : start + step] = sums[:, : self.n_features]
-        return out
+        step = max(1, CHUNK // max(len(self.node_feature), 1))
+        if x.shape[0] <= step:
+            return self._sums(self._decide_once(x))
+        return np.vstack(
+            [self._sums(self._decide(x[i : i + step])) for i in range(0, len(x), step)]
+        )
+
+
+def _own_slots(
+    table: np.ndarray, own: np.ndarray, zero: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each leaf's part of the table over its own ``d`` slots, as the slot's Shapley value
+    itself, ``(agrees - zero) * entry`` for every set the row can agree with: a leaf's padding
+    slots always agree, so of its ``2^depth x depth`` entries a row can read ``2^d x d``, and
+    then nothing else about the slot (the same values as multiplying per row, a fraction of
+    the memory a row reads). Flat, leaf after leaf."""
+    n_leaves, n_sets, _ = table.shape
+    size = (2**own) * own
+    start = np.zeros(n_leaves + 1, dtype=np.int64)
+    np.cumsum(size, out=start[1:])
+    flat = np.empty(int(start[-1]), dtype=np.float64)
+    for d in (int(d) for d in np.unique(own)):
+        leaves = np.flatnonzero(own == d)
+        padding = (n_sets - 1) ^ ((1 << d) - 1)  # the bits of the padding slots: set
+        sets = np.arange(2**d)
+        agrees = ((sets[:, None] >> np.arange(d)) & 1).astype(np.float64)  # (sets, slots)
+        entries = table[leaves][:, sets | padding, :d]
+        phi = (agrees[None, :, :] - zero[leaves, None, :d]) * entries
+        flat[start[leaves][:, None] + np.arange(2**d * d)[None, :]] = phi.reshape(len(leaves), -1)
+    return flat, start
 
 
 def _table(zero: np.ndarray, depth: int) -> np.ndarray:

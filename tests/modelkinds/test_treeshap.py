@@ -148,3 +148,50 @@ def test_the_forest_kind_batch_and_compiled_reasons_are_the_same_treeshap() -> N
     saabas = np.asarray(kind.contributions(forest, rows, False))
     assert not np.allclose(saabas, batch, atol=1e-6)
     np.testing.assert_allclose(saabas.sum(axis=1), batch.sum(axis=1), rtol=0, atol=1e-9)
+
+
+def _compiled_signatures() -> dict[str, int]:
+    from modelkinds.parts import treekernels
+
+    return {
+        name: len(kernel.signatures)
+        for name, kernel in vars(treekernels).items()
+        if hasattr(kernel, "signatures")
+    }
+
+
+@pytest.mark.parametrize("max_table", [None, 0], ids=["table", "integral"])
+def test_the_loops_are_compiled_at_load_and_the_probability_is_the_forests(
+    max_table: int | None,
+) -> None:
+    """warm_up compiles every loop a request runs (a request compiles nothing more), and the
+    probability from the leaves the row reaches is the trees' own, summed in their order."""
+    from modelkinds.parts.forest import Forest
+
+    x, y = data(400, 9)
+    forest = RandomForestClassifier(n_estimators=8, max_depth=5, random_state=0).fit(x, y)
+    shap = TreeShap.of_forest(forest, max_table=max_table)
+    shap.warm_up()
+    ready = _compiled_signatures()
+    rows, _ = data(21, 10)
+    few = [shap.forest_proba(rows[i : i + 3]) for i in range(0, len(rows), 3)]
+    one = [shap.contributions(rows[i : i + 3]) for i in range(0, len(rows), 3)]
+    assert _compiled_signatures() == ready
+    assert np.array_equal(np.concatenate(few), Forest.of(forest).proba(rows))
+    np.testing.assert_allclose(np.vstack(one), forest_shap(forest, rows), rtol=0, atol=1e-9)
+
+
+def test_boosters_whose_trees_are_single_leaves_explain_nothing() -> None:
+    import xgboost as xgb
+
+    x, y = data(300, 11)
+    model = xgb.XGBClassifier(n_estimators=4, max_depth=3, min_child_weight=1e9, n_jobs=1)
+    booster = model.fit(x, y).get_booster()
+    rows, _ = data(5, 12)
+    reference = booster.predict(xgb.DMatrix(rows), pred_contribs=True)
+    assert np.array_equal(reference[:, :-1], np.zeros_like(rows))
+    for max_table in (None, 0):
+        shap = TreeShap.of(booster, max_table=max_table)
+        assert np.array_equal(shap.contributions(rows), np.zeros_like(rows))
+        # every row reaches each tree's only leaf: the sum of the leaves, the expected value
+        np.testing.assert_allclose(shap.margin32(rows, np.float32(0.0)), shap.expected, atol=1e-6)

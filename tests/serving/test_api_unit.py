@@ -84,3 +84,29 @@ def test_latest_row_per_account_goes_online_without_the_label() -> None:
         "repayment_status_m1": 2,
         "obs_date": "2026-01-31",
     }
+
+
+def test_after_a_load_the_heap_is_frozen_and_new_garbage_still_collected() -> None:
+    import gc
+    import weakref
+
+    from serving.service import settle_heap
+
+    class Node(list):  # type: ignore[type-arg]
+        """Holds itself: a cycle, which only the collector frees."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.append(self)
+
+    loaded = [Node() for _ in range(3)]  # what a champion's load leaves alive
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 0
+        tracked = {id(o) for o in gc.get_objects()}
+        assert not any(id(node) in tracked for node in loaded)  # full collections skip it
+        garbage = weakref.ref(Node())  # a request's cyclic garbage after the load
+        gc.collect()
+        assert garbage() is None
+    finally:
+        gc.unfreeze()
