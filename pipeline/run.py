@@ -67,6 +67,64 @@ def register(subparsers: Any) -> None:
     run.set_defaults(func=run_cmd)
 
 
+class ProgressPrinter:
+    """While the orchestrator runs the steps, their progress (``riskstream.progress``: done of
+    total, rate, ETA) on the console. On a terminal one status line is rewritten in place; in a
+    log (not a terminal) each running phase gets a plain line every ``every`` seconds."""
+
+    def __init__(
+        self,
+        state_dir: Any,
+        since: float,
+        *,
+        tty: bool | None = None,
+        every: float = 30.0,
+        out: Any = None,
+    ) -> None:
+        import sys
+
+        self.state_dir = state_dir
+        self.since = since
+        self.out = out or sys.stdout
+        self.tty = self.out.isatty() if tty is None else tty
+        self.every = every
+        self._said: dict[str, float] = {}
+        self._shown = False
+
+    def tick(self) -> None:
+        """Show the phases running now (published within the last minute, not finished)."""
+        from riskstream.progress import read_progress
+
+        now = time.time()
+        running = [
+            s
+            for s in read_progress(self.state_dir, self.since)
+            if not s.finished and now - s.updated < 60
+        ]
+        if self.tty:
+            import shutil
+
+            width = shutil.get_terminal_size((WIDTH, 20)).columns - 1
+            text = " | ".join(s.line() for s in running)
+            self.clear()
+            if text:
+                self.out.write(shorten("    " + text, width))
+                self.out.flush()
+                self._shown = True
+            return
+        for snap in running:
+            if now - self._said.get(snap.label, 0.0) >= self.every:
+                self._said[snap.label] = now
+                print(f"    ... {snap.line()}", file=self.out, flush=True)
+
+    def clear(self) -> None:
+        """Remove the status line (before any other line is printed)."""
+        if self._shown:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+            self._shown = False
+
+
 class Phases:
     """Wall time per phase, printed at the end and saved for `make bench`."""
 
@@ -172,8 +230,10 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
     print(f"==> pipeline: triggered {PIPELINE_DAG_ID} run {run_id} with {conf}")
     print(f"    portfolio {portfolio!r}: its own features, model, champion and scores")
     print(f"    follow it at {settings.airflow_url}/dags/{PIPELINE_DAG_ID}")
+    printer = ProgressPrinter(settings.state_dir, time.time())
     with phases.phase("pipeline run in Airflow"):
-        states = follow(client, PIPELINE_DAG_ID, run_id, args.timeout, phases)
+        states = follow(client, PIPELINE_DAG_ID, run_id, args.timeout, phases, printer)
+    printer.clear()
     final = client.run_state(PIPELINE_DAG_ID, run_id)
 
     results = {task: client.xcom(PIPELINE_DAG_ID, run_id, task) for task in states}
@@ -268,10 +328,12 @@ def _run_on_stepfunctions(
     print(f"    portfolio {portfolio!r}: its own features, model, champion and scores")
     print(f"    follow it with `riskstream sfn history {name}`")
     started = time.monotonic()
+    printer = ProgressPrinter(settings.state_dir, time.time())
 
     def said(run: Any) -> None:
         if run.type not in ("Task", "Choice", "Fail"):
             return
+        printer.clear()
         extra = f" in {run.seconds:.1f}s" if run.seconds is not None else ""
         if run.attempts > 1:
             extra += f" (attempt {run.attempts})"
@@ -282,9 +344,13 @@ def _run_on_stepfunctions(
 
     with phases.phase("pipeline run in Step Functions"):
         try:
-            outcome = sfn.wait(settings, execution, args.timeout, on_change=said)
+            outcome = sfn.wait(
+                settings, execution, args.timeout, on_change=said, on_poll=printer.tick
+            )
         except sfn.SfnError as exc:
             raise CommandError(str(exc)) from None
+        finally:
+            printer.clear()
     final = "success" if outcome.status == "SUCCEEDED" else "failed"
     states = {
         run.task_id: {
@@ -313,9 +379,15 @@ def _run_on_stepfunctions(
 
 
 def follow(
-    client: Any, dag_id: str, run_id: str, timeout: float, phases: Phases
+    client: Any,
+    dag_id: str,
+    run_id: str,
+    timeout: float,
+    phases: Phases,
+    printer: ProgressPrinter | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Print each task's state changes until the run ends; record task durations as phases."""
+    """Print each task's state changes until the run ends; record task durations as phases;
+    between looks, the running tasks' progress (``printer``)."""
     started = time.monotonic()
     seen: dict[str, str] = {}
     states: dict[str, dict[str, Any]] = {}
@@ -334,10 +406,14 @@ def follow(
                     phases.items.append((f"  task {task_id}", float(ti["duration"])))
                 if ti.get("try_number", 1) and ti.get("try_number", 1) > 1:
                     extra += f" (attempt {ti['try_number']})"
+                if printer is not None:
+                    printer.clear()
                 print(f"    [{elapsed:6.0f}s] {task_id:<24} {state}{extra}", flush=True)
         run_state = client.run_state(dag_id, run_id)
         if run_state in ("success", "failed"):
             return client.task_states(dag_id, run_id)
+        if printer is not None:
+            printer.tick()
         time.sleep(3)
     raise CommandError(
         f"the pipeline run {run_id} did not finish within {timeout:.0f}s; it goes on in Airflow"
