@@ -130,10 +130,12 @@ class Phases:
 
     def __init__(self) -> None:
         self.items: list[tuple[str, float]] = []
+        self.started_at: dict[str, float] = {}  # wall-clock start of each phase (time.time())
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         started = time.monotonic()
+        self.started_at[name] = time.time()
         print(f"==> {name}", flush=True)
         try:
             yield
@@ -505,7 +507,7 @@ def _finish(
     print_summary(
         settings.for_portfolio(portfolio), final, states, results, phases, total, engine=engine
     )
-    _save_timings(settings, run_id, final, phases, states)
+    _save_timings(settings, run_id, final, phases, states, results)
 
 
 def print_summary(
@@ -617,8 +619,10 @@ def _save_timings(
     final: str,
     phases: Phases,
     states: dict[str, dict[str, Any]] | None = None,
+    results: dict[str, Any] | None = None,
 ) -> None:
-    """The run's phases and each task's final state, for `make bench`."""
+    """The run's phases (with their wall-clock starts), each task's final state, start and end,
+    and the numbers of its result, for `make bench` (benchmarks/bench_run.py, bench_scale.py)."""
     out = settings.state_dir / "runs" / "last-run.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -628,6 +632,20 @@ def _save_timings(
                 "state": final,
                 "phases": [[n, s] for n, s in phases.items],
                 "tasks": {task: ti.get("state") for task, ti in (states or {}).items()},
+                "phase_started_at": phases.started_at,
+                "task_times": {
+                    task: [ti.get("start_date"), ti.get("end_date")]
+                    for task, ti in (states or {}).items()
+                },
+                "task_numbers": {
+                    task: {
+                        k: v
+                        for k, v in result.items()
+                        if isinstance(v, int | float) and not isinstance(v, bool)
+                    }
+                    for task, result in (results or {}).items()
+                    if isinstance(result, dict)
+                },
             },
             indent=2,
         )
