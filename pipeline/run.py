@@ -67,6 +67,9 @@ def register(subparsers: Any) -> None:
     run.set_defaults(func=run_cmd)
 
 
+STALE_SECONDS = 1800.0  # a phase silent this long (its process gone) is no longer shown
+
+
 class ProgressPrinter:
     """While the orchestrator runs the steps, their progress (``riskstream.progress``: done of
     total, rate, ETA) on the console. On a terminal one status line is rewritten in place; in a
@@ -92,14 +95,18 @@ class ProgressPrinter:
         self._shown = False
 
     def tick(self) -> None:
-        """Show the phases running now (published within the last minute, not finished)."""
+        """Show the phases running now (published by this run, not finished, not silent for
+        half an hour), their clocks moved on to now."""
+        from dataclasses import replace
+
         from riskstream.progress import read_progress
 
         now = time.time()
+        # a phase between two counts (a long fit) is still running: its clock goes on
         running = [
-            s
+            replace(s, elapsed=s.elapsed + max(0.0, now - s.updated))
             for s in read_progress(self.state_dir, self.since)
-            if not s.finished and now - s.updated < 60
+            if not s.finished and now - s.updated < STALE_SECONDS
         ]
         if self.tty:
             import shutil

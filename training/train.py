@@ -191,10 +191,18 @@ def _in_time_metrics(
 
 
 def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str, Any]:
-    """Search, fit, evaluate and log one model as a nested run of ``parent_run_id``."""
+    """Search, fit, evaluate and log one model as a nested run of ``parent_run_id``; its
+    progress (the fits: trials, folds, refit) in the log and for `riskstream run`."""
+    check_kind(model)
+    with Progress.in_state_dir(settings.state_dir, f"train {model}", None, "fits") as progress:
+        return _train_model(settings, parent_run_id, model, progress)
+
+
+def _train_model(
+    settings: Settings, parent_run_id: str, model: str, progress: Progress
+) -> dict[str, Any]:
     from mlflow.models import infer_signature
 
-    check_kind(model)
     mlflow = _mlflow(settings)
     parent, config, prepared = _prepare_for_parent(settings, parent_run_id)
     cols = prepared.columns.all
@@ -206,10 +214,7 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
     # Past one machine (a large table, a cluster master, a kind that can): the fits on Spark.
     # a large table: the search on a sample of whole accounts, the refit on every row
     budget = dataclasses.replace(config.budget, search_rows=settings.training_search_rows)
-    with (
-        where_to_fit(settings, model, len(x_train)) as refit,
-        Progress.in_state_dir(settings.state_dir, f"train {model}", None, "fits") as progress,
-    ):
+    with where_to_fit(settings, model, len(x_train)) as refit:
         fitted = fit_with_search(
             model,
             x_train,
