@@ -20,17 +20,26 @@ def size_label(accounts: int, base: int = DEFAULT_ACCOUNTS) -> str:
     return f"{ratio:g}x"
 
 
+# (service, words of a command line): a process is counted under the first whose word it has
+BY_COMMAND = (
+    (AIRFLOW_TASKS, ("LocalExecutor", "task runner", "task supervisor", " tasks run ")),
+    ("airflow", ("bin/airflow ", "airflow standalone", "airflow scheduler")),
+    ("cloud", ("infra.moto_server",)),
+    ("mlflow", ("mlflow",)),
+    ("spark", ("etl.session_server", "pyspark.daemon", "org.apache.spark", "spark-class")),
+)
+
+
 def service_of(owner: str | None, cmdline: str) -> str:
-    """The service a process is counted under: the managed service whose process tree holds it
-    (its pid file's name), with Airflow's task processes (where the steps run: producing,
-    landing, training, scoring) apart from Airflow itself; else the console of the run."""
-    if owner is None:
-        return CONSOLE
-    if owner == "airflow" and ("task runner" in cmdline or "task supervisor" in cmdline):
-        return AIRFLOW_TASKS
-    if owner == "airflow" and " tasks run " in f" {cmdline} ":
-        return AIRFLOW_TASKS
-    return owner
+    """The service a process is counted under: by its command line where that says (Airflow's
+    task processes, where the steps run: producing, landing, training, scoring, apart from
+    Airflow itself), else the managed service whose process tree holds it (its pid file's
+    name), else the console of the run."""
+    padded = f" {cmdline} "
+    for service, words in BY_COMMAND:
+        if any(word in padded for word in words):
+            return service
+    return owner or CONSOLE
 
 
 @dataclass

@@ -34,6 +34,9 @@ def test_sizes_are_named_by_their_multiple_of_the_default(accounts: int, label: 
         ("airflow", "airflow scheduler", "airflow"),
         ("airflow", "airflow task runner: credit_risk_pipeline train_xgb", AIRFLOW_TASKS),
         ("airflow", "airflow task supervisor: [...]", AIRFLOW_TASKS),
+        (None, "airflow worker -- LocalExecutor: 01a244ef", AIRFLOW_TASKS),
+        (None, "/venv/bin/python /venv/bin/airflow dag-processor", "airflow"),
+        ("api", "/venv/bin/python -m serving.api --port 1", "api"),
         ("spark", "java -cp ... org.apache.spark.deploy.SparkSubmit", "spark"),
     ],
 )
