@@ -287,6 +287,26 @@ def search_sample(
     return np.flatnonzero(keep[first])
 
 
+def _inner_split(
+    rows: np.ndarray, y: np.ndarray, groups: np.ndarray | None, budget: SearchBudget
+) -> tuple[np.ndarray, np.ndarray]:
+    """The search's inner split of ``rows`` (positions): fit and validation rows, stratified,
+    an account's rows on one side (with ``groups``)."""
+    if groups is None:
+        fit_idx, val_idx = train_test_split(
+            rows,
+            test_size=budget.validation_size,
+            random_state=budget.seed,
+            stratify=y[rows],
+        )
+        return fit_idx, val_idx
+    inner = StratifiedGroupKFold(
+        max(2, round(1 / budget.validation_size)), shuffle=True, random_state=budget.seed
+    )
+    fit_pos, val_pos = next(inner.split(np.zeros(len(rows)), y[rows], np.asarray(groups)[rows]))
+    return rows[fit_pos], rows[val_pos]
+
+
 def fit_with_search(
     kind: str,
     x: pd.DataFrame,
@@ -316,7 +336,9 @@ def fit_with_search(
     Same data, columns and seed give the same model on any machine unless the guard bites.
 
     With more training rows than ``budget.search_rows``, step 1 runs on a sample of about that
-    many (:func:`search_sample`: whole accounts, stratified); steps 2 and 3 see every row.
+    many (:func:`search_sample`: whole accounts, stratified); steps 2 and 3 see every row, and
+    what the chosen trial fixed itself (XGBoost's rounds) is fixed again on the inner split of
+    every row (on one machine; with ``refit`` the sample's stays).
 
     With ``refit`` (a large table and a Spark cluster), step 1 runs here on a stratified sample
     of at most ``refit.search_rows`` training rows, and the fits of steps 2 and 3 (all rows)
@@ -341,21 +363,7 @@ def fit_with_search(
             len(y),
             "whole accounts, stratified" if groups is not None else "stratified",
         )
-    if groups is None:
-        fit_idx, val_idx = train_test_split(
-            searched,
-            test_size=budget.validation_size,
-            random_state=budget.seed,
-            stratify=y[searched],
-        )
-    else:
-        inner = StratifiedGroupKFold(
-            max(2, round(1 / budget.validation_size)), shuffle=True, random_state=budget.seed
-        )
-        fit_pos, val_pos = next(
-            inner.split(np.zeros(len(searched)), y[searched], np.asarray(groups)[searched])
-        )
-        fit_idx, val_idx = searched[fit_pos], searched[val_pos]
+    fit_idx, val_idx = _inner_split(searched, y, groups, budget)
     x_fit, x_val = x.iloc[fit_idx], x.iloc[val_idx]
     y_fit, y_val = y[fit_idx], y[val_idx]
     if len(np.unique(y_val)) < 2 or len(np.unique(y_fit)) < 2 or int(y.sum()) < budget.cv_folds:
@@ -375,6 +383,7 @@ def fit_with_search(
     transformed: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
     trials: list[Trial] = []
     best: tuple[float, dict[str, Any]] | None = None
+    chosen: dict[str, Any] = {}  # the best trial's configuration as drawn
     stopped_by = "trials"
     for params in candidates:
         elapsed = clock() - started
@@ -407,13 +416,28 @@ def fit_with_search(
             "%s trial %d: validation AUC %.4f in %.1fs %s", kind, len(trials), auc, seconds, found
         )
         if best is None or auc > best[0]:  # ties: the earlier trial wins
-            best = (auc, found)
+            best, chosen = (auc, found), params
         if progress is not None:
             progress.update(1)
     assert best is not None  # at least one trial always runs
+    _, params = best
+    settled = False
+    if refit is None and len(searched) < len(y) and params != chosen:
+        # What the trial fixed (XGBoost's rounds, by early stopping) was found on the sample;
+        # a larger table carries more: fix it again on the inner split of every training row.
+        all_fit, all_val = _inner_split(np.arange(len(y)), y, groups, budget)
+        pre = build_preprocess(kind, columns, chosen.get("variant"))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Bins whose width are too small")
+            t_fit, t_val = pre.fit_transform(x.iloc[all_fit]), pre.transform(x.iloc[all_val])
+        weight = float((y[all_fit] == 0).sum() / max((y[all_fit] == 1).sum(), 1))
+        _, params = _fit_trial(kind, chosen, t_fit, y[all_fit], t_val, y[all_val], weight, budget)
+        settled = True
+        if progress is not None:  # one fit more than planned
+            progress.set(progress.done + 1, total=(progress.total or 0) + 1)
+        logger.info("%s: the chosen configuration settled on every training row: %s", kind, params)
     if progress is not None and stopped_by == "time":  # fewer trials than planned
         progress.set(len(trials), total=len(trials) + budget.cv_folds + 1)
-    _, params = best
     full_weight = float((y == 0).sum() / max((y == 1).sum(), 1))
 
     def make() -> Pipeline:
@@ -464,6 +488,7 @@ def fit_with_search(
             "cv_roc_auc": float(roc_auc_score(y, oof_raw)),
             "search_rows": len(searched),
             "search_seconds": sum(t.seconds for t in trials),
+            "search_settled_on_all_rows": settled,
             "fit_engine": FIT_ONE_MACHINE if refit is None else refit.engine,
             "fit_where": {} if refit is None else dict(refit.where),
         },

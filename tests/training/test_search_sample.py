@@ -91,3 +91,16 @@ def test_the_search_uses_the_sample_only_above_the_threshold() -> None:
 def test_a_threshold_below_100_rows_is_refused() -> None:
     with pytest.raises(ValueError, match="search_rows=10"):
         SearchBudget(search_rows=10)
+
+
+def test_what_the_trial_fixed_is_fixed_again_on_every_row() -> None:
+    """XGBoost's rounds (early stopping) found on the sample are found again on every row's
+    inner split; a kind whose trial fixes nothing is not fitted again."""
+    _, groups = _panel(accounts=150)
+    x, y = _table(groups)
+    budget = SearchBudget(max_trials=1, cv_folds=2, search_rows=400)
+    xgb = fit_with_search("xgb", x, y, feature_columns(x), budget, groups=groups)
+    assert xgb.extra["search_settled_on_all_rows"] is True
+    assert xgb.best_params["n_estimators"] != xgb.trials[0].params["n_estimators"]
+    lr = fit_with_search("lr", x, y, feature_columns(x), budget, groups=groups)
+    assert lr.extra["search_settled_on_all_rows"] is False
