@@ -121,8 +121,12 @@ def _cloud_restart(env: dict[str, str], riskstream: list[str], state: Path) -> f
             os.killpg(pid, signal.SIGKILL)
         time.sleep(1.0)
     began = time.perf_counter()
-    subprocess.run([*riskstream, "cloud", "up"], env=env, cwd=ROOT, check=True, timeout=900)
-    return time.perf_counter() - began
+    answer = subprocess.run([*riskstream, "cloud", "up"], env=env, cwd=ROOT, timeout=900)
+    seconds = time.perf_counter() - began
+    if answer.returncode != 0:  # it did not answer within the service's start timeout
+        print(f"the cloud did not come back ({seconds:.0f} s): see its log", file=sys.stderr)
+        return float("nan")
+    return seconds
 
 
 def _du_mb(path: Path) -> float:
@@ -134,6 +138,20 @@ def _du_mb(path: Path) -> float:
             except OSError:
                 continue
     return total / 2**20
+
+
+def _keep(state: Path, label: str, sampler: Sampler) -> None:
+    """The run's record and the memory peaks so far, beside the results (benchmarks/out/)."""
+    out = ROOT / "benchmarks" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        (out / f"scale_{label}.last-run.json").write_text(
+            (state / "runs" / "last-run.json").read_text()
+        )
+    peaks = sampler.peaks
+    (out / f"scale_{label}.peaks.json").write_text(
+        json.dumps({"by_service": peaks.by_service, "total": peaks.total}, indent=2)
+    )
 
 
 def one_size(accounts: int, base_dir: str | None) -> dict[str, Any]:
@@ -154,6 +172,7 @@ def one_size(accounts: int, base_dir: str | None) -> dict[str, Any]:
                 total = time.perf_counter() - began
                 time.sleep(2.0)  # the services as the run left them: one more sample
             state_mb = _du_mb(state / "cloud")
+            _keep(state, label, sampler)  # what was measured so far, whatever comes next
             restart = _cloud_restart(env, riskstream, state)
         finally:
             if process.poll() is None:
@@ -268,6 +287,9 @@ def rows_for(runs: list[dict[str, Any]]) -> list[Row]:
                 reference_value=run["cloud_state_mb"],
                 target=f"<= {goals['restart']:g} s" if "restart" in goals else "",
                 met=run["restart_seconds"] <= goals["restart"] if "restart" in goals else None,
+                note=""
+                if run["restart_seconds"] == run["restart_seconds"]
+                else "no answer within `riskstream cloud up`'s start timeout (120 s)",
                 id=f"cloud.durable.restart_seconds_{label}",
             )
         )
