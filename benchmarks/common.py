@@ -151,5 +151,6 @@ def private_stack_env(state: str, prefix: str) -> dict[str, str]:
         "RISKSTREAM_DASHBOARD_URL": f"http://127.0.0.1:{free_port()}",
         "RISKSTREAM_SPARK_SESSION_URL": f"http://127.0.0.1:{free_port()}",
         "RISKSTREAM_SFN_WORKER_URL": f"http://127.0.0.1:{free_port()}",
+        "RISKSTREAM_LIVE_URL": f"http://127.0.0.1:{free_port()}",
         "RISKSTREAM_PREFIX": prefix,
     }

@@ -2,6 +2,9 @@
 
 python benchmarks/run_all.py [--only NAME] [--quick] [--merge]
 
+bench_scale.py (the 100x portfolio, about an hour: `make bench-scale`) runs only when named
+with ``--only scale``.
+
 ``--merge`` (with ``--only``) keeps the last results and replaces only the rows the re-run
 scripts wrote, by id; the machine line then says what was re-run and when.
 """
@@ -18,6 +21,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ON_REQUEST = {"scale": "make bench-scale"}  # run only when --only names them
 
 
 def main() -> int:
@@ -35,6 +39,10 @@ def main() -> int:
     scripts = sorted(HERE.glob("bench_*.py"))
     if args.only:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in args.only]
+    else:
+        for name, target in ON_REQUEST.items():
+            print(f"(bench_{name}.py is not run by `make bench`: `{target}` runs it)")
+        scripts = [s for s in scripts if s.stem.removeprefix("bench_") not in ON_REQUEST]
     out_dir = HERE / "out"
     rows: list[dict[str, object]] = []
     failures: list[str] = []

@@ -80,10 +80,27 @@ def _curated_to_risk_tables_job(
     return job.run(spark, settings, job.options(settings, run_date=run_date))
 
 
+def _with_progress(name: str, body: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """``body`` with its Spark tasks counted as it runs (etl.spark_progress), so the run's
+    console and the job's log show its pace."""
+
+    def job(spark: SparkSession, settings: Settings, **kwargs: Any) -> dict[str, Any]:
+        from etl.spark_progress import spark_progress
+
+        with spark_progress(spark, settings.state_dir, name):
+            return body(spark, settings, **kwargs)
+
+    job.__name__ = job.__qualname__ = body.__name__
+    return job
+
+
 SESSION_JOBS: dict[str, Callable[..., dict[str, Any]]] = {
-    RAW_TO_CURATED: _raw_to_curated_job,
-    CURATED_TO_FEATURES: _curated_to_features_job,
-    COMPACT: _compact_job,
-    CURATED_TO_RISK_TABLES: _curated_to_risk_tables_job,
+    name: _with_progress(name, body)
+    for name, body in {
+        RAW_TO_CURATED: _raw_to_curated_job,
+        CURATED_TO_FEATURES: _curated_to_features_job,
+        COMPACT: _compact_job,
+        CURATED_TO_RISK_TABLES: _curated_to_risk_tables_job,
+    }.items()
 }
 """Each job's body, by its name in :data:`etl.session_protocol.JOB_NAMES`."""

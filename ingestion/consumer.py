@@ -194,6 +194,7 @@ class Consumer:
         self._lock = threading.Lock()
         self._seen: set[str] = set()
         self._report = LandingReport()
+        self.progress: Any = None  # a riskstream.progress.Progress, updated at each flush
 
     def stop(self) -> None:
         """Ask every shard to flush, checkpoint and return (safe from another thread)."""
@@ -294,6 +295,8 @@ class Consumer:
         with self._lock:
             r = self._report
             r.records += buffer.records
+            if self.progress is not None:
+                self.progress.update(buffer.records)
             r.landed += buffer.landed
             r.quarantined += buffer.quarantined
             r.objects += objects

@@ -40,6 +40,7 @@ from ingestion.records import (
     shard_index,
     shard_ranges,
 )
+from riskstream.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class Producer:
         max_batch_bytes: int = MAX_BATCH_BYTES,
         validate: bool = True,
         progress: bool = False,
+        reporter: Progress | None = None,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -186,6 +188,7 @@ class Producer:
         self.max_batch_bytes = max_batch_bytes
         self.validate = validate
         self.progress = progress
+        self.reporter = reporter  # periodic log lines and the run's console (riskstream.progress)
         self.sleep = sleep
         self.clock = clock  # the rate limit's clock (tests pair it with ``sleep``)
         self._rng = random.Random(seed)
@@ -236,6 +239,8 @@ class Producer:
                 if isinstance(item, Rejected):
                     report.rejected.append(item)
                     bar.update(1)
+                    if self.reporter is not None:
+                        self.reporter.update(1)
                     continue
                 lane = shard_index(item.partition_key, ranges) if lanes > 1 else 0
                 size = item.size
@@ -269,6 +274,8 @@ class Producer:
                         self._stop.set()
             report.seconds = time.perf_counter() - started
             bar.close()
+            if self.reporter is not None:
+                self.reporter.close()
         if self._fatal is not None:
             raise ProducerError(str(self._fatal)) from self._fatal
         logger.info("produce summary: %s", report.summary())
@@ -376,6 +383,8 @@ class Producer:
                         )
                     )
                 bar.update(len(sent_now) + len(final))
+                if self.reporter is not None:
+                    self.reporter.update(len(sent_now) + len(final))
                 if retry or final:
                     bar.set_postfix(retried=report.retried, failed=len(report.failed))
             pending = [r for r, _, _ in retry]

@@ -26,6 +26,7 @@ from ingestion.producer import Producer, ProduceReport, RateLimit
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.errors import ConfigurationError
+from riskstream.progress import Progress
 from riskstream.settings import Settings
 from riskstream.storage import split_s3
 
@@ -228,6 +229,7 @@ def run_producer(
         settings.stream_name,
         rate_limit=rate_limit,
         progress=progress,
+        reporter=Progress.in_state_dir(settings.state_dir, "produce", total, "events"),
     )
     return producer.send(events, total=total), oracle_uri
 
@@ -279,11 +281,14 @@ def land(
     max_seconds: float | None = None,
     config: LandingConfig | None = None,
     owner: str | None = None,
+    expected: int | None = None,
 ) -> dict[str, Any]:
-    """Drain the stream into the raw bucket (``follow`` keeps going); return the summary."""
-    report: LandingReport = make_consumer(settings, config, owner).run(
-        follow=follow, max_seconds=max_seconds
-    )
+    """Drain the stream into the raw bucket (``follow`` keeps going); return the summary.
+    ``expected``: about how many records there are to land (the progress's total), if known."""
+    consumer = make_consumer(settings, config, owner)
+    with Progress.in_state_dir(settings.state_dir, "land", expected, "records") as progress:
+        consumer.progress = progress
+        report: LandingReport = consumer.run(follow=follow, max_seconds=max_seconds)
     summary = report.summary()
     summary["raw_uri"] = names.raw_events_location(settings) + "/"
     summary["quarantine_uri"] = names.ingest_quarantine_location(settings) + "/"

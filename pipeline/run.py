@@ -55,7 +55,11 @@ def register(subparsers: Any) -> None:
     run.add_argument("--csv-path", dest="old_path", default=None, help=argparse.SUPPRESS)
     run.add_argument("--csv-mapping", dest="old_mapping", default=None, help=argparse.SUPPRESS)
     run.add_argument(
-        "--timeout", type=float, default=3600, help="give up following the run after this many s"
+        "--timeout",
+        type=float,
+        default=6 * 3600,
+        help="give up following the run after this many s (it goes on in the orchestrator); "
+        "the default, 6 hours, covers a 200,000-account portfolio on a 2-core machine",
     )
     run.add_argument(
         "--engine",
@@ -67,15 +71,82 @@ def register(subparsers: Any) -> None:
     run.set_defaults(func=run_cmd)
 
 
+STALE_SECONDS = 1800.0  # a phase silent this long (its process gone) is no longer shown
+
+
+class ProgressPrinter:
+    """While the orchestrator runs the steps, their progress (``riskstream.progress``: done of
+    total, rate, ETA) on the console. On a terminal one status line is rewritten in place; in a
+    log (not a terminal) each running phase gets a plain line every ``every`` seconds."""
+
+    def __init__(
+        self,
+        state_dir: Any,
+        since: float,
+        *,
+        tty: bool | None = None,
+        every: float = 30.0,
+        out: Any = None,
+    ) -> None:
+        import sys
+
+        self.state_dir = state_dir
+        self.since = since
+        self.out = out or sys.stdout
+        self.tty = self.out.isatty() if tty is None else tty
+        self.every = every
+        self._said: dict[str, float] = {}
+        self._shown = False
+
+    def tick(self) -> None:
+        """Show the phases running now (published by this run, not finished, not silent for
+        half an hour), their clocks moved on to now."""
+        from dataclasses import replace
+
+        from riskstream.progress import read_progress
+
+        now = time.time()
+        # a phase between two counts (a long fit) is still running: its clock goes on
+        running = [
+            replace(s, elapsed=s.elapsed + max(0.0, now - s.updated))
+            for s in read_progress(self.state_dir, self.since)
+            if not s.finished and now - s.updated < STALE_SECONDS
+        ]
+        if self.tty:
+            import shutil
+
+            width = shutil.get_terminal_size((WIDTH, 20)).columns - 1
+            text = " | ".join(s.line() for s in running)
+            self.clear()
+            if text:
+                self.out.write(shorten("    " + text, width))
+                self.out.flush()
+                self._shown = True
+            return
+        for snap in running:
+            if now - self._said.get(snap.label, 0.0) >= self.every:
+                self._said[snap.label] = now
+                print(f"    ... {snap.line()}", file=self.out, flush=True)
+
+    def clear(self) -> None:
+        """Remove the status line (before any other line is printed)."""
+        if self._shown:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+            self._shown = False
+
+
 class Phases:
     """Wall time per phase, printed at the end and saved for `make bench`."""
 
     def __init__(self) -> None:
         self.items: list[tuple[str, float]] = []
+        self.started_at: dict[str, float] = {}  # wall-clock start of each phase (time.time())
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         started = time.monotonic()
+        self.started_at[name] = time.time()
         print(f"==> {name}", flush=True)
         try:
             yield
@@ -172,8 +243,12 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
     print(f"==> pipeline: triggered {PIPELINE_DAG_ID} run {run_id} with {conf}")
     print(f"    portfolio {portfolio!r}: its own features, model, champion and scores")
     print(f"    follow it at {settings.airflow_url}/dags/{PIPELINE_DAG_ID}")
+    printer = ProgressPrinter(settings.state_dir, time.time())
     with phases.phase("pipeline run in Airflow"):
-        states = follow(client, PIPELINE_DAG_ID, run_id, args.timeout, phases)
+        try:
+            states = follow(client, PIPELINE_DAG_ID, run_id, args.timeout, phases, printer)
+        finally:
+            printer.clear()
     final = client.run_state(PIPELINE_DAG_ID, run_id)
 
     results = {task: client.xcom(PIPELINE_DAG_ID, run_id, task) for task in states}
@@ -268,10 +343,12 @@ def _run_on_stepfunctions(
     print(f"    portfolio {portfolio!r}: its own features, model, champion and scores")
     print(f"    follow it with `riskstream sfn history {name}`")
     started = time.monotonic()
+    printer = ProgressPrinter(settings.state_dir, time.time())
 
     def said(run: Any) -> None:
         if run.type not in ("Task", "Choice", "Fail"):
             return
+        printer.clear()
         extra = f" in {run.seconds:.1f}s" if run.seconds is not None else ""
         if run.attempts > 1:
             extra += f" (attempt {run.attempts})"
@@ -282,9 +359,13 @@ def _run_on_stepfunctions(
 
     with phases.phase("pipeline run in Step Functions"):
         try:
-            outcome = sfn.wait(settings, execution, args.timeout, on_change=said)
+            outcome = sfn.wait(
+                settings, execution, args.timeout, on_change=said, on_poll=printer.tick
+            )
         except sfn.SfnError as exc:
             raise CommandError(str(exc)) from None
+        finally:
+            printer.clear()
     final = "success" if outcome.status == "SUCCEEDED" else "failed"
     states = {
         run.task_id: {
@@ -313,9 +394,15 @@ def _run_on_stepfunctions(
 
 
 def follow(
-    client: Any, dag_id: str, run_id: str, timeout: float, phases: Phases
+    client: Any,
+    dag_id: str,
+    run_id: str,
+    timeout: float,
+    phases: Phases,
+    printer: ProgressPrinter | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Print each task's state changes until the run ends; record task durations as phases."""
+    """Print each task's state changes until the run ends; record task durations as phases;
+    between looks, the running tasks' progress (``printer``)."""
     started = time.monotonic()
     seen: dict[str, str] = {}
     states: dict[str, dict[str, Any]] = {}
@@ -334,10 +421,14 @@ def follow(
                     phases.items.append((f"  task {task_id}", float(ti["duration"])))
                 if ti.get("try_number", 1) and ti.get("try_number", 1) > 1:
                     extra += f" (attempt {ti['try_number']})"
+                if printer is not None:
+                    printer.clear()
                 print(f"    [{elapsed:6.0f}s] {task_id:<24} {state}{extra}", flush=True)
         run_state = client.run_state(dag_id, run_id)
         if run_state in ("success", "failed"):
             return client.task_states(dag_id, run_id)
+        if printer is not None:
+            printer.tick()
         time.sleep(3)
     raise CommandError(
         f"the pipeline run {run_id} did not finish within {timeout:.0f}s; it goes on in Airflow"
@@ -429,7 +520,7 @@ def _finish(
     print_summary(
         settings.for_portfolio(portfolio), final, states, results, phases, total, engine=engine
     )
-    _save_timings(settings, run_id, final, phases, states)
+    _save_timings(settings, run_id, final, phases, states, results)
 
 
 def print_summary(
@@ -541,8 +632,10 @@ def _save_timings(
     final: str,
     phases: Phases,
     states: dict[str, dict[str, Any]] | None = None,
+    results: dict[str, Any] | None = None,
 ) -> None:
-    """The run's phases and each task's final state, for `make bench`."""
+    """The run's phases (with their wall-clock starts), each task's final state, start and end,
+    and the numbers of its result, for `make bench` (benchmarks/bench_run.py, bench_scale.py)."""
     out = settings.state_dir / "runs" / "last-run.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -552,6 +645,20 @@ def _save_timings(
                 "state": final,
                 "phases": [[n, s] for n, s in phases.items],
                 "tasks": {task: ti.get("state") for task, ti in (states or {}).items()},
+                "phase_started_at": phases.started_at,
+                "task_times": {
+                    task: [ti.get("start_date"), ti.get("end_date")]
+                    for task, ti in (states or {}).items()
+                },
+                "task_numbers": {
+                    task: {
+                        k: v
+                        for k, v in result.items()
+                        if isinstance(v, int | float) and not isinstance(v, bool)
+                    }
+                    for task, result in (results or {}).items()
+                    if isinstance(result, dict)
+                },
             },
             indent=2,
         )

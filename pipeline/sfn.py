@@ -219,9 +219,11 @@ def wait(
     timeout: float,
     on_change: Any = None,
     poll: float = 1.0,
+    on_poll: Any = None,
 ) -> Outcome:
-    """Follow ``execution`` until it ends (``on_change(run)`` for each state that changes);
-    SfnError when it runs longer than ``timeout`` seconds (it goes on in the engine)."""
+    """Follow ``execution`` until it ends (``on_change(run)`` for each state that changes,
+    ``on_poll()`` after each look); SfnError when it runs longer than ``timeout`` seconds (it
+    goes on in the engine)."""
     deadline = time.monotonic() + timeout
     seen: dict[str, tuple[str, int]] = {}
     while True:
@@ -234,6 +236,8 @@ def wait(
                     on_change(run)
         if status["status"] in TERMINAL:
             return Outcome(status["status"], status.get("error"), status.get("cause"), runs)
+        if on_poll is not None:
+            on_poll()
         if time.monotonic() > deadline:
             raise SfnError(
                 f"the execution {execution} did not finish within {timeout:.0f}s; it goes on in "

@@ -89,7 +89,10 @@ def produce_events(settings: Settings, ctx: StepContext) -> dict[str, Any]:
 def land_events(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     from ingestion.tasks import land
 
-    return dict(land(settings))
+    produced = ctx.results.get("ProduceEvents") or {}
+    sent = produced.get("sent") if isinstance(produced, dict) else None
+    # this run's events are about what there is to land (the progress's total)
+    return dict(land(settings, expected=int(sent) if sent else None))
 
 
 def raw_to_curated(settings: Settings, ctx: StepContext) -> dict[str, Any]:

@@ -70,6 +70,11 @@ DEFAULT_SPARK_TRAINING_SEARCH_ROWS = 200_000
 """On that path the search runs on one machine, on a stratified sample of at most this many
 training rows (RISKSTREAM_SPARK_TRAINING_SEARCH_ROWS)."""
 
+DEFAULT_TRAINING_SEARCH_ROWS = 100_000
+"""Above this many training rows a model's hyperparameter search runs on one machine on a sample
+of about this many (whole accounts, stratified); the out-of-fold fits and the refit see every row
+(RISKSTREAM_TRAINING_SEARCH_ROWS; docs/training.md, "Large tables")."""
+
 DEFAULT_SERVING_BUDGET_MS = 5.0
 """A challenger whose compiled scorer takes longer than this per row (p99, probability and
 reasons, one thread) is not promoted (RISKSTREAM_SERVING_BUDGET_MS; 0 turns the check off)."""
@@ -106,6 +111,8 @@ class Settings:
     # search then runs on a sample of at most ``spark_training_search_rows`` of them.
     spark_training_min_rows: int = DEFAULT_SPARK_TRAINING_MIN_ROWS
     spark_training_search_rows: int = DEFAULT_SPARK_TRAINING_SEARCH_ROWS
+    # On one machine, the search's sample above this many training rows (the refit: all rows)
+    training_search_rows: int = DEFAULT_TRAINING_SEARCH_ROWS
     # The Step Functions step worker's health endpoint (pipeline/sfn_worker.py)
     sfn_worker_url: str = "http://127.0.0.1:8790"
     spark_jars_dir: Path = field(default_factory=lambda: REPO_ROOT / ".jars")
@@ -170,6 +177,11 @@ class Settings:
             raise SettingsError(
                 f"RISKSTREAM_SPARK_TRAINING_SEARCH_ROWS={self.spark_training_search_rows} must be "
                 "100 or more (the search's sample of the training rows)"
+            )
+        if self.training_search_rows < 100:
+            raise SettingsError(
+                f"RISKSTREAM_TRAINING_SEARCH_ROWS={self.training_search_rows} must be 100 or "
+                "more (above that many training rows the search runs on a sample of that size)"
             )
         if not 1 <= self.shard_count <= 64:
             raise SettingsError(f"RISKSTREAM_SHARDS={self.shard_count} must be between 1 and 64")
@@ -320,6 +332,8 @@ class Settings:
             env["RISKSTREAM_SPARK_TRAINING_MIN_ROWS"] = str(self.spark_training_min_rows)
         if self.spark_training_search_rows != DEFAULT_SPARK_TRAINING_SEARCH_ROWS:
             env["RISKSTREAM_SPARK_TRAINING_SEARCH_ROWS"] = str(self.spark_training_search_rows)
+        if self.training_search_rows != DEFAULT_TRAINING_SEARCH_ROWS:
+            env["RISKSTREAM_TRAINING_SEARCH_ROWS"] = str(self.training_search_rows)
         if self.serving_budget_ms != DEFAULT_SERVING_BUDGET_MS:
             env["RISKSTREAM_SERVING_BUDGET_MS"] = str(self.serving_budget_ms)
         if self.aws_access_key_id is not None:
@@ -430,6 +444,11 @@ class Settings:
                 "RISKSTREAM_SPARK_TRAINING_SEARCH_ROWS",
                 "spark_training_search_rows",
                 DEFAULT_SPARK_TRAINING_SEARCH_ROWS,
+            ),
+            (
+                "RISKSTREAM_TRAINING_SEARCH_ROWS",
+                "training_search_rows",
+                DEFAULT_TRAINING_SEARCH_ROWS,
             ),
         ):
             if env.get(var):

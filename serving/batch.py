@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from riskstream.progress import Progress
 from riskstream.settings import Settings
 from serving import storage
 from serving.monitoring import PSI_ALERT, monitoring_report
@@ -56,10 +58,14 @@ def pick_feature_date(available: list[dt.date], score_date: dt.date) -> dt.date:
 
 
 def scores_table(
-    champion: Champion, features: pd.DataFrame, config: ScoringConfig
+    champion: Champion,
+    features: pd.DataFrame,
+    config: ScoringConfig,
+    on_rows: Callable[[int], None] | None = None,
 ) -> tuple[pa.Table, dict[str, Any]]:
-    """Score ``features`` and build the Arrow table plus the PSI report for it."""
-    result = explain(champion.pipeline, features, config)
+    """Score ``features`` and build the Arrow table plus the PSI report for it (``on_rows``:
+    told each scored chunk's rows)."""
+    result = explain(champion.pipeline, features, config, on_rows=on_rows)
     table = build_scores_table(result, features, champion.name, champion.version)
     if result.source_contribs is not None and len(result.source_names):
         importance = np.abs(result.source_contribs).mean(axis=0)
@@ -98,7 +104,8 @@ def run_batch(
     if "account_id" not in features.columns:
         raise ScoringJobError(f"the feature partition obs_date={obs_date} has no account_id column")
     champion = champion or load_champion(settings)
-    table, psi = scores_table(champion, features, champion.config(config))
+    with Progress.in_state_dir(settings.state_dir, "score", len(features), "accounts") as bar:
+        table, psi = scores_table(champion, features, champion.config(config), on_rows=bar.update)
     uri = storage.write_scores(settings, table, day)
     storage.register_scores_partition(settings, table.schema, day)
     psi_doc = {

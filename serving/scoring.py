@@ -29,7 +29,7 @@ feature they came from (``education``) before ranking.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,11 +324,16 @@ class Explained:
 
 
 def explain(
-    pipeline: Any, features: pd.DataFrame, config: ScoringConfig, with_reasons: bool = True
+    pipeline: Any,
+    features: pd.DataFrame,
+    config: ScoringConfig,
+    with_reasons: bool = True,
+    on_rows: Callable[[int], None] | None = None,
 ) -> Explained:
     """Score a DataFrame of features with the champion pipeline (see the module docstring),
     ``config.chunk_rows`` rows at a time: every row is scored on its own, so the chunks give
-    the same results as one pass, with memory bounded by a chunk."""
+    the same results as one pass, with memory bounded by a chunk. ``on_rows(n)`` is told each
+    chunk's rows as it is done (a progress count)."""
     preprocess, _ = split_pipeline(pipeline)
     expected = source_features(preprocess)
     missing = [c for c in expected if c not in features.columns]
@@ -336,11 +341,15 @@ def explain(
         raise ValueError(f"features are missing columns the model needs: {missing}")
     inputs, size = features[expected], config.chunk_rows
     if len(inputs) <= size:
-        return _explain_rows(pipeline, inputs, config, with_reasons)
-    parts = [
-        _explain_rows(pipeline, inputs.iloc[i : i + size], config, with_reasons)
-        for i in range(0, len(inputs), size)
-    ]
+        whole = _explain_rows(pipeline, inputs, config, with_reasons)
+        if on_rows is not None:
+            on_rows(len(inputs))
+        return whole
+    parts = []
+    for i in range(0, len(inputs), size):
+        parts.append(_explain_rows(pipeline, inputs.iloc[i : i + size], config, with_reasons))
+        if on_rows is not None:
+            on_rows(len(parts[-1].pd))
     contribs = [p.source_contribs for p in parts if p.source_contribs is not None]
     return Explained(
         np.concatenate([p.pd for p in parts]),

@@ -59,6 +59,9 @@ class SearchBudget:
     xgb_threads: int = 1
     cv_folds: int = 3  # out-of-fold scores for calibration and the threshold
     early_stopping_rounds: int = 200  # XGBoost, on the inner validation rows
+    # Above this many training rows the search runs on a sample of about this many (account-
+    # grouped, stratified); the out-of-fold fits and the refit see every row. None: no sample.
+    search_rows: int | None = None
 
     def __post_init__(self) -> None:
         if self.seconds < 0 or self.max_trials < 1:
@@ -70,6 +73,8 @@ class SearchBudget:
             raise ModelError(f"cv_folds={self.cv_folds} must be between 2 and 10")
         if not 0.05 <= self.validation_size <= 0.5:
             raise ModelError(f"validation_size={self.validation_size} must be in [0.05, 0.5]")
+        if self.search_rows is not None and self.search_rows < 100:
+            raise ModelError(f"search_rows={self.search_rows} must be 100 or more (or None)")
 
 
 @dataclass(frozen=True)
@@ -250,12 +255,56 @@ def _fit_pipeline(
     return Pipeline([("preprocess", pre), ("model", model)])
 
 
-def _search_sample(y: np.ndarray, rows: int, seed: int) -> np.ndarray:
-    """The positions of a stratified sample of ``rows`` of the training rows, in order."""
+def search_sample(
+    y: np.ndarray, rows: int, seed: int, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """The positions (in order) of the training rows the search runs on: every row when there
+    are at most ``rows``; else a sample of about ``rows`` of them, the same for the same seed.
+
+    Without ``groups`` a stratified sample of exactly ``rows`` rows. With ``groups`` (an account
+    per row, a panel) whole accounts are drawn, so that an account's rows are all in or all out
+    (the search's inner split keeps them together too), stratified by whether the account ever
+    defaulted; the sample has about ``rows`` rows (whole accounts)."""
+    y = np.asarray(y)
     if rows >= len(y):
         return np.arange(len(y))
-    kept, _ = train_test_split(np.arange(len(y)), train_size=rows, random_state=seed, stratify=y)
-    return np.sort(kept)
+    if groups is None:
+        kept, _ = train_test_split(
+            np.arange(len(y)), train_size=rows, random_state=seed, stratify=y
+        )
+        return np.sort(kept)
+    codes, first = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = len(codes)
+    take = min(n_groups - 1, max(2, round(n_groups * rows / len(y))))
+    ever = np.zeros(n_groups, dtype=int)
+    np.maximum.at(ever, first, y.astype(int))
+    strata = ever if np.bincount(ever, minlength=2).min() >= 2 else None
+    chosen, _ = train_test_split(
+        np.arange(n_groups), train_size=take, random_state=seed, stratify=strata
+    )
+    keep = np.zeros(n_groups, dtype=bool)
+    keep[chosen] = True
+    return np.flatnonzero(keep[first])
+
+
+def _inner_split(
+    rows: np.ndarray, y: np.ndarray, groups: np.ndarray | None, budget: SearchBudget
+) -> tuple[np.ndarray, np.ndarray]:
+    """The search's inner split of ``rows`` (positions): fit and validation rows, stratified,
+    an account's rows on one side (with ``groups``)."""
+    if groups is None:
+        fit_idx, val_idx = train_test_split(
+            rows,
+            test_size=budget.validation_size,
+            random_state=budget.seed,
+            stratify=y[rows],
+        )
+        return fit_idx, val_idx
+    inner = StratifiedGroupKFold(
+        max(2, round(1 / budget.validation_size)), shuffle=True, random_state=budget.seed
+    )
+    fit_pos, val_pos = next(inner.split(np.zeros(len(rows)), y[rows], np.asarray(groups)[rows]))
+    return rows[fit_pos], rows[val_pos]
 
 
 def fit_with_search(
@@ -267,6 +316,7 @@ def fit_with_search(
     clock: Callable[[], float] = time.monotonic,
     refit: Refit | None = None,
     groups: np.ndarray | None = None,
+    progress: Any = None,
 ) -> FittedModel:
     """Choose, refit and calibrate one model using the training rows ``x`` only.
 
@@ -285,33 +335,35 @@ def fit_with_search(
 
     Same data, columns and seed give the same model on any machine unless the guard bites.
 
+    With more training rows than ``budget.search_rows``, step 1 runs on a sample of about that
+    many (:func:`search_sample`: whole accounts, stratified); steps 2 and 3 see every row, and
+    what the chosen trial fixed itself (XGBoost's rounds) is fixed again on the inner split of
+    every row (on one machine; with ``refit`` the sample's stays).
+
     With ``refit`` (a large table and a Spark cluster), step 1 runs here on a stratified sample
     of at most ``refit.search_rows`` training rows, and the fits of steps 2 and 3 (all rows)
     go through ``refit.fit``.
+
+    ``progress`` (a ``riskstream.progress.Progress``) counts the fits: the trials, the folds
+    and the refit.
     """
     check_kind(kind)
     y = np.asarray(y).astype(int)
     if len(np.unique(y)) < 2:
         raise ModelError(f"cannot train {kind}: the training labels have one class only ({y[0]})")
     started = clock()
+    limit = refit.search_rows if refit is not None else budget.search_rows
     searched = np.arange(len(y))
-    if refit is not None:
-        searched = _search_sample(y, refit.search_rows, budget.seed)
-    if groups is None:
-        fit_idx, val_idx = train_test_split(
-            searched,
-            test_size=budget.validation_size,
-            random_state=budget.seed,
-            stratify=y[searched],
+    if limit is not None and limit < len(y):
+        searched = search_sample(y, limit, budget.seed, groups)
+        logger.info(
+            "%s: the search runs on %d of %d training rows (%s); the folds and the refit on all",
+            kind,
+            len(searched),
+            len(y),
+            "whole accounts, stratified" if groups is not None else "stratified",
         )
-    else:
-        inner = StratifiedGroupKFold(
-            max(2, round(1 / budget.validation_size)), shuffle=True, random_state=budget.seed
-        )
-        fit_pos, val_pos = next(
-            inner.split(np.zeros(len(searched)), y[searched], np.asarray(groups)[searched])
-        )
-        fit_idx, val_idx = searched[fit_pos], searched[val_pos]
+    fit_idx, val_idx = _inner_split(searched, y, groups, budget)
     x_fit, x_val = x.iloc[fit_idx], x.iloc[val_idx]
     y_fit, y_val = y[fit_idx], y[val_idx]
     if len(np.unique(y_val)) < 2 or len(np.unique(y_fit)) < 2 or int(y.sum()) < budget.cv_folds:
@@ -326,9 +378,12 @@ def fit_with_search(
         )
     )
     candidates = [default_params(kind), *sampled][: budget.max_trials]
+    if progress is not None:
+        progress.set(0, total=len(candidates) + budget.cv_folds + 1)
     transformed: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
     trials: list[Trial] = []
     best: tuple[float, dict[str, Any]] | None = None
+    chosen: dict[str, Any] = {}  # the best trial's configuration as drawn
     stopped_by = "trials"
     for params in candidates:
         elapsed = clock() - started
@@ -361,9 +416,28 @@ def fit_with_search(
             "%s trial %d: validation AUC %.4f in %.1fs %s", kind, len(trials), auc, seconds, found
         )
         if best is None or auc > best[0]:  # ties: the earlier trial wins
-            best = (auc, found)
+            best, chosen = (auc, found), params
+        if progress is not None:
+            progress.update(1)
     assert best is not None  # at least one trial always runs
     _, params = best
+    settled = False
+    if refit is None and len(searched) < len(y) and params != chosen:
+        # What the trial fixed (XGBoost's rounds, by early stopping) was found on the sample;
+        # a larger table carries more: fix it again on the inner split of every training row.
+        all_fit, all_val = _inner_split(np.arange(len(y)), y, groups, budget)
+        pre = build_preprocess(kind, columns, chosen.get("variant"))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Bins whose width are too small")
+            t_fit, t_val = pre.fit_transform(x.iloc[all_fit]), pre.transform(x.iloc[all_val])
+        weight = float((y[all_fit] == 0).sum() / max((y[all_fit] == 1).sum(), 1))
+        _, params = _fit_trial(kind, chosen, t_fit, y[all_fit], t_val, y[all_val], weight, budget)
+        settled = True
+        if progress is not None:  # one fit more than planned
+            progress.set(progress.done + 1, total=(progress.total or 0) + 1)
+        logger.info("%s: the chosen configuration settled on every training row: %s", kind, params)
+    if progress is not None and stopped_by == "time":  # fewer trials than planned
+        progress.set(len(trials), total=len(trials) + budget.cv_folds + 1)
     full_weight = float((y == 0).sum() / max((y == 1).sum(), 1))
 
     def make() -> Pipeline:
@@ -383,7 +457,11 @@ def fit_with_search(
         for part, held in splits:
             fold = _settled(kind, _fit_pipeline(make, x.iloc[part], y[part], refit))
             oof_raw[held] = _response(fold.named_steps["model"], fold[:-1].transform(x.iloc[held]))
+            if progress is not None:
+                progress.update(1)
         final = _settled(kind, _fit_pipeline(make, x, y, refit))
+        if progress is not None:
+            progress.update(1)
     pre, estimator = final.named_steps["preprocess"], final.named_steps["model"]
     t_all = pre.transform(x)
     calibrated = CalibratedClassifierCV(FrozenEstimator(estimator), method="sigmoid")
@@ -409,6 +487,8 @@ def fit_with_search(
             "cv_folds": budget.cv_folds,
             "cv_roc_auc": float(roc_auc_score(y, oof_raw)),
             "search_rows": len(searched),
+            "search_seconds": sum(t.seconds for t in trials),
+            "search_settled_on_all_rows": settled,
             "fit_engine": FIT_ONE_MACHINE if refit is None else refit.engine,
             "fit_where": {} if refit is None else dict(refit.where),
         },

@@ -27,6 +27,7 @@ from riskstream import names
 from riskstream.names import (
     CHALLENGER_ALIAS,
 )
+from riskstream.progress import Progress
 from riskstream.settings import Settings
 from training import plots, serving_cost
 from training.baseline import build_baseline
@@ -190,10 +191,18 @@ def _in_time_metrics(
 
 
 def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str, Any]:
-    """Search, fit, evaluate and log one model as a nested run of ``parent_run_id``."""
+    """Search, fit, evaluate and log one model as a nested run of ``parent_run_id``; its
+    progress (the fits: trials, folds, refit) in the log and for `riskstream run`."""
+    check_kind(model)
+    with Progress.in_state_dir(settings.state_dir, f"train {model}", None, "fits") as progress:
+        return _train_model(settings, parent_run_id, model, progress)
+
+
+def _train_model(
+    settings: Settings, parent_run_id: str, model: str, progress: Progress
+) -> dict[str, Any]:
     from mlflow.models import infer_signature
 
-    check_kind(model)
     mlflow = _mlflow(settings)
     parent, config, prepared = _prepare_for_parent(settings, parent_run_id)
     cols = prepared.columns.all
@@ -203,9 +212,18 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
     # a panel (an account on several dates): folds keep an account's rows together
     groups = accounts if len(np.unique(accounts)) < len(accounts) else None
     # Past one machine (a large table, a cluster master, a kind that can): the fits on Spark.
+    # a large table: the search on a sample of whole accounts, the refit on every row
+    budget = dataclasses.replace(config.budget, search_rows=settings.training_search_rows)
     with where_to_fit(settings, model, len(x_train)) as refit:
         fitted = fit_with_search(
-            model, x_train, y_train, prepared.columns, config.budget, refit=refit, groups=groups
+            model,
+            x_train,
+            y_train,
+            prepared.columns,
+            budget,
+            refit=refit,
+            groups=groups,
+            progress=progress,
         )
     # Threshold and selection: out-of-fold scores of the training rows only.
     threshold, cv_cost = cost_optimal_threshold(
@@ -232,6 +250,7 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
     metrics["fit_seconds"] = fitted.fit_seconds
     metrics["predict_seconds"] = predict_seconds
     metrics["search_trials"] = float(len(fitted.trials))
+    metrics["search_seconds"] = float(fitted.extra["search_seconds"])
     metrics["search_stopped_by_time"] = float(fitted.stopped_by == "time")
     fairness = fairness_report(prepared.test, p_test, threshold, prepared.inputs.protected)
     lowest_air = min_air(fairness)
@@ -260,6 +279,7 @@ def train_model(settings: Settings, parent_run_id: str, model: str) -> dict[str,
                 "threshold_chosen_on": "out-of-fold scores of the training rows",
                 "refit_rows": fitted.extra["fit_rows"],
                 "search_rows": fitted.extra["search_rows"],
+                "search_rows_limit": settings.training_search_rows,
                 **fitted.extra["fit_where"],
             }
         )

@@ -39,6 +39,7 @@ FIELDS = {
     "spark_master": st.sampled_from(["local[2]", "local[*]", "spark://host:7077"]),
     "spark_training_min_rows": st.integers(1, 10**9),
     "spark_training_search_rows": st.integers(100, 10**7),
+    "training_search_rows": st.integers(100, 10**7),
     "spark_jars_dir": _path,
     "aws_access_key_id": _word,
     "aws_secret_access_key": _word,
