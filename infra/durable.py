@@ -286,6 +286,31 @@ def install_clock() -> None:
             module.utcnow = _pinned_utcnow  # type: ignore[attr-defined]
 
 
+def install_upload_ids() -> None:
+    """Draw S3 multipart upload ids from moto's seeded generator (idempotent).
+
+    moto names an upload with ``os.urandom``, which no seed reaches: a replayed
+    CreateMultipartUpload got a new id, the logged UploadPart that followed named the old one,
+    and the restart stopped on a ``KeyError``. Same length and alphabet as moto's ids."""
+    import base64
+
+    from moto.moto_api._internal import mock_random
+    from moto.s3 import models
+
+    if getattr(models.FakeMultipart, "_riskstream_seeded_id", False):
+        return
+    original = models.FakeMultipart.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        raw = mock_random.getrandbits(8 * models.UPLOAD_ID_BYTES)
+        text = base64.b64encode(raw.to_bytes(models.UPLOAD_ID_BYTES, "big")).decode()
+        self.id = text.replace("=", "").replace("+", "").replace("/", "")
+
+    models.FakeMultipart.__init__ = __init__  # type: ignore[method-assign]
+    models.FakeMultipart._riskstream_seeded_id = True  # type: ignore[attr-defined]
+
+
 @contextlib.contextmanager
 def deterministic(seed: int, at: float) -> Iterator[None]:
     """Seed moto's id generator and pin its clock for one logged request."""

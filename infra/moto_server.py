@@ -314,10 +314,11 @@ def build_app(
     if state is None:
         return ClockControl(app)
     from infra import kinesis_records
-    from infra.durable import DurableApp, DurableStore, install_clock
+    from infra.durable import DurableApp, DurableStore, install_clock, install_upload_ids
     from infra.s3_bodies import BODIES_NAME, install
 
     install_clock()  # before any service module is imported, so each binds the pinned clock
+    install_upload_ids()  # a replayed CreateMultipartUpload names the upload as it did
     untrack_models()  # moto's dashboard list of every object ever made would grow for ever
     install(state / BODIES_NAME, fsync_renames=fsync)  # S3 bodies on disk, not in memory
     kinesis_records.install(state / kinesis_records.RECORDS_NAME, segment_records)  # and records

@@ -105,6 +105,10 @@ def _fill(settings: Settings) -> dict[str, object]:
     sfn = make_client(settings, "stepfunctions")
     bucket = settings.bucket("raw")
     s3.put_object(Bucket=bucket, Key="a/b.json", Body=b'{"x": 1}')
+    # an upload in flight: its id must mean the same upload after the restart (moto drew it
+    # from os.urandom, so a replay named it anew and the next UploadPart failed)
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="big.bin")["UploadId"]
+    s3.upload_part(Bucket=bucket, Key="big.bin", UploadId=upload, PartNumber=1, Body=b"p1")
     put = kinesis.put_records(
         StreamName=settings.stream_name,
         Records=[{"Data": f"r{i}".encode(), "PartitionKey": f"p{i}"} for i in range(20)],
@@ -122,6 +126,7 @@ def _fill(settings: Settings) -> dict[str, object]:
         ),
         "execution": execution["executionArn"],
         "machine": machine["stateMachineArn"],
+        "uploads": [upload],
     }
 
 
@@ -141,6 +146,7 @@ def _read(settings: Settings, machine: str) -> dict[str, object]:
         ),
         "execution": executions["executions"][0]["executionArn"],
         "machine": machine,
+        "uploads": [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]],
     }
 
 
@@ -157,6 +163,13 @@ def test_every_service_keeps_its_state_and_ids_across_a_restart(tmp_path: Path, 
             assert (cloud_state_dir(settings) / "wal.log").stat().st_size == 0
         service.up()
         assert _read(settings, str(before["machine"])) == before
+        s3 = make_client(settings, "s3")  # and the upload goes on where it was
+        bucket, upload = settings.bucket("raw"), str(before["uploads"][0])  # type: ignore[index]
+        part2 = s3.upload_part(
+            Bucket=bucket, Key="big.bin", UploadId=upload, PartNumber=2, Body=b"p2"
+        )
+        parts = s3.list_parts(Bucket=bucket, Key="big.bin", UploadId=upload)["Parts"]
+        assert [p["PartNumber"] for p in parts] == [1, 2] and part2["ETag"]
     finally:
         service.down()
 
