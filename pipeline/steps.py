@@ -171,10 +171,12 @@ def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
 
 
 def _train(settings: Settings, ctx: StepContext, model: str) -> dict[str, Any]:
-    from training.train import train_model
-
     if model not in _chosen_models(ctx):
         raise StepSkipped(f"model {model!r} not in models={ctx.param('models')!r}")
+    # after the choice: a kind the run skips does not import the training stack (MLflow,
+    # scikit-learn, XGBoost); under Step Functions each step is a process of its own
+    from training.train import train_model
+
     parent = ctx.results["StartTraining"]["parent_run_id"]
     return dict(train_model(settings.for_portfolio(ctx.portfolio()), parent, model))
 
