@@ -7,6 +7,7 @@ the settings first, then the job's keyword arguments (JSON values), and returns 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -82,15 +83,16 @@ def _curated_to_risk_tables_job(
 
 def _with_progress(name: str, body: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
     """``body`` with its Spark tasks counted as it runs (etl.spark_progress), so the run's
-    console and the job's log show its pace."""
+    console and the job's log show its pace. ``body``'s signature shows through (``wraps``):
+    the server checks a request's arguments against it before running anything."""
 
+    @functools.wraps(body)
     def job(spark: SparkSession, settings: Settings, **kwargs: Any) -> dict[str, Any]:
         from etl.spark_progress import spark_progress
 
         with spark_progress(spark, settings.state_dir, name):
             return body(spark, settings, **kwargs)
 
-    job.__name__ = job.__qualname__ = body.__name__
     return job
 
 
