@@ -13,6 +13,7 @@ import tempfile
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import boto3
 from common import Row, cli, cloud_service_of, local_cloud, ratio_row, write_rows
@@ -138,13 +139,7 @@ def _answer(settings: Settings, last_seqs: dict[str, str]) -> tuple[int, int, li
     kinesis = make_client(settings, "kinesis")
     found = []
     for shard_id, seq in sorted(last_seqs.items()):
-        iterator = kinesis.get_shard_iterator(
-            StreamName=settings.stream_name,
-            ShardId=shard_id,
-            ShardIteratorType="AT_SEQUENCE_NUMBER",
-            StartingSequenceNumber=seq,
-        )["ShardIterator"]
-        page = kinesis.get_records(ShardIterator=iterator, Limit=2)["Records"]
+        page = _records_at(kinesis, settings.stream_name, shard_id, seq, limit=2)
         found += [r["SequenceNumber"] for r in page]
     return objects, rows, found
 
@@ -343,17 +338,22 @@ def _fill_kinesis(settings: Settings, n: int, first: int = 0) -> tuple[dict[str,
     return last, sent
 
 
+def _records_at(kinesis: Any, stream: str, shard_id: str, seq: str, limit: int) -> list[Any]:
+    """At most ``limit`` records of a shard from sequence number ``seq`` on."""
+    iterator = kinesis.get_shard_iterator(
+        StreamName=stream,
+        ShardId=shard_id,
+        ShardIteratorType="AT_SEQUENCE_NUMBER",
+        StartingSequenceNumber=seq,
+    )["ShardIterator"]
+    return list(kinesis.get_records(ShardIterator=iterator, Limit=limit)["Records"])
+
+
 def _holds(settings: Settings, last: dict[str, str]) -> bool:
     """Each shard answers with its newest record (after a restart)."""
     kinesis = make_client(settings, "kinesis")
     for shard_id, seq in last.items():
-        iterator = kinesis.get_shard_iterator(
-            StreamName=settings.stream_name,
-            ShardId=shard_id,
-            ShardIteratorType="AT_SEQUENCE_NUMBER",
-            StartingSequenceNumber=seq,
-        )["ShardIterator"]
-        records = kinesis.get_records(ShardIterator=iterator, Limit=1)["Records"]
+        records = _records_at(kinesis, settings.stream_name, shard_id, seq, limit=1)
         if not records or records[0]["SequenceNumber"] != seq:
             return False
     return True
