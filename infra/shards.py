@@ -4,6 +4,7 @@ The pieces a stream consumer needs whatever it does with the records, shared by 
 (ingestion/consumer.py) and any other application of the same stream (each with its own
 ``application`` name, hence its own leases and checkpoints, as two KCL applications are):
 
+- :class:`ReaderConfig`: the knobs every reading application shares (page size, leases, retries).
 - :class:`RetryPolicy` and :class:`Retrier`: every call to the cloud is retried with capped,
   jittered exponential backoff on connection errors, HTTP 5xx and throttling; an outage is
   logged once when it starts and once when it ends. ``--follow`` consumers never give up
@@ -28,7 +29,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -180,6 +181,30 @@ class RetryPolicy:
     def delay(self, attempt: int, rng: random.Random) -> float:
         ceiling = self.ceiling(attempt)
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    """The knobs every application reading a stream's shards has (landing's
+    :class:`ingestion.consumer.LandingConfig`, the live scorer's
+    :class:`serving.live.LiveConfig`): the retries, the GetRecords page size (at most 10,000,
+    as Kinesis allows), the wait at the tip of a shard, the lease's length (renewed every third
+    of it) and how often the shard list is read again to notice a reshard.
+    """
+
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    get_limit: int = 10_000
+    idle_sleep: float = 0.2
+    lease_seconds: float = 30.0
+    relist_seconds: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.get_limit <= 10_000:
+            raise ValueError(f"get_limit={self.get_limit} must be between 1 and 10,000")
+        if self.idle_sleep < 0:
+            raise ValueError(f"idle_sleep={self.idle_sleep} must not be negative")
+        if self.lease_seconds < 1:
+            raise ValueError(f"lease_seconds={self.lease_seconds} must be at least 1")
 
 
 class OutageLog:

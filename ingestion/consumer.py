@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from infra.shards import (
@@ -38,6 +38,7 @@ from infra.shards import (
     CloudUnreachableError,
     LeaseHeldError,
     LeaseLostError,
+    ReaderConfig,
     RetryPolicy,
     ShardCursor,
     ShardState,
@@ -82,67 +83,56 @@ def default_owner() -> str:
 
 
 @dataclass(frozen=True)
-class LandingConfig:
-    """Buffering, leasing and retry knobs (Firehose buffers by size and time, too).
+class LandingConfig(ReaderConfig):
+    """Buffering knobs (Firehose buffers by size and time, too) beside the shard reader's.
 
     ``retry``: backoff on connection errors, 5xx and throttling. Its ``max_outage_seconds``
     bounds a drain (``--once``); a ``--follow`` run never gives up because the cloud went away.
     """
 
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_outage_seconds=300.0))
     buffer_records: int = 20_000
     buffer_bytes: int = 4 * 1024 * 1024
     buffer_seconds: float = 2.0
-    get_limit: int = 10_000
-    idle_sleep: float = 0.2
-    lease_seconds: float = 30.0
     lag_report_seconds: float = 10.0
-    relist_seconds: float = 15.0
-    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_outage_seconds=300.0))
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.buffer_records < 1 or self.buffer_bytes < 1 or self.buffer_seconds <= 0:
             raise ValueError(f"buffer sizes and time must be positive, got {self}")
-        if not 1 <= self.get_limit <= 10_000:
-            raise ValueError(f"get_limit={self.get_limit} must be between 1 and 10,000")
-        if self.lease_seconds < 1:
-            raise ValueError(f"lease_seconds={self.lease_seconds} must be at least 1")
 
 
 @dataclass
 class LandingReport:
+    """What one run landed: records read, landed and quarantined (by reason), the objects
+    and flushes written, and the cloud's retries and outages on the way."""
+
     records: int = 0
     landed: int = 0
     quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
     objects: int = 0
     flushes: int = 0
     shards: int = 0
     seconds: float = 0.0
     lag_ms: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
-    reasons: dict[str, int] = field(default_factory=dict)
     retries: int = 0  # cloud calls retried (connection errors, 5xx, throttling)
     throttled: int = 0  # of which throttling
     outages: int = 0  # times the cloud became unreachable, and for how long in all
     outage_seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "records": self.records,
-            "landed": self.landed,
-            "quarantined": self.quarantined,
-            "objects": self.objects,
-            "flushes": self.flushes,
-            "shards": self.shards,
-            "seconds": round(self.seconds, 3),
-            "records_per_second": round(self.records / self.seconds, 1) if self.seconds else 0.0,
-            "lag_ms": dict(self.lag_ms),
-            "interrupted": self.interrupted,
-            "quarantine_reasons": dict(self.reasons),
-            "retries": self.retries,
-            "throttled": self.throttled,
-            "outages": self.outages,
-            "outage_seconds": round(self.outage_seconds, 1),
-        }
+        """The report as plain data (what the CLI prints and the task returns), rounded."""
+        out = asdict(self)
+        out["quarantine_reasons"] = out.pop("reasons")
+        rate = round(self.records / self.seconds, 1) if self.seconds else 0.0
+        out.update(
+            seconds=round(self.seconds, 3),
+            records_per_second=rate,
+            outage_seconds=round(self.outage_seconds, 1),
+        )
+        return out
 
 
 class Consumer:

@@ -22,7 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,12 +107,7 @@ class Failure:
     detail: str
 
     def as_dict(self) -> dict[str, str]:
-        return {
-            "event_id": self.event_id,
-            "account_id": self.account_id,
-            "reason": self.reason,
-            "detail": self.detail,
-        }
+        return asdict(self)
 
 
 @dataclass

@@ -42,7 +42,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -55,7 +55,7 @@ from infra.shards import (
     SHARD_END,
     LeaseHeldError,
     LeaseLostError,
-    RetryPolicy,
+    ReaderConfig,
     ShardCursor,
     every_shard,
     open_application,
@@ -82,31 +82,26 @@ RISK_NAMESPACE = uuid.UUID("3f6c1c1e-6a43-4b8e-9a51-0c7d2d1c9e55")
 
 
 @dataclass(frozen=True)
-class LiveConfig:
-    """Polling, leasing and retry knobs of the live scorer.
+class LiveConfig(ReaderConfig):
+    """The live scorer's knobs beside the shard reader's (its retries never give up: a service).
 
     ``idle_sleep``: the wait between GetRecords calls at the tip of a shard (freshness is about
     this plus one page's work). ``owner``: the lease owner; the managed service uses one name
     per host and state directory, so a restarted scorer takes its own leases back at once.
     """
 
-    get_limit: int = 10_000
     idle_sleep: float = 0.1
-    lease_seconds: float = 30.0
+    owner: str = ""
     champion_ttl: float = 5.0
     status_seconds: float = 2.0
-    relist_seconds: float = 15.0
     cache_accounts: int = 200_000
     gather_records: int = 50_000  # behind the tip: apply up to this many records at once
     gather_seconds: float = 2.0  # ... or what was read in this long
-    owner: str = ""
-    retry: RetryPolicy = field(default_factory=RetryPolicy)  # never gives up (a service)
 
     def __post_init__(self) -> None:
-        if not 1 <= self.get_limit <= 10_000:
-            raise ValueError(f"get_limit={self.get_limit} must be between 1 and 10,000")
-        if self.idle_sleep < 0 or self.champion_ttl <= 0:
-            raise ValueError(f"idle_sleep and champion_ttl must be positive, got {self}")
+        super().__post_init__()
+        if self.champion_ttl <= 0:
+            raise ValueError(f"champion_ttl={self.champion_ttl} must be positive")
 
 
 @dataclass
