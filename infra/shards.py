@@ -519,6 +519,7 @@ class CheckpointStore:
         return True
 
 
+@dataclass(eq=False)
 class ShardCursor:
     """Reads one shard after a position (a sequence number, or the oldest record for None).
 
@@ -527,23 +528,16 @@ class ShardCursor:
     last record read before that page, so nothing is skipped or read twice.
     """
 
-    def __init__(
-        self,
-        kinesis: Any,
-        stream_name: str,
-        shard_id: str,
-        retrier: Retrier,
-        limit: int = 10_000,
-    ) -> None:
-        self.kinesis = kinesis
-        self.stream_name = stream_name
-        self.shard_id = shard_id
-        self.retrier = retrier
-        self.limit = limit
-        self.reopened = 0
-        # (checkpoint, oldest record kept) for each time records after a checkpoint had expired
-        self.expired: list[tuple[str, str]] = []
-        self._resumed_after: str | None = None  # the position the last iterator resumed after
+    kinesis: Any
+    stream_name: str
+    shard_id: str
+    retrier: Retrier
+    limit: int = 10_000
+    reopened: int = field(default=0, init=False)
+    # (checkpoint, oldest record kept) for each time records after a checkpoint had expired
+    expired: list[tuple[str, str]] = field(default_factory=list, init=False)
+    # the position the last iterator resumed after
+    _resumed_after: str | None = field(default=None, init=False)
 
     def iterator_after(self, position: str | None) -> str:
         kwargs: dict[str, Any] = {"StreamName": self.stream_name, "ShardId": self.shard_id}

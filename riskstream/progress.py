@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import KW_ONLY, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,33 +100,30 @@ class Snapshot:
         return ", ".join(parts)
 
 
+def _log_line(text: str) -> None:
+    logger.info("progress %s", text)
+
+
+@dataclass(eq=False)
 class Progress:
     """Counts units of one phase; logs a line every ``every`` seconds and keeps ``sink`` fresh.
 
     Thread-safe (the producer's lanes update it side by side). ``total`` may be None (unknown)
     or set later; ``close()`` (or leaving the ``with`` block) writes the final state."""
 
-    def __init__(
-        self,
-        label: str,
-        total: float | None = None,
-        unit: str = "rows",
-        *,
-        sink: Path | None = None,
-        every: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-        log: Callable[[str], None] | None = None,
-    ) -> None:
-        self.label = label
-        self.total = total
-        self.unit = unit
-        self.sink = sink
-        self.every = every
-        self.clock = clock
-        self.log = log or (lambda text: logger.info("progress %s", text))
-        self.done = 0.0
-        self.finished = False
-        self._started = clock()
+    label: str
+    total: float | None = None
+    unit: str = "rows"
+    _: KW_ONLY
+    sink: Path | None = None
+    every: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    log: Callable[[str], None] = _log_line
+    done: float = field(default=0.0, init=False)
+    finished: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self._started = self.clock()
         self._logged = self._started
         self._written = float("-inf")
         self._lock = threading.Lock()
@@ -142,13 +139,13 @@ class Progress:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
-            self.label,
-            self.done,
-            self.total,
-            self.unit,
-            self.clock() - self._started,
-            self.finished,
-            time.time(),
+            label=self.label,
+            done=self.done,
+            total=self.total,
+            unit=self.unit,
+            elapsed=self.clock() - self._started,
+            finished=self.finished,
+            updated=time.time(),
         )
 
     def update(self, n: float = 1) -> None:

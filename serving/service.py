@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -96,40 +96,35 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+@dataclass(eq=False)
 class ChampionHolder:
     """Holds the current champion and follows the registry alias on a TTL."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        ttl: float = DEFAULT_TTL,
-        loader: Callable[[Settings], Champion] = load_champion,
-        version_of: Callable[[Settings], str | None] = champion_version,
-        online: OnlineStore | None = None,
-    ) -> None:
-        self.settings = settings
-        self.online = online
-        self.ttl = ttl
-        self._loader = loader
-        self._version_of = version_of
+    settings: Settings
+    ttl: float = DEFAULT_TTL
+    loader: Callable[[Settings], Champion] = load_champion
+    version_of: Callable[[Settings], str | None] = champion_version
+    online: OnlineStore | None = None
+    current: Loaded | None = field(default=None, init=False)
+    checked_at: float | None = field(default=None, init=False)
+    last_error: str | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.current: Loaded | None = None
-        self.checked_at: float | None = None
-        self.last_error: str | None = None
 
     def refresh(self) -> bool:
         """Load the champion if the alias moved (or nothing is loaded); True if it changed."""
         with self._lock:
             try:
-                version = self._version_of(self.settings)
+                version = self.version_of(self.settings)
                 self.checked_at = time.time()
                 have = self.current.champion.version if self.current else None
                 if version is None or version == have:
                     self.last_error = None if version else "no champion in the registry yet"
                     return False
-                loaded = prepare(self._loader(self.settings))
+                loaded = prepare(self.loader(self.settings))
             except Exception as exc:  # keep serving the old champion; report on /health
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 logger.warning("champion check failed: %s", self.last_error)
