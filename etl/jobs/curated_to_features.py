@@ -27,9 +27,6 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if __name__ == "__main__" and not __package__:  # spark-submit runs this file as a script
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from etl import chain, features, layout, transforms
 from etl.glue import GlueArgumentError
 from etl.jobs.common import (

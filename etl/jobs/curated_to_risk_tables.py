@@ -25,9 +25,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if __name__ == "__main__" and not __package__:  # spark-submit runs this file as a script
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from etl import layout, risktables
 from etl.jobs.common import (
     PortfolioRun,

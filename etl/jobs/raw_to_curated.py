@@ -28,9 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if __name__ == "__main__" and not __package__:  # spark-submit runs this file as a script
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
 from etl import layout, transforms
 from etl.glue import Job
 from etl.jobs.common import (
