@@ -354,40 +354,36 @@ def _as_int(value: object) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def _signal_reaches(send: Callable[[int, int], None], target: int) -> bool:
+    """Whether signal 0 sent with ``send`` (``os.kill``, ``os.killpg``) finds ``target``, even
+    one that belongs to another user."""
     try:
-        os.kill(pid, 0)
+        send(target, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
+    return True
+
+
+def _alive(pid: int) -> bool:
+    if not _signal_reaches(os.kill, pid):
+        return False
     # A zombie (exited, not yet reaped) is not alive for our purposes.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
+    stat = _proc_stat(pid)
+    return stat is None or stat[0] != "Z"
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
+    if not _signal_reaches(os.killpg, pgid):
         return False
-    except PermissionError:
-        return True
     # Only zombies left? Then the group is effectively gone.
     proc = Path("/proc")
     if not proc.is_dir():
         return True
     for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        stat = _proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat is not None and stat[2] == pgid and stat[0] != "Z":
             return True
     return False
 
