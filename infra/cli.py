@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from riskstream.commands import CommandError
+from riskstream.commands import CommandError, user_errors
 from riskstream.settings import Settings
 
 
@@ -69,10 +69,8 @@ def cloud_export(args: argparse.Namespace, settings: Settings) -> int:
     from infra.cloud_state import CloudStateError, export_state
     from infra.durable import StateError
 
-    try:
+    with user_errors(CloudStateError, StateError):
         manifest = export_state(settings, args.file)
-    except (CloudStateError, StateError) as exc:
-        raise CommandError(str(exc)) from None
     size = args.file.stat().st_size
     print(f"exported the local cloud to {args.file} ({size:,} bytes, moto {manifest['moto']})")
     return 0
@@ -82,10 +80,8 @@ def cloud_import(args: argparse.Namespace, settings: Settings) -> int:
     from infra.cloud_state import CloudStateError, import_state
     from infra.durable import StateError
 
-    try:
+    with user_errors(CloudStateError, StateError):
         aside = import_state(settings, args.file)
-    except (CloudStateError, StateError) as exc:
-        raise CommandError(str(exc)) from None
     if aside:
         print(f"the previous state was moved aside to {aside}")
     print(f"imported {args.file}; start it with `riskstream cloud up`")
@@ -104,10 +100,8 @@ def cloud_reset(args: argparse.Namespace, settings: Settings) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing changed")
             return 1
-    try:
+    with user_errors(CloudStateError):
         print(reset_state(settings))
-    except CloudStateError as exc:
-        raise CommandError(str(exc)) from None
     return 0
 
 
@@ -179,9 +173,7 @@ def register_localstack_commands(group: Any) -> None:
 def localstack_install(args: argparse.Namespace, settings: Settings) -> int:
     from infra.localstack import LocalStackError, install
 
-    try:
+    with user_errors(LocalStackError):
         home = install(settings, say=print)
-    except LocalStackError as exc:
-        raise CommandError(str(exc)) from None
     print(f"LocalStack is installed in {home.root}")
     return 0

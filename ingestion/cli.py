@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from riskstream import names
-from riskstream.commands import CommandError
+from riskstream.commands import CommandError, user_errors
 from riskstream.settings import Settings
 
 
@@ -89,13 +89,11 @@ def produce_cmd(args: argparse.Namespace, settings: Settings) -> int:
 
     rate = None
     if args.rate_limit or args.rate_records or args.rate_bytes:
-        try:
+        with user_errors(ValueError):
             rate = RateLimit(
                 records_per_second=args.rate_records or 1000.0,
                 bytes_per_second=args.rate_bytes or 1_000_000.0,
             )
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
     if args.limit is not None and args.limit < 1:
         raise CommandError(f"--limit {args.limit} must be at least 1")
     with _command_errors(settings, "producing", SourceError, ProducerError):
@@ -166,12 +164,10 @@ def consume_cmd(args: argparse.Namespace, settings: Settings) -> int:
         overrides["buffer_bytes"] = int(args.buffer_mb * 1024 * 1024)
     if args.max_outage_seconds is not None and args.follow:
         raise CommandError("--max-outage-seconds goes with --once: --follow never gives up")
-    try:
+    with user_errors(ValueError):
         if args.max_outage_seconds is not None:
             overrides["retry"] = RetryPolicy(max_outage_seconds=args.max_outage_seconds)
         config = LandingConfig(**overrides)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
     if args.max_seconds is not None and not args.follow:
         raise CommandError("--max-seconds goes with --follow")
     # SIGTERM (a service manager, `kill`) stops as Ctrl-C does: flush, checkpoint, release leases.

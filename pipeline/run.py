@@ -17,7 +17,7 @@ from typing import Any
 
 import modelkinds
 from riskstream import names
-from riskstream.commands import CommandError
+from riskstream.commands import CommandError, user_errors
 from riskstream.names import DEFAULT_SOURCE, SOURCES
 from riskstream.settings import Settings
 
@@ -199,7 +199,7 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
     portfolio = _portfolio(args, source)
     phases = Phases()
     total_started = time.monotonic()
-    try:
+    with user_errors(ServiceError):
         if settings.target == "embedded":
             with phases.phase("local cloud"):
                 cloud_service(settings).up()
@@ -216,8 +216,6 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
             print(f"    {created} created, {len(resources) - created} already existed")
         with phases.phase("services"):  # the Spark session, MLflow and the engine, side by side
             _start_side_by_side(settings, getattr(args, "engine", "airflow"))
-    except ServiceError as exc:
-        raise CommandError(str(exc)) from None
 
     conf = {
         key: value
@@ -234,12 +232,10 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
     if getattr(args, "engine", "airflow") == "stepfunctions":
         return _run_on_stepfunctions(settings, args, conf, portfolio, phases, total_started)
     client = AirflowClient.for_settings(settings)
-    try:
+    with user_errors(AirflowError):
         client.wait_for_dag(PIPELINE_DAG_ID)
         client.unpause(PIPELINE_DAG_ID)
         run_id = client.trigger(PIPELINE_DAG_ID, conf)
-    except AirflowError as exc:
-        raise CommandError(str(exc)) from None
     print(f"==> pipeline: triggered {PIPELINE_DAG_ID} run {run_id} with {conf}")
     print(f"    portfolio {portfolio!r}: its own features, model, champion and scores")
     print(f"    follow it at {settings.airflow_url}/dags/{PIPELINE_DAG_ID}")

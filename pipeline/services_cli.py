@@ -7,7 +7,7 @@ import argparse
 from typing import Any
 
 from pipeline.stack import SERVICES, SERVICES_BY_NAME, ServiceEntry, all_services
-from riskstream.commands import CommandError, add_group
+from riskstream.commands import add_group, user_errors
 from riskstream.settings import Settings
 
 
@@ -42,7 +42,7 @@ def service_cmd(args: argparse.Namespace, settings: Settings) -> int:
             f"using {settings.endpoint_url}"
         )
         return 0
-    try:
+    with user_errors(ServiceError, ValueError):  # ValueError: a URL in the settings is unusable
         service = entry.make(settings)
         if args.action == "up":
             if entry.start is not None:
@@ -58,8 +58,6 @@ def service_cmd(args: argparse.Namespace, settings: Settings) -> int:
             stopped = service.down()
             print(f"{entry.name} stopped" if stopped else f"{entry.name} was not running")
             return 0
-    except (ServiceError, ValueError) as exc:  # ValueError: a URL in the settings is unusable
-        raise CommandError(str(exc)) from None
     status = service.status()
     print(status.line())
     if status.state == "stale":

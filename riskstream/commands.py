@@ -1,8 +1,11 @@
-"""Helpers for command modules: a user-facing error type and subcommand groups."""
+"""Helpers for command modules: a user-facing error type, the errors shown as one, and
+subcommand groups."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 
 
 class CommandError(RuntimeError):
@@ -20,3 +23,13 @@ def add_group(
     group = subparsers.add_parser(name, help=help_text, description=help_text)
     group.set_defaults(func=None, subparser=group)
     return group.add_subparsers(dest=f"{name}_command", metavar="<subcommand>")
+
+
+@contextlib.contextmanager
+def user_errors(*errors: type[Exception]) -> Iterator[None]:
+    """Show ``errors`` (failures whose message already says what was wrong and what to do) as a
+    :class:`CommandError`: one line for the user, no traceback."""
+    try:
+        yield
+    except errors as exc:
+        raise CommandError(str(exc)) from None

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from riskstream.commands import CommandError
+from riskstream.commands import user_errors
 from riskstream.settings import Settings
 
 
@@ -45,10 +45,8 @@ def score_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from serving.registry import ChampionError
     from serving.tasks import score
 
-    try:
+    with user_errors(ScoringJobError, ChampionError):
         report = score(settings, args.date)
-    except (ScoringJobError, ChampionError) as exc:
-        raise CommandError(str(exc)) from None
     print(json.dumps(report, indent=2))
     if report["psi_flag"]:
         print(f"WARNING: population shift (PSI > 0.25); see {report['psi_uri']}")
@@ -60,7 +58,7 @@ def sql_cmd(args: argparse.Namespace, settings: Settings) -> int:
 
     from serving.sql import DashboardUnavailable, SqlError, ask_dashboard, run_sql
 
-    try:
+    with user_errors(SqlError):
         try:
             if args.in_process:
                 raise DashboardUnavailable("--in-process")
@@ -71,8 +69,6 @@ def sql_cmd(args: argparse.Namespace, settings: Settings) -> int:
             frame = run_sql(settings, args.query)
             shown = frame.head(args.max_rows)
             more = f"{len(frame) - len(shown)} more rows" if len(frame) > len(shown) else ""
-    except SqlError as exc:
-        raise CommandError(str(exc)) from None
     if args.format == "csv":
         print(shown.to_csv(index=False), end="")
     elif args.format == "json":
