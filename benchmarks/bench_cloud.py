@@ -282,19 +282,16 @@ def memory(quick: bool) -> list[Row]:
         service.up()
         restart = time.perf_counter() - started
         service.down()
-    ratio = measured["disk"] / max(measured["memory"], 1.0)
     return [
-        Row(
+        ratio_row(
             "foundation",
             f"local cloud memory growth after {megabytes} MB of S3 objects (256 KB each), "
             "bodies on disk (durable)",
             measured["disk"],
             "MB",
-            reference="moto's in-memory bodies (ephemeral cloud), same writes",
-            reference_value=measured["memory"],
-            ratio=ratio,
-            target="<= 0.25",
-            met=ratio <= 0.25,
+            "moto's in-memory bodies (ephemeral cloud), same writes",
+            measured["memory"],
+            ratio_at_most=0.25,
             note=f"snapshot after them {snapshot_mb:.1f} MB; restart {restart:.1f} s",
             id="cloud.memory",
         )
@@ -391,19 +388,16 @@ def memory_kinesis(quick: bool) -> list[Row]:
         service.down()
     assert held, "the restarted cloud lost the newest record"
     per_record = {k: v * 2**20 / (n - warm) for k, v in growth.items()}
-    ratio = per_record["disk"] / max(per_record["memory"], 1.0)
     return [
-        Row(
+        ratio_row(
             "foundation",
             f"local cloud memory growth per retained Kinesis record ({n:,} records of "
             f"{sent / n:.0f} B JSON on average), records in segment files (durable)",
             per_record["disk"],
             "B/record",
-            reference="moto's Record objects (ephemeral cloud), same writes",
-            reference_value=per_record["memory"],
-            ratio=ratio,
-            target="<= 0.1",
-            met=ratio <= 0.1,
+            "moto's Record objects (ephemeral cloud), same writes",
+            per_record["memory"],
+            ratio_at_most=0.1,
             note=(
                 f"growth {growth['disk']:.1f} MB vs {growth['memory']:.1f} MB over the last "
                 f"{n - warm:,} records (the first {warm:,} warm both up); snapshot after "

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, Row, private_stack_env, write_rows
+from common import ROOT, Row, private_stack_env, ratio_row, write_rows
 from scale_memory import (
     CONSOLE,
     Peaks,
@@ -230,49 +230,42 @@ def rows_for(runs: list[dict[str, Any]]) -> list[Row]:
         )
         if previous is not None:
             size_ratio = run["accounts"] / previous["accounts"]
-            growth = run["seconds"] / previous["seconds"]
-            limit = goals.get("growth", 1.1 * size_ratio)
             rows.append(
-                Row(
+                ratio_row(
                     "scale",
                     f"whole run at {run['accounts']:,} accounts / at {previous['accounts']:,} "
-                    f"(linear: {size_ratio:g})",
-                    growth,
+                    f"(previous run {previous['seconds']:,.0f} s)",
+                    run["seconds"] / previous["seconds"],
                     "x",
-                    reference=f"whole run at {previous['accounts']:,} accounts, s",
-                    reference_value=previous["seconds"],
-                    ratio=growth / size_ratio,
-                    target=f"<= {limit:g}",
-                    met=ok and growth <= limit,
+                    "linear growth: the size ratio",
+                    size_ratio,
+                    at_most=goals.get("growth", 1.1 * size_ratio),
+                    also=ok,
                     id=f"scale.growth_{label}",
                 )
             )
-        cloud = run["peaks_mb"].get("cloud", float("nan"))
         rows.append(
-            Row(
+            ratio_row(
                 "scale",
                 f"embedded cloud's peak resident memory, {run['accounts']:,} accounts",
-                cloud,
+                run["peaks_mb"].get("cloud", float("nan")),
                 "MB",
-                reference="all services' peaks added, MB",
-                reference_value=run["sum_of_peaks_mb"],
-                ratio=cloud / run["sum_of_peaks_mb"] if run["sum_of_peaks_mb"] else None,
-                target=f"<= {goals['cloud']:,.0f} MB" if "cloud" in goals else "",
-                met=cloud <= goals["cloud"] if "cloud" in goals else None,
+                "all services' peaks added, MB",
+                run["sum_of_peaks_mb"],
+                at_most=goals.get("cloud"),
                 id=f"scale.cloud.peak_rss_mb_{label}",
             )
         )
         rows.append(
-            Row(
+            ratio_row(
                 "scale",
                 f"every service's peak resident memory added, {run['accounts']:,} accounts "
                 "(RSS: shared pages count once per process)",
                 run["sum_of_peaks_mb"],
                 "MB",
-                reference="highest total at one moment, MB",
-                reference_value=run["peak_total_mb"],
-                target=f"<= {goals['total']:,.0f} MB" if "total" in goals else "",
-                met=run["sum_of_peaks_mb"] <= goals["total"] if "total" in goals else None,
+                "highest total at one moment, MB",
+                run["peak_total_mb"],
+                at_most=goals.get("total"),
                 id=f"scale.peak_rss_mb_{label}",
             )
         )

@@ -64,9 +64,10 @@ def ratio_row(
     At most one goal: on the ratio (``ratio_at_least``, ``ratio_at_most``) or on the value
     (``at_least``, ``at_most``, in ``unit``); it writes ``target`` and decides ``met``, which
     also needs ``also`` (the run's other conditions, e.g. that it exited cleanly). No goal:
-    information.
+    information. A reference of zero (nothing measured) leaves the ratio out, and a goal on it
+    unmet.
     """
-    ratio = value / reference_value
+    ratio = value / reference_value if reference_value else None
     goals = [
         (ratio_at_least, ">=", "", ratio),
         (ratio_at_most, "<=", "", ratio),
@@ -80,7 +81,7 @@ def ratio_row(
     if chosen:
         limit, op, suffix, got = chosen[0]
         target = f"{op} {limit:,g}{suffix}"
-        met = also and (got >= limit if op == ">=" else got <= limit)
+        met = also and got is not None and (got >= limit if op == ">=" else got <= limit)
     return Row(
         area, figure, value, unit, reference, reference_value, ratio, target, met, note, id=id
     )
