@@ -10,10 +10,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.fixtures import features_frame, fit_pipeline, register_champion, write_features
+from benchmarks.fixtures import (
+    CATEGORICAL,
+    NUMERIC,
+    features_frame,
+    fit_pipeline,
+    register_champion,
+    write_features,
+)
 from infra.provision import provision
 from infra.services import ManagedService
 from riskstream.settings import Settings
@@ -21,6 +29,15 @@ from serving.processes import api_service
 from tests.conftest import running_on_a_free_port
 
 OBS_DATE = dt.date(2026, 1, 31)
+
+
+def application(row: dict[str, Any]) -> dict[str, Any]:
+    """A feature row as one item of the API's ``applications`` (NumPy scalars made plain)."""
+    out: dict[str, Any] = {"application_id": str(row["account_id"])}
+    for name in NUMERIC + CATEGORICAL:
+        value = row[name]
+        out[name] = value.item() if isinstance(value, np.generic) else value
+    return out
 
 
 @dataclass

@@ -30,17 +30,9 @@ from serving.schema import MAX_APPLICATIONS, MAX_BODY_BYTES
 from serving.scoring import ScoringConfig
 from serving.storage import read_scores
 from serving.tasks import score as score_step
-from tests.serving.conftest import OBS_DATE, ServingWorld
+from tests.serving.conftest import OBS_DATE, ServingWorld, application
 
 pytestmark = pytest.mark.integration
-
-
-def application(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"application_id": str(row["account_id"])}
-    for name in NUMERIC + CATEGORICAL:
-        value = row[name]
-        out[name] = value.item() if isinstance(value, np.generic) else value
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from serving.registry import Champion
 from serving.routes import router
 from serving.schema import MAX_BODY_BYTES
 from serving.service import prepare
+from tests.serving.conftest import application
 
 pytestmark = pytest.mark.unit
 
@@ -49,16 +50,8 @@ class _Store(OnlineStore):
         return None  # the replica holds every account
 
 
-def _application(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"application_id": str(row["account_id"])}
-    for name in NUMERIC + CATEGORICAL:
-        value = row[name]
-        out[name] = value.item() if isinstance(value, np.generic) else value
-    return out
-
-
 ROWS = FRAME.to_dict("records")
-ONLINE = {str(r["account_id"]): {**_application(r), "obs_date": OBS.isoformat()} for r in ROWS[:20]}
+ONLINE = {str(r["account_id"]): {**application(r), "obs_date": OBS.isoformat()} for r in ROWS[:20]}
 
 
 def _apps(kind: str = "lr", max_in_flight: int = 256) -> tuple[FastAPI, FastAPI]:
@@ -84,10 +77,10 @@ def _call(app: FastAPI, method: str, path: str, **kwargs: Any) -> httpx.Response
     return asyncio.run(call())
 
 
-GOOD = _application(ROWS[0])
+GOOD = application(ROWS[0])
 BODIES: list[tuple[str, dict[str, Any]]] = [
     ("one", {"json": {"applications": [GOOD]}}),
-    ("many", {"json": {"applications": [_application(r) for r in ROWS[:40]]}}),
+    ("many", {"json": {"applications": [application(r) for r in ROWS[:40]]}}),
     ("bad type", {"json": {"applications": [dict(GOOD, age="forty")]}}),
     ("out of bounds", {"json": {"applications": [dict(GOOD, credit_limit=-5.0)]}}),
     ("unknown field", {"json": {"applications": [dict(GOOD, surprise=1)]}}),
