@@ -92,28 +92,35 @@ def train_cmd(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# The comparison table's metric columns: key -> title, printed with four decimals but where
+# _FORMATS says otherwise.
+METRIC_TITLES = {
+    "roc_auc": "ROC-AUC",
+    "ks": "KS",
+    "gini": "Gini",
+    "pr_auc": "PR-AUC",
+    "brier": "Brier",
+    "log_loss": "LogLoss",
+    "ece": "ECE",
+    "threshold": "thresh",
+    "expected_cost": "cost/acct",
+    "fit_seconds": "fit s",
+    "oracle_roc_auc": "oracle AUC",
+}
+_FORMATS = {"model": "{}", "threshold": "{:.3f}", "fit_seconds": "{:.1f}"}
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """The comparison table printed after training (one line per model)."""
-    columns = [
-        ("model", "model", "{}"),
-        ("roc_auc", "ROC-AUC", "{:.4f}"),
-        ("ks", "KS", "{:.4f}"),
-        ("gini", "Gini", "{:.4f}"),
-        ("pr_auc", "PR-AUC", "{:.4f}"),
-        ("brier", "Brier", "{:.4f}"),
-        ("log_loss", "LogLoss", "{:.4f}"),
-        ("ece", "ECE", "{:.4f}"),
-        ("threshold", "thresh", "{:.3f}"),
-        ("expected_cost", "cost/acct", "{:.4f}"),
-        ("fit_seconds", "fit s", "{:.1f}"),
-        ("oracle_roc_auc", "oracle AUC", "{:.4f}"),
-    ]
-    shown = [c for c in columns if any(c[0] in r for r in rows)]
-    header = "  ".join(f"{title:>10}" for _, title, _ in shown)
+    """The comparison table printed after training (one line per model, a column per metric
+    that any model has)."""
+    titles = {"model": "model", **METRIC_TITLES}
+    shown = [key for key in titles if any(key in r for r in rows)]
+    header = "  ".join(f"{titles[key]:>10}" for key in shown)
     lines = [header, "-" * len(header)]
     for row in rows:
         cells = [
-            f"{fmt.format(row[key]):>10}" if key in row else f"{'':>10}" for key, _, fmt in shown
+            f"{_FORMATS.get(key, '{:.4f}').format(row[key]):>10}" if key in row else f"{'':>10}"
+            for key in shown
         ]
         lines.append("  ".join(cells))
     return "\n".join(lines)
