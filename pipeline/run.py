@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import modelkinds
@@ -248,7 +249,8 @@ def run_cmd(args: argparse.Namespace, settings: Settings) -> int:
     final = client.run_state(PIPELINE_DAG_ID, run_id)
 
     results = {task: client.xcom(PIPELINE_DAG_ID, run_id, task) for task in states}
-    _finish(settings, portfolio, run_id, final, states, results, phases, total_started)
+    outcome = RunOutcome(run_id, final, states, results)
+    _finish(settings, portfolio, outcome, phases, total_started)
     if final != "success":
         failed = [t for t, ti in states.items() if ti.get("state") == "failed"]
         _explain_failure(settings, PIPELINE_DAG_ID, run_id, failed, states)
@@ -373,8 +375,8 @@ def _run_on_stepfunctions(
         if run.type == "Task"
     }
     results = {run.task_id: run.result for run in outcome.runs.values() if run.type == "Task"}
-    engine = f"Step Functions execution {execution}"
-    _finish(settings, portfolio, name, final, states, results, phases, total_started, engine)
+    ended = RunOutcome(name, final, states, results, f"Step Functions execution {execution}")
+    _finish(settings, portfolio, ended, phases, total_started)
     if final == "success":
         return 0
     for run in outcome.runs.values():
@@ -488,22 +490,27 @@ def _counters(result: Any) -> list[tuple[str, dict[str, int]]]:
     ]
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a pipeline run ended, on either engine: its id, its final state, each task's state
+    (``state``, ``start_date``, ``end_date``, ``try_number``) and result, and the engine's name
+    for the summary (None: Airflow)."""
+
+    run_id: str
+    final: str
+    states: dict[str, dict[str, Any]]
+    results: dict[str, Any]
+    engine: str | None = None
+
+
 def _finish(
-    settings: Settings,
-    portfolio: str,
-    run_id: str,
-    final: str,
-    states: dict[str, dict[str, Any]],
-    results: dict[str, Any],
-    phases: Phases,
-    started: float,
-    engine: str | None = None,
+    settings: Settings, portfolio: str, outcome: RunOutcome, phases: Phases, started: float
 ) -> None:
     """After a run on either engine: on success the API, the dashboard and the run's
     portfolio's live scorer are started; then the summary and the timings."""
     from infra.services import ServiceError
 
-    if final == "success":
+    if outcome.final == "success":
         with phases.phase("api and dashboard"):
             try:
                 _start(settings, "api")
@@ -513,21 +520,12 @@ def _finish(
             except ServiceError as exc:
                 logger.warning("could not start a serving service: %s", exc)
     total = time.monotonic() - started
-    print_summary(
-        settings.for_portfolio(portfolio), final, states, results, phases, total, engine=engine
-    )
-    _save_timings(settings, run_id, final, phases, states, results)
+    print_summary(settings.for_portfolio(portfolio), outcome, phases, total)
+    _save_timings(settings, outcome, phases)
 
 
-def print_summary(
-    settings: Settings,
-    final: str,
-    states: dict[str, dict[str, Any]],
-    results: dict[str, Any],
-    phases: Phases,
-    total: float,
-    engine: str | None = None,
-) -> None:
+def print_summary(settings: Settings, outcome: RunOutcome, phases: Phases, total: float) -> None:
+    final, states, results = outcome.final, outcome.states, outcome.results
     print(f"\n==> pipeline {final.upper()} (portfolio {settings.portfolio})\n")
     order = sorted(states, key=lambda t: states[t].get("start_date") or "~")
     for task_id in order:
@@ -566,8 +564,8 @@ def print_summary(
         print(f"    {name:<30} {seconds:7.1f}s")
     print(f"    {'total':<30} {total:7.1f}s")
     print("\n  where to look:")
-    if engine is not None:
-        print(wrap(f"    Engine     {engine}  (`riskstream sfn history`)", indent=15))
+    if outcome.engine is not None:
+        print(wrap(f"    Engine     {outcome.engine}  (`riskstream sfn history`)", indent=15))
     else:
         print(
             f"    Airflow    {settings.airflow_url}  (login admin; password in "
@@ -622,14 +620,7 @@ def _explain_failure(
         print("\nFAILED: the run failed; see the Airflow UI for details")
 
 
-def _save_timings(
-    settings: Settings,
-    run_id: str,
-    final: str,
-    phases: Phases,
-    states: dict[str, dict[str, Any]] | None = None,
-    results: dict[str, Any] | None = None,
-) -> None:
+def _save_timings(settings: Settings, outcome: RunOutcome, phases: Phases) -> None:
     """The run's phases (with their wall-clock starts), each task's final state, start and end,
     and the numbers of its result, for `make bench` (benchmarks/bench_run.py, bench_scale.py)."""
     out = settings.state_dir / "runs" / "last-run.json"
@@ -637,14 +628,14 @@ def _save_timings(
     out.write_text(
         json.dumps(
             {
-                "run_id": run_id,
-                "state": final,
+                "run_id": outcome.run_id,
+                "state": outcome.final,
                 "phases": [[n, s] for n, s in phases.items],
-                "tasks": {task: ti.get("state") for task, ti in (states or {}).items()},
+                "tasks": {task: ti.get("state") for task, ti in outcome.states.items()},
                 "phase_started_at": phases.started_at,
                 "task_times": {
                     task: [ti.get("start_date"), ti.get("end_date")]
-                    for task, ti in (states or {}).items()
+                    for task, ti in outcome.states.items()
                 },
                 "task_numbers": {
                     task: {
@@ -652,7 +643,7 @@ def _save_timings(
                         for k, v in result.items()
                         if isinstance(v, int | float) and not isinstance(v, bool)
                     }
-                    for task, result in (results or {}).items()
+                    for task, result in outcome.results.items()
                     if isinstance(result, dict)
                 },
             },

@@ -140,7 +140,7 @@ def test_summary_wraps_whole_numbers_and_lists_reason_counts(
         "raw_to_curated": {"rows_in": 4_000, "quarantined": {"bad_json": 1}},
         "evaluate_and_register": {"promoted": False, "reason": REASON, "version": "3"},
     }
-    run.print_summary(settings, "success", states, results, run.Phases(), 12.0)
+    run.print_summary(settings, run.RunOutcome("r", "success", states, results), run.Phases(), 12.0)
     out = capsys.readouterr().out
     assert all(len(line) <= run.WIDTH for line in out.splitlines() if "://" not in line)
     words = out.split()
