@@ -23,7 +23,8 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -144,12 +145,13 @@ def run(spark: SparkSession, settings: Settings, args: Mapping[str, str]) -> dic
 
     # Materialised once: the counts and the writes below read it instead of re-parsing the
     # JSON, and their plans start from the checkpoint instead of the long validation plan.
-    validated, classified = _read_and_classify(spark, storage, source, tables, manifests, pending)
+    lake = _Lake(spark, storage, tables, manifests)
+    validated, classified = _read_and_classify(lake, source, pending)
     classified = classified.localCheckpoint(eager=True)
     validated.unpersist()  # persisted only to build the checkpoint
     try:
         if not rebuild:
-            classified = _mark_already_curated(spark, storage, classified, tables, manifests)
+            classified = _mark_already_curated(lake, classified)
         counts = [r.asDict() for r in _counts(classified).collect()]
         report.update(_summarise(counts))
         _check(report)
@@ -201,20 +203,33 @@ def _schema(table: str) -> Any:
     return transforms.curated_schema(table)
 
 
+@dataclass(frozen=True)
+class _Lake:
+    """The curated tables as this run found them: the session and storage to read them with,
+    where each lives (base URI, partition key) and its committed manifest."""
+
+    spark: SparkSession
+    storage: Storage
+    tables: Mapping[str, tuple[str, str]]
+    manifests: Mapping[str, Any]
+
+    def read(self, table: str, values: Iterable[str] | None = None) -> DataFrame:
+        """A curated table's committed rows (only the partitions in ``values`` when given)."""
+        uri, key = self.tables[table]
+        return layout.read_table(
+            self.spark, self.storage, uri, _schema(table), key, values, self.manifests[table]
+        )
+
+
 def _read_and_classify(
-    spark: SparkSession,
-    storage: Storage,
-    source: str,
-    tables: Mapping[str, tuple[str, str]],
-    manifests: Mapping[str, Any],
-    pending: Sequence[str],
+    lake: _Lake, source: str, pending: Sequence[str]
 ) -> tuple[DataFrame, DataFrame]:
     """(validated lines, persisted; classified lines) for the pending arrival partitions."""
     from pyspark.sql import functions as F
 
     paths = [to_spark_uri(join(source, p)) for p in pending]
     lines = (
-        spark.read.option("basePath", to_spark_uri(source))
+        lake.spark.read.option("basePath", to_spark_uri(source))
         .text(paths)
         .select(
             "value",
@@ -223,43 +238,27 @@ def _read_and_classify(
         )
     )
     # Accounts opened in earlier runs (the account_opened table is one row per account).
-    uri, key = tables["account_opened"]
-    opened = layout.read_table(
-        spark,
-        storage,
-        uri,
-        transforms.curated_schema("account_opened"),
-        key,
-        manifest=manifests["account_opened"],
-    )
+    opened = lake.read("account_opened")
     validated = transforms.validate_events(transforms.parse_lines(lines), datetime.now(UTC))
     validated = validated.persist()
     classified = transforms.classify_events(validated, opened.select("account_id"))
     return validated, transforms.with_event_month(classified)
 
 
-def _mark_already_curated(
-    spark: SparkSession,
-    storage: Storage,
-    classified: DataFrame,
-    tables: Mapping[str, tuple[str, str]],
-    manifests: Mapping[str, Any],
-) -> DataFrame:
+def _mark_already_curated(lake: _Lake, classified: DataFrame) -> DataFrame:
     """Anti-join the run's valid rows against the ids already curated in the months it touches."""
     from functools import reduce
 
-    if not any(manifests[t]["partitions"] for t in EVENT_TYPES):
+    if not any(lake.manifests[t]["partitions"] for t in EVENT_TYPES):
         return classified  # nothing curated yet: nothing to anti-join against
     touched = {
-        t: sorted({layout.key_value(tables[t][1], m) for m in months})
+        t: sorted({layout.key_value(lake.tables[t][1], m) for m in months})
         for t, months in _months(classified).items()
     }
     ids = [
-        layout.read_table(
-            spark, storage, tables[t][0], _schema(t), tables[t][1], values, manifests[t]
-        ).select("event_id")
+        lake.read(t, values).select("event_id")
         for t, values in touched.items()
-        if set(values) & set(manifests[t]["partitions"])
+        if set(values) & set(lake.manifests[t]["partitions"])
     ]
     if not ids:
         return classified
