@@ -28,13 +28,7 @@ from riskstream.settings import Settings
 from serving.live import LiveConfig, LiveScorer
 from serving.livestate import AccountState
 from tests.conftest import durable_cloud_on_a_free_port
-from tests.ingestion.helpers import (
-    FAST_RETRY,
-    follower_config,
-    landed_ids,
-    produce,
-    quarantined,
-)
+from tests.ingestion.helpers import FAST_RETRY, follower_config, landed_ids, produce, quarantined
 from tests.serving.test_live import _items as live_items
 
 pytestmark = pytest.mark.integration
