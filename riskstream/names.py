@@ -251,7 +251,7 @@ def mlflow_artifacts_location(settings: Settings) -> str:
 
 def experiment_name(settings: Settings, portfolio: str | None = None) -> str:
     """A portfolio's MLflow experiment (its training executions)."""
-    return f"{settings.prefix}-{_portfolio(settings, portfolio)}-training"
+    return settings.named(_portfolio(settings, portfolio), "training")
 
 
 def replaced_scores_table(portfolio: str) -> str:
@@ -293,13 +293,13 @@ def _iso(day: date | str) -> str:
 # ---- the Step Functions orchestrator (pipeline/sfn.py) -----------------------------------------
 def state_machine_name(settings: Settings) -> str:
     """The pipeline's state machine in Step Functions."""
-    return f"{settings.prefix}-pipeline"
+    return settings.named("pipeline")
 
 
 def step_queue_name(settings: Settings) -> str:
     """The SQS queue the state machine's Task states send their steps to (with a task token);
     the step worker (pipeline/sfn_worker.py) runs them and answers."""
-    return f"{settings.prefix}-pipeline-steps"
+    return settings.named("pipeline-steps")
 
 
 STEP_ERROR_CONFIGURATION: Final = "riskstream.ConfigurationError"

@@ -203,11 +203,16 @@ class Settings:
         )
 
     # ---- names -----------------------------------------------------------------------------
+    def named(self, *parts: str) -> str:
+        """A resource's name: the prefix and ``parts``, joined by dashes (``<prefix>-events``),
+        so that several environments can share one account."""
+        return "-".join((self.prefix, *parts))
+
     def bucket(self, role: str) -> str:
         """The bucket for one role (raw, curated, features, scores, quarantine, artifacts)."""
         if role not in BUCKET_ROLES:
             raise KeyError(f"unknown bucket role {role!r}; expected one of {BUCKET_ROLES}")
-        return f"{self.prefix}-{role}"
+        return self.named(role)
 
     @property
     def buckets(self) -> dict[str, str]:
@@ -215,21 +220,21 @@ class Settings:
 
     @property
     def stream_name(self) -> str:
-        return f"{self.prefix}-events"
+        return self.named("events")
 
     @property
     def risk_stream_name(self) -> str:
         """The live scorer's output: one versioned risk event per material change."""
-        return f"{self.prefix}-risk-events"
+        return self.named("risk-events")
 
     @property
     def checkpoint_table(self) -> str:
-        return f"{self.prefix}-checkpoints"
+        return self.named("checkpoints")
 
     @property
     def online_table(self) -> str:
         """This portfolio's accounts' latest features, keyed by account_id (serving.online)."""
-        return f"{self.prefix}-{self.portfolio}-online"
+        return self.named(self.portfolio, "online")
 
     @property
     def glue_database(self) -> str:
@@ -239,7 +244,7 @@ class Settings:
     @property
     def registered_model_name(self) -> str:
         """This portfolio's registered model: its versions and its champion."""
-        return f"{self.prefix}-{self.portfolio}-risk"
+        return self.named(self.portfolio, "risk")
 
     def for_portfolio(self, portfolio: str | None) -> Settings:
         """These settings scoped to ``portfolio`` (unchanged when it is empty or None)."""
