@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import modelkinds
@@ -75,27 +75,24 @@ def register(subparsers: Any) -> None:
 STALE_SECONDS = 1800.0  # a phase silent this long (its process gone) is no longer shown
 
 
+@dataclass(eq=False)
 class ProgressPrinter:
     """While the orchestrator runs the steps, their progress (``riskstream.progress``: done of
     total, rate, ETA) on the console. On a terminal one status line is rewritten in place; in a
     log (not a terminal) each running phase gets a plain line every ``every`` seconds."""
 
-    def __init__(
-        self,
-        state_dir: Any,
-        since: float,
-        *,
-        tty: bool | None = None,
-        every: float = 30.0,
-        out: Any = None,
-    ) -> None:
+    state_dir: Any
+    since: float
+    _: KW_ONLY
+    tty: bool | None = None
+    every: float = 30.0
+    out: Any = None
+
+    def __post_init__(self) -> None:
         import sys
 
-        self.state_dir = state_dir
-        self.since = since
-        self.out = out or sys.stdout
-        self.tty = self.out.isatty() if tty is None else tty
-        self.every = every
+        self.out = self.out or sys.stdout
+        self.tty = self.out.isatty() if self.tty is None else self.tty
         self._said: dict[str, float] = {}
         self._shown = False
 
