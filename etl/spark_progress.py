@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from riskstream.background import in_thread
 from riskstream.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -59,13 +60,10 @@ def spark_progress(
             if total:
                 progress.set(done, total=total)
 
-    watcher = threading.Thread(target=watch, name=f"progress-{label}", daemon=True)
-    watcher.start()
     try:
-        yield progress
+        with in_thread(watch, stop.set, name=f"progress-{label}", join_timeout=5):
+            yield progress
     finally:
-        stop.set()
-        watcher.join(timeout=5)
         try:
             progress.set(*stage_counts(tracker, group))
         except Exception:

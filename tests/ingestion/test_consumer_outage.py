@@ -24,6 +24,7 @@ from infra.shards import CheckpointStore, CloudUnreachableError, RetryPolicy
 from ingestion.consumer import Consumer, LandingConfig, LandingReport, LeaseHeldError
 from ingestion.ids import event_id
 from ingestion.landing import FlushBuffer
+from riskstream.background import in_thread
 from riskstream.clients import make_client as fresh_client
 from riskstream.settings import Settings
 from tests.conftest import durable_cloud_on_a_free_port
@@ -117,9 +118,7 @@ def test_follow_lands_through_a_kill_9_and_restart_of_the_cloud(
 
     produce(settings, first)
     caplog.set_level(logging.WARNING, logger="infra.shards")
-    thread = threading.Thread(target=run, name="follower")
-    thread.start()
-    try:
+    with in_thread(run, follower.stop, name="follower", join_timeout=120) as thread:
         deadline = time.monotonic() + 120
         while flushed[0] < len(first) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -136,9 +135,6 @@ def test_follow_lands_through_a_kill_9_and_restart_of_the_cloud(
         while flushed[0] < len(everything) and time.monotonic() < deadline and thread.is_alive():
             time.sleep(0.1)
         assert thread.is_alive(), out  # never exited on its own
-    finally:
-        follower.stop()
-        thread.join(timeout=120)
     assert not thread.is_alive()
     assert "error" not in out, out.get("error")
     report: LandingReport = out["report"]

@@ -23,6 +23,7 @@ from infra.kinesis import read_stream_records
 from infra.provision import provision
 from infra.shards import RetryPolicy
 from riskstream import names
+from riskstream.background import in_thread
 from riskstream.clients import make_client
 from riskstream.events import new_event, serialize
 from riskstream.settings import Settings
@@ -92,13 +93,8 @@ def _put(settings: Settings, events: list[dict[str, Any]]) -> None:
 @contextmanager
 def _following(scorer: LiveScorer) -> Iterator[threading.Thread]:
     """The scorer following the stream in a thread of its own for the block; stopped after."""
-    thread = threading.Thread(target=scorer.run, kwargs={"follow": True}, daemon=True)
-    thread.start()
-    try:
-        yield thread
-    finally:
-        scorer.stop()
-        thread.join(timeout=30)
+    with in_thread(lambda: scorer.run(follow=True), scorer.stop, name="live", join_timeout=30) as t:
+        yield t
 
 
 def _portfolio(n: int, months: int = 4, seed: int = 0) -> list[dict[str, Any]]:
