@@ -35,7 +35,6 @@ from scale_memory import (
     Peaks,
     events_of,
     phase_table,
-    phase_windows,
     service_of,
     size_label,
 )
@@ -179,12 +178,8 @@ def one_size(accounts: int, base_dir: str | None) -> dict[str, Any]:
             subprocess.run([*riskstream, "stop"], env=env, cwd=ROOT, timeout=300)
         timings = json.loads((state / "runs" / "last-run.json").read_text())
     peaks = sampler.peaks
-    windows = phase_windows(timings)
     events = events_of(timings)
-    table = [
-        (name, seconds, peaks.peak_between(start, end) if start is not None else None)
-        for name, seconds, start, end in windows
-    ]
+    table = peaks.by_phase(timings)
     return {
         "accounts": accounts,
         "label": label,

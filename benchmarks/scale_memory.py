@@ -68,6 +68,14 @@ class Peaks:
         inside = [mb for at, mb in self.timeline if start <= at <= end]
         return max(inside) if inside else None
 
+    def by_phase(self, timings: Mapping[str, Any]) -> list[tuple[str, float, float | None]]:
+        """(phase, seconds, highest total during it) for each phase of a run's
+        ``last-run.json`` (:func:`phase_windows`; None where its start was not recorded)."""
+        return [
+            (name, seconds, self.peak_between(start, end) if start is not None else None)
+            for name, seconds, start, end in phase_windows(timings)
+        ]
+
 
 def _wall(text: str | None) -> float | None:
     if not text:

@@ -73,6 +73,14 @@ def test_phases_take_their_windows_from_the_run_and_from_airflow() -> None:
     ]
     assert events_of(timings) == 170_000
     assert events_of({}) is None
+    peaks = Peaks()
+    peaks.add(1002.0, {"cloud": 100.0})
+    peaks.add(1230.0, {"cloud": 300.0, "airflow": 200.0})
+    assert peaks.by_phase(timings) == [
+        ("local cloud", 5.0, 100.0),
+        ("  task produce_events", 60.0, 500.0),
+        ("  task score", 9.0, None),
+    ]
 
 
 def test_the_phase_table_gives_seconds_per_million_events() -> None:
