@@ -9,6 +9,24 @@ import modelkinds
 from riskstream.commands import CommandError
 from riskstream.settings import Settings
 
+# Options that set a TrainingConfig field: flag -> (field, type, help); an option not given
+# keeps the config's default.
+CONFIG_OPTIONS: dict[str, tuple[str, type, str]] = {
+    "--budget": (
+        "budget_seconds",
+        float,
+        "upper guard on search seconds per model (default 900; reported when it bites)",
+    ),
+    "--max-trials": ("max_trials", int, "search trials per model (default 12)"),
+    "--cost-fn": ("cost_fn", float, "cost of a missed defaulter"),
+    "--cost-fp": ("cost_fp", float, "cost of a rejected good"),
+    "--alpha": (
+        "alpha",
+        float,
+        "one-sided level of DeLong's paired test against the champion (default 0.05)",
+    ),
+}
+
 
 def register(subparsers: Any) -> None:
     train = subparsers.add_parser(
@@ -25,28 +43,13 @@ def register(subparsers: Any) -> None:
         default=modelkinds.default_models(),
         help=modelkinds.models_help(),
     )
-    train.add_argument(
-        "--budget",
-        type=float,
-        default=None,
-        help="upper guard on search seconds per model (default 900; reported when it bites)",
-    )
-    train.add_argument(
-        "--max-trials", type=int, default=None, help="search trials per model (default 12)"
-    )
+    for flag, (field, kind, text) in CONFIG_OPTIONS.items():
+        train.add_argument(flag, dest=field, type=kind, default=None, help=text)
     train.add_argument(
         "--features-uri",
         default=None,
         help="feature table version (default s3://<prefix>-features/features; or one "
         ".../obs_date=YYYY-MM-DD)",
-    )
-    train.add_argument("--cost-fn", type=float, default=None, help="cost of a missed defaulter")
-    train.add_argument("--cost-fp", type=float, default=None, help="cost of a rejected good")
-    train.add_argument(
-        "--alpha",
-        type=float,
-        default=None,
-        help="one-sided level of DeLong's paired test against the champion (default 0.05)",
     )
     train.add_argument(
         "--promote-override",
@@ -66,14 +69,8 @@ def train_cmd(args: argparse.Namespace, settings: Settings) -> int:
     from training.train import run_training
 
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    overrides = {
-        "budget_seconds": args.budget,
-        "max_trials": args.max_trials,
-        "cost_fn": args.cost_fn,
-        "cost_fp": args.cost_fp,
-        "alpha": args.alpha,
-        "promote_override": True if args.promote_override else None,
-    }
+    overrides = {field: getattr(args, field) for field, _, _ in CONFIG_OPTIONS.values()}
+    overrides["promote_override"] = True if args.promote_override else None
     try:
         config = dataclasses.replace(
             TrainingConfig(models=models), **{k: v for k, v in overrides.items() if v is not None}
