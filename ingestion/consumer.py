@@ -99,7 +99,10 @@ class LandingConfig(ReaderConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.buffer_records < 1 or self.buffer_bytes < 1 or self.buffer_seconds <= 0:
-            raise ValueError(f"buffer sizes and time must be positive, got {self}")
+            raise ValueError(
+                f"buffer_records={self.buffer_records}, buffer_bytes={self.buffer_bytes} and "
+                f"buffer_seconds={self.buffer_seconds} must all be positive"
+            )
 
 
 @dataclass
