@@ -39,6 +39,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from infra.kinesis import list_shards
 from riskstream import names
+from riskstream.checks import require_positive
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +169,7 @@ class RetryPolicy:
             )
         if self.multiplier < 1:
             raise ValueError(f"multiplier={self.multiplier} must be at least 1")
-        if self.max_outage_seconds is not None and self.max_outage_seconds <= 0:
-            raise ValueError(f"max_outage_seconds={self.max_outage_seconds} must be positive")
+        require_positive(max_outage_seconds=self.max_outage_seconds)
 
     def ceiling(self, attempt: int) -> float:
         """The longest wait after the ``attempt``-th consecutive failure (0-based)."""

@@ -56,6 +56,7 @@ from ingestion.landing import (
     size_flush_due,
 )
 from riskstream import names
+from riskstream.checks import require_positive
 
 __all__ = [
     "CheckpointStore",
@@ -98,11 +99,11 @@ class LandingConfig(ReaderConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.buffer_records < 1 or self.buffer_bytes < 1 or self.buffer_seconds <= 0:
-            raise ValueError(
-                f"buffer_records={self.buffer_records}, buffer_bytes={self.buffer_bytes} and "
-                f"buffer_seconds={self.buffer_seconds} must all be positive"
-            )
+        require_positive(
+            buffer_records=self.buffer_records,
+            buffer_bytes=self.buffer_bytes,
+            buffer_seconds=self.buffer_seconds,
+        )
 
 
 @dataclass

@@ -40,6 +40,7 @@ from ingestion.records import (
     shard_index,
     shard_ranges,
 )
+from riskstream.checks import require_positive
 from riskstream.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -72,8 +73,9 @@ class RateLimit:
     bytes_per_second: float = 1_000_000.0
 
     def __post_init__(self) -> None:
-        if self.records_per_second <= 0 or self.bytes_per_second <= 0:
-            raise ValueError(f"rate limits must be positive, got {self}")
+        require_positive(
+            records_per_second=self.records_per_second, bytes_per_second=self.bytes_per_second
+        )
 
 
 class TokenBucket:

@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from riskstream.checks import require_positive
+
 
 @dataclass(frozen=True)
 class ScoreScale:
@@ -38,10 +40,7 @@ class ScoreScale:
     max_score: int = 850
 
     def __post_init__(self) -> None:
-        if self.pdo <= 0:
-            raise ValueError(f"pdo={self.pdo} must be positive")
-        if self.base_odds <= 0:
-            raise ValueError(f"base_odds={self.base_odds} must be positive")
+        require_positive(pdo=self.pdo, base_odds=self.base_odds)
         if self.min_score >= self.max_score:
             raise ValueError(f"min_score={self.min_score} must be below max_score={self.max_score}")
 

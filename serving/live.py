@@ -62,6 +62,7 @@ from infra.shards import (
     ready_shards,
 )
 from riskstream import names
+from riskstream.checks import require_positive
 from riskstream.clients import make_client
 from riskstream.events import EventValidationError, decode, validate
 from riskstream.settings import Settings
@@ -100,8 +101,7 @@ class LiveConfig(ReaderConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.champion_ttl <= 0:
-            raise ValueError(f"champion_ttl={self.champion_ttl} must be positive")
+        require_positive(champion_ttl=self.champion_ttl)
 
 
 @dataclass

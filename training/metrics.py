@@ -18,6 +18,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from riskstream.checks import require_positive
+
 
 @dataclass(frozen=True)
 class CostMatrix:
@@ -25,10 +27,7 @@ class CostMatrix:
     cost_fp: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.cost_fn <= 0 or self.cost_fp <= 0:
-            raise ValueError(
-                f"costs must be positive; got cost_fn={self.cost_fn}, cost_fp={self.cost_fp}"
-            )
+        require_positive(cost_fn=self.cost_fn, cost_fp=self.cost_fp)
 
 
 def _arrays(y: object, p: object) -> tuple[np.ndarray, np.ndarray]:
