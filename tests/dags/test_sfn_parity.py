@@ -43,7 +43,8 @@ def worker(provisioned: Settings) -> Iterator[Settings]:
 
     def configure(port: int) -> tuple[Settings, ManagedService]:
         settings = provisioned.with_overrides(sfn_worker_url=f"http://127.0.0.1:{port}")
-        return settings, worker_service(settings, extra_steps=[TEST_STEPS])
+        # the stand-in steps import nothing heavy: the fork server need not preload
+        return settings, worker_service(settings, extra_steps=[TEST_STEPS], preload=False)
 
     with running_on_a_free_port(configure) as (settings, _):
         yield settings
