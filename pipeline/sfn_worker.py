@@ -5,9 +5,10 @@ started by ``riskstream run --engine stepfunctions``) polls the queue of pipelin
 (:func:`riskstream.names.step_queue_name`). Each message names a step, its state, the state's
 input (params, run date, earlier results) and a task token (:func:`pipeline.asl.callback_definition`
 writes them). The worker checks the execution still runs, runs the step in a process of its own
-(as an Airflow task runs; its log goes to ``<state_dir>/logs/sfn-steps/<execution>/``), beats the
-task's heartbeat meanwhile, and answers ``SendTaskSuccess`` with the step's result or
-``SendTaskFailure`` with the error: retrying, catching and choosing are the engine's.
+(as an Airflow task runs, forked from a server that imported the steps' libraries once; its log
+goes to ``<state_dir>/logs/sfn-steps/<execution>/``), beats the task's heartbeat meanwhile, and
+answers ``SendTaskSuccess`` with the step's result or ``SendTaskFailure`` with the error:
+retrying, catching and choosing are the engine's.
 
 It polls without waiting on the server (``WaitTimeSeconds=0``, backing off while idle): the
 durable cloud answers one request at a time, and a long poll would hold every other client for
@@ -23,7 +24,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -34,13 +34,24 @@ from typing import Any
 
 from infra.services import ManagedService, loopback_address, module_service
 from riskstream import names
-from riskstream.settings import REPO_ROOT, Settings
+from riskstream.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 HEALTH_PATH = "/health"
 WORKER_ERROR = "riskstream.WorkerError"  # the step's process died without an answer
 MIN_POLL, MAX_POLL = 0.2, 2.0  # seconds between polls: busy, and idle at most
+# What the pipeline's steps import (MLflow, scikit-learn, boto3: 5-18 s each on a busy 2-core
+# machine). The worker's fork server imports them once, in the background, and every step's
+# process is forked from it instead of importing them again.
+PRELOAD = (
+    "pipeline.steps",
+    "ingestion.tasks",
+    "etl.tasks",
+    "training.train",
+    "training.registry_io",
+    "serving.tasks",
+)
 CAUSE_LIMIT = 32_000  # Step Functions takes at most 32,768 characters of cause
 
 
@@ -50,13 +61,16 @@ def worker_address(settings: Settings) -> tuple[str, int]:
 
 
 def worker_service(
-    settings: Settings, extra_steps: Sequence[str] = (), concurrency: int = 4
+    settings: Settings, extra_steps: Sequence[str] = (), concurrency: int = 4, preload: bool = True
 ) -> ManagedService:
     """The step worker as a managed service; ``extra_steps`` (``module:NAME`` of a mapping of
-    step name -> function) add steps to the pipeline's own (the tests' stand-in steps)."""
+    step name -> function) add steps to the pipeline's own (the tests' stand-in steps);
+    ``preload=False`` when only such light steps run (the fork server then imports nothing)."""
     argv = ["pipeline.sfn_worker", "--concurrency", str(concurrency)]
     for extra in extra_steps:
         argv += ["--steps", extra]
+    if not preload:
+        argv.append("--no-preload")
     return module_service(settings, "sfn-worker", argv, worker_address(settings), 60, HEALTH_PATH)
 
 
@@ -144,16 +158,35 @@ def run_message(
     return {"ok": result}
 
 
-def _run_one(answer_path: Path, extra_steps: Sequence[str]) -> int:
-    """Child mode: the message on stdin, the answer written to ``answer_path``."""
+def forked_step(
+    message: Mapping[str, Any],
+    answer_path: str,
+    log_path: str,
+    extra_steps: Sequence[str],
+    env: Mapping[str, str],
+) -> None:
+    """One step in a process of its own, forked from the worker's fork server: its output
+    appended to ``log_path``, ``env`` (the worker's settings) in its environment, the answer
+    written to ``answer_path``. Python's exit handlers run at the end, as in a process that
+    exits normally (a fork server's child otherwise skips them)."""
+    import atexit
+
     from riskstream.logs import configure_logging
 
-    configure_logging()
-    settings = Settings.from_env(dotenv=None)  # a process of its own: an entry point
-    message = json.loads(sys.stdin.read())
-    answer = run_message(settings, message, registry(extra_steps))
-    answer_path.write_text(json.dumps(answer, default=str))
-    return 0
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.environ.update(env)
+    try:
+        configure_logging()
+        settings = Settings.from_env(dotenv=None)  # a process of its own: an entry point
+        answer = run_message(settings, message, registry(extra_steps))
+        Path(answer_path).write_text(json.dumps(answer, default=str))
+    finally:
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
 
 
 # ---- the service ------------------------------------------------------------------------------
@@ -161,10 +194,20 @@ class Worker:
     """Polls the step queue and runs up to ``concurrency`` steps at once."""
 
     def __init__(
-        self, settings: Settings, extra_steps: Sequence[str] = (), concurrency: int = 4
+        self,
+        settings: Settings,
+        extra_steps: Sequence[str] = (),
+        concurrency: int = 4,
+        preload: Sequence[str] = PRELOAD,
     ) -> None:
+        import multiprocessing
+
         self.settings = settings
         self.extra_steps = tuple(extra_steps)
+        # each step in a process of its own, forked from a server that imported ``preload``
+        # once (a fresh interpreter, started before any step: no thread of ours is forked)
+        self.processes = multiprocessing.get_context("forkserver")
+        self.processes.set_forkserver_preload(list(preload))
         self.slots = threading.BoundedSemaphore(concurrency)
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -283,28 +326,41 @@ class Worker:
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{message['state']}.{attempt}.log"
         answer_path = logs / f"{message['state']}.{attempt}.answer.json"
-        argv = [sys.executable, "-m", "pipeline.sfn_worker", "--run-step", str(answer_path)]
-        for extra in self.extra_steps:
-            argv += ["--steps", extra]
-        with open(log_path, "ab") as log:
-            process = subprocess.run(
-                argv,
-                input=json.dumps(message).encode(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **self.settings.to_env()},
-                cwd=REPO_ROOT,
-                check=False,
-            )
+        # by its module's own name (the worker runs as __main__), so the fork server finds it
+        from pipeline.sfn_worker import forked_step
+
+        process = self.processes.Process(
+            target=forked_step,
+            args=(
+                message,
+                str(answer_path),
+                str(log_path),
+                self.extra_steps,
+                self.settings.to_env(),
+            ),
+            name=f"step-{message['state']}",
+        )
+        process.start()
+        process.join()
         try:
             answer: dict[str, Any] = json.loads(answer_path.read_text())
             return answer
         except (OSError, ValueError):
             return {
                 "error": WORKER_ERROR,
-                "cause": f"the step's process exited with code {process.returncode} without an "
+                "cause": f"the step's process exited with code {process.exitcode} without an "
                 f"answer; its log: {log_path}",
             }
+
+    def warm_up(self) -> None:
+        """Start the fork server now, so that it imports ``preload`` while the worker waits for
+        its first step (a step that comes sooner waits for it)."""
+        from multiprocessing import forkserver
+
+        try:
+            forkserver.ensure_running()
+        except Exception:
+            logger.warning("could not start the fork server ahead of the steps", exc_info=True)
 
 
 class _Health(BaseHTTPRequestHandler):
@@ -325,8 +381,14 @@ class _Health(BaseHTTPRequestHandler):
         return None
 
 
-def serve(settings: Settings, extra_steps: Sequence[str], concurrency: int) -> None:
-    worker = Worker(settings, extra_steps, concurrency)
+def serve(
+    settings: Settings,
+    extra_steps: Sequence[str],
+    concurrency: int,
+    preload: Sequence[str] = PRELOAD,
+) -> None:
+    worker = Worker(settings, extra_steps, concurrency, preload)
+    threading.Thread(target=worker.warm_up, daemon=True, name="fork-server").start()
     host, port = worker_address(settings)
     handler = type("Health", (_Health,), {"worker": worker})
     server = ThreadingHTTPServer((host, port), handler)
@@ -348,14 +410,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pipeline.sfn_worker", description=__doc__)
     parser.add_argument("--concurrency", type=int, default=4, help="steps run at once")
     parser.add_argument("--steps", action="append", default=[], help="module:NAME extra steps")
-    parser.add_argument("--run-step", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-preload",
+        action="store_true",
+        help="import nothing ahead of the steps (for light steps only)",
+    )
     args = parser.parse_args(argv)
-    if args.run_step is not None:
-        return _run_one(args.run_step, args.steps)
     from riskstream.logs import configure_logging
 
     configure_logging()
-    serve(Settings.from_env(dotenv=None), args.steps, max(1, args.concurrency))
+    preload = () if args.no_preload else PRELOAD
+    serve(Settings.from_env(dotenv=None), args.steps, max(1, args.concurrency), preload)
     return 0
 
 

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from riskstream.storage import split_s3
-from tests.conftest import running_on_a_free_port
+from tests.conftest import up_on_a_free_port
 from tests.dags.conftest import REPO, run_dag_test
 
 pytestmark = pytest.mark.e2e
@@ -97,24 +98,38 @@ def applicants_b(rows: int = 400, seed: int = 5) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def stack(
-    mlflow_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+    mlflow_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Settings]:
     """Settings of this module's own (provisioned), served by a warm Spark session as `riskstream
-    run` starts one: the runs' Spark jobs go to one JVM instead of a cold one per run."""
+    run` starts one: the runs' Spark jobs go to one JVM instead of a cold one per run. Airflow's
+    metadata database (``airflow_home``, when this worker has none yet) migrates while the
+    session starts."""
     from etl.session_process import session_service
 
     prefix = f"pf{uuid.uuid4().hex[:8]}"
     state = tmp_path_factory.mktemp("stack") / "state"
     provision(mlflow_settings.with_overrides(prefix=prefix, state_dir=state))
 
-    def configure(port: int) -> tuple[Settings, ManagedService]:
+    def start(port: int) -> tuple[Settings, ManagedService]:
         settings = mlflow_settings.with_overrides(
             prefix=prefix, state_dir=state, spark_session_url=f"http://127.0.0.1:{port}"
         )
-        return settings, session_service(settings)
+        service = session_service(settings)
+        service.up()
+        return settings, service
 
-    with running_on_a_free_port(configure) as (settings, _):
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spark-session") as pool:
+        starting = pool.submit(up_on_a_free_port, start)
+        try:
+            request.getfixturevalue("airflow_home")
+        finally:
+            settings, service = starting.result()
+    try:
         yield settings
+    finally:
+        service.down()
 
 
 # the synthetic portfolio: the shortest run with a 6-month lookback and a 6-month window
@@ -132,9 +147,11 @@ SYNTHETIC = {
 
 
 @pytest.fixture(scope="module")
-def synthetic_run(airflow_home: Path, stack: Settings) -> dict[str, Any]:
-    """The pipeline's own DAG on the synthetic portfolio, once for this module: its result."""
-    return _run(airflow_home, stack, SYNTHETIC, "pipeline-e2e.log")
+def synthetic_run(stack: Settings, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The pipeline's own DAG on the synthetic portfolio, once for this module: its result.
+    (``airflow_home`` is asked for here, not as an argument, so that pytest, which sets up
+    session fixtures first, leaves it to ``stack`` to migrate it while Spark starts.)"""
+    return _run(request.getfixturevalue("airflow_home"), stack, SYNTHETIC, "pipeline-e2e.log")
 
 
 def _run(home: Path, settings: Settings, params: dict[str, Any], log: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ def worker(provisioned: Settings) -> Iterator[Settings]:
 
     def configure(port: int) -> tuple[Settings, ManagedService]:
         settings = provisioned.with_overrides(sfn_worker_url=f"http://127.0.0.1:{port}")
-        return settings, worker_service(settings, extra_steps=[TEST_STEPS])
+        # the stand-in steps import nothing heavy: the fork server need not preload
+        return settings, worker_service(settings, extra_steps=[TEST_STEPS], preload=False)
 
     with running_on_a_free_port(configure) as (settings, _):
         yield settings
@@ -113,16 +115,21 @@ def test_both_orchestrators_run_the_same_states_the_same_way(
     airflow_dir, sfn_dir = tmp_path / "airflow", tmp_path / "sfn"
     airflow_dir.mkdir()
     sfn_dir.mkdir()
-    airflow = run_dag_test(
-        airflow_home,
-        worker,
-        MACHINE,
-        {"counter_dir": str(airflow_dir), "mode": mode, "promote": promote},
-        timeout=300,
-    )
-    stepfunctions = on_stepfunctions(
-        worker, {"counter_dir": str(sfn_dir), "mode": mode, "promote": promote}
-    )
+    # each run counts in a directory of its own and is summarized under its own run id: the
+    # Airflow run (a process of its own) goes on while the execution runs
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="airflow-run") as pool:
+        on_airflow = pool.submit(
+            run_dag_test,
+            airflow_home,
+            worker,
+            MACHINE,
+            {"counter_dir": str(airflow_dir), "mode": mode, "promote": promote},
+            timeout=300,
+        )
+        stepfunctions = on_stepfunctions(
+            worker, {"counter_dir": str(sfn_dir), "mode": mode, "promote": promote}
+        )
+        airflow = on_airflow.result()
     assert stepfunctions["run"] == airflow["run"]
     assert ran(stepfunctions) == ran(airflow)
     order_holds(airflow)

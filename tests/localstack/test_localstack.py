@@ -123,7 +123,7 @@ def test_a_step_functions_execution_runs_on_localstack(
     from tests.dags.test_sfn_parity import MACHINE, TEST_STEPS
 
     settings = localstack.with_overrides(sfn_worker_url=f"http://127.0.0.1:{free_port()}")
-    worker = worker_service(settings, extra_steps=[TEST_STEPS])
+    worker = worker_service(settings, extra_steps=[TEST_STEPS], preload=False)  # light steps
     worker.up()
     try:
         arn = sfn.deploy(settings, MACHINE, name=f"{settings.prefix}-m{uuid.uuid4().hex[:6]}")
