@@ -43,7 +43,7 @@ status: ## say which services run where
 	@$(BIN)/riskstream status
 
 lint: setup ## ruff lint and format check, the import contracts, dead code (vulture), mypy on the pure modules
-	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/vulture && $(BIN)/mypy riskstream/settings.py riskstream/names.py riskstream/events.py riskstream/featuredefs.py riskstream/progress.py serving/rawfeatures.py serving/livestate.py pipeline/asl.py ingestion/records.py ingestion/synthetic.py training/metrics.py training/models.py serving/scoring.py serving/monitoring.py etl/session_protocol.py modelkinds
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports && $(BIN)/vulture && $(BIN)/mypy riskstream/settings.py riskstream/names.py riskstream/events.py riskstream/featuredefs.py riskstream/progress.py riskstream/checks.py riskstream/background.py serving/rawfeatures.py serving/livestate.py pipeline/asl.py ingestion/records.py ingestion/synthetic.py training/metrics.py training/models.py serving/scoring.py serving/monitoring.py etl/session_protocol.py modelkinds
 
 format: setup ## apply ruff's formatting and safe fixes
 	@$(BIN)/ruff format . && $(BIN)/ruff check --fix .
