@@ -129,7 +129,11 @@ class _Block:
 
 @dataclass
 class SyntheticPortfolio:
-    """The simulated portfolio: ``events()`` to stream, ``oracle`` to keep beside the stream."""
+    """The simulated portfolio: ``events()`` to stream, ``oracle`` to keep beside the stream.
+
+    It holds no events: ``events()`` plays the months again from the seed, one month in memory
+    at a time, so a large portfolio streams in bounded memory (the same seed gives the same
+    events)."""
 
     config: SyntheticConfig
     account_ids: list[str]
@@ -137,17 +141,16 @@ class SyntheticPortfolio:
     # per account and observation date: account_id, obs_date, true_pd, observed_date,
     # default_flag, attainable_pd (the module docstring, 4. and 5.)
     oracle: pd.DataFrame
-    blocks: list[_Block]
+    month_sizes: list[int]  # events per month, outcomes included
 
     @property
     def n_events(self) -> int:
-        return self.config.accounts + sum(len(b.account) for b in self.blocks)
+        return self.config.accounts + sum(self.month_sizes)
 
     def events(self) -> Iterator[dict[str, Any]]:
-        """Every event in time order per account: opened, then month by month, then outcomes."""
-        yield from _opened_events(self)
-        for block in self.blocks:
-            yield from _block_events(self, block)
+        """Every event in time order per account: opened, then month by month, then outcomes.
+        The iterator holds the profile, not the portfolio: the oracle can go while it runs."""
+        return _stream(self.config, self.account_ids, self.profile)
 
 
 @dataclass(frozen=True)
@@ -201,24 +204,34 @@ class _State:
 _DAY = 86_400
 
 
-def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
-    """Run the simulation described in the module docstring: draw the accounts, play the months
-    (payments, purchases, statements) and each month's defaults; an account that defaulted sends
-    nothing more."""
+@dataclass
+class _Month:
+    """One played month: its events (outcomes included, sorted) and what the oracle needs. The
+    arrays are the simulation's own: read them before the next month is played."""
+
+    index: int
+    accounts: _Accounts
+    block: _Block
+    defaulted_in: np.ndarray  # the month each account defaulted in, -1 while it has not
+    true_h: np.ndarray
+    attainable_h: np.ndarray
+
+
+def _months(config: SyntheticConfig, *, attainable: bool = True) -> Iterator[_Month]:
+    """Play the months described in the module docstring: draw the accounts, then each month's
+    payments, purchases, statements and defaults; an account that defaulted sends nothing more.
+    The same config plays the same months. ``attainable=False`` skips the ceiling's fit."""
     rng = np.random.default_rng(config.seed)
     # Defaults draw from their own stream: the activity of a seed does not depend on them.
     default_rng = np.random.default_rng([config.seed, 1])
     acc = _draw_accounts(rng, config.accounts)
     state = _State(acc.n)
     month_start_s = _month_starts(config)
-    defaulted_in = np.full(acc.n, -1)  # the month an account defaulted, -1 while it has not
-    blocks: list[_Block] = []
-    oracle_parts: list[pd.DataFrame] = []
-    account_ids = [f"SYN{i:07d}" for i in range(acc.n)]
+    defaulted_in = np.full(acc.n, -1)
     for m in range(config.months):
         block = _play_month(rng, config, acc, state, m, month_start_s)
         active = defaulted_in < 0
-        true_h, attainable_h = _hazards(acc, state, m + 1)
+        true_h, attainable_h = _hazards(acc, state, m + 1, attainable=attainable)
         now = active & (default_rng.random(acc.n) < true_h)
         defaulted_in[now] = m
         outcome_s = month_start_s(m + 1) - _DAY + 23 * 3600 + 59 * 60 + 59
@@ -230,10 +243,26 @@ def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
             np.zeros(len(who)),
             now[who].astype(float),
         )
-        blocks.append(_concat([_keep(block, active), outcomes]).sorted())
+        events = _concat([_keep(block, active), outcomes]).sorted()
+        yield _Month(m, acc, events, defaulted_in, true_h, attainable_h)
+
+
+def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
+    """Play the portfolio once for its profile, oracle and size; its events are played again,
+    month by month, when they are streamed (:meth:`SyntheticPortfolio.events`)."""
+    account_ids = [f"SYN{i:07d}" for i in range(config.accounts)]
+    oracle_parts: list[_OracleMonth] = []
+    sizes: list[int] = []
+    month: _Month | None = None
+    for month in _months(config):
+        sizes.append(len(month.block.account))
+        who = np.flatnonzero(month.defaulted_in < 0)
         oracle_parts.append(
-            _oracle_rows(config, account_ids, defaulted_in < 0, true_h, attainable_h, m + 1)
+            _OracleMonth(month.index + 1, who, month.true_h[who], month.attainable_h[who])
         )
+    assert month is not None  # config.months >= 2
+    acc = month.accounts
+    month_start_s = _month_starts(config)
     profile = pd.DataFrame(
         {
             "account_id": account_ids,
@@ -246,9 +275,8 @@ def simulate(config: SyntheticConfig) -> SyntheticPortfolio:
             "marital_status": np.array(MARITAL)[acc.marital],
         }
     )
-    oracle = pd.concat(oracle_parts, ignore_index=True)
-    oracle["default_flag"] = _realised(oracle, defaulted_in, config)
-    return SyntheticPortfolio(config, account_ids, profile, oracle, blocks)
+    oracle = _oracle(config, account_ids, oracle_parts, month.defaulted_in)
+    return SyntheticPortfolio(config, account_ids, profile, oracle, sizes)
 
 
 def _keep(block: _Block, active: np.ndarray) -> _Block:
@@ -269,43 +297,48 @@ def _month_start(config: SyntheticConfig, m: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-def _oracle_rows(
+@dataclass(frozen=True)
+class _OracleMonth:
+    """The accounts not yet defaulted at the observation date that starts month ``m`` (the state
+    after month ``m - 1``), with that state's monthly hazards."""
+
+    m: int
+    who: np.ndarray
+    true_h: np.ndarray
+    attainable_h: np.ndarray
+
+
+def _oracle(
     config: SyntheticConfig,
     account_ids: list[str],
-    active: np.ndarray,
-    true_h: np.ndarray,
-    attainable_h: np.ndarray,
-    m: int,
+    parts: list[_OracleMonth],
+    defaulted_in: np.ndarray,
 ) -> pd.DataFrame:
-    """The oracle at the observation date that starts month ``m`` (the state after month
-    ``m - 1``), for the accounts not yet defaulted: each hazard compounded over the window."""
-    who = np.flatnonzero(active)
+    """The oracle's rows, each hazard compounded over the window, and ``default_flag``: 1 when
+    the account defaulted in the window from the row's observation date (the window cut at the
+    last simulated month). Built from arrays at the end, so it is held once, not twice."""
     window = config.performance_months
-    obs = _month_start(config, m)
+    who = np.concatenate([p.who for p in parts])
+    m = np.concatenate([np.full(len(p.who), p.m) for p in parts])
+    obs = np.array([None] + [_month_start(config, k) for k in range(1, config.months + 1)])
+    observed = np.array(
+        [None]
+        + [
+            _month_start(config, k + window) - timedelta(days=1)
+            for k in range(1, config.months + 1)
+        ]
+    )
+    defaulted = defaulted_in[who]
     return pd.DataFrame(
         {
-            "account_id": pd.Series([account_ids[i] for i in who], dtype="string"),
-            "obs_date": pd.Series([obs] * len(who), dtype="object"),
-            "true_pd": 1 - (1 - true_h[who]) ** window,
-            "observed_date": pd.Series(
-                [_month_start(config, m + window) - timedelta(days=1)] * len(who), dtype="object"
-            ),
-            "attainable_pd": 1 - (1 - attainable_h[who]) ** window,
+            "account_id": pd.Series(np.array(account_ids, dtype=object)[who], dtype="string"),
+            "obs_date": pd.Series(obs[m], dtype="object"),
+            "true_pd": 1 - (1 - np.concatenate([p.true_h for p in parts])) ** window,
+            "observed_date": pd.Series(observed[m], dtype="object"),
+            "attainable_pd": 1 - (1 - np.concatenate([p.attainable_h for p in parts])) ** window,
+            "default_flag": ((defaulted >= m) & (defaulted < m + window)).astype(int),
         }
     )
-
-
-def _realised(
-    oracle: pd.DataFrame, defaulted_in: np.ndarray, config: SyntheticConfig
-) -> np.ndarray:
-    """1 when the account defaulted in the window from the oracle row's observation date (the
-    window cut at the last simulated month)."""
-    index = np.array([int(a[3:]) for a in oracle["account_id"]])
-    start = np.array([d.year * 12 + d.month - 1 for d in oracle["obs_date"]]) - (
-        config.start.year * 12 + config.start.month - 1
-    )
-    month = defaulted_in[index]
-    return ((month >= start) & (month < start + config.performance_months)).astype(int)
 
 
 def _draw_accounts(rng: np.random.Generator, n: int) -> _Accounts:
@@ -473,9 +506,12 @@ def _statement(
     )
 
 
-def _hazards(acc: _Accounts, st: _State, months_seen: int) -> tuple[np.ndarray, np.ndarray]:
+def _hazards(
+    acc: _Accounts, st: _State, months_seen: int, *, attainable: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """This month's true default hazard, and the attainable one: what the best model could know
-    from the observable history (the module docstring, 4. and 5.)."""
+    from the observable history (the module docstring, 4. and 5.); without ``attainable`` the
+    second is the first (nothing is fitted)."""
     n, z = acc.n, acc.z
     missed_3 = np.sum(st.missed_hist[-3:], axis=0)
     logit = (
@@ -488,6 +524,8 @@ def _hazards(acc: _Accounts, st: _State, months_seen: int) -> tuple[np.ndarray, 
         - 0.3 * np.log(acc.income / 48_000)
     )
     true_h = 1 / (1 + np.exp(-logit))
+    if not attainable:
+        return true_h, true_h
     hidden = 0.9 * z + 0.9 * (st.shock_left > 0)
     observable = logit - hidden
     summaries = np.column_stack(
@@ -558,8 +596,21 @@ def _envelope(
     return envelope(_event_id(config, account, kind, when, n), kind, account, when, SOURCE, payload)
 
 
-def _opened_events(portfolio: SyntheticPortfolio) -> Iterator[dict[str, Any]]:
-    p = portfolio.profile
+# Events are turned into dicts a slice of a month at a time: the text columns of a whole month
+# of a large portfolio would hold hundreds of megabytes.
+_SLICE = 50_000
+
+
+def _stream(
+    config: SyntheticConfig, account_ids: list[str], profile: pd.DataFrame
+) -> Iterator[dict[str, Any]]:
+    yield from _opened_events(config, profile)
+    limits = profile["credit_limit"].tolist()
+    for month in _months(config, attainable=False):
+        yield from _block_events(config, account_ids, limits, month.block)
+
+
+def _opened_events(config: SyntheticConfig, p: pd.DataFrame) -> Iterator[dict[str, Any]]:
     times = _iso(p["opened_s"].to_numpy())
     cols = zip(
         p["account_id"],
@@ -581,50 +632,62 @@ def _opened_events(portfolio: SyntheticPortfolio) -> Iterator[dict[str, Any]]:
             "education": edu,
             "marital_status": marital,
         }
-        yield _envelope(portfolio.config, "account_opened", account, when, 0, payload)
+        yield _envelope(config, "account_opened", account, when, 0, payload)
 
 
-def _block_events(portfolio: SyntheticPortfolio, block: _Block) -> Iterator[dict[str, Any]]:
-    config = portfolio.config
-    ids = portfolio.account_ids
-    limits = portfolio.profile["credit_limit"].tolist()
-    times = _iso(block.seconds)
-    dates = [t[:10] for t in times]
-    day = 86_400
-    due = _iso(block.seconds + 25 * day)
+def _block_events(
+    config: SyntheticConfig, ids: list[str], limits: list[float], block: _Block
+) -> Iterator[dict[str, Any]]:
     previous = (-1, "")
     counter = 0
-    rows = zip(
-        block.account.tolist(),
-        times,
-        dates,
-        due,
-        block.kind.tolist(),
-        block.amount.tolist(),
-        block.extra.tolist(),
-        block.extra2.tolist(),
-        strict=True,
-    )
-    for acc, when, day_text, due_text, kind, amount, extra, extra2 in rows:
-        counter = counter + 1 if (acc, when) == previous else 0
-        previous = (acc, when)
-        account = ids[acc]
-        name = _KINDS[kind]
-        payload: dict[str, Any]
-        if kind == 1:
-            payload = {"amount": amount, "merchant_category": MERCHANT_CATEGORIES[int(extra)]}
-        elif kind == 2:
-            payload = {
-                "statement_date": day_text,
-                "balance": amount,
-                "minimum_due": extra2,
-                "due_date": due_text[:10],
-                "credit_limit": limits[acc],
-                "repayment_status": int(extra),
-            }
-        elif kind == 3:
-            paid_for = _iso(np.array([int(extra2)]))[0][:10]
-            payload = {"amount": amount, "statement_date": paid_for}
-        else:
-            payload = {"default_flag": int(extra), "observed_date": day_text}
-        yield _envelope(config, name, account, when, counter, payload)
+    day = 86_400
+    for lo in range(0, len(block.account), _SLICE):
+        part = slice(lo, lo + _SLICE)
+        times = _iso(block.seconds[part])
+        rows = zip(
+            block.account[part].tolist(),
+            times,
+            _iso(block.seconds[part] + 25 * day),
+            block.kind[part].tolist(),
+            block.amount[part].tolist(),
+            block.extra[part].tolist(),
+            block.extra2[part].tolist(),
+            strict=True,
+        )
+        for acc, when, due_text, kind, amount, extra, extra2 in rows:
+            counter = counter + 1 if (acc, when) == previous else 0
+            previous = (acc, when)
+            yield _envelope(
+                config,
+                _KINDS[kind],
+                ids[acc],
+                when,
+                counter,
+                _payload(kind, when[:10], due_text, limits[acc], amount, extra, extra2),
+            )
+
+
+def _payload(
+    kind: int,
+    day_text: str,
+    due_text: str,
+    limit: float,
+    amount: float,
+    extra: float,
+    extra2: float,
+) -> dict[str, Any]:
+    if kind == 1:
+        return {"amount": amount, "merchant_category": MERCHANT_CATEGORIES[int(extra)]}
+    if kind == 2:
+        return {
+            "statement_date": day_text,
+            "balance": amount,
+            "minimum_due": extra2,
+            "due_date": due_text[:10],
+            "credit_limit": limit,
+            "repayment_status": int(extra),
+        }
+    if kind == 3:
+        paid_for = _iso(np.array([int(extra2)]))[0][:10]
+        return {"amount": amount, "statement_date": paid_for}
+    return {"default_flag": int(extra), "observed_date": day_text}

@@ -210,7 +210,8 @@ def run_producer(
     progress: bool = False,
     limit: int | None = None,
 ) -> tuple[ProduceReport, str | None]:
-    """Send a built source; write its oracle first (if any). Returns the report and oracle URI."""
+    """Send a built source; write its oracle first (if any), then let the source's frame go.
+    Returns the report and the oracle's URI."""
     oracle_uri = None
     if source.oracle is not None:
         oracle_uri = write_oracle(
@@ -219,6 +220,8 @@ def run_producer(
             source.oracle,
         )
         logger.info("true PD for %d accounts written to %s", len(source.oracle), oracle_uri)
+        # Let it go before streaming: a large portfolio's oracle holds hundreds of megabytes.
+        source.oracle = None
     events = source.events
     total = source.total
     if limit is not None:

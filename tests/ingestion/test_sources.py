@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingestion import csv_replay, taiwan
+from ingestion import csv_replay, synthetic, taiwan
 from ingestion.csv_replay import MappingError, RowError, parse_mapping
 from ingestion.synthetic import SyntheticConfig, simulate
 from riskstream.events import validate
@@ -125,6 +125,20 @@ def test_synthetic_10k_by_12_generates_every_event_it_counts() -> None:
     p = simulate(SyntheticConfig(accounts=10_000, months=12, seed=3))
     n = sum(1 for _ in p.events())
     assert n == p.n_events > 500_000
+
+
+def test_synthetic_streams_a_month_at_a_time_in_slices_without_the_portfolio(
+    portfolio_events: list[dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A slice boundary inside a run of same-time events must not restart their counter, and the
+    # stream must not need the portfolio (the producer lets the oracle go while it streams).
+    monkeypatch.setattr(synthetic, "_SLICE", 7)
+    portfolio = simulate(SyntheticConfig(accounts=400, months=8, seed=11))
+    events = portfolio.events()
+    portfolio.oracle = None
+    portfolio.profile = None
+    assert list(events) == portfolio_events
+    assert not hasattr(portfolio, "blocks")
 
 
 @pytest.mark.parametrize(
