@@ -127,6 +127,17 @@ def _cloud_restart(env: dict[str, str], riskstream: list[str], state: Path) -> t
     return seconds, answer.returncode == 0
 
 
+def _restored(state: Path) -> str:
+    """What the cloud's last restore took, from its log: the snapshot's load, the requests
+    replayed and their time ("" when the log does not say)."""
+    try:
+        lines = (state / "logs" / "cloud.log").read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    said = [line for line in lines if "restored the local cloud" in line]
+    return said[-1].split(": ", 1)[-1] if said else ""
+
+
 def _du_mb(path: Path) -> float:
     total = 0
     for root, _, files in os.walk(path):
@@ -172,6 +183,7 @@ def one_size(accounts: int, base_dir: str | None) -> dict[str, Any]:
             state_mb = _du_mb(state / "cloud")
             _keep(state, label, sampler)  # what was measured so far, whatever comes next
             restart, came_back = _cloud_restart(env, riskstream, state)
+            restored = _restored(state)
         finally:
             if process.poll() is None:
                 process.kill()
@@ -193,6 +205,7 @@ def one_size(accounts: int, base_dir: str | None) -> dict[str, Any]:
         "cloud_state_mb": state_mb,
         "restart_seconds": restart,
         "restart_ok": came_back,
+        "restored": restored,
         "phases": table,
         "table": phase_table(table, events, total),
         "cmdlines": {k: sorted(v)[:12] for k, v in sampler.cmdlines.items()},
@@ -284,7 +297,7 @@ def rows_for(runs: list[dict[str, Any]]) -> list[Row]:
                 reference_value=run["cloud_state_mb"],
                 target=f"<= {goals['restart']:g} s" if "restart" in goals else "",
                 met=_restart_met(run, goals),
-                note=""
+                note=f"its log: {run.get('restored') or 'no restore line'}"
                 if run["restart_ok"]
                 else "it did not come back: `riskstream cloud up` "
                 "failed after that many seconds (the cloud's log says why)",

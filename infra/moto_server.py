@@ -327,8 +327,9 @@ def build_app(
     store = DurableStore(state, fsync=fsync, replay_budget=replay_budget)
     with replaying():  # a replayed StartExecution is recorded, never run again
         store.restore(app)
-    if store.due():  # a long replay: do not make the next start repeat it
-        store.snapshot()
+    if store.due() and not store.snapshot_in_background():
+        store.snapshot()  # a long replay the next start must not repeat; in the background
+        # when it can, so the cloud answers while the snapshot is written
     return ClockControl(DurableApp(app, store))
 
 
