@@ -12,7 +12,8 @@ Likewise its GetRecords walked a shard from its oldest record to find the page a
 iterator, so every poll at the tip of a stream cost O(records retained) (a third of the server's
 CPU while the live scorer followed a stream of 40,000 records); the page is a range
 of consecutive sequence numbers, read directly. DynamoDB's item size check summed the whole item
-again for each attribute it added (see :func:`_item_init`). The behaviour is otherwise
+again for each attribute it added (see :func:`_item_init`), and again when a snapshot was loaded
+(see :func:`_reduce_limited_size_dict`). The behaviour is otherwise
 unchanged: this is still moto speaking the AWS wire protocol.
 
 Kinesis retention as on AWS: moto keeps a stream's ``RetentionPeriodHours`` (24 by default,
@@ -141,6 +142,16 @@ def _item_init(
     dict.update(self.attrs, values)
 
 
+def _reduce_limited_size_dict(self: dynamo_type.LimitedSizeDict) -> tuple[Any, ...]:
+    """Pickle rebuilt a dict subclass key by key through its ``__setitem__``, which is moto's
+    quadratic size check: loading the snapshot of a 35,771-item online table took 4.8 s, 85% of
+    it in that check. The attributes now come back in one ``dict.update``."""
+    from infra.durable import item_attributes  # a module that is never __main__: a snapshot
+    # names the function that rebuilds, and this module is __main__ in the server
+
+    return (item_attributes, (dict(self),))
+
+
 def _untracked_new(cls: type, *args: Any, **kwargs: Any) -> Any:
     return object.__new__(cls)
 
@@ -242,6 +253,7 @@ def patch_moto() -> None:
         models.Shard.get_records = _get_records  # type: ignore[method-assign]
         models.Shard.get_sequence_number_at = _sequence_number_at  # type: ignore[method-assign]
         dynamo_type.Item.__init__ = _item_init  # type: ignore[method-assign]
+        dynamo_type.LimitedSizeDict.__reduce__ = _reduce_limited_size_dict  # type: ignore[method-assign, assignment]
         models.Stream.put_record = _trimming_put(models.Stream.put_record)  # type: ignore[method-assign]
         backend = models.KinesisBackend
         backend.get_records = _trimming_read(backend.get_records, _iterator_stream)  # type: ignore[method-assign]

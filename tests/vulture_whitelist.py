@@ -73,3 +73,5 @@ used._url_module
 used.__getstate__
 used.__setstate__
 used._messages_lock
+# pickle calls it on moto's DynamoDB item attributes (infra/moto_server.py patch_moto)
+used.__reduce__

@@ -15,6 +15,7 @@ from infra.cloud_state import CloudStateError, export_state, import_state, reset
 from infra.crash_drill import kill_trial
 from infra.durable import (
     SNAPSHOT_MAGIC,
+    DurableStore,
     StateError,
     encode_frame,
     is_mutating,
@@ -64,6 +65,46 @@ def _settings(state: Path) -> Settings:
 )
 def test_only_writes_go_to_the_log(method: str, target: str | None, expected: bool) -> None:
     assert is_mutating(method, target) is expected
+
+
+@pytest.mark.unit
+def test_an_items_attributes_load_from_a_snapshot_without_moto_s_per_insert_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pickle
+
+    from moto.dynamodb.models.dynamo_type import DynamoType, LimitedSizeDict
+
+    from infra.moto_server import patch_moto
+
+    patch_moto()
+    attrs = LimitedSizeDict()
+    dict.update(attrs, {"id": DynamoType({"S": "a"}), "features": DynamoType({"S": "x" * 300})})
+    data = pickle.dumps(attrs, protocol=pickle.HIGHEST_PROTOCOL)
+    assert b"__main__" not in data  # the server runs infra.moto_server as __main__
+
+    def refuse(self: object, key: str, value: object) -> None:
+        raise AssertionError("the size check ran on load")
+
+    monkeypatch.setattr(LimitedSizeDict, "__setitem__", refuse)
+    loaded = pickle.loads(data)
+    assert type(loaded) is LimitedSizeDict and loaded == attrs
+
+
+@pytest.mark.unit
+def test_the_replay_budget_grows_with_the_snapshot_up_to_a_ceiling(tmp_path: Path) -> None:
+    store = DurableStore(tmp_path, replay_budget=2.0, replay_ceiling=5.0)
+    store.last_snapshot_seconds = 1.0  # a small state: the budget is the floor
+    store.append({"seq": 1, "at": 0.0}, applied_seconds=1.9)
+    assert not store.due()
+    store.append({"seq": 2, "at": 0.0}, applied_seconds=0.2)
+    assert store.due()
+    store.last_snapshot_seconds = 3.0  # 1.5x the snapshot: 4.5 s of log
+    assert not store.due()
+    store.last_snapshot_seconds = 60.0  # a huge state: still at most the ceiling
+    store.append({"seq": 3, "at": 0.0}, applied_seconds=2.9)
+    assert store.due()
+    store.close()
 
 
 @pytest.mark.unit
@@ -203,6 +244,30 @@ def test_a_restart_inside_a_background_snapshot_answers_and_snapshots_behind(
         assert "snapshot of the local cloud:" not in service.log_file.read_text()  # foreground
         stop_the_cloud(service, status.pid, "kill -9")
         service.up()
+        assert _read(settings, str(before["machine"])) == before
+    finally:
+        service.down()
+
+
+@pytest.mark.integration
+def test_a_quiet_cloud_snapshots_so_a_restart_replays_nothing(tmp_path: Path) -> None:
+    """Writes, then a pause: the cloud snapshots behind them by itself (no write has to come
+    to trigger or collect it), so a kill -9 after a run restarts from the snapshot alone."""
+    settings = _settings(tmp_path)
+    service = cloud_service(settings)
+    status = service.up()
+    try:
+        before = _fill(settings)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # bounded: the pause is 2 s, a snapshot well under 1
+            text = service.log_file.read_text()
+            if "background snapshot of the local cloud" in text:
+                break
+            time.sleep(0.2)
+        assert "background snapshot of the local cloud" in service.log_file.read_text()
+        stop_the_cloud(service, status.pid, "kill -9")
+        service.up()
+        assert "0 requests replayed" in service.log_file.read_text().rsplit("restored", 1)[1]
         assert _read(settings, str(before["machine"])) == before
     finally:
         service.down()
