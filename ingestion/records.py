@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from riskstream.events import MAX_RECORD_BYTES, EventValidationError, serialize, validate
 
 MAX_BATCH_RECORDS = 500
@@ -92,30 +94,101 @@ def prepare(
 
     A second event with an event_id already seen in this run is rejected as ``duplicate_event_id``
     (the first one is sent), so a replayed input cannot put the same event on the stream twice.
+    Events are taken a chunk at a time (their ids are checked together), in their order; when
+    the source raises (an interrupt), what it gave before goes out first.
     """
-    seen: set[str] = set()
-    for event in events:
-        if not isinstance(event, Mapping):
-            yield Rejected("bad_event", f"expected an event object, got {type(event).__name__}")
-            continue
-        event_id = event.get("event_id")
-        account_id = event.get("account_id")
-        ids = (
+    seen = SeenIds()
+    chunk: list[Record | Rejected] = []
+    source = iter(events)
+    while True:
+        try:
+            event = next(source)
+        except StopIteration:
+            break
+        except BaseException:
+            yield from _without_repeats(chunk, seen)
+            raise
+        chunk.append(_prepared(event, now, check))
+        if len(chunk) >= PREPARE_CHUNK:
+            yield from _without_repeats(chunk, seen)
+            chunk = []
+    yield from _without_repeats(chunk, seen)
+
+
+PREPARE_CHUNK = 2048
+
+
+def _prepared(event: Any, now: datetime, check: bool) -> Record | Rejected:
+    if not isinstance(event, Mapping):
+        return Rejected("bad_event", f"expected an event object, got {type(event).__name__}")
+    event_id = event.get("event_id")
+    account_id = event.get("account_id")
+    try:
+        return to_record(event, now, check)
+    except EventValidationError as exc:
+        return Rejected(
+            exc.reason,
+            exc.detail,
             event_id if isinstance(event_id, str) else None,
             account_id if isinstance(account_id, str) else None,
         )
-        try:
-            record = to_record(event, now, check)
-        except EventValidationError as exc:
-            yield Rejected(exc.reason, exc.detail, *ids)
-            continue
-        if record.event_id in seen:
-            yield Rejected(
-                "duplicate_event_id", f"event_id {record.event_id} was already sent", *ids
-            )
-            continue
-        seen.add(record.event_id)
-        yield record
+
+
+def _without_repeats(chunk: list[Record | Rejected], seen: SeenIds) -> Iterator[Record | Rejected]:
+    repeated = iter(seen.add([item.event_id for item in chunk if isinstance(item, Record)]))
+    for item in chunk:
+        if isinstance(item, Record) and next(repeated):
+            detail = f"event_id {item.event_id} was already sent"
+            yield Rejected("duplicate_event_id", detail, item.event_id, item.partition_key)
+        else:
+            yield item
+
+
+class SeenIds:
+    """The event ids a run has sent, in 12 bytes each, so a run of any size can refuse repeats.
+
+    Each id is kept as a 96-bit BLAKE2b digest (two different ids share one with probability
+    about n^2 / 2^97: 2e-15 for 17 million ids) in sorted numpy runs that merge as they double
+    (a few runs, each searched in one vectorised call per chunk). A set of the id strings cost
+    about 110 bytes an id: 1.9 GB of the producer's memory at 17 million events.
+    """
+
+    DIGEST = 12
+
+    def __init__(self) -> None:
+        self._runs: list[np.ndarray] = []  # sorted, unique, longest first
+
+    def __len__(self) -> int:
+        return sum(len(run) for run in self._runs)
+
+    def add(self, ids: Sequence[str]) -> list[bool]:
+        """Remember ``ids``; for each, whether it was seen before (earlier in ``ids`` too)."""
+        if not ids:
+            return []
+        keys = np.array(
+            [hashlib.blake2b(i.encode("utf-8"), digest_size=self.DIGEST).digest() for i in ids],
+            dtype=f"S{self.DIGEST}",
+        )
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        repeated = np.ones(len(keys), dtype=bool)
+        repeated[first] = False
+        known = np.zeros(len(unique), dtype=bool)
+        for run in self._runs:
+            at = np.searchsorted(run, unique)
+            inside = at < len(run)
+            known[inside] |= run[at[inside]] == unique[inside]
+        repeated |= known[inverse.reshape(-1)]
+        self._insert(unique[~known])
+        return [bool(r) for r in repeated]
+
+    def _insert(self, new: np.ndarray) -> None:
+        if not len(new):
+            return
+        self._runs.append(new)
+        while len(self._runs) > 1 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
+            later = self._runs.pop()
+            earlier = self._runs.pop()
+            self._runs.append(np.insert(earlier, np.searchsorted(earlier, later), later))
 
 
 def batches(

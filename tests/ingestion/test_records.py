@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 import pytest
 
+from ingestion import records
 from ingestion.records import (
     MAX_BATCH_BYTES,
     MAX_BATCH_RECORDS,
     Record,
     Rejected,
+    SeenIds,
     batches,
     hash_key,
     prepare,
@@ -79,6 +82,32 @@ def test_prepare_reports_each_unsendable_event_and_keeps_the_rest() -> None:
         ("duplicate_event_id", "A1"),
         ("bad_event", None),
     ]
+
+
+def test_repeats_are_found_across_chunks_and_within_one_as_a_set_would() -> None:
+    rng = random.Random(5)
+    pool = [f"id-{i}" for i in range(3000)]
+    stream = [rng.choice(pool) for _ in range(20_000)]
+    seen: SeenIds = SeenIds()
+    answers: list[bool] = []
+    for lo in range(0, len(stream), 777):  # chunks of uneven size: runs of every length merge
+        answers += seen.add(stream[lo : lo + 777])
+    oracle: set[str] = set()
+    expected = []
+    for i in stream:
+        expected.append(i in oracle)
+        oracle.add(i)
+    assert answers == expected and sum(answers) > 10_000
+    assert len(seen) == len(oracle)
+
+
+def test_prepare_refuses_a_repeat_chunks_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(records, "PREPARE_CHUNK", 3)
+    events = [purchase(f"A{i}") for i in range(8)] + [purchase("A2")]
+    events[-1]["event_id"] = events[2]["event_id"]
+    out = list(prepare(events, NOW))
+    assert [type(r).__name__ for r in out] == ["Record"] * 8 + ["Rejected"]
+    assert (out[-1].reason, out[-1].account_id) == ("duplicate_event_id", "A2")
 
 
 def _records(n: int, size: int) -> list[Record]:
