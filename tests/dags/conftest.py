@@ -32,19 +32,27 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def airflow_home() -> Iterator[Path]:
-    """A migrated SQLite metadata DB and an empty dags folder, for `dag.test()` runs."""
+    """A migrated SQLite metadata DB and an empty dags folder, for `dag.test()` runs, with the
+    fork server those runs start from (:class:`DagTestServer`): it imports Airflow and the
+    pipeline's libraries while the database migrates."""
     home = Path(tempfile.mkdtemp(prefix="rs-airflow-run-"))
     (home / "dags").mkdir()
     env = {**os.environ, **airflow_env(home)}
-    subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    yield home
-    shutil.rmtree(home, ignore_errors=True)
+    server = DagTestServer(home)
+    try:
+        subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        _SERVERS[home] = server
+        yield home
+    finally:
+        _SERVERS.pop(home, None)
+        server.close()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def airflow_env(home: Path) -> dict[str, str]:
@@ -65,8 +73,8 @@ def run_dag_test(
     log: Path | None = None,
 ) -> dict[str, Any]:
     """Write a DAG file built from ``asl_path`` into the Airflow home, run `dag.test()` on it in
-    a process of its own pointed at ``settings``, and return its task states (run_dag_test.py)."""
-    import json
+    a process of its own pointed at ``settings`` (forked from the home's :class:`DagTestServer`),
+    and return its task states (dag_test_server.run_dag)."""
     import uuid
 
     dag_id = f"dag_{uuid.uuid4().hex[:8]}"
@@ -82,24 +90,112 @@ def run_dag_test(
     )
     # the settings reach the task the way they reach Airflow's: through Settings.to_env()
     env = {**os.environ, **airflow_env(home), **settings.to_env()}  # type: ignore[attr-defined]
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).parent / "run_dag_test.py"),
-            str(dag_file),
-            json.dumps(params),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if log is not None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(result.stdout + "\n--- stderr ---\n" + result.stderr)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, result.stdout[-4000:] + result.stderr[-4000:]
-    return dict(json.loads(lines[-1].removeprefix("RESULT ")))
+    server = _SERVERS.get(home) or DagTestServer(home)
+    try:
+        return server.run(dag_file, params, env, timeout, log)
+    finally:
+        if home not in _SERVERS:
+            server.close()
+
+
+class DagTestServer:
+    """dag_test_server.py for one Airflow home: each `dag.test()` run in a process of its own,
+    forked from a process that imported Airflow and the pipeline's libraries once (instead of a
+    fresh interpreter importing them for every run). One run at a time."""
+
+    def __init__(self, home: Path) -> None:
+        import queue
+        import threading
+
+        self.home = home
+        self.lock = threading.Lock()
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "dag_test_server.py")],
+            env={**os.environ, **airflow_env(home)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(home / "dag-test-server.log", "w"),  # noqa: SIM115 - the process's
+            text=True,
+        )
+        self.ready = False
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True, name="dag-test-server").start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.strip())
+        self.lines.put("GONE")
+
+    def _next(self, deadline: float) -> str:
+        import queue
+        import time
+
+        try:
+            return self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            raise TimeoutError from None
+
+    def run(
+        self,
+        dag_file: Path,
+        params: dict[str, object],
+        env: dict[str, str],
+        timeout: float,
+        log: Path | None = None,
+    ) -> dict[str, Any]:
+        """Run ``dag_file``'s DAG with ``params`` in ``env``; its output goes to ``log`` (or
+        into the Airflow home); the result :func:`dag_test_server.run_dag` returns."""
+        import json
+        import signal
+        import time
+
+        output = log or self.home / f"{dag_file.stem}.log"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        result = self.home / f"{dag_file.stem}.result.json"
+        request = {
+            "dag_file": str(dag_file),
+            "params": params,
+            "env": env,
+            "log": str(output),
+            "result": str(result),
+        }
+        with self.lock:
+            deadline = time.monotonic() + timeout
+            assert self.process.stdin is not None
+            if not self.ready:  # the first run waits for the imports
+                ready = self._next(deadline)
+                assert ready == "READY", f"{ready}; see {self.home / 'dag-test-server.log'}"
+                self.ready = True
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            started = self._next(deadline)
+            assert started.startswith("PID "), started
+            try:
+                ended = self._next(deadline)
+            except BaseException as error:  # past the timeout, or the test itself interrupted:
+                # the run is killed and its EXIT read, so that the next run reads its own answers
+                os.kill(int(started.removeprefix("PID ")), signal.SIGKILL)
+                self._next(time.monotonic() + 60)
+                if isinstance(error, TimeoutError):
+                    late = f"dag.test() of {dag_file} ran past {timeout:.0f}s"
+                    raise TimeoutError(late) from None
+                raise
+        text = output.read_text(errors="replace")
+        assert ended == "EXIT 0" and result.exists(), f"{ended}: {text[-4000:]}"
+        return dict(json.loads(result.read_text()))
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_SERVERS: dict[Path, DagTestServer] = {}
 
 
 def run_pipeline_end_to_end(

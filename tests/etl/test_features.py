@@ -66,8 +66,22 @@ def history(spark: SparkSession) -> dict[str, DataFrame]:
     return _tables(spark, _history())
 
 
-def test_features_of_a_full_history_are_exact(history: dict[str, DataFrame]) -> None:
-    rows = _rows(_build(history, [OBS]))
+# The feature table's plan is wide (every feature a column of joins, windows and aggregates):
+# planning and running it takes Spark seconds even on two accounts, so the tests that look at the
+# same table (the full history at OBS) share one build and one collect.
+@pytest.fixture(scope="module")
+def at_obs(history: dict[str, DataFrame]) -> DataFrame:
+    """The features of the full history at OBS."""
+    return _build(history, [OBS])
+
+
+@pytest.fixture(scope="module")
+def at_obs_rows(at_obs: DataFrame) -> dict[str, dict[str, Any]]:
+    return _rows(at_obs)
+
+
+def test_features_of_a_full_history_are_exact(at_obs_rows: dict[str, dict[str, Any]]) -> None:
+    rows = at_obs_rows
     a1 = rows["A1"]
     assert a1["obs_date"] == OBS
     assert a1["label"] == 1
@@ -90,8 +104,8 @@ def test_features_of_a_full_history_are_exact(history: dict[str, DataFrame]) -> 
     )
 
 
-def test_contract_columns_and_types(history: dict[str, DataFrame]) -> None:
-    frame = _build(history, [OBS])
+def test_contract_columns_and_types(at_obs: DataFrame) -> None:
+    frame = at_obs
     types = dict(frame.dtypes)
     assert frame.columns[:4] == ["account_id", "obs_date", "label", "source"]
     assert (types["account_id"], types["obs_date"], types["label"]) == ("string", "date", "int")
@@ -99,8 +113,9 @@ def test_contract_columns_and_types(history: dict[str, DataFrame]) -> None:
         assert kind in ("double", "int", "string"), (name, kind)
 
 
-def test_an_event_after_obs_date_changes_no_feature(spark: SparkSession) -> None:
-    before = _build(_tables(spark, _history()), [OBS])
+def test_an_event_after_obs_date_changes_no_feature(
+    spark: SparkSession, at_obs_rows: dict[str, dict[str, Any]]
+) -> None:
     late = [
         statement(200, "A1", "2005-10-31", 99999.0, status=8),
         payment(201, "A1", "2005-10-01", 5555.0),
@@ -108,7 +123,7 @@ def test_an_event_after_obs_date_changes_no_feature(spark: SparkSession) -> None
         opened(203, "A3", "2005-10-05"),
     ]
     after = _build(_tables(spark, _history() + late), [OBS])
-    assert _rows(after) == _rows(before)
+    assert _rows(after) == at_obs_rows  # the history's own features at OBS
 
 
 def test_label_comes_only_from_the_performance_window(spark: SparkSession) -> None:
@@ -133,7 +148,8 @@ def test_immature_window_gives_null_labels(history: dict[str, DataFrame]) -> Non
 
 def test_several_observation_dates_and_population(history: dict[str, DataFrame]) -> None:
     frame = _build(history, [OBS, date(2005, 7, 1), date(2005, 3, 1), date(2005, 12, 1)])
-    keys = sorted((r["account_id"], r["obs_date"].isoformat()) for r in frame.collect())
+    rows = frame.collect()  # once: every check below reads these rows
+    keys = sorted((r["account_id"], r["obs_date"].isoformat()) for r in rows)
     # Nobody is open before 2005-03-01; A1 defaulted in October so is gone by December.
     assert keys == [
         ("A1", "2005-07-01"),
@@ -142,7 +158,7 @@ def test_several_observation_dates_and_population(history: dict[str, DataFrame])
         ("A2", "2005-10-01"),
         ("A2", "2005-12-01"),
     ]
-    july = {r["account_id"]: r for r in frame.where("obs_date = '2005-07-01'").collect()}
+    july = {r["account_id"]: r for r in rows if r["obs_date"] == date(2005, 7, 1)}
     assert july["A1"]["bill_amt_m1"] == 3000  # June's statement is m1 at 1 July
     assert july["A1"]["bill_amt_m4"] is None  # March had no statement
 
