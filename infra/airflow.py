@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from infra.services import ManagedService, ServiceSpec
+from infra.services import ManagedService, ServiceSpec, free_port
 from riskstream.settings import REPO_ROOT, Settings
 
 logger = logging.getLogger(__name__)
@@ -88,6 +88,9 @@ def airflow_spec(settings: Settings) -> ServiceSpec:
         # first on PATH
         env={
             **airflow_env(settings),
+            # the scheduler's health check listens on a fixed port (8974) by default, so a
+            # second stack on the machine (a test's, a benchmark's) could not bind it
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(free_port()),
             "PATH": os.pathsep.join([str(shim_bin), str(venv_bin), os.environ.get("PATH", "")]),
         },
         cwd=REPO_ROOT,

@@ -135,6 +135,8 @@ def test_airflow_runs_its_health_check_on_loopback_and_no_log_servers(tmp_path: 
     settings = Settings.from_mapping({"RISKSTREAM_STATE_DIR": str(tmp_path)})
     spec = airflow_spec(settings)
     assert spec.env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"] == "127.0.0.1"
+    # on a port of its own, not Airflow's fixed default that a second stack could not bind
+    assert spec.env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT"] != "8974"
     shim_dir = Path(spec.env["PATH"].split(":")[0])
     shim = (shim_dir / "airflow").read_text()
     assert "scheduler|triggerer" in shim and "--skip-serve-logs" in shim
