@@ -207,6 +207,8 @@ def one_size(accounts: int, base_dir: str | None) -> dict[str, Any]:
         "restart_ok": came_back,
         "restored": restored,
         "phases": table,
+        # which phase set each service's peak (the sum of peaks adds peaks of different phases)
+        "service_peaks_by_phase": peaks.services_by_phase(timings),
         "table": phase_table(table, events, total),
         "cmdlines": {k: sorted(v)[:12] for k, v in sampler.cmdlines.items()},
     }

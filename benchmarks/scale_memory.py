@@ -50,6 +50,7 @@ class Peaks:
     by_service: dict[str, float] = field(default_factory=dict)
     total: float = 0.0
     timeline: list[tuple[float, float]] = field(default_factory=list)
+    samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)
 
     def add(self, at: float, sample: Mapping[str, float]) -> None:
         for service, mb in sample.items():
@@ -57,6 +58,24 @@ class Peaks:
         now = sum(sample.values())
         self.total = max(self.total, now)
         self.timeline.append((at, now))
+        self.samples.append((at, dict(sample)))
+
+    def services_between(self, start: float, end: float) -> dict[str, float]:
+        """Each service's own peak within [start, end]: which phase set a service's peak."""
+        out: dict[str, float] = {}
+        for at, sample in self.samples:
+            if start <= at <= end:
+                for service, mb in sample.items():
+                    out[service] = max(out.get(service, 0.0), mb)
+        return out
+
+    def services_by_phase(self, timings: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+        """Per phase of a run (:func:`phase_windows`), each service's peak during it."""
+        return {
+            name.strip(): self.services_between(start, end)
+            for name, _, start, end in phase_windows(timings)
+            if start is not None
+        }
 
     @property
     def sum_of_peaks(self) -> float:

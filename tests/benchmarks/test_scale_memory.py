@@ -81,6 +81,11 @@ def test_phases_take_their_windows_from_the_run_and_from_airflow() -> None:
         ("  task produce_events", 60.0, 500.0),
         ("  task score", 9.0, None),
     ]
+    assert peaks.services_by_phase(timings) == {
+        "local cloud": {"cloud": 100.0},
+        "task produce_events": {"cloud": 300.0, "airflow": 200.0},
+        "task score": {},
+    }
 
 
 def test_the_phase_table_gives_seconds_per_million_events() -> None:
