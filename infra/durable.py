@@ -635,7 +635,7 @@ class DurableStore:
 
     def clean(self) -> bool:
         """True when the snapshot on disk holds every logged write."""
-        return not (self._wal_entries or self._child is not None or self.prev_wal_path.exists())
+        return not (self._wal_entries or self.busy() or self.prev_wal_path.exists())
 
     def due(self) -> bool:
         """Snapshot when replaying the log would take longer than the budget (or it is large).
@@ -648,7 +648,7 @@ class DurableStore:
         replay; past the ceiling, a large state under steady writes is snapshotted back to back.
         """
         self.reap()
-        if self._child is not None:
+        if self.busy():
             return False  # a background snapshot is under way
         grown = min(1.5 * self.last_snapshot_seconds, self.replay_ceiling)
         budget = max(self.replay_budget, grown)
