@@ -26,10 +26,10 @@ def test_a_version_without_its_mlmodel_is_named(mlflow_settings: Settings) -> No
     x = np.array([[0.0], [1.0], [2.0], [3.0]])
     model = LogisticRegression().fit(x, [0, 0, 1, 1])
     with mlflow.start_run():
-        info = mlflow.sklearn.log_model(model, name="model")
+        info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
     kept = mlflow.register_model(info.model_uri, name)
     with mlflow.start_run():
-        info2 = mlflow.sklearn.log_model(model, name="model")
+        info2 = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
     lost = mlflow.register_model(info2.model_uri, name)
     MlflowClient(uri).set_registered_model_alias(name, "champion", lost.version)
 
