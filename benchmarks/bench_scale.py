@@ -34,6 +34,7 @@ from scale_memory import (
     CONSOLE,
     Peaks,
     events_of,
+    owners_by_ancestry,
     phase_table,
     service_of,
     size_label,
@@ -57,7 +58,8 @@ def _owners(state: Path) -> dict[int, str]:
 
 class Sampler:
     """Every ``every`` seconds, the resident memory of the run's process tree and of every
-    managed service's tree, summed per service (:func:`scale_memory.service_of`)."""
+    managed service's tree, summed per service (:func:`scale_memory.service_of`); each process
+    is owned by its nearest managed ancestor, from one read of the process table."""
 
     def __init__(self, run_pid: int, state: Path, every: float = 0.5) -> None:
         self.run_pid = run_pid
@@ -86,27 +88,19 @@ class Sampler:
     def sample(self) -> dict[str, float]:
         import psutil
 
-        roots = {self.run_pid: None, **_owners(self.state)}
-        seen: set[int] = set()
+        roots: dict[int, str | None] = {self.run_pid: None, **_owners(self.state)}
+        parents = {p.info["pid"]: p.info["ppid"] for p in psutil.process_iter(["pid", "ppid"])}
         mb: dict[str, float] = {}
-        for root, owner in sorted(roots.items(), key=lambda kv: kv[1] is None):
+        for pid, owner in owners_by_ancestry(parents, roots).items():
             try:
-                top = psutil.Process(root)
-                tree = [top, *top.children(recursive=True)]
+                proc = psutil.Process(pid)
+                rss = proc.memory_info().rss / 2**20
+                cmd = " ".join(proc.cmdline())  # whole: a JVM's class comes after its classpath
             except psutil.Error:
                 continue
-            for proc in tree:
-                if proc.pid in seen:
-                    continue
-                try:
-                    rss = proc.memory_info().rss / 2**20
-                    cmd = " ".join(proc.cmdline())  # whole: a JVM's class comes after its classpath
-                except psutil.Error:
-                    continue
-                seen.add(proc.pid)
-                who = service_of(owner, cmd)
-                self.cmdlines.setdefault(who, set()).add(cmd[:120])
-                mb[who] = mb.get(who, 0.0) + rss
+            who = service_of(owner, cmd)
+            self.cmdlines.setdefault(who, set()).add(cmd[:120])
+            mb[who] = mb.get(who, 0.0) + rss
         return mb
 
 

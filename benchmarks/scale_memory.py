@@ -42,6 +42,34 @@ def service_of(owner: str | None, cmdline: str) -> str:
     return owner or CONSOLE
 
 
+def owners_by_ancestry(
+    parents: Mapping[int, int], roots: Mapping[int, str | None]
+) -> dict[int, str | None]:
+    """Each process under one of ``roots`` (pid -> its service, or None for the run itself),
+    owned by its nearest root ancestor, from one read of the process table (pid -> parent pid).
+
+    Read in one pass, a process forked while the trees were walked one after another can no
+    longer count under the run's console in a sample and under its service in the next: a
+    forked training process (1.25 GB of copy-on-write pages) once counted twice that way."""
+    owned: dict[int, str | None] = {}
+    for pid in parents:
+        chain, at = [], pid
+        while at not in roots and at not in owned and at in parents and len(chain) < 64:
+            chain.append(at)
+            at = parents[at]
+        if at in roots:
+            owner = roots[at]
+        elif at in owned:
+            owner = owned[at]
+        else:
+            continue  # not under the run or a service
+        for member in chain:
+            owned[member] = owner
+        if pid in roots:
+            owned[pid] = roots[pid]
+    return owned
+
+
 @dataclass
 class Peaks:
     """Peak resident memory (MB) per service, and of all of them together, over the samples;

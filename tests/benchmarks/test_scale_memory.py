@@ -10,6 +10,7 @@ from benchmarks.scale_memory import (
     CONSOLE,
     Peaks,
     events_of,
+    owners_by_ancestry,
     phase_table,
     phase_windows,
     service_of,
@@ -95,3 +96,21 @@ def test_the_phase_table_gives_seconds_per_million_events() -> None:
     assert table.splitlines()[2] == "| task land_events | 34.0 | 20.0 | 2,048 |"
     assert table.splitlines()[3] == "| provision | 1.0 | 0.6 | - |"
     assert table.splitlines()[4] == "| **whole run** | 340.0 | 200.0 | |"
+
+
+def test_a_process_is_owned_by_its_nearest_managed_ancestor() -> None:
+    # the run (1) started the services airflow (10) and cloud (20); airflow's task (11) forked a
+    # child (12) that the trees walked one by one once counted under the console; 99 is not ours
+    parents = {1: 0, 2: 1, 10: 1, 11: 10, 12: 11, 20: 1, 21: 20, 99: 0, 98: 99}
+    roots = {1: None, 10: "airflow", 20: "cloud"}
+    owners = owners_by_ancestry(parents, roots)
+    assert owners == {
+        1: None,
+        2: None,
+        10: "airflow",
+        11: "airflow",
+        12: "airflow",
+        20: "cloud",
+        21: "cloud",
+    }
+    assert owners_by_ancestry({5: 4, 4: 5}, {1: None}) == {}  # a cycle (pids reused) ends
