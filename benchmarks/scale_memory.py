@@ -51,22 +51,14 @@ def owners_by_ancestry(
     Read in one pass, a process forked while the trees were walked one after another can no
     longer count under the run's console in a sample and under its service in the next: a
     forked training process (1.25 GB of copy-on-write pages) once counted twice that way."""
-    owned: dict[int, str | None] = {}
+    owned = {pid: owner for pid, owner in roots.items() if pid in parents}
     for pid in parents:
         chain, at = [], pid
-        while at not in roots and at not in owned and at in parents and len(chain) < 64:
+        while at not in owned and at in parents and len(chain) < 64:
             chain.append(at)
             at = parents[at]
-        if at in roots:
-            owner = roots[at]
-        elif at in owned:
-            owner = owned[at]
-        else:
-            continue  # not under the run or a service
-        for member in chain:
-            owned[member] = owner
-        if pid in roots:
-            owned[pid] = roots[pid]
+        if at in owned:  # else not under the run or a service
+            owned.update(dict.fromkeys(chain, owned[at]))
     return owned
 
 
