@@ -287,7 +287,7 @@ def register_champion(
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
-    from training.tracking import _pip_requirements
+    from training.tracking import model_requirements
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
@@ -303,7 +303,7 @@ def register_champion(
             input_example=x.head(2),
             registered_model_name=settings.registered_model_name,
             serialization_format="cloudpickle",
-            pip_requirements=_pip_requirements(),  # as training: no inference in a subprocess
+            pip_requirements=model_requirements(),  # as training: no inference in a subprocess
         )
         mlflow.log_dict(baseline_for(pipeline, train), names.BASELINE_ARTIFACT)
     client = MlflowClient(settings.mlflow_tracking_uri)

@@ -49,7 +49,7 @@ def run_url(settings: Settings, experiment_id: str, run_id: str) -> str:
     return f"{settings.mlflow_tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
-def _pip_requirements() -> list[str]:
+def model_requirements() -> list[str]:
     import importlib
 
     modules = {

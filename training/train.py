@@ -60,7 +60,7 @@ from training.registry_io import (
     version_tags,
 )
 from training.spark_fit import where_to_fit
-from training.tracking import _client, _mlflow, _pip_requirements, ensure_experiment, run_url
+from training.tracking import _client, _mlflow, ensure_experiment, model_requirements, run_url
 
 logger = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ def _train_model(
             signature=signature,
             input_example=example,
             serialization_format="cloudpickle",  # skops cannot hold XGBoost's booster
-            pip_requirements=_pip_requirements(),  # skips slow requirement inference
+            pip_requirements=model_requirements(),  # skips slow requirement inference
         )
         mlflow.set_tag("model_uri", info.model_uri)
         run_id = str(run.info.run_id)
