@@ -128,6 +128,11 @@ def pipeline_params(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
             "upper guard on search seconds per model (the trial count bounds it)",
             {"minimum": 5},
         ),
+        "max_trials": (
+            "integer",
+            "search trials per model: what bounds the search (the first is the kind's default)",
+            {"minimum": 1},
+        ),
         "promote_override": (
             "boolean",
             "promote even when the champion cannot be evaluated or the challenger is over the "

@@ -160,6 +160,7 @@ def start_training(settings: Settings, ctx: StepContext) -> dict[str, Any]:
     config = TrainingConfig(
         models=tuple(_chosen_models(ctx)),
         budget_seconds=float(ctx.param("train_budget_seconds")),
+        max_trials=int(ctx.param("max_trials")),
         min_ks=float(ctx.param("min_ks")),
         max_ece=float(ctx.param("max_ece")),
         promote_override=bool(ctx.param("promote_override")),

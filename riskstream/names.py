@@ -381,6 +381,7 @@ PIPELINE_DEFAULTS: Final[dict[str, Any]] = {
     "csv_mapping": "",
     "taiwan_path": "",
     "train_budget_seconds": DEFAULT_TRAIN_BUDGET_SECONDS,
+    "max_trials": DEFAULT_MAX_TRIALS,
     # promote even if the champion cannot be evaluated or is over the serving budget (recorded)
     "promote_override": False,
     "min_ks": DEFAULT_MIN_KS,

@@ -8,13 +8,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from riskstream.settings import Settings
 
 _HOME = Path(tempfile.mkdtemp(prefix="rs-airflow-home-"))
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
@@ -196,33 +194,3 @@ class DagTestServer:
 
 
 _SERVERS: dict[Path, DagTestServer] = {}
-
-
-def run_pipeline_end_to_end(
-    home: Path,
-    base: Settings,
-    tmp_path: Path,
-    prefix: str,
-    params: dict[str, object],
-    log_name: str,
-    succeeded: Iterable[str],
-) -> tuple[Settings, dict[str, Any]]:
-    """Run the pipeline's own DAG (from the real ASL) on fresh, provisioned settings derived from
-    ``base``; assert the run and every task in ``succeeded`` succeeded. Returns the settings and
-    the run's result; the whole output goes to tests/artifacts/``log_name``."""
-    import uuid
-
-    from infra.provision import provision
-    from pipeline.asl import ASL_PATH
-
-    settings = base.with_overrides(
-        prefix=f"{prefix}{uuid.uuid4().hex[:8]}", state_dir=tmp_path / "state"
-    )
-    provision(settings)
-    log = REPO / "tests" / "artifacts" / log_name
-    out = run_dag_test(home, settings, ASL_PATH, params, timeout=1500, log=log)
-    failed = {t: s for t, s in out["states"].items() if s not in ("success", "skipped")}
-    assert out["run"] == "success", f"{failed}; the whole output is in {log}"
-    for task in succeeded:
-        assert out["states"][task] == "success", (task, out["states"])
-    return settings, out

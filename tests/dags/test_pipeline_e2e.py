@@ -3,6 +3,13 @@ real MLflow: the same path as `riskstream run`), then portfolios side by side in
 
 The synthetic portfolio first (a few hundred accounts, three model kinds), once for the module:
 every step succeeds, the first model of a fresh registry is promoted and every account is scored.
+While it runs, the same portfolio with the same params runs as a Step Functions execution of the
+ASL with the step worker, on a prefix of its own and with Spark inside the steps themselves (no
+warm session): the steps that ran, the order the ASL's edges ask for, and the outputs (catalog
+tables, feature rows, the registered champion, every account's score and decision) must be the
+same on both orchestrators. The failure path is compared over the small machine
+(test_sfn_parity.py).
+
 Then two flat applicant tables of this test's own making, each through the same DAG (the path of
 `riskstream run --source csv`).
 
@@ -14,8 +21,7 @@ For each table: every labelled row of the file (and only those) reaches training
 gets its own champion, every applicant is scored; the synthetic portfolio's champion and scores
 are untouched by both runs.
 
-One synthetic run serves both tests (module fixtures): it was run twice before, once per test.
-Spark inside the tasks themselves (no warm session) runs in tests/dags/test_sfn_pipeline_e2e.py.
+One synthetic run serves every test (module fixtures).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +39,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import modelkinds
 from infra.provision import provision
 from infra.services import ManagedService
-from pipeline.asl import ASL_PATH
+from pipeline import sfn
+from pipeline.asl import ASL_PATH, load_workflow
+from pipeline.outputs import outputs
+from pipeline.sfn_worker import worker_service
 from riskstream import names
 from riskstream.clients import make_client
 from riskstream.settings import Settings
 from riskstream.storage import split_s3
-from tests.conftest import up_on_a_free_port
+from tests.conftest import running_on_a_free_port, up_on_a_free_port
 from tests.dags.conftest import REPO, run_dag_test
 
 pytestmark = pytest.mark.e2e
@@ -47,7 +58,7 @@ pytestmark = pytest.mark.e2e
 OBS_DATE = "2024-01-01"
 # Small tables cannot measure calibration to the production cap, and a first model of a fresh
 # registry is what this test is about: the gates are loose enough that it becomes champion.
-LOOSE_GATES = {"max_ece": 0.3, "min_ks": 0.05, "train_budget_seconds": 5, "models": "lr"}
+LOOSE_GATES = {"max_ece": 0.3, "min_ks": 0.05, "max_trials": 2, "models": "lr"}
 
 
 def applicants_a(rows: int = 500, seed: int = 3) -> pd.DataFrame:
@@ -133,25 +144,65 @@ def stack(
 
 
 # the synthetic portfolio: the shortest run with a 6-month lookback and a 6-month window
-# (names.synthetic_windows), three model kinds
+# (names.synthetic_windows), three model kinds, each search bounded by its trial count (not by
+# time), so that both orchestrators train the same models
 SYNTHETIC = {
     "source": names.SOURCE_SYNTHETIC,
     "accounts": 300,
     "months": 12,
     "seed": 11,
     "models": "lr,rf,xgb",
-    "train_budget_seconds": 5,
+    "max_trials": 2,
     # ~100 test accounts cannot measure calibration to the production cap of 0.05
     "max_ece": 0.25,
 }
 
 
+def _on_step_functions(base: Settings, state: Path) -> tuple[Settings, sfn.Outcome]:
+    """The ASL as a Step Functions execution with the step worker, on fresh provisioned settings
+    derived from ``base`` (no warm session: Spark runs in the steps): its settings and outcome."""
+
+    def configure(port: int) -> tuple[Settings, ManagedService]:
+        settings = base.with_overrides(
+            prefix=f"ps{uuid.uuid4().hex[:8]}",
+            state_dir=state,
+            sfn_worker_url=f"http://127.0.0.1:{port}",
+        )
+        provision(settings)
+        return settings, worker_service(settings)
+
+    with running_on_a_free_port(configure) as (settings, _):
+        sfn.enable_execution(settings)
+        execution = sfn.start(settings, sfn.deploy(settings), SYNTHETIC)
+        return settings, sfn.wait(settings, execution, timeout=1800, poll=0.5)
+
+
 @pytest.fixture(scope="module")
-def synthetic_run(stack: Settings, request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The pipeline's own DAG on the synthetic portfolio, once for this module: its result.
+def both_runs(
+    stack: Settings,
+    mlflow_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> dict[str, Any]:
+    """The synthetic portfolio on both orchestrators at once (they share nothing but the
+    servers), once for this module: Airflow's result, and Step Functions' settings and outcome.
     (``airflow_home`` is asked for here, not as an argument, so that pytest, which sets up
     session fixtures first, leaves it to ``stack`` to migrate it while Spark starts.)"""
-    return _run(request.getfixturevalue("airflow_home"), stack, SYNTHETIC, "pipeline-e2e.log")
+    state = tmp_path_factory.mktemp("sfn") / "state"
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="step-functions") as pool:
+        on_sfn = pool.submit(_on_step_functions, mlflow_settings, state)
+        try:
+            home = request.getfixturevalue("airflow_home")
+            airflow = _run(home, stack, SYNTHETIC, "pipeline-e2e.log")
+        finally:
+            sfn_settings, outcome = on_sfn.result()
+    return {"airflow": airflow, "sfn_settings": sfn_settings, "sfn": outcome}
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(both_runs: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline's own DAG on the synthetic portfolio: its result."""
+    return dict(both_runs["airflow"])
 
 
 def _run(home: Path, settings: Settings, params: dict[str, Any], log: str) -> dict[str, Any]:
@@ -246,6 +297,53 @@ def test_pipeline_runs_end_to_end(stack: Settings, synthetic_run: dict[str, Any]
     assert "decision_reason" in champion.tags
     # the panel's windows, recorded with the model (tags and card)
     assert (champion.tags["lookback_months"], champion.tags["performance_months"]) == ("6", "6")
+
+
+def _order_holds(times: dict[str, tuple[datetime, datetime]]) -> None:
+    workflow = load_workflow()
+    ids = {n: s.task_id for n, s in workflow.steps.items() if s.kind == "Task"}
+    for a, b in workflow.edges:
+        if ids.get(a) in times and ids.get(b) in times:
+            assert times[ids[a]][1] <= times[ids[b]][0], (a, b)
+
+
+def _naive(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=None)
+
+
+@pytest.mark.timeout(2400)
+def test_the_pipeline_is_the_same_on_airflow_and_step_functions(
+    stack: Settings, both_runs: dict[str, Any]
+) -> None:
+    airflow, outcome = both_runs["airflow"], both_runs["sfn"]
+    task_ids = {s.task_id for s in load_workflow().steps.values() if s.kind == "Task"}
+    airflow_did = {
+        state: {t for t, s in airflow["states"].items() if s == state and t in task_ids}
+        for state in ("success", "skipped")
+    }
+    assert outcome.status == "SUCCEEDED", (outcome.error, outcome.cause)
+    tasks = [r for r in outcome.runs.values() if r.type == "Task"]
+    # the same steps ran; the model kinds not chosen were skipped on both (Airflow also skips
+    # the failure handler, which Step Functions never enters)
+    assert {r.task_id for r in tasks if r.status == "success"} == airflow_did["success"]
+    chosen = set(modelkinds.parse_models(str(SYNTHETIC["models"])))
+    skipped = {r.task_id for r in tasks if r.status == "skipped"}
+    assert skipped == {f"train_{k}" for k in modelkinds.names() if k not in chosen}
+    assert skipped <= airflow_did["skipped"]
+    _order_holds({r.task_id: (r.entered, r.exited) for r in tasks if r.status == "success"})
+    _order_holds(
+        {
+            t: (_naive(v[0]), _naive(v[1]))
+            for t, v in airflow["times"].items()
+            if airflow["states"][t] == "success"
+        }
+    )
+    # the same outputs: tables, feature rows, champion (version and kind), every score
+    synthetic = stack.for_portfolio(names.SOURCE_SYNTHETIC)
+    expected: dict[str, Any] = outputs(synthetic)
+    assert outputs(both_runs["sfn_settings"].for_portfolio(names.SOURCE_SYNTHETIC)) == expected
+    version, kind = expected["registered"]
+    assert version == "1" and kind in chosen  # the champion: the first version, a chosen kind
 
 
 @pytest.mark.timeout(2400)
