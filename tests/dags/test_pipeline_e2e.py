@@ -116,7 +116,8 @@ def stack(
     """Settings of this module's own (provisioned), served by a warm Spark session as `riskstream
     run` starts one: the runs' Spark jobs go to one JVM instead of a cold one per run. Airflow's
     metadata database (``airflow_home``, when this worker has none yet) migrates while the
-    session starts."""
+    session starts. Without the session's warm-up jobs (test_session.py runs them): on a busy
+    test machine they ran a minute past the first job's arrival, which waited for them."""
     from etl.session_process import session_service
 
     prefix = f"pf{uuid.uuid4().hex[:8]}"
@@ -127,7 +128,7 @@ def stack(
         settings = mlflow_settings.with_overrides(
             prefix=prefix, state_dir=state, spark_session_url=f"http://127.0.0.1:{port}"
         )
-        service = session_service(settings)
+        service = session_service(settings, warm_up=False)
         service.up()
         return settings, service
 
