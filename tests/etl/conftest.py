@@ -20,7 +20,14 @@ def spark(cloud_settings: Settings) -> Iterator[SparkSession]:
     session, so its JIT is a long-lived session's (``long_lived``, as the warm session's): with
     HotSpot's optimizing compiler, planning and running the feature table's wide plan took about
     half as long once warm as with the quick compiler alone (etl.spark.LOCAL_JIT).
+
+    Adaptive query execution is off here (only here): it plans again after every shuffle, and on
+    the tests' tables of a few hundred accounts that was a quarter of the work (the features,
+    transforms and panel tests: 206 CPU-seconds with it, 158 without). It chooses how a plan
+    runs, not what it answers; the jobs under test in their own sessions (the warm session, the
+    cluster, the pipeline e2e) keep every production setting.
     """
     session = build_spark(cloud_settings, app_name="riskstream-etl-tests", long_lived=True)
+    session.conf.set("spark.sql.adaptive.enabled", "false")
     yield session
     session.stop()
