@@ -65,9 +65,11 @@ def world(serving_settings: Settings) -> ServingWorld:
     return ServingWorld(serving_settings, train, pipeline, version)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def api_url(world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The real API (uvicorn in its own process) for the world's champion, TTL 1 s."""
+    """The real API (uvicorn in its own process) for the world's champion, TTL 1 s. Up for the
+    module that asks for it, not the session: it checks the registry and the online table every
+    second, which cost the servers a few hundred checks while the worker ran other modules."""
     state_dir = tmp_path_factory.mktemp("api")
 
     def configure(port: int) -> tuple[Settings, ManagedService]:
