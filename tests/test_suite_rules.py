@@ -10,7 +10,12 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from infra.services import ServiceError
-from tests.conftest import PROCESS_FIXTURES, marker_problems, up_on_a_free_port
+from tests.conftest import (
+    PROCESS_FIXTURES,
+    marker_problems,
+    spark_tests_together,
+    up_on_a_free_port,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -78,3 +83,17 @@ def test_a_port_taken_by_another_process_is_chosen_again() -> None:
     with pytest.raises(ServiceError, match="did not answer"):
         up_on_a_free_port(broken)  # type: ignore[arg-type]
     assert len(failures) == 1  # nobody else holds the port: a real failure, raised at once
+
+
+def test_the_tests_on_the_sessions_spark_run_together_where_the_first_stood() -> None:
+    def item(name: str, *fixtures: str) -> FakeItem:
+        return FakeItem(name, ["unit"], list(fixtures))
+
+    a, b = item("a.py::one"), item("etl.py::one", "spark", "tmp_path")
+    c, d = item("etl.py::two", "tmp_path"), item("serving.py::one", "spark")
+    e = item("training.py::one", "cloud_settings")
+    order = spark_tests_together([a, b, c, d, e])  # type: ignore[list-item]
+    assert [x.nodeid for x in order] == [  # type: ignore[attr-defined]
+        "a.py::one", "etl.py::one", "serving.py::one", "etl.py::two", "training.py::one"
+    ]  # fmt: skip
+    assert spark_tests_together([a, c, e]) == [a, c, e]  # type: ignore[list-item]
