@@ -51,3 +51,27 @@ def test_patched_items_are_refused_over_the_size_limit_as_before() -> None:
         Item(key, None, {"k": {"S": "k"}, "a": {"S": "x" * 250_000}, "b": {"S": "y" * 250_000}})
     with pytest.raises(ItemSizeTooLarge):  # a later write to the item keeps moto's check
         item.attrs["big"] = DynamoType({"S": "z" * 410_000})
+
+
+def test_the_dispatcher_routes_by_the_service_folders_listed_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    from infra.moto_server import _list_moto_modules
+
+    patch_moto()
+    assert backends.list_of_moto_modules() == tuple(_list_moto_modules())  # moto's own answer
+    listed: list[str] = []
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path: listed.append(path) or real(path))
+    app = DomainDispatcherApplication(lambda _: None)  # type: ignore[arg-type,return-value]
+    for _ in range(3):  # a service, a stranger and the moto API, as moto routes them
+        assert app.get_backend_for_host("s3") == "s3"
+        assert app.get_backend_for_host("kinesis") == "kinesis"
+        assert app.get_backend_for_host("no-such-service") is None
+        assert app.get_backend_for_host("moto_api") == "moto_api"
+    assert listed == []  # the folder is never listed again
