@@ -175,7 +175,7 @@ def _on_step_functions(base: Settings, state: Path) -> tuple[Settings, sfn.Outco
     with running_on_a_free_port(configure) as (settings, _):
         sfn.enable_execution(settings)
         execution = sfn.start(settings, sfn.deploy(settings), SYNTHETIC)
-        return settings, sfn.wait(settings, execution, timeout=1800, poll=0.5)
+        return settings, sfn.wait(settings, execution, timeout=1800, poll=2.0)
 
 
 @pytest.fixture(scope="module")
