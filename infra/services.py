@@ -9,6 +9,7 @@ and every descendant found under it (some leave the group), so a service that fo
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -342,11 +344,40 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free right now (for tests and temporary services)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+# Ports handed out by free_port: below Linux's ephemeral range (32768-60999), where the kernel
+# takes the ports of outgoing connections and of servers that bind port 0 (Spark's driver)
+FREE_PORTS = range(20000, 32768)
+
+
+def free_port(host: str = "127.0.0.1", *, counter: Path | None = None) -> int:
+    """A free port that no other caller on this machine was handed recently (for tests and
+    temporary services).
+
+    Asking the kernel for port 0 is not enough: it hands a port out again as soon as it is
+    closed, so two processes that each ask, then start their servers minutes later, can be given
+    the same one (a test worker's dashboard once met the other worker's cloud that way). Here
+    every process of this user takes ports in turn from one counter, a file under the temporary
+    directory locked while it is read and moved on, and each port is checked free before it is
+    handed out: a port comes round again only after all of :data:`FREE_PORTS` has.
+    """
+    path = counter or Path(tempfile.gettempdir()) / f"riskstream-ports-{os.getuid()}"
+    first, size = FREE_PORTS.start, len(FREE_PORTS)
+    with path.open("a+", encoding="ascii") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        handle.seek(0)
+        text = handle.read().strip()
+        last = int(text) if text.isdigit() else first + os.getpid() % size
+        for step in range(1, size + 1):
+            port = first + (last - first + step) % size
+            if port_free(host, port):
+                handle.seek(0)
+                handle.truncate()
+                handle.write(str(port))
+                return port
+    raise ServiceError(
+        f"no free port on {host} between {first} and {FREE_PORTS.stop - 1}: stop some of the "
+        "processes listening there"
+    )
 
 
 def _as_int(value: object) -> int | None:
