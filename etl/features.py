@@ -29,7 +29,6 @@ from datetime import date
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from riskstream import featuredefs, names
 from riskstream.events import MERCHANT_CATEGORIES
@@ -72,12 +71,15 @@ def _in_lookback(frame: DataFrame, obs: DataFrame, as_of: Column, months: int) -
 
 
 def observation_frame(spark_df: DataFrame, obs_dates: Sequence[date]) -> DataFrame:
-    """A one-column DataFrame of observation dates (built from any DataFrame's session)."""
+    """A one-column DataFrame of observation dates (built from any DataFrame's session).
+
+    Built from literals in the JVM: a DataFrame made from a Python list runs Python workers to
+    read it, and the first of them to start cost a job seconds (a feature build otherwise runs
+    no Python at all)."""
     if not obs_dates:
         raise ValueError("obs_dates is empty: give at least one observation date")
-    spark = spark_df.sparkSession
-    schema = T.StructType([T.StructField("obs_date", T.DateType(), False)])
-    return spark.createDataFrame([(d,) for d in sorted(set(obs_dates))], schema)
+    dates = F.array(*[F.lit(d) for d in sorted(set(obs_dates))])
+    return spark_df.sparkSession.range(1).select(F.explode(dates).alias("obs_date"))
 
 
 def default_observation_date(statements: DataFrame, outcomes: DataFrame) -> date | None:

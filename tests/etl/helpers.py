@@ -6,9 +6,12 @@ import gzip
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from riskstream.events import new_event, serialize
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
 
 PORTFOLIO = "test"  # the envelope source of every event built here
 
@@ -68,6 +71,19 @@ def line(event: Mapping[str, Any] | str) -> str:
 
 def dt_of(event: Mapping[str, Any]) -> str:
     return str(event["event_time"])[:10]
+
+
+LINES_SCHEMA = "value string, dt string, source_file string"
+
+
+def lines_frame(spark: SparkSession, rows: Iterable[tuple[str, str, str]]) -> DataFrame:
+    """Raw lines (``value``, ``dt``, ``source_file``), as the ETL reads them from files, in a
+    DataFrame made through Arrow (the test session enables it): one made from a Python list
+    runs Python workers to read it, a few tenths of a second each time."""
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows), columns=["value", "dt", "source_file"], dtype=object)
+    return spark.createDataFrame(frame, LINES_SCHEMA)
 
 
 def write_raw(

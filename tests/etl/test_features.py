@@ -13,6 +13,7 @@ from tests.etl.helpers import (
     A1_FEATURES,
     assert_features,
     line,
+    lines_frame,
     opened,
     outcome,
     payment,
@@ -47,7 +48,7 @@ def _history() -> list[dict[str, Any]]:
 
 def _tables(spark: SparkSession, events: list[Any]) -> dict[str, DataFrame]:
     rows = [(line(e), str(e["event_time"])[:10], "f") for e in events]
-    lines = spark.createDataFrame(rows, "value string, dt string, source_file string")
+    lines = lines_frame(spark, rows)
     return chain.curate(lines, datetime(2026, 1, 1, tzinfo=UTC))
 
 

@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from etl import chain, features
-from tests.etl.helpers import line, opened, outcome, statement
+from tests.etl.helpers import line, lines_frame, opened, outcome, statement
 
 pytestmark = pytest.mark.integration  # Spark: a JVM
 
@@ -40,7 +40,7 @@ def _portfolio() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def tables(spark: SparkSession) -> dict[str, DataFrame]:
     rows = [(line(e), str(e["event_time"])[:10], "f") for e in _portfolio()]
-    lines = spark.createDataFrame(rows, "value string, dt string, source_file string")
+    lines = lines_frame(spark, rows)
     return chain.curate(lines, datetime(2026, 1, 1, tzinfo=UTC))
 
 

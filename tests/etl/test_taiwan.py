@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 
 from etl import chain, transforms
 from riskstream.events import new_event, serialize
+from tests.etl.helpers import lines_frame
 
 pytestmark = pytest.mark.integration  # Spark: a JVM, with S3A pointed at the session's moto server
 SAMPLE = Path(__file__).parent / "data" / "taiwan_sample.csv"
@@ -81,7 +82,7 @@ def test_features_reproduce_the_original_table(spark: SparkSession) -> None:
     table = _table()
     events = [e for row in table for e in _events(row)]
     rows = [(serialize(e).decode(), e["event_time"][:10], "taiwan") for e in events]
-    lines = spark.createDataFrame(rows, "value string, dt string, source_file string")
+    lines = lines_frame(spark, rows)
     validated = transforms.validate_events(
         transforms.parse_lines(lines), datetime(2026, 1, 1, tzinfo=UTC)
     )

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from etl import transforms
-from tests.etl.helpers import eid, line, opened, payment, purchase, statement
+from tests.etl.helpers import eid, line, lines_frame, opened, payment, purchase, statement
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 pytestmark = pytest.mark.integration  # Spark: a JVM, with S3A pointed at the session's moto server
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration  # Spark: a JVM, with S3A pointed at the se
 
 def _lines(spark: SparkSession, items: list[Any], dt: str = "2025-01-06") -> DataFrame:
     rows = [(line(e), dt, f"file-{i // 100}") for i, e in enumerate(items)]
-    return spark.createDataFrame(rows, "value string, dt string, source_file string")
+    return lines_frame(spark, rows)
 
 
 def _classify(spark: SparkSession, items: list[Any], known: list[str] | None = None) -> DataFrame:

@@ -29,6 +29,7 @@ from serving.rawfeatures import build_rows
 from serving.registry import Champion
 from serving.service import prepare
 from tests.etl.conftest import spark  # noqa: F401  (the session's Spark fixture)
+from tests.etl.helpers import lines_frame
 
 pytestmark = pytest.mark.integration  # Spark: a JVM
 
@@ -60,7 +61,7 @@ MODEL_FEATURES = [
 def _tables(spark: SparkSession) -> dict[str, DataFrame]:  # noqa: F811
     events = list(simulate(CONFIG).events())
     rows = [(serialize(e).decode(), str(e["event_time"])[:10], "f") for e in events]
-    lines = spark.createDataFrame(rows, "value string, dt string, source_file string")
+    lines = lines_frame(spark, rows)
     return chain.curate(lines, dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
 
 
