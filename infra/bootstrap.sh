@@ -40,9 +40,24 @@ if [ "${1:-}" = "--test" ] && ! { command -v chromium >/dev/null 2>&1 && command
 fi
 
 # ---- virtual environment and locked dependencies ------------------------------------------
+# ---- the Spark class archive (etl/class_archive.py): once per install -----------------------
+# Local Spark drivers map the classes they load from it instead of reading them from the jars.
+# Optional: when it cannot be written, setup says so once and Spark starts without it.
+ARCHIVE_FAILED="$VENV/.riskstream-class-archive-failed"
+class_archive() {
+  "$VENV/bin/python" -m etl.class_archive --if-missing && return 0
+  [ -f "$ARCHIVE_FAILED" ] && [ "$(cat "$ARCHIVE_FAILED")" = "$want" ] && return 0
+  echo "setup: writing the Spark class archive (once per install: about half a minute)"
+  if ! "$VENV/bin/python" -m etl.class_archive > "$VENV/class-archive.log" 2>&1; then
+    echo "$want" > "$ARCHIVE_FAILED"
+    echo "setup: no Spark class archive (see $VENV/class-archive.log); Spark starts without one"
+  fi
+}
+
 want="$(cat uv.lock pyproject.toml infra/fetch_jars.py | sha256sum | cut -d' ' -f1) $PYTHON $UV_VERSION"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/riskstream" ] \
    && [ -f .jars/hadoop-aws-3.3.1.jar ] && [ -f .jars/aws-java-sdk-bundle-1.11.901.jar ]; then
+  class_archive
   exit 0
 fi
 
@@ -54,5 +69,7 @@ fi
 echo "setup: installing locked dependencies (uv sync --frozen)"
 "$VENV/bin/uv" sync --frozen --quiet --python "$VENV/bin/python" --reinstall-package riskstream
 "$VENV/bin/python" infra/fetch_jars.py .jars
+"$VENV/bin/python" -m etl.class_archive --remove  # written for the jars installed before
 echo "$want" > "$STAMP"
+class_archive
 echo "setup: done"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from etl.glue import BookmarkStore, GlueArgumentError, Job, get_resolved_options
-from etl.spark import spark_conf
+from etl.spark import CLASS_ARCHIVE, S3A_JARS, class_archive_path, spark_conf
 from riskstream.settings import Settings
 from riskstream.storage import Storage, fingerprint
 
@@ -114,3 +114,20 @@ def test_only_a_local_driver_stops_at_the_quick_jit_compiler() -> None:
     )
     assert "TieredStopAtLevel" not in cluster["spark.driver.extraJavaOptions"]
     assert "TieredStopAtLevel" not in cluster["spark.executor.extraJavaOptions"]
+
+
+def test_a_local_driver_maps_the_class_archive_when_setup_wrote_one(tmp_path: Path) -> None:
+    jars = tmp_path / "jars"
+    jars.mkdir()
+    for name in S3A_JARS:
+        (jars / name).write_bytes(b"")
+    local = Settings.from_mapping({"RISKSTREAM_SPARK_JARS_DIR": str(jars)})
+    assert "SharedArchiveFile" not in spark_conf(local)["spark.driver.extraJavaOptions"]
+    class_archive_path(local).write_bytes(b"")
+    options = spark_conf(local)["spark.driver.extraJavaOptions"]
+    assert f"-XX:SharedArchiveFile={jars / CLASS_ARCHIVE}" in options
+    assert "-Xlog:cds=off" in options  # a JVM that cannot use it runs without it, silently
+    # the archive holds the local driver's class path: a cluster's JVMs have another
+    cluster = spark_conf(local.with_overrides(spark_master="spark://10.0.0.5:7077"))
+    assert "SharedArchiveFile" not in cluster["spark.driver.extraJavaOptions"]
+    assert "SharedArchiveFile" not in cluster["spark.executor.extraJavaOptions"]
