@@ -241,13 +241,32 @@ def read_snapshot_header(path: Path) -> tuple[dict[str, Any], int]:
     return header, offset
 
 
+# What a package's classes need done before a snapshot that holds them is read (a patch of their
+# __setstate__): registered by the server (infra.moto_server), run by find_class below.
+_BEFORE_UNPICKLING: dict[str, Callable[[], None]] = {}
+
+
+def before_unpickling(package: str, prepare: Callable[[], None]) -> None:
+    """Run ``prepare`` before a class of ``package`` is read from a snapshot (``prepare`` must
+    be idempotent: it runs at each such class)."""
+    _BEFORE_UNPICKLING[package] = prepare
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        for package, prepare in _BEFORE_UNPICKLING.items():
+            if module == package or module.startswith(package + "."):
+                prepare()
+        return super().find_class(module, name)
+
+
 def load_snapshot(path: Path) -> int:
     """Install the snapshot's backends; return the last sequence number it covers."""
     header, offset = read_snapshot_header(path)
     with open(path, "rb") as handle, _collector_paused():
         handle.seek(offset)
         try:
-            state = pickle.load(handle)
+            state = _Unpickler(handle).load()
         except Exception as exc:
             reason = f"its data is unreadable ({type(exc).__name__}: {exc})"
             raise state_error(path, reason) from None

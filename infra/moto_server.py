@@ -274,9 +274,32 @@ def patch_moto() -> None:
         backend.get_shard_iterator = _trimming_read(backend.get_shard_iterator, _named_stream)  # type: ignore[method-assign]
         models.Stream._riskstream_retention = True  # type: ignore[attr-defined]
 
-    from infra.moto_sfn import patch_stepfunctions
+    from infra import durable
+    from infra.moto_sfn import patch_queues, patch_stepfunctions
 
-    patch_stepfunctions()  # Step Functions executes state machines (infra/moto_sfn.py)
+    patch_queues()
+    # Step Functions executes state machines (infra/moto_sfn.py). Its parser is more than a second
+    # of imports (moto's EC2 and Batch with it), half of a server's start, so it is patched in
+    # when the server first needs Step Functions: a request for it, or a snapshot that holds it.
+    _on_first_use("stepfunctions", patch_stepfunctions)
+    durable.before_unpickling("moto.stepfunctions", patch_stepfunctions)
+
+
+def _on_first_use(service: str, prepare: Callable[[], None]) -> None:
+    """Run ``prepare`` whenever moto looks up ``service``'s backends, before it gets them (the
+    dispatcher, on the service's first request, and the durable store, when it installs state,
+    both ask ``moto.backends.get_backend``). ``prepare`` must be idempotent."""
+    get_backend = moto_backends.get_backend
+    if getattr(get_backend, "_riskstream_prepares", None) == service:
+        return
+
+    def prepared_first(name: str) -> Any:
+        if name == service:
+            prepare()
+        return get_backend(name)  # type: ignore[call-overload]
+
+    prepared_first._riskstream_prepares = service  # type: ignore[attr-defined]
+    moto_backends.get_backend = prepared_first  # type: ignore[assignment]
 
 
 class ClockControl:

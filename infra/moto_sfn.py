@@ -145,6 +145,15 @@ def _abort(execution: Any, cause: str) -> None:
         execution.exec_worker = FinishedWorker([])
 
 
+def patch_queues() -> None:
+    """SQS queues, which every provisioned cloud has (the step worker's), pickle without their
+    lock and get a new one when read: the durable store can snapshot them."""
+    from moto.sqs.models import Queue
+
+    Queue.__getstate__ = _queue_getstate  # type: ignore[attr-defined]
+    Queue.__setstate__ = _queue_setstate  # type: ignore[attr-defined]
+
+
 def patch_stepfunctions() -> None:
     """Apply the patches above (idempotent); called by infra.moto_server before it serves."""
     import moto.stepfunctions as package
@@ -206,10 +215,6 @@ def patch_stepfunctions() -> None:
 
     branches_decl.CustomErrorName = branch_error  # type: ignore[attr-defined]
 
-    from moto.sqs.models import Queue
-
-    Queue.__getstate__ = _queue_getstate  # type: ignore[attr-defined]
-    Queue.__setstate__ = _queue_setstate  # type: ignore[attr-defined]
     Execution.__getstate__ = _execution_getstate  # type: ignore[attr-defined]
     Execution.__setstate__ = _execution_setstate  # type: ignore[attr-defined]
 

@@ -75,3 +75,52 @@ def test_the_dispatcher_routes_by_the_service_folders_listed_once(
         assert app.get_backend_for_host("no-such-service") is None
         assert app.get_backend_for_host("moto_api") == "moto_api"
     assert listed == []  # the folder is never listed again
+
+
+LAZY_STEP_FUNCTIONS = """
+import pickle, sys
+from infra.moto_server import patch_moto
+patch_moto()
+patch_moto()  # twice: one lookup hook, not two
+parser = "moto.stepfunctions.parser.models"
+print(parser in sys.modules)
+from moto import backends
+backends.get_backend("s3")
+print(parser in sys.modules)
+backends.get_backend("stepfunctions")
+from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+print(getattr(ExecutionState, "_riskstream_patched", False))
+print(type(backends.get_backend("stepfunctions")["123456789012"]["us-east-1"]).__name__)
+"""
+
+SNAPSHOT_PREPARES = """
+import io, pickle, sys
+from infra import durable
+from infra.moto_server import patch_moto
+patch_moto()
+from moto.stepfunctions.parser.backend.execution import Execution  # imported, not patched
+from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+print(getattr(ExecutionState, "_riskstream_patched", False))
+durable._Unpickler(io.BytesIO(pickle.dumps({"cls": Execution}))).load()
+print(getattr(ExecutionState, "_riskstream_patched", False))
+"""
+
+
+def _child(code: str) -> list[str]:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.split()
+
+
+def test_step_functions_is_patched_in_when_first_looked_up_not_at_start() -> None:
+    # a second of imports a server that never runs a state machine does not pay for
+    assert _child(LAZY_STEP_FUNCTIONS) == ["False", "False", "True", "StepFunctionsParserBackend"]
+
+
+def test_a_snapshot_holding_step_functions_objects_patches_them_before_reading() -> None:
+    assert _child(SNAPSHOT_PREPARES) == ["False", "True"]
