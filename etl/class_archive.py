@@ -6,7 +6,7 @@ jars every time it starts. Java 17 can map the classes a JVM loaded from an arch
 jobs (:mod:`etl.warmup`, on a few accounts) in a JVM that archives the classes it loaded when it
 exits, and :func:`etl.spark.spark_conf` gives every local driver the archive when it exists
 (:func:`etl.spark.class_archive_path`). On the 2-core machine a cold session and a small job
-took 7.0 CPU-seconds of its JVM without the archive and 4.3 with it (and 8.1 s against 5.7 s of
+took 7.0 CPU-seconds of its JVM without the archive and 3.7 with it (and 8.1 s against 5.0 s of
 wall time); every Airflow task, pipeline step and test that starts a local driver starts so.
 
 The archive holds only what its JVM and class path had when it was written. A JVM that differs
@@ -39,28 +39,21 @@ def build(settings: Settings) -> Path:
     """Write the archive for ``settings`` (replacing any): run the warm-up jobs in a local
     driver that archives its classes at exit, then wait for that JVM to exit. Returns the path."""
     from pyspark import SparkContext
-    from pyspark.sql import SparkSession
 
-    from etl.spark import CLASS_ARCHIVE_QUIET as QUIET
-    from etl.spark import spark_conf
+    from etl.spark import CLASS_ARCHIVE_QUIET, build_spark, s3a_jars
     from etl.warmup import warm_up
 
+    s3a_jars(settings)  # the archive holds the class path with them: an error naming the fix
     final = class_archive_path(settings)
     final.unlink(missing_ok=True)  # a JVM that maps an archive cannot write another
     partial = final.with_name(f".{final.name}.{os.getpid()}")
-    conf = spark_conf(settings.with_overrides(spark_master="local[2]"), "riskstream-archive")
-    if "spark.driver.extraClassPath" not in conf:
-        raise RuntimeError(
-            f"the S3A jars are not under {settings.spark_jars_dir}: run `make setup` first"
-        )
-    # (quiet: it lists every class it cannot keep, such as those of signed jars)
-    conf["spark.driver.extraJavaOptions"] += f" -XX:ArchiveClassesAtExit={partial} {QUIET}"
     started = time.perf_counter()
-    builder = SparkSession.builder
-    for key, value in conf.items():
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    spark = build_spark(
+        settings.with_overrides(spark_master="local[2]"),
+        "riskstream-archive",
+        # quiet: it lists every class it cannot keep, such as those of signed jars
+        java_options=f"-XX:ArchiveClassesAtExit={partial} {CLASS_ARCHIVE_QUIET}",
+    )
     with tempfile.TemporaryDirectory(prefix="riskstream-archive-") as scratch:
         warm_up(spark, settings.with_overrides(state_dir=Path(scratch)), accounts=ACCOUNTS)
     spark.stop()

@@ -165,15 +165,21 @@ def spark_conf(
 
 
 def build_spark(
-    settings: Settings, app_name: str = "riskstream-etl", long_lived: bool = False
+    settings: Settings,
+    app_name: str = "riskstream-etl",
+    long_lived: bool = False,
+    java_options: str = "",
 ) -> SparkSession:
     """Start (or reuse) the SparkSession for ``settings``; log how long the start took.
-    ``long_lived``: see :func:`spark_conf`."""
+    ``long_lived``: see :func:`spark_conf`; ``java_options``: more options for the driver's JVM."""
     from pyspark.sql import SparkSession
 
     started = time.perf_counter()
+    conf = spark_conf(settings, app_name, long_lived)
+    if java_options:
+        conf["spark.driver.extraJavaOptions"] += " " + java_options
     builder = SparkSession.builder
-    for key, value in spark_conf(settings, app_name, long_lived).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

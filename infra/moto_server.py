@@ -293,6 +293,7 @@ def _on_first_use(service: str, prepare: Callable[[], None]) -> None:
     if getattr(get_backend, "_riskstream_prepares", None) == service:
         return
 
+    @functools.wraps(get_backend)
     def prepared_first(name: str) -> Any:
         if name == service:
             prepare()

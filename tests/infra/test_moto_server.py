@@ -78,13 +78,14 @@ def test_the_dispatcher_routes_by_the_service_folders_listed_once(
 
 
 LAZY_STEP_FUNCTIONS = """
-import pickle, sys
+import sys
 from infra.moto_server import patch_moto
 patch_moto()
 patch_moto()  # twice: one lookup hook, not two
+from moto import backends
+print(hasattr(backends.get_backend.__wrapped__, "__wrapped__"))
 parser = "moto.stepfunctions.parser.models"
 print(parser in sys.modules)
-from moto import backends
 backends.get_backend("s3")
 print(parser in sys.modules)
 backends.get_backend("stepfunctions")
@@ -119,7 +120,13 @@ def _child(code: str) -> list[str]:
 
 def test_step_functions_is_patched_in_when_first_looked_up_not_at_start() -> None:
     # a second of imports a server that never runs a state machine does not pay for
-    assert _child(LAZY_STEP_FUNCTIONS) == ["False", "False", "True", "StepFunctionsParserBackend"]
+    assert _child(LAZY_STEP_FUNCTIONS) == [
+        "False",
+        "False",
+        "False",
+        "True",
+        "StepFunctionsParserBackend",
+    ]
 
 
 def test_a_snapshot_holding_step_functions_objects_patches_them_before_reading() -> None:
